@@ -18,8 +18,8 @@ Conventions:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -79,8 +79,6 @@ class TrainStep:
     optimizers: Mapping[str, torch.optim.Optimizer]
     scaler: torch.amp.GradScaler | None = None
     grad_clip: float | None = None
-    autocast: Callable[[], Any] | None = None
-    losses: dict[str, float] = field(default_factory=dict)
 
     def optimize(self, name: str, loss: torch.Tensor, *, retain_graph: bool = False) -> None:
         if name not in self.optimizers:
@@ -89,7 +87,9 @@ class TrainStep:
             raise TrainingError(f"non-finite loss at step {self.step} (optimizer {name!r})")
         opt = self.optimizers[name]
         scaled = self.scaler.scale(loss) if self.scaler is not None else loss
-        scaled.backward(retain_graph=retain_graph)
+        # Backward runs outside autocast, as PyTorch recommends; the forward already chose dtypes.
+        with torch.autocast(loss.device.type, enabled=False):
+            scaled.backward(retain_graph=retain_graph)
         if self.grad_clip:
             if self.scaler is not None:
                 self.scaler.unscale_(opt)

@@ -1,0 +1,17 @@
+"""The ``zoo`` command line: one module per command, errors as one line on stderr."""
+
+from __future__ import annotations
+
+import sys
+
+from zoo.cli.app import cli, run
+
+# Each command module registers itself on ``cli`` when imported.
+from zoo.cli import bench, data, eval, leaderboard, listing, sample, train  # noqa: E402,F401,I001
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run(argv))
+
+
+__all__ = ["cli", "main"]

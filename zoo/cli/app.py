@@ -1,0 +1,100 @@
+"""The root click group and the error policy every command shares.
+
+Data goes to stdout, diagnostics to stderr. A :class:`zoo.errors.ZooError` becomes one line
+``zoo: error: ...`` and its exit code (2 for usage errors); Ctrl-C exits 130. Anything else is a bug
+and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+
+from zoo import __version__
+from zoo.errors import PluginError, UsageError, ZooError
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+def echo_json(data: Any) -> None:
+    """Machine output: plain JSON on stdout, no colour or wrapping."""
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def warn(message: str) -> None:
+    stderr.print(f"[yellow]zoo: warning:[/] {message}", highlight=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", "-V", package_name="genzoo", prog_name="zoo")
+@click.option("--strict-plugins", is_flag=True, envvar="ZOO_STRICT_PLUGINS", help="Fail on any plugin error (for plugin CI).")
+def cli(strict_plugins: bool) -> None:
+    """genzoo: train, sample, evaluate and benchmark image generators."""
+    if strict_plugins:
+        import os
+
+        os.environ["ZOO_STRICT_PLUGINS"] = "1"
+
+
+def registry():  # noqa: ANN201 - a small accessor commands share
+    """The plugin registry, with broken plugins reported once on stderr."""
+    from zoo.registry import get_registry
+
+    reg = get_registry()
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx else None
+    if root is not None and not root.meta.get("zoo.plugin_warnings"):
+        root.meta["zoo.plugin_warnings"] = True
+        for record in reg.errors:
+            warn(f"plugin {record.name!r} ({record.distribution or record.module}) skipped: {record.error}")
+    return reg
+
+
+def _add_plugin_commands() -> None:
+    from zoo.registry import get_registry
+
+    reg = get_registry()
+    for plugin in reg.pm.get_plugins():
+        name = reg.pm.get_name(plugin)
+        caller = reg.pm.subset_hook_caller("zoo_register_commands", [p for p in reg.pm.get_plugins() if p is not plugin])
+        try:
+            caller(cli=cli)
+        except Exception as exc:  # a plugin's command hook must not take the CLI down
+            warn(f"plugin {name!r} failed to add commands: {type(exc).__name__}: {exc}")
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code, turning genzoo errors into one line."""
+    try:
+        try:
+            _add_plugin_commands()
+        except PluginError:
+            raise
+        cli.main(args=argv, prog_name="zoo", standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        stderr.print("zoo: interrupted", highlight=False)
+        return 130
+    except KeyboardInterrupt:
+        stderr.print("zoo: interrupted", highlight=False)
+        return 130
+    except click.ClickException as exc:
+        stderr.print(f"zoo: error: {exc.format_message()}", highlight=False, markup=False)
+        return 2 if isinstance(exc, click.UsageError) else exc.exit_code
+    except UsageError as exc:
+        stderr.print(f"zoo: error: {exc}", highlight=False, markup=False)
+        return exc.exit_code
+    except ZooError as exc:
+        stderr.print(f"zoo: error: {exc}", highlight=False, markup=False)
+        return exc.exit_code
+    except BrokenPipeError:
+        return 0
+    finally:
+        sys.stdout.flush()

@@ -1,0 +1,66 @@
+"""``zoo list`` and ``zoo plugins``."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from zoo.cli.app import cli, echo_json, registry, stdout
+from zoo.model import FAMILIES
+
+
+@cli.command("list")
+@click.option("--family", help=f"Only models of this family ({', '.join(FAMILIES)}).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def list_models(family: str | None, as_json: bool) -> None:
+    """List the registered models."""
+    reg = registry()
+    entries = reg.list_models(family)
+    rows = [
+        {
+            "name": e.name,
+            "family": e.cls.family,
+            "plugin": e.plugin.name,
+            "distribution": e.plugin.distribution,
+            "version": e.plugin.version,
+            "summary": e.cls.summary,
+            "paper": e.cls.paper,
+            "sample_options": [o.name for o in e.cls.sample_options],
+        }
+        for e in entries
+    ]
+    if as_json:
+        echo_json(rows)
+        return
+    table = Table(title="genzoo models", title_justify="left")
+    for col in ("name", "family", "plugin", "summary"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        plugin = f"{r['distribution'] or r['plugin']} {r['version'] or ''}".strip()
+        table.add_row(r["name"], r["family"], plugin, r["summary"])
+    stdout.print(table)
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@click.option("--all", "show_all", is_flag=True, help="Include genzoo's built-in plugins.")
+def list_plugins(as_json: bool, show_all: bool) -> None:
+    """List installed plugins with their hooks, what they contributed, and any error."""
+    from zoo.registry import get_registry
+
+    reg = get_registry()  # errors are shown in the table, not as warnings
+    records = [r for r in reg.plugins.values() if show_all or not r.builtin or not r.ok]
+    if as_json:
+        echo_json([r.to_dict() for r in records])
+        return
+    table = Table(title="genzoo plugins", title_justify="left")
+    for col in ("plugin", "distribution", "version", "hooks", "contributes", "status"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        contributes = ", ".join(r.models + r.datasets)
+        status = "[green]ok[/]" if r.ok else f"[red]error:[/] {r.error}"
+        table.add_row(r.name, r.distribution or "-", r.version or "-", ", ".join(r.hooks), contributes, status)
+    if not records:
+        stdout.print("No external plugins installed. Built-in plugins: zoo plugins --all")
+        return
+    stdout.print(table)

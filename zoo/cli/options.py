@@ -1,0 +1,40 @@
+"""Option parsing shared by several commands."""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
+
+
+def parse_duration(value: str | None) -> float | None:
+    """``90``, ``90s``, ``5m`` or ``1.5h`` in seconds."""
+    if value is None:
+        return None
+    m = _DURATION.match(value)
+    if not m or float(m.group(1)) <= 0:
+        raise click.BadParameter(f"expected a positive duration like 90s, 5m or 1h, got {value!r}", param_hint="--time")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def parse_seeds(value: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in value.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}", param_hint="--seeds") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise click.BadParameter(f"expected non-negative integers, got {value!r}", param_hint="--seeds")
+    return seeds
+
+
+device_option = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+precision_option = click.option(
+    "--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+    help="Autocast precision for training (fp16 adds a gradient scaler).",
+)
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False), envvar="ZOO_DATA_DIR",
+    help="Where downloadable datasets are cached [env: ZOO_DATA_DIR; default ~/.cache/genzoo/data].",
+)

@@ -1,0 +1,105 @@
+"""``zoo train``: train one model, or resume a run."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from zoo.cli.app import cli, registry, stdout
+from zoo.cli.options import data_dir_option, device_option, parse_duration, precision_option
+
+
+@cli.command("train")
+@click.argument("model_name", metavar="MODEL", required=False)
+@click.option("--dataset", default="mnist-5k", show_default=True, help="Dataset name (zoo data list), folder:PATH or npz:PATH.")
+@data_dir_option
+@click.option("--image-size", type=click.IntRange(4, 1024), help="Resize images to this square size.")
+@click.option("--steps", type=click.IntRange(min=1), help="Optimizer steps in total (default 2000 if no budget is given).")
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), help="Passes over the training split.")
+@click.option("--time", "time_budget", metavar="DURATION", help="Wall-clock budget: 90s, 5m, 1h.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Default: the model's paper batch size.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field (repeatable).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@device_option
+@precision_option
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Default: runs/MODEL-DATASET-TIMESTAMP.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True, help="Steps between checkpoints.")
+@click.option("--resume", "resume_from", type=click.Path(), help="Continue a run directory (or checkpoint) to its budget.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+def train_command(model_name, dataset, data_dir, image_size, steps, epochs, time_budget, batch_size, overrides,
+                  seed, device, precision, run_dir, checkpoint_every, resume_from, progress) -> None:
+    """Train MODEL on a dataset and write a run directory.
+
+    The run directory holds config.json, environment.json, losses.csv, checkpoints/ and a sample
+    grid (samples.png). Ctrl-C saves a checkpoint at the step boundary; --resume continues it.
+    """
+    from zoo.config import parse_assignments
+    from zoo.data import load_dataset
+    from zoo.errors import UsageError
+    from zoo.trainer import Trainer, TrainSettings, seed_everything
+
+    reg = registry()
+    time_limit = parse_duration(time_budget)
+    if resume_from:
+        return _resume(reg, Path(resume_from), steps, epochs, time_limit, progress)
+    if not model_name:
+        raise UsageError("missing argument MODEL (see `zoo list`), or pass --resume RUN_DIR")
+    cls = reg.model(model_name)
+    config = cls.Config.from_overrides(parse_assignments(overrides))
+    data = load_dataset(dataset, data_dir=data_dir, image_size=image_size)
+    cls.check_image_shape(data.image_shape)
+    settings = TrainSettings(steps=steps, epochs=epochs, time_limit=time_limit, batch_size=batch_size or cls.default_batch_size,
+                             seed=seed, device=device, precision=precision, checkpoint_every=checkpoint_every)
+    settings.validate(len(data.train))
+    run_dir = Path(run_dir) if run_dir else Path("runs") / f"{cls.name}-{_slug(dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+        raise UsageError(f"{run_dir} already holds a run; use --resume {run_dir} or another --run-dir")
+    seed_everything(seed)
+    model = cls(config, data.image_shape)
+    run_config = {"dataset_args": {"name": dataset, "data_dir": data_dir, "image_size": image_size}}
+    trainer = Trainer(model, data, settings, run_dir, progress=progress, run_config=run_config)
+    _report(trainer.fit())
+
+
+def _resume(reg, source: Path, steps, epochs, time_limit, progress) -> None:
+    from zoo.checkpoint import latest_checkpoint, load_checkpoint
+    from zoo.data import load_dataset
+    from zoo.errors import UsageError
+    from zoo.trainer import Trainer, TrainSettings
+
+    ckpt = latest_checkpoint(source)
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else source
+    state = load_checkpoint(ckpt)
+    cls = reg.model(state["model"])
+    config = cls.Config(**state["config"])
+    saved = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
+    args = saved.get("dataset_args", {"name": state["dataset"]})
+    data = load_dataset(args["name"], data_dir=args.get("data_dir"), image_size=args.get("image_size"))
+    settings = TrainSettings(**state["train"])
+    if steps is not None or epochs is not None or time_limit is not None:  # a new budget replaces the old one
+        settings.steps, settings.epochs, settings.time_limit = steps, epochs, time_limit
+    total = settings.total_steps(len(data.train))
+    if total is not None and total <= state["step"]:
+        raise UsageError(f"{run_dir} is already at step {state['step']}; pass a larger --steps to continue")
+    model = cls(config, tuple(state["image_shape"]))
+    trainer = Trainer(model, data, settings, run_dir, progress=progress, run_config=saved)
+    trainer.load_state_dict(state)
+    _report(trainer.fit())
+
+
+def _report(result) -> None:
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in result.last_losses.items())
+    stdout.print(f"trained {result.steps} steps in {result.seconds:.1f}s ({result.images_per_s:.0f} img/s); {losses}")
+    for key, value in result.validation.items():
+        stdout.print(f"validation {key}: {value:.4f}")
+    stdout.print(f"run directory: {result.run_dir}")
+    if result.grid:
+        stdout.print(f"sample grid: {result.grid}")
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text.split("/")[-1])[:40]
+
