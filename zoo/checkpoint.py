@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from zoo.errors import CheckpointError
+from zoo.errors import CheckpointError, CheckpointNotFoundError
 
 FORMAT = "genzoo-checkpoint"
 FORMAT_VERSION = 1
@@ -91,7 +91,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     """Load and verify a checkpoint; any problem is one :class:`CheckpointError`."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
+        raise CheckpointNotFoundError(f"no checkpoint at {path}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"corrupt checkpoint {path}: the file is empty")
     try:
@@ -135,9 +135,9 @@ def latest_checkpoint(source: str | os.PathLike[str]) -> Path:
     if source.is_dir():
         found = list_checkpoints(source)
         if not found:
-            raise CheckpointError(f"{source} has no checkpoints (expected {CHECKPOINT_DIR}/step-*.pt)")
+            raise CheckpointNotFoundError(f"{source} has no checkpoints (expected {CHECKPOINT_DIR}/step-*.pt)")
         return found[-1]
-    raise CheckpointError(f"no run directory or checkpoint at {source}")
+    raise CheckpointNotFoundError(f"no run directory or checkpoint at {source}")
 
 
 def prune_checkpoints(run_dir: str | os.PathLike[str], keep: int) -> None:

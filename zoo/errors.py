@@ -52,6 +52,10 @@ class CheckpointError(ZooError):
     """A checkpoint is missing, corrupt, truncated or not safe to load."""
 
 
+class CheckpointNotFoundError(CheckpointError, UsageError):
+    """The path given names no checkpoint or run directory (exit code 2)."""
+
+
 class TrainingError(ZooError):
     """Training stopped on purpose, for example on a non-finite loss."""
 

@@ -1,0 +1,43 @@
+"""Small helpers for tests that run the CLI or build fake plugin distributions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_SRC = ROOT / "examples" / "zoo-ppca" / "src"
+
+
+def run_zoo(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m zoo ARGS`` in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    # The example plugin's module (not its entry point) is importable, as pytest's pythonpath makes it.
+    paths = [full_env.get("PYTHONPATH", ""), str(EXAMPLE_SRC)]
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=full_env,
+                          cwd=cwd, timeout=timeout)
+
+
+def make_distribution(site: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str], version: str = "1.0") -> None:
+    """Write an installed-looking distribution (dist-info + modules) into ``site``."""
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    lines = "\n".join(f"{k} = {v}" for k, v in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[zoo]\n{lines}\n")
+    for name, source in modules.items():
+        (site / f"{name}.py").write_text(textwrap.dedent(source))
+
+
+def zoo_in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the CLI in this process (fast); returns ``(exit code, stdout, stderr)``."""
+    from zoo.cli.app import run
+
+    capsys.readouterr()
+    code = run(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
