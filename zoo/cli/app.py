@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 
 from zoo import __version__
-from zoo.errors import PluginError, UsageError, ZooError
+from zoo.errors import UsageError, ZooError
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
@@ -71,12 +71,10 @@ def _add_plugin_commands() -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code, turning genzoo errors into one line."""
     try:
-        try:
-            _add_plugin_commands()
-        except PluginError:
-            raise
-        cli.main(args=argv, prog_name="zoo", standalone_mode=False)
-        return 0
+        _add_plugin_commands()
+        # Without standalone mode click returns (not raises) the code of a ctx.exit / Exit.
+        code = cli.main(args=argv, prog_name="zoo", standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.Abort:

@@ -1,0 +1,128 @@
+"""What a model costs, measured the way timm's benchmark does.
+
+Warm up first (excluded), synchronise the device before reading the clock, time many iterations,
+retry with half the batch on out-of-memory and record the batch actually used. FLOPs come from
+``torch.utils.flop_counter.FlopCounterMode``; achieved FLOP/s above the device's peak would mean a
+timing bug.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from zoo.data import to_float
+from zoo.device import synchronize
+from zoo.model import GenerativeModel, TrainStep
+
+T = TypeVar("T")
+
+
+def is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def with_oom_retry(fn: Callable[[int], T], batch_size: int, min_batch: int = 1, on_retry: Callable[[int], None] | None = None) -> tuple[T, int]:
+    """Call ``fn(batch)``; on out-of-memory halve the batch and retry. Other errors propagate."""
+    batch = batch_size
+    while True:
+        try:
+            return fn(batch), batch
+        except Exception as exc:
+            if not is_oom(exc) or batch // 2 < min_batch:
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            batch //= 2
+            if on_retry is not None:
+                on_retry(batch)
+
+
+def measure_train(
+    model: GenerativeModel, images: torch.Tensor, batch_size: int, autocast: Callable[[], Any],
+    scaler: torch.amp.GradScaler | None, warmup: int = 3, iters: int = 10,
+) -> dict[str, float]:
+    """Steady-state training images/s and FLOPs per image, on a copy (the trained model is untouched)."""
+    net = copy.deepcopy(model).train()
+    optimizers = net.configure_optimizers()
+    device = net.device
+    g = torch.Generator().manual_seed(0)
+    batch = to_float(images[torch.randint(len(images), (batch_size,), generator=g).to(images.device)]).to(device)
+    grad_clip = getattr(net.config, "grad_clip", None)
+
+    def step(i: int) -> None:
+        with autocast():
+            net.train_step(batch, TrainStep(step=i, optimizers=optimizers, scaler=scaler, grad_clip=grad_clip))
+        if scaler is not None:
+            scaler.update()
+        net.after_optimizer_step(i)
+
+    state = torch.get_rng_state()  # timing must not shift the caller's random stream
+    try:
+        flops = count_flops(lambda: step(0))
+        for i in range(warmup):
+            step(i)
+        synchronize(device)
+        start = time.perf_counter()
+        for i in range(iters):
+            step(i)
+        synchronize(device)
+        seconds = time.perf_counter() - start
+    finally:
+        torch.set_rng_state(state)
+    ips = iters * batch_size / seconds
+    per_image = flops / batch_size
+    return {"train_images_per_s": ips, "train_flops_per_image": per_image, "achieved_train_flops_per_s": per_image * ips}
+
+
+def count_flops(fn: Callable[[], Any]) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def sample_flops_per_image(model: GenerativeModel, options: dict[str, Any], n: int = 2) -> float:
+    generator = torch.Generator(device=model.device).manual_seed(0)
+    model.eval()
+    with torch.no_grad():
+        flops = count_flops(lambda: model.sample(n, generator=generator, **options))
+    return flops / n
+
+
+class PeakMemory:
+    """Peak memory of the work inside the ``with`` block.
+
+    CUDA: peak allocated bytes. CPU on Linux: the process's peak resident set, reset on entry through
+    ``/proc/self/clear_refs`` so each model is measured on its own. Elsewhere: ``None``.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device, self.mb, self.kind = device, None, None
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            try:
+                Path("/proc/self/clear_refs").write_text("5")
+            except OSError:
+                pass
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.device.type == "cuda":
+            self.mb, self.kind = torch.cuda.max_memory_allocated(self.device) / 2**20, "cuda_allocated"
+            return
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    self.mb, self.kind = int(line.split()[1]) / 1024, "process_peak_rss"
+        except OSError:
+            pass
