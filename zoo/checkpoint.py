@@ -140,6 +140,17 @@ def latest_checkpoint(source: str | os.PathLike[str]) -> Path:
     raise CheckpointNotFoundError(f"no run directory or checkpoint at {source}")
 
 
+def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete temp files a killed writer left behind (``.NAME.*.tmp``); completed files are untouched."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 def prune_checkpoints(run_dir: str | os.PathLike[str], keep: int) -> None:
     """Delete all but the newest ``keep`` checkpoints (at least 2 are kept, so one can be corrupt)."""
     for old in list_checkpoints(run_dir)[: -max(keep, 2)]:

@@ -283,6 +283,8 @@ def images_from_array(array: Any, what: str) -> torch.Tensor:
         arr = arr.transpose(0, 3, 1, 2)
     if arr.ndim != 4:
         raise DataError(f"{what}: expected N x H x W or N x H x W x C images, got shape {arr.shape}")
+    if arr.size == 0:
+        raise DataError(f"{what}: no images (array shape {arr.shape})")
     if arr.dtype == np.uint8:
         pass
     elif np.issubdtype(arr.dtype, np.floating):

@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from zoo.checkpoint import (
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    remove_stale_temp_files,
+    save_checkpoint,
+)
 from zoo.data import ImageDataset, to_float
 from zoo.device import autocast_factory, check_precision, environment, make_scaler, resolve_device, synchronize
 from zoo.errors import CheckpointError, TrainingError, UsageError, ZooError
@@ -260,6 +267,7 @@ class Trainer:
         s = self.settings
         total = s.total_steps(len(self.dataset.train))
         if self.run_dir is not None:
+            remove_stale_temp_files(self.run_dir / "checkpoints")  # from a run killed mid-write
             self._write_run_files()
         self.model.train()
         losses_log = _LossLog(self.run_dir / "losses.csv" if self.run_dir else None)
@@ -280,7 +288,7 @@ class Trainer:
                 try:
                     with self.autocast():
                         out = self.model.train_step(batch, ctx)
-                    losses = {k: float(v) for k, v in (out or {}).items()}
+                    losses = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in (out or {}).items()}
                     bad = [k for k, v in losses.items() if not math.isfinite(v)]
                     if bad:
                         raise TrainingError(f"non-finite loss at step {self.step} ({', '.join(bad)})")
