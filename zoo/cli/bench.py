@@ -63,9 +63,13 @@ def bench_command(models, dataset, data_dir, preset, seeds, steps, time_budget, 
     store = ResultsStore(results or default_store_path())  # a corrupt store fails before training
     data = load_dataset(dataset, data_dir=data_dir)
     plans = plan_models(reg, request, data)
+    from zoo.metrics import default_backbone
+
+    uses_inception = (default_backbone(data) if backbone == "auto" else backbone) == "inception"
     protocol = make_protocol(
         data, num_real=min(chosen.num_real, len(data.train)),
-        num_fake=min(num_fake or chosen.num_fake, len(data.test)), backbone=backbone, weights_path=inception_weights,
+        num_fake=min(num_fake or chosen.num_fake, len(data.test)), backbone=backbone,
+        weights_path=inception_weights if uses_inception else None,
     )
     from rich.markup import escape
 

@@ -1,0 +1,193 @@
+"""``zoo eval``: FID, IS, KID and precision/recall of a run, a checkpoint or a set of images.
+
+Every number is printed with the protocol it was measured under (and its hash) and next to the
+floor of that protocol: held-out real images scored exactly like the generated ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from zoo.cli.app import cli, echo_json, stderr, stdout, warn
+from zoo.cli.options import data_dir_option, device_option
+
+# Spelled out so that ``zoo --help`` does not import torch-fidelity; a test keeps it equal to
+# zoo.metrics.BACKBONES.
+BACKBONES = ("lenet", "inception")
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A ``progress(task, done, total)`` callback drawing rich bars on stderr (or doing nothing)."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    bars = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=stderr, transient=True,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(task: str, done: int, total: int) -> None:
+        if task not in tasks:
+            tasks[task] = bars.add_task(task, total=total)
+        bars.update(tasks[task], completed=done, total=total)
+
+    with bars:
+        yield update
+
+
+def _format(key: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if key.startswith("kid"):
+        return f"{value:.5f}"
+    return f"{value:.4f}" if key.startswith(("precision", "recall")) else f"{value:.3f}"
+
+
+def _print_human(result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from zoo.metrics import metric_higher_is_better
+
+    protocol, metrics, floor = result["protocol"], result["metrics"], result["floor"]
+    table = Table(
+        title=f"{result['source']['path']}: {protocol['num_fake']} generated images vs {protocol['dataset']}",
+        caption=f"floor: {protocol['num_fake']} held-out real images scored exactly like generated ones",
+        title_justify="left", caption_justify="left",
+    )
+    for col, justify in (("metric", "left"), ("value", "right"), ("floor (real vs real)", "right"), ("better", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for key, value in metrics.items():
+        if key.endswith("_std"):
+            continue
+        std_key = f"{key}_std"
+        shown = _format(key, value) + (f" ± {_format(key, metrics[std_key])}" if std_key in metrics else "")
+        floor_shown = _format(key, floor.get(key))
+        table.add_row(key, shown, floor_shown, "higher" if metric_higher_is_better(key) else "lower")
+    stdout.print(table)
+
+    ptable = Table(title=f"protocol {protocol['hash']} (compare only results with this hash)", title_justify="left")
+    ptable.add_column("field")
+    ptable.add_column("value", overflow="fold")
+    for key, value in protocol.items():
+        if key == "hash":
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = "x".join(str(v) for v in value)
+        ptable.add_row(key, str(value))
+    stdout.print(ptable)
+
+
+@cli.command("eval")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--dataset", help="Reference dataset (default: the run's dataset, else mnist-5k).")
+@data_dir_option
+@click.option("--image-size", type=int, help="Resize the reference dataset to this size (as training did).")
+@click.option("--num-fake", type=int, help="Generated images to score (default: 10k capped by the held-out split).")
+@click.option("--num-real", type=int, help="Reference images (default: 50k capped by the train split).")
+@click.option("--backbone", type=click.Choice(["auto", *BACKBONES]), default="auto", show_default=True,
+              help="auto: lenet for the MNIST family, inception for RGB data.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the reference draw, KID subsets and sampling.")
+@click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path),
+              help="Local Inception-v3 weights (offline machines; also $ZOO_INCEPTION_WEIGHTS).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Sampling option (checkpoints only).")
+@click.option("--batch-size", type=int, default=200, show_default=True, help="Batch size for sampling and features.")
+@device_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def eval_command(
+    source: Path, dataset: str | None, data_dir: str | None, image_size: int | None, num_fake: int | None,
+    num_real: int | None, backbone: str, seed: int, inception_weights: Path | None, options: tuple[str, ...],
+    batch_size: int, device: str, as_json: bool,
+) -> None:
+    """Score SOURCE (a run directory, checkpoint, image folder or .npz/.npy of images) against a dataset.
+
+    Prints FID, IS, KID and precision/recall next to the floor (held-out real images scored the
+    same way) and the protocol they were measured under; compare only results with the same
+    protocol hash. A run or checkpoint is sampled with --seed and --option.
+    """
+    from zoo.config import parse_assignments
+    from zoo.data import DEFAULT_DATASET, load_dataset
+    from zoo.device import resolve_device
+    from zoo.errors import UsageError
+    from zoo.metrics import compute_floor, compute_metrics, default_backbone, make_protocol
+    from zoo.metrics.protocol import default_counts
+    from zoo.metrics.sources import load_image_array, load_image_folder, match_channels, source_kind
+
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
+    dev = resolve_device(device)
+    kind = source_kind(source)
+    parsed_options = parse_assignments(options, "--option")
+    model: Any = None
+    meta: dict[str, Any] = {}
+    images = None
+    if kind in ("run", "checkpoint"):
+        from zoo.checkpoint import load_model
+
+        model, meta = load_model(source, map_location=dev)
+        parsed_options = model.parse_sample_options(parsed_options)
+    else:
+        if parsed_options:
+            raise UsageError("--option applies to run directories and checkpoints, not to image files")
+        images = load_image_folder(source) if kind == "folder" else load_image_array(source)
+
+    name = dataset or meta.get("dataset") or DEFAULT_DATASET
+    size = image_size
+    if size is None and meta.get("image_shape"):
+        size = int(meta["image_shape"][1])
+    ds = load_dataset(name, data_dir=data_dir, image_size=size)
+    if images is not None:
+        images = match_channels(images, ds.image_shape[0])
+        if num_fake is None:
+            num_fake = min(default_counts(ds)[1], len(images))
+        elif num_fake > len(images):
+            raise UsageError(f"--num-fake {num_fake} but {source} holds only {len(images)} images")
+
+    chosen = default_backbone(ds) if backbone == "auto" else backbone
+    if inception_weights is not None and chosen != "inception":
+        warn(f"--inception-weights ignored: the backbone is {chosen}")
+    with _progress(stderr.is_terminal) as progress:  # bars only for a person watching
+        protocol = make_protocol(
+            ds, num_real=num_real, num_fake=num_fake, backbone=chosen, seed=seed,
+            weights_path=str(inception_weights) if inception_weights and chosen == "inception" else None,
+            progress=progress,
+        )
+        if model is not None:
+            from zoo.sampling import generate
+
+            done = [0]
+
+            def on_batch(k: int) -> None:
+                done[0] += k
+                if progress is not None:
+                    progress("sampling", done[0], protocol.num_fake)
+
+            images = generate(model, protocol.num_fake, seed=seed, batch_size=batch_size, options=parsed_options, progress=on_batch)
+        assert images is not None
+        metrics = compute_metrics(images, ds, protocol, batch_size=batch_size, device=dev, progress=progress)
+        floor = compute_floor(ds, protocol, batch_size=batch_size, device=dev, progress=progress)
+
+    src: dict[str, Any] = {"path": str(source), "kind": kind, "num_images": protocol.num_fake}
+    if model is not None:
+        src.update(model=meta.get("model"), step=meta.get("step"), checkpoint=meta.get("path"), sample_options=parsed_options)
+    result = {"source": src, "metrics": metrics, "floor": floor, "protocol": protocol.to_dict()}
+    if as_json:
+        echo_json(result)
+    else:
+        _print_human(result)

@@ -1,0 +1,46 @@
+"""Sample-quality metrics under one recorded protocol: FID, IS, KID, precision/recall via torch-fidelity.
+
+Typical use::
+
+    from zoo.data import load_dataset
+    from zoo.metrics import make_protocol, compute_metrics, compute_floor
+
+    ds = load_dataset("mnist-5k")
+    protocol = make_protocol(ds)                   # lenet backbone, 4000 real / 1000 generated
+    scores = compute_metrics(fake_uint8, ds, protocol)   # {"fid_lenet": ..., "is_lenet": ...}
+    floor = compute_floor(ds, protocol)            # the same metrics for held-out real images
+    record = {"protocol": protocol.to_dict(), "metrics": scores, "floor": floor}
+
+See ``docs/metrics.md`` for the protocol, the backbones, and why numbers from different protocols
+must never be compared.
+"""
+
+from zoo.metrics.backbones import default_backbone
+from zoo.metrics.engine import (
+    backbone_features,
+    compute_floor,
+    compute_metrics,
+    floor_images,
+    frechet_distance,
+    metrics_from_features,
+    reference_images,
+)
+from zoo.metrics.protocol import BACKBONES, Protocol, make_protocol, metric_higher_is_better
+from zoo.metrics.stats_cache import CacheWarning, cache_dir
+
+__all__ = [
+    "BACKBONES",
+    "CacheWarning",
+    "Protocol",
+    "backbone_features",
+    "cache_dir",
+    "compute_floor",
+    "compute_metrics",
+    "default_backbone",
+    "floor_images",
+    "frechet_distance",
+    "make_protocol",
+    "metric_higher_is_better",
+    "metrics_from_features",
+    "reference_images",
+]

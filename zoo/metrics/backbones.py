@@ -1,0 +1,290 @@
+"""Feature backbones: where their weights come from, how they are hashed, how torch-fidelity runs them.
+
+Two backbones, both run as torch-fidelity feature extractors:
+
+* ``inception``: torch-fidelity's standard ``inception-v3-compat`` (the TensorFlow FID Inception,
+  Szegedy et al. 2016; Heusel et al. 2017). Weights come from ``weights_path``, else
+  ``$ZOO_INCEPTION_WEIGHTS``, else torch's hub cache, else a download (skipped when
+  ``$ZOO_OFFLINE`` is set). torch-fidelity unpickles a weights path fully, so genzoo first loads the
+  file with ``weights_only=True`` and hands torch-fidelity only the tensors that passed.
+* ``lenet``: genzoo's domain classifier for the MNIST family (:mod:`zoo.metrics.lenet`), registered
+  with torch-fidelity as ``genzoo-lenet``: penultimate features for FID/KID/PR, logits for IS. The
+  ``mnist-5k`` weights ship in ``zoo/assets``; for any other labelled dataset it is trained on first
+  use, deterministically, and cached under ``$ZOO_CACHE_DIR/backbones`` keyed by the dataset's content
+  fingerprint and the training recipe.
+
+Every backbone is identified in a protocol by the SHA-256 of its weight file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import warnings
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch_fidelity import FeatureExtractorBase
+from torch_fidelity.helpers import vassert
+
+from zoo.data import ImageDataset
+from zoo.errors import MetricsError
+from zoo.metrics import lenet as lenet_mod
+from zoo.metrics.stats_cache import CacheWarning, cache_dir
+
+LENET_EXTRACTOR = "genzoo-lenet"
+INCEPTION_EXTRACTOR = "inception-v3-compat"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+#: Shipped weights: dataset name -> file in ``zoo/assets`` (trained by ``scripts/train_lenet.py``).
+SHIPPED_LENET = {"mnist-5k": ASSETS / "lenet-mnist-5k.safetensors"}
+INCEPTION_ENV = "ZOO_INCEPTION_WEIGHTS"
+OFFLINE_ENV = "ZOO_OFFLINE"
+
+
+@dataclass(frozen=True)
+class BackboneWeights:
+    """A resolved backbone: the torch-fidelity extractor name and the exact weights it will use."""
+
+    backbone: str
+    feature_extractor: str
+    path: Path
+    sha256: str
+    layers: dict[str, str]  # torch-fidelity metric ("isc", "fid", "kid", "prc") -> feature layer
+    resize: str
+
+
+def default_backbone(dataset: ImageDataset) -> str:
+    """The domain classifier for labelled gray data (the MNIST family), Inception-v3 otherwise."""
+    labelled = dataset.train_labels is not None and dataset.num_classes is not None
+    return "lenet" if labelled and dataset.image_shape[0] == 1 else "inception"
+
+
+def resolve_backbone(
+    name: str, dataset: ImageDataset, *, weights_path: str | os.PathLike[str] | None = None, progress: Any = None
+) -> BackboneWeights:
+    if name == "lenet":
+        return _resolve_lenet(dataset, weights_path, progress)
+    if name == "inception":
+        return _resolve_inception(weights_path)
+    raise MetricsError(f"unknown backbone {name!r}")
+
+
+def weights_digest(backbone: str, path: str | os.PathLike[str]) -> str:
+    """The weights hash a protocol records: the tensors' content hash for lenet, the file's SHA-256 for inception."""
+    st = os.stat(path)
+    return _digest_cached(backbone, str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=16)
+def _digest_cached(backbone: str, path: str, _size: int, _mtime_ns: int) -> str:
+    if backbone == "lenet":
+        return lenet_mod.weights_digest(path)
+    return file_sha256(path)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# -- lenet --------------------------------------------------------------------------------------
+
+LENET_LAYERS = {"isc": "logits", "fid": "penultimate", "kid": "penultimate", "prc": "penultimate"}
+#: The recipe for weights trained on first use (the shipped mnist-5k weights use the same one).
+DEFAULT_RECIPE = lenet_mod.Recipe()
+
+
+def _lenet_weights(path: Path) -> BackboneWeights:
+    meta = lenet_mod.read_metadata(path)
+    size = int(meta.get("input_size", 28))
+    resize = f"channel mean, bilinear antialiased to {size}x{size} when the images differ (genzoo LeNet input)"
+    return BackboneWeights("lenet", LENET_EXTRACTOR, path, weights_digest("lenet", path), dict(LENET_LAYERS), resize)
+
+
+def lenet_cache_path(dataset: ImageDataset, recipe: lenet_mod.Recipe, fingerprint: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset.name)[-60:]
+    return cache_dir() / "backbones" / f"lenet-{safe}-{fingerprint}-{recipe.digest()}.safetensors"
+
+
+def _resolve_lenet(dataset: ImageDataset, weights_path: Any, progress: Any) -> BackboneWeights:
+    if weights_path is not None:
+        path = Path(weights_path).expanduser()
+        if not path.is_file():
+            raise MetricsError(f"lenet weights file {path} not found")
+        return _lenet_weights(path)
+    if dataset.train_labels is None or dataset.num_classes is None:
+        raise MetricsError(
+            f"the lenet backbone is trained on labelled data and {dataset.name} has no labels; use --backbone inception"
+        )
+    fingerprint = dataset.fingerprint()
+    shipped = SHIPPED_LENET.get(dataset.name)
+    # The shipped weights serve only the exact data they were trained on (not, say, a resized copy).
+    if shipped is not None and shipped.is_file() and lenet_mod.read_metadata(shipped).get("dataset_fingerprint") == fingerprint:
+        return _lenet_weights(shipped)
+    recipe = DEFAULT_RECIPE
+    path = lenet_cache_path(dataset, recipe, fingerprint)
+    if path.is_file():
+        try:
+            if lenet_mod.read_metadata(path).get("dataset_fingerprint") == fingerprint:
+                lenet_mod.load_weights(path)  # refuses truncated or mismatched files
+                return _lenet_weights(path)
+            raise MetricsError("dataset fingerprint mismatch")
+        except MetricsError as exc:
+            warnings.warn(f"ignoring corrupt cached lenet weights {path} ({exc}); retraining", CacheWarning, stacklevel=2)
+    return _lenet_weights(train_lenet_for(dataset, path, recipe, progress=progress))
+
+
+def train_lenet_for(
+    dataset: ImageDataset, path: Path, recipe: lenet_mod.Recipe | None = None, *, progress: Any = None
+) -> Path:
+    """Train the domain classifier on ``dataset``'s train split and save it (with test accuracy) to ``path``."""
+    if dataset.train_labels is None or dataset.num_classes is None:
+        raise MetricsError(f"cannot train the lenet backbone on {dataset.name}: it has no labels")
+    recipe = recipe or DEFAULT_RECIPE
+    report = (lambda done, total: progress("training lenet backbone", done, total)) if progress else None
+    net = lenet_mod.train_lenet(dataset.train, dataset.train_labels, dataset.num_classes, recipe, progress=report)
+    acc = None
+    if dataset.test_labels is not None:
+        acc = lenet_mod.accuracy(net, dataset.test, dataset.test_labels)
+    meta = {
+        "dataset": dataset.name,
+        "dataset_fingerprint": dataset.fingerprint(),
+        "train_images": len(dataset.train),
+        "recipe": asdict(recipe),
+        "test_accuracy": "" if acc is None else f"{acc:.4f}",
+        "test_images": len(dataset.test),
+        "torch_version": torch.__version__,
+    }
+    return lenet_mod.save_weights(net, path, meta)
+
+
+class LeNetFeatureExtractor(FeatureExtractorBase):
+    """torch-fidelity wrapper around :class:`zoo.metrics.lenet.LeNet` (weights from a safetensors file)."""
+
+    def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: Any = None, **kwargs: Any):
+        super().__init__(name, features_list)
+        vassert(feature_extractor_weights_path is not None, f"{name} needs feature_extractor_weights_path")
+        self.net = lenet_mod.load_weights(feature_extractor_weights_path)
+        self.requires_grad_(False)
+        self.eval()
+
+    @staticmethod
+    def get_provided_features_list() -> tuple[str, ...]:
+        return ("penultimate", "logits")
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric: str) -> str:
+        return LENET_LAYERS[metric]
+
+    @staticmethod
+    def can_be_compiled() -> bool:
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile() -> torch.Tensor:
+        return torch.zeros(1, 3, 28, 28, dtype=torch.uint8)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        vassert(torch.is_tensor(x) and x.dtype == torch.uint8, "Expecting image as torch.Tensor with dtype=torch.uint8")
+        features, logits = self.net(x)
+        out = {"penultimate": features, "logits": logits}
+        return tuple(out[k].float() for k in self.features_list)
+
+
+def register_extractors() -> None:
+    """Register genzoo's extractors with torch-fidelity once (its registry refuses duplicates)."""
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+    if LENET_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(LENET_EXTRACTOR, LeNetFeatureExtractor)
+
+
+# -- inception ----------------------------------------------------------------------------------
+
+INCEPTION_LAYERS = {"isc": "logits_unbiased", "fid": "2048", "kid": "2048", "prc": "2048"}
+INCEPTION_RESIZE = "torch-fidelity TF1-compatible bilinear to 299x299 (gray repeated to RGB)"
+
+
+def _inception_url() -> str:
+    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+
+    return URL_INCEPTION_V3
+
+
+def inception_hub_path() -> Path:
+    """Where torch (and so torch-fidelity) keeps the downloaded Inception weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(_inception_url())
+
+
+def _resolve_inception(weights_path: Any) -> BackboneWeights:
+    explicit = weights_path or os.environ.get(INCEPTION_ENV)
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise MetricsError(f"Inception weights file {path} not found")
+    else:
+        path = inception_hub_path()
+        if not path.is_file():
+            _download_inception(path)
+    sha = weights_digest("inception", path)
+    return BackboneWeights("inception", INCEPTION_EXTRACTOR, path, sha, dict(INCEPTION_LAYERS), INCEPTION_RESIZE)
+
+
+def _download_inception(path: Path) -> None:
+    hint = (
+        f"download torch-fidelity's {path.name} on a machine with internet and pass "
+        f"--inception-weights PATH or set {INCEPTION_ENV}=PATH"
+    )
+    if os.environ.get(OFFLINE_ENV):
+        raise MetricsError(f"Inception weights not available offline ({OFFLINE_ENV} is set); {hint}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(_inception_url(), str(path), progress=False)
+    except Exception as exc:
+        path.unlink(missing_ok=True)
+        raise MetricsError(f"Inception weights not available offline ({type(exc).__name__}); {hint}") from None
+
+
+def safe_inception_state(path: Path) -> io.BytesIO:
+    """The weight file's tensors, loaded with ``weights_only=True``, re-serialised for torch-fidelity.
+
+    torch-fidelity calls ``torch.load(path, weights_only=False)``, which would run any code pickled
+    into the file; handing it these re-saved plain tensors instead keeps the load safe.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise MetricsError(f"Inception weights {path} are corrupt or not a plain state dict ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise MetricsError(f"Inception weights {path} are not a state dict of tensors")
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return buf
+
+
+# -- building extractors ---------------------------------------------------------------------------
+
+
+def create_extractor(feature_extractor: str, path: str | os.PathLike[str], layers: tuple[str, ...], device: torch.device) -> FeatureExtractorBase:
+    """A torch-fidelity feature extractor in eval mode on ``device`` producing ``layers``."""
+    from torch_fidelity.utils import create_feature_extractor
+
+    register_extractors()
+    weights: Any = safe_inception_state(Path(path)) if feature_extractor == INCEPTION_EXTRACTOR else str(path)
+    try:
+        extractor = create_feature_extractor(
+            feature_extractor, list(layers), cuda=False, verbose=False, feature_extractor_weights_path=weights
+        )
+    except (RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MetricsError(f"cannot build the {feature_extractor} feature extractor from {path}: {first}") from None
+    return extractor.to(device)

@@ -1,0 +1,290 @@
+"""Computing the metrics: torch-fidelity's feature extractors and maths, genzoo's data handling.
+
+For each protocol the *reference* features (``num_real`` training images drawn with the seed) are
+extracted once and cached by genzoo (:mod:`zoo.metrics.stats_cache`); generated images are pushed
+through the same torch-fidelity feature extractor, and the numbers come from torch-fidelity's own
+functions on those features:
+
+* FID (Heusel et al. 2017, arXiv:1706.08500): ``fid_features_to_statistics`` and
+  ``fid_statistics_to_metric``;
+* IS (Salimans et al. 2016, arXiv:1606.03498): ``isc_features_to_metric`` on the logits;
+* KID (Binkowski et al. 2018, arXiv:1801.01401): ``kid_features_to_metric``;
+* precision / recall (Kynkaanniemi et al. 2019, arXiv:1904.06991): ``prc_features_to_metric``,
+  generated set first, real set second.
+
+This is what ``torch_fidelity.calculate_metrics(input1=generated, input2=reference, ...)`` computes
+(a test checks they agree), without extracting the reference features again on every call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch_fidelity.metric_fid import (
+    KEY_METRIC_FID,
+    fid_features_to_statistics,
+    fid_statistics_to_metric,
+)
+from torch_fidelity.metric_isc import (
+    KEY_METRIC_ISC_MEAN,
+    KEY_METRIC_ISC_STD,
+    isc_features_to_metric,
+)
+from torch_fidelity.metric_kid import (
+    KEY_METRIC_KID_MEAN,
+    KEY_METRIC_KID_STD,
+    kid_features_to_metric,
+)
+from torch_fidelity.metric_prc import (
+    KEY_METRIC_PRECISION,
+    KEY_METRIC_RECALL,
+    prc_features_to_metric,
+)
+
+from zoo.data import ImageDataset, check_images
+from zoo.errors import DataError, MetricsError
+from zoo.metrics import stats_cache
+from zoo.metrics.backbones import create_extractor, resolve_backbone, weights_digest
+from zoo.metrics.protocol import Protocol
+
+#: ``progress(task, done, total)``
+ProgressFn = Callable[[str, int, int], None]
+
+
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def to_rgb(images: torch.Tensor) -> torch.Tensor:
+    """torch-fidelity takes ``uint8`` 3-channel images: gray is repeated, an alpha channel dropped."""
+    if images.shape[1] == 1:
+        return images.expand(-1, 3, -1, -1)
+    return images[:, :3]
+
+
+# -- the draws ------------------------------------------------------------------------------------
+
+
+def reference_images(dataset: ImageDataset, protocol: Protocol) -> torch.Tensor:
+    """The ``num_real`` reference images: a seeded draw from the training split."""
+    perm = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(protocol.seed))
+    return dataset.train[perm[: protocol.num_real]]
+
+
+def floor_images(dataset: ImageDataset, protocol: Protocol) -> torch.Tensor:
+    """``num_fake`` held-out real images, disjoint from the reference set, scored as if generated."""
+    perm = torch.randperm(len(dataset.test), generator=torch.Generator().manual_seed(protocol.seed))
+    return dataset.test[perm[: protocol.num_fake]]
+
+
+# -- features -------------------------------------------------------------------------------------
+
+
+def _weights_path(protocol: Protocol, dataset: ImageDataset) -> str:
+    """The local weight file whose hash is the protocol's (re-resolved if the path is unknown)."""
+    path = protocol.weights_path
+    if path and Path(path).is_file() and weights_digest(protocol.backbone, path) == protocol.weights_sha256:
+        return path
+    found = resolve_backbone(protocol.backbone, dataset)
+    if found.sha256 != protocol.weights_sha256:
+        raise MetricsError(
+            f"the {protocol.backbone} weights here (sha256 {found.sha256[:12]}) differ from the protocol's "
+            f"({protocol.weights_sha256[:12]}); results would not be comparable"
+        )
+    return str(found.path)
+
+
+@lru_cache(maxsize=2)
+def _extractor(name: str, path: str, sha256: str, layers: tuple[str, ...], device: str) -> Any:
+    del sha256  # part of the cache key only: a changed file gives a new extractor
+    return create_extractor(name, path, layers, torch.device(device))
+
+
+@torch.no_grad()
+def backbone_features(
+    images: torch.Tensor,
+    dataset: ImageDataset,
+    protocol: Protocol,
+    *,
+    batch_size: int = 200,
+    device: torch.device | str | None = None,
+    progress: ProgressFn | None = None,
+    task: str = "extracting features",
+) -> dict[str, torch.Tensor]:
+    """The protocol's backbone features of ``uint8`` images, one ``N x D`` float32 tensor per layer."""
+    if batch_size < 1:
+        raise MetricsError(f"batch_size must be >= 1, got {batch_size}")
+    dev = resolve_device(device)
+    layers = tuple(sorted({layer for _, layer in protocol.feature_layers}))
+    extractor = _extractor(protocol.feature_extractor, _weights_path(protocol, dataset), protocol.weights_sha256, layers, str(dev))
+    parts: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
+    n = len(images)
+    for start in range(0, n, batch_size):
+        batch = to_rgb(images[start : start + batch_size]).to(dev)
+        out = extractor.convert_features_tuple_to_dict(extractor(batch))
+        for layer, value in out.items():
+            parts[layer].append(value.float().cpu())
+        if progress is not None:
+            progress(task, min(start + batch_size, n), n)
+    return {layer: torch.cat(chunks) for layer, chunks in parts.items()}
+
+
+def reference_features(
+    dataset: ImageDataset,
+    protocol: Protocol,
+    *,
+    batch_size: int = 200,
+    device: torch.device | str | None = None,
+    progress: ProgressFn | None = None,
+    fingerprint: str | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, np.ndarray]]:
+    """Reference features per layer and FID statistics, from genzoo's cache or computed and cached."""
+    fingerprint = fingerprint or _check_dataset(dataset, protocol)
+    key = f"{protocol.hash}-{fingerprint}"
+    path = stats_cache.reference_path(protocol.hash, fingerprint)
+    layers = sorted({layer for _, layer in protocol.feature_layers})
+    cached = stats_cache.load_reference(path, key, layers, protocol.num_real, protocol.layer("fid"))
+    if cached is not None:
+        feats, mu, sigma = cached
+        return {k: torch.from_numpy(v) for k, v in feats.items()}, {"mu": mu, "sigma": sigma}
+    features = backbone_features(
+        reference_images(dataset, protocol), dataset, protocol,
+        batch_size=batch_size, device=device, progress=progress, task="reference features",
+    )
+    stats = fid_features_to_statistics(features[protocol.layer("fid")])
+    stats_cache.save_reference(path, key, {k: v.numpy() for k, v in features.items()}, stats["mu"], stats["sigma"])
+    return features, stats
+
+
+def _check_dataset(dataset: ImageDataset, protocol: Protocol) -> str:
+    """The dataset's fingerprint, which must be the one the protocol was made for."""
+    fingerprint = dataset.fingerprint()
+    if fingerprint != protocol.dataset_fingerprint:
+        raise MetricsError(
+            f"protocol {protocol.hash} was made for {protocol.dataset} (fingerprint {protocol.dataset_fingerprint}), "
+            f"not this {dataset.name} data (fingerprint {fingerprint})"
+        )
+    return fingerprint
+
+
+# -- the maths (torch-fidelity's) ------------------------------------------------------------------
+
+
+def metrics_from_features(
+    fake: dict[str, torch.Tensor],
+    real: dict[str, torch.Tensor],
+    protocol: Protocol,
+    real_stats: dict[str, np.ndarray] | None = None,
+) -> dict[str, float]:
+    """All metrics of the protocol from features of the generated (``fake``) and reference sets."""
+    b, p = protocol.backbone, protocol
+    try:
+        with _blas_threads():
+            fid_real = real_stats or fid_features_to_statistics(real[p.layer("fid")])
+            fid = fid_statistics_to_metric(fid_features_to_statistics(fake[p.layer("fid")]), fid_real, False)
+            isc = isc_features_to_metric(fake[p.layer("isc")], p.isc_splits, True, p.seed)
+            kid = kid_features_to_metric(
+                fake[p.layer("kid")], real[p.layer("kid")],
+                kid_subsets=p.kid_subsets, kid_subset_size=p.kid_subset_size, rng_seed=p.seed, verbose=False,
+            )
+            prc = prc_features_to_metric(
+                fake[p.layer("prc")], real[p.layer("prc")],
+                prc_neighborhood=p.prc_neighborhood, save_cpu_ram=True, verbose=False,
+            )
+    except ValueError as exc:  # torch-fidelity's vassert
+        raise MetricsError(f"torch-fidelity refused the inputs: {exc}") from None
+    return {
+        f"fid_{b}": float(fid[KEY_METRIC_FID]),
+        f"is_{b}": float(isc[KEY_METRIC_ISC_MEAN]),
+        f"is_{b}_std": float(isc[KEY_METRIC_ISC_STD]),
+        f"kid_{b}": float(kid[KEY_METRIC_KID_MEAN]),
+        f"kid_{b}_std": float(kid[KEY_METRIC_KID_STD]),
+        f"precision_{b}": float(prc[KEY_METRIC_PRECISION]),
+        f"recall_{b}": float(prc[KEY_METRIC_RECALL]),
+    }
+
+
+def _blas_threads() -> contextlib.AbstractContextManager[Any]:
+    """Keep NumPy's BLAS (KID's kernel matrices, FID's eigenvalues) to torch's thread budget.
+
+    OpenBLAS otherwise starts a thread per core, which on a busy machine makes KID many times
+    slower. threadpoolctl comes with scikit-learn (through mlxtend); without it nothing is limited.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=torch.get_num_threads(), user_api="blas")
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """The Frechet distance of two Gaussians, through torch-fidelity's ``fid_statistics_to_metric``."""
+    out = fid_statistics_to_metric({"mu": mu1, "sigma": sigma1}, {"mu": mu2, "sigma": sigma2}, False)
+    return float(out[KEY_METRIC_FID])
+
+
+# -- the public entry points -----------------------------------------------------------------------
+
+
+def compute_metrics(
+    fake: torch.Tensor,
+    dataset: ImageDataset,
+    protocol: Protocol,
+    *,
+    batch_size: int = 200,
+    device: torch.device | str | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, float]:
+    """FID, IS, KID and precision/recall of generated ``uint8`` images under ``protocol``.
+
+    Uses the first ``protocol.num_fake`` images; fewer is a :class:`MetricsError`, and images whose
+    channels or size differ from the dataset's are a :class:`DataError`. Keys are named for the
+    backbone (``fid_lenet``, ``is_lenet``, ``kid_lenet``, ``kid_lenet_std``, ``precision_lenet``...).
+    """
+    check_images(fake, "generated images")
+    fingerprint = _check_dataset(dataset, protocol)
+    if tuple(fake.shape[1:]) != tuple(dataset.image_shape):
+        got, want = "x".join(map(str, fake.shape[1:])), "x".join(map(str, dataset.image_shape))
+        raise DataError(f"generated images are {got} (C x H x W) but {dataset.name} images are {want}")
+    if len(fake) < protocol.num_fake:
+        raise MetricsError(f"protocol {protocol.hash} scores {protocol.num_fake} generated images, got only {len(fake)}")
+    real, real_stats = reference_features(
+        dataset, protocol, batch_size=batch_size, device=device, progress=progress, fingerprint=fingerprint
+    )
+    fake_features = backbone_features(
+        fake[: protocol.num_fake], dataset, protocol,
+        batch_size=batch_size, device=device, progress=progress, task="generated features",
+    )
+    return metrics_from_features(fake_features, real, protocol, real_stats)
+
+
+def compute_floor(
+    dataset: ImageDataset,
+    protocol: Protocol,
+    *,
+    batch_size: int = 200,
+    device: torch.device | str | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, float]:
+    """The real-versus-real score: held-out images scored exactly like generated ones (cached on disk).
+
+    This is what a perfect generator would get under ``protocol``; FID's bias at small counts makes
+    it well above 0.
+    """
+    fingerprint = _check_dataset(dataset, protocol)
+    key = f"{protocol.hash}-{fingerprint}"
+    path = stats_cache.floor_path(protocol.hash)
+    cached = stats_cache.load_floor(path, key)
+    if cached is not None and set(cached) == set(protocol.metric_names()):
+        return cached
+    values = compute_metrics(floor_images(dataset, protocol), dataset, protocol, batch_size=batch_size, device=device, progress=progress)
+    stats_cache.save_floor(path, key, values)
+    return values

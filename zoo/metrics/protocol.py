@@ -1,0 +1,183 @@
+"""The evaluation protocol: everything that changes a metric's value, frozen and hashed.
+
+FID and friends are not absolute numbers: they move with the sample counts (FID is biased by the
+number of samples), the feature backbone and its weights, the resize in front of it, the metric
+library and the random draws. A :class:`Protocol` names all of them; its :attr:`Protocol.hash` is
+recorded with every result, and only results with the same hash may be compared or ranked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from zoo.data import ImageDataset
+from zoo.errors import MetricsError, UnknownNameError
+
+PROTOCOL_VERSION = 1
+#: Backbones genzoo knows; ``auto`` picks one per dataset (see :func:`zoo.metrics.default_backbone`).
+BACKBONES = ("lenet", "inception")
+#: The standard sample counts (50k reference images, 10k generated), capped by the data available.
+DEFAULT_NUM_REAL = 50_000
+DEFAULT_NUM_FAKE = 10_000
+MIN_IMAGES = 10
+#: Whether a larger value of each metric is better.
+HIGHER_IS_BETTER = {"fid": False, "kid": False, "is": True, "precision": True, "recall": True}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One way of measuring: two results are comparable only if their protocols hash the same.
+
+    The reference set is ``num_real`` images of the ``reference_split`` (the training split, as in
+    the usual "FID against the training images"), drawn with ``seed``; generated sets are scored
+    against it with ``num_fake`` images. The *floor* scores ``num_fake`` images of the held-out
+    ``floor_split`` the same way: what a perfect generator would get at these counts.
+    """
+
+    dataset: str
+    dataset_fingerprint: str
+    image_shape: tuple[int, int, int]
+    reference_split: str
+    floor_split: str
+    num_real: int
+    num_fake: int
+    backbone: str
+    feature_extractor: str
+    weights_sha256: str
+    feature_layers: tuple[tuple[str, str], ...]
+    resize: str
+    isc_splits: int
+    kid_subsets: int
+    kid_subset_size: int
+    prc_neighborhood: int
+    torch_fidelity_version: str
+    seed: int
+    version: int = PROTOCOL_VERSION
+    #: Where this machine found the backbone weights; not part of the identity (the hash is).
+    weights_path: str | None = field(default=None, compare=False, repr=False)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that define the protocol (everything but the local weights path)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "weights_path"}
+        out["image_shape"] = list(self.image_shape)
+        out["feature_layers"] = dict(self.feature_layers)
+        return out
+
+    @property
+    def hash(self) -> str:
+        """12 hex digits of a SHA-256 over the canonical JSON of :meth:`identity`."""
+        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def primary_metric(self) -> str:
+        """The metric results are ranked by (lower is better)."""
+        return f"fid_{self.backbone}"
+
+    def layer(self, metric: str) -> str:
+        """The backbone layer a torch-fidelity metric (``isc``, ``fid``, ``kid``, ``prc``) uses."""
+        return dict(self.feature_layers)[metric]
+
+    def metric_names(self) -> list[str]:
+        b = self.backbone
+        return [f"fid_{b}", f"is_{b}", f"is_{b}_std", f"kid_{b}", f"kid_{b}_std", f"precision_{b}", f"recall_{b}"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hash": self.hash, "primary_metric": self.primary_metric, **self.identity()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Protocol:
+        """Rebuild a protocol from :meth:`to_dict`; a stated hash must match the fields."""
+        try:
+            kwargs = {f.name: data[f.name] for f in fields(cls) if f.name in data and f.name != "weights_path"}
+            kwargs["image_shape"] = tuple(kwargs["image_shape"])
+            kwargs["feature_layers"] = tuple(sorted(dict(kwargs["feature_layers"]).items()))
+            protocol = cls(**kwargs)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MetricsError(f"not a valid protocol record ({type(exc).__name__}: {exc})") from None
+        if "hash" in data and data["hash"] != protocol.hash:
+            raise MetricsError(f"protocol record hash {data['hash']} does not match its fields ({protocol.hash})")
+        return protocol
+
+
+def metric_higher_is_better(key: str) -> bool:
+    """Direction of a result key such as ``fid_lenet`` or ``precision_inception``."""
+    return HIGHER_IS_BETTER[key.split("_", 1)[0]]
+
+
+def default_counts(dataset: ImageDataset) -> tuple[int, int]:
+    """``(num_real, num_fake)``: 50k / 10k capped by the train / held-out split sizes."""
+    return min(len(dataset.train), DEFAULT_NUM_REAL), min(len(dataset.test), DEFAULT_NUM_FAKE)
+
+
+def make_protocol(
+    dataset: ImageDataset,
+    *,
+    num_real: int | None = None,
+    num_fake: int | None = None,
+    backbone: str = "auto",
+    seed: int = 0,
+    weights_path: str | None = None,
+    progress: Any = None,
+) -> Protocol:
+    """Fix the protocol for ``dataset``: counts, backbone (and its weights' hash), seed.
+
+    ``backbone="auto"`` picks the domain classifier for labelled gray data (the MNIST family) and
+    Inception-v3 otherwise. Resolving the backbone may train the domain classifier on first use
+    (cached) or look up Inception weights (``weights_path``, ``$ZOO_INCEPTION_WEIGHTS``, torch's hub
+    cache, or a download); ``progress(task, done, total)`` reports that work.
+    """
+    import torch_fidelity
+
+    from zoo.metrics.backbones import default_backbone, resolve_backbone
+
+    name = default_backbone(dataset) if backbone == "auto" else backbone
+    if name not in BACKBONES:
+        raise UnknownNameError("metrics backbone", backbone, ["auto", *BACKBONES])
+    default_real, default_fake = default_counts(dataset)
+    num_real = default_real if num_real is None else int(num_real)
+    num_fake = default_fake if num_fake is None else int(num_fake)
+    if not MIN_IMAGES <= num_real <= len(dataset.train):
+        raise MetricsError(
+            f"num_real must be between {MIN_IMAGES} and the {len(dataset.train)} images of {dataset.name}'s train split, got {num_real}"
+        )
+    if not MIN_IMAGES <= num_fake <= len(dataset.test):
+        raise MetricsError(
+            f"num_fake must be between {MIN_IMAGES} and the {len(dataset.test)} held-out images of {dataset.name} "
+            f"(the floor scores that many real images), got {num_fake}"
+        )
+    weights = resolve_backbone(name, dataset, weights_path=weights_path, progress=progress)
+    return Protocol(
+        dataset=dataset.name,
+        dataset_fingerprint=dataset.fingerprint(),
+        image_shape=dataset.image_shape,
+        reference_split="train",
+        floor_split="test",
+        num_real=num_real,
+        num_fake=num_fake,
+        backbone=name,
+        feature_extractor=weights.feature_extractor,
+        weights_sha256=weights.sha256,
+        feature_layers=tuple(sorted(weights.layers.items())),
+        resize=weights.resize,
+        isc_splits=10,
+        kid_subsets=100,
+        # KID draws subsets without replacement from both sets: it cannot exceed the smaller one.
+        kid_subset_size=min(1000, num_real, num_fake),
+        prc_neighborhood=3,
+        torch_fidelity_version=torch_fidelity.__version__,
+        seed=int(seed),
+        weights_path=str(weights.path),
+    )
+
+
+def protocol_summary(protocol: Protocol) -> dict[str, Any]:
+    """The protocol as a flat dict for tables (layers joined into one string)."""
+    out = asdict(protocol)
+    out.pop("weights_path", None)
+    out["feature_layers"] = ", ".join(f"{m}={layer}" for m, layer in protocol.feature_layers)
+    out["image_shape"] = "x".join(str(s) for s in protocol.image_shape)
+    return {"hash": protocol.hash, "primary_metric": protocol.primary_metric, **out}

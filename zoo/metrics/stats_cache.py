@@ -1,0 +1,133 @@
+"""genzoo's on-disk metric caches: reference features and floors, in formats that cannot run code.
+
+torch-fidelity's own cache is keyed by name strings only (stale statistics are reused silently) and
+is read with full unpickling (a planted file runs code), so genzoo calls it with ``cache=False`` and
+keeps its own cache here instead:
+
+* reference features and FID statistics as ``.npz`` read with ``allow_pickle=False``;
+* floors (real-versus-real scores) as JSON;
+* both keyed by the protocol hash, which covers the dataset's content fingerprint, the backbone's
+  weight hash and every count and setting.
+
+Files are written atomically (temp file in the same folder, fsync, ``os.replace``). A file that is
+truncated, malformed or does not match its key is reported with a warning and recomputed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class CacheWarning(UserWarning):
+    """A cache file was unreadable and is being recomputed."""
+
+
+def cache_dir() -> Path:
+    """``$ZOO_CACHE_DIR`` or ``~/.cache/genzoo``: where metric statistics and trained backbones live."""
+    env = os.environ.get("ZOO_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "genzoo"
+
+
+def metrics_cache_dir() -> Path:
+    return cache_dir() / "metrics"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temp file in the same folder, fsync, then ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp creates 0600; caches and assets are ordinary readable files
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _recompute_warning(path: Path, reason: str) -> None:
+    warnings.warn(f"ignoring corrupt metrics cache file {path} ({reason}); recomputing", CacheWarning, stacklevel=3)
+
+
+# -- reference features ---------------------------------------------------------------------------
+
+
+def reference_path(protocol_hash: str, fingerprint: str) -> Path:
+    return metrics_cache_dir() / f"reference-{protocol_hash}-{fingerprint}.npz"
+
+
+def save_reference(path: Path, key: str, features: dict[str, np.ndarray], mu: np.ndarray, sigma: np.ndarray) -> None:
+    """Store the reference features per layer plus FID's ``mu`` and ``sigma`` under ``key``."""
+    arrays: dict[str, Any] = {f"features/{name}": np.ascontiguousarray(value) for name, value in features.items()}
+    arrays.update(key=np.array(key), mu=mu, sigma=sigma)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_reference(
+    path: Path, key: str, layers: list[str], num: int, fid_layer: str
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray] | None:
+    """Load what :func:`save_reference` wrote, or ``None`` (with a warning if the file was bad).
+
+    Every array is checked for shape, dtype and finiteness before it is trusted: ``num`` rows of
+    float32 features per layer, and ``mu`` / ``sigma`` as wide as the ``fid_layer`` features.
+    """
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) != key:
+                raise ValueError("key mismatch")
+            features = {name: z[f"features/{name}"] for name in layers}
+            mu, sigma = z["mu"], z["sigma"]
+        for name, f in features.items():
+            if f.ndim != 2 or f.shape[0] != num or f.dtype != np.float32 or not np.isfinite(f).all():
+                raise ValueError(f"bad features for layer {name!r}")
+        d = features[fid_layer].shape[1]
+        if mu.shape != (d,) or sigma.shape != (d, d) or not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+            raise ValueError("bad mu/sigma")
+    except Exception as exc:  # zip errors, missing keys, pickled object arrays, truncation
+        _recompute_warning(path, f"{type(exc).__name__}: {exc}")
+        return None
+    return features, mu, sigma
+
+
+# -- floors ---------------------------------------------------------------------------------------
+
+
+def floor_path(protocol_hash: str) -> Path:
+    return metrics_cache_dir() / f"floor-{protocol_hash}.json"
+
+
+def save_floor(path: Path, key: str, values: dict[str, float]) -> None:
+    atomic_write_bytes(path, json.dumps({"key": key, "metrics": values}, indent=1, sort_keys=True).encode())
+
+
+def load_floor(path: Path, key: str) -> dict[str, float] | None:
+    if not path.is_file():
+        return None
+    try:
+        data: Any = json.loads(path.read_text())
+        if data.get("key") != key:
+            raise ValueError("key mismatch")
+        values = {str(k): float(v) for k, v in data["metrics"].items()}
+        if not values or not all(math.isfinite(v) for v in values.values()):
+            raise ValueError("missing or non-finite values")
+    except Exception as exc:
+        _recompute_warning(path, f"{type(exc).__name__}: {exc}")
+        return None
+    return values
