@@ -30,7 +30,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from zoo.bench.leaderboard import build_leaderboard
-    from zoo.bench.report import publish_results, write_html
+    from zoo.bench.report import publish_results
     from zoo.bench.store import ResultsStore
     from zoo.cli.app import run
     from zoo.device import resolve_device

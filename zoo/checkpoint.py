@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 
 from zoo.errors import CheckpointError, CheckpointNotFoundError
+from zoo.fileio import atomic_write, remove_stale_temp_files  # noqa: F401  (re-exported)
 
 FORMAT = "genzoo-checkpoint"
 FORMAT_VERSION = 1
@@ -52,30 +52,6 @@ def _walk(obj: Any) -> Iterator[bytes]:
             yield from _walk(item)
     else:
         yield f"V{obj!r}".encode()
-
-
-def atomic_write(path: str | os.PathLike[str], write: Any, mode: str = "wb") -> None:
-    """Call ``write(file)`` on a temp file beside ``path``, fsync it, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
@@ -138,17 +114,6 @@ def latest_checkpoint(source: str | os.PathLike[str]) -> Path:
             raise CheckpointNotFoundError(f"{source} has no checkpoints (expected {CHECKPOINT_DIR}/step-*.pt)")
         return found[-1]
     raise CheckpointNotFoundError(f"no run directory or checkpoint at {source}")
-
-
-def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
-    """Delete temp files a killed writer left behind (``.NAME.*.tmp``); completed files are untouched."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    stale = [p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file()]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
 
 
 def prune_checkpoints(run_dir: str | os.PathLike[str], keep: int) -> None:

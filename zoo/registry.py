@@ -198,7 +198,7 @@ class _Loader:
             import difflib
 
             hints = [difflib.get_close_matches(h, sorted(self.spec_names), n=1) for h in unknown]
-            detail = ", ".join(f"{h!r}" + (f" (did you mean {m[0]!r}?)" if m else "") for h, m in zip(unknown, hints))
+            detail = ", ".join(f"{h!r}" + (f" (did you mean {m[0]!r}?)" if m else "") for h, m in zip(unknown, hints, strict=True))
             return self.fail(record, f"unknown hook {detail}")
         try:
             self.pm.register(plugin, name=record.name)

@@ -57,10 +57,10 @@ def write_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) 
     """Write ``uint8`` images as one PNG grid, atomically."""
     import math
 
-    from torchvision.utils import make_grid
     from PIL import Image
+    from torchvision.utils import make_grid
 
-    from zoo.checkpoint import atomic_write
+    from zoo.fileio import atomic_write
 
     nrow = nrow or max(1, int(math.ceil(math.sqrt(len(images)))))
     grid = make_grid(images, nrow=nrow, padding=2, pad_value=255)

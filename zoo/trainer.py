@@ -33,7 +33,14 @@ from zoo.checkpoint import (
     save_checkpoint,
 )
 from zoo.data import ImageDataset, to_float
-from zoo.device import autocast_factory, check_precision, environment, make_scaler, resolve_device, synchronize
+from zoo.device import (
+    autocast_factory,
+    check_precision,
+    environment,
+    make_scaler,
+    resolve_device,
+    synchronize,
+)
 from zoo.errors import CheckpointError, TrainingError, UsageError, ZooError
 from zoo.model import GenerativeModel, TrainStep
 
@@ -350,7 +357,7 @@ class Trainer:
         return f"; last good checkpoint: {sorted(found)[-1]}" if found else "; no checkpoint was written yet"
 
     def _write_run_files(self) -> None:
-        from zoo.checkpoint import atomic_write
+        from zoo.fileio import atomic_write
 
         assert self.run_dir is not None
         config = {
@@ -410,7 +417,14 @@ class _Progress:
 
     def __enter__(self) -> _Progress:
         if self.interactive and not self.quiet:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             from zoo.cli.app import stderr
 

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +35,7 @@ from zoo.bench.leaderboard import (
     to_markdown,
 )
 from zoo.bench.store import ResultRow, canonical_json
+from zoo.fileio import atomic_write_text
 
 __all__ = ["publish_results", "published_stem", "write_html", "write_text_atomic"]
 
@@ -63,25 +63,8 @@ pre { background: #f6f8fa; padding: .8em; border-radius: 6px; overflow-x: auto; 
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` via a temp file in the same folder, fsync, then ``os.replace``,
-    so a reader never sees half a file and Ctrl-C never leaves one behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp creates the file 0600; give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Kept for callers of the report API; see :func:`zoo.fileio.atomic_write_text`."""
+    return atomic_write_text(path, text)
 
 
 # -- plots ---------------------------------------------------------------------------------------

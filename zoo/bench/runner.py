@@ -17,7 +17,13 @@ from typing import Any
 
 import torch
 
-from zoo.bench.costs import PeakMemory, is_oom, measure_train, sample_flops_per_image, with_oom_retry
+from zoo.bench.costs import (
+    PeakMemory,
+    is_oom,
+    measure_train,
+    sample_flops_per_image,
+    with_oom_retry,
+)
 from zoo.bench.presets import Preset
 from zoo.bench.store import ResultRow, ResultsStore
 from zoo.data import ImageDataset
@@ -164,7 +170,7 @@ class BenchRunner:
                             sample_options=plan.sample_settings[0] if plan.sample_settings else {})
             return self._commit([row])
         rows = []
-        for options, (metrics, sample_costs, grid) in zip(plan.sample_settings, evaluations):
+        for options, (metrics, sample_costs, grid) in zip(plan.sample_settings, evaluations, strict=True):
             costs = {**train_costs, **sample_costs, "peak_memory_mb": memory.mb, "memory_kind": memory.kind}
             rows.append(ResultRow(**base, status="ok", config=config, sample_options=options, metrics=metrics,
                                   costs=costs, grid_path=str(grid)))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from zoo.cli.app import cli, run
-
 # Each command module registers itself on ``cli`` when imported.
 from zoo.cli import bench, data, eval, leaderboard, listing, sample, train  # noqa: E402,F401,I001
+from zoo.cli.app import cli, run
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,13 @@ from pathlib import Path
 import click
 
 from zoo.cli.app import cli, echo_json, registry, stderr, stdout
-from zoo.cli.options import data_dir_option, device_option, parse_duration, parse_seeds, precision_option
+from zoo.cli.options import (
+    data_dir_option,
+    device_option,
+    parse_duration,
+    parse_seeds,
+    precision_option,
+)
 
 
 @cli.command("bench")

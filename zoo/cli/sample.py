@@ -24,9 +24,10 @@ def sample_command(source, n, out, seed, options, nrow, batch_size, device) -> N
     """Sample images from a run directory or checkpoint file."""
     import numpy as np
 
-    from zoo.checkpoint import atomic_write, load_model
+    from zoo.checkpoint import load_model
     from zoo.config import parse_assignments
     from zoo.device import resolve_device
+    from zoo.fileio import atomic_write
     from zoo.sampling import generate, write_folder, write_grid
 
     target = resolve_device(device)

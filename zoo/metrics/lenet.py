@@ -180,7 +180,7 @@ def save_weights(net: LeNet, path: str | Path, metadata: dict[str, Any]) -> Path
     """Write ``net`` as safetensors with its architecture and ``metadata`` in the header, atomically."""
     from safetensors.torch import save
 
-    from zoo.metrics.stats_cache import atomic_write_bytes
+    from zoo.fileio import atomic_write_bytes
 
     header = {
         "format": WEIGHTS_FORMAT,
