@@ -8,6 +8,7 @@ as soon as it exists, so a failure or Ctrl-C keeps every finished row.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from collections.abc import Callable
@@ -130,9 +131,13 @@ Reporter = Callable[[str], None]
 
 class BenchRunner:
     def __init__(self, request: BenchRequest, registry: Registry, dataset: ImageDataset, protocol: Any,
-                 store: ResultsStore, *, report: Reporter = print, progress: bool | None = None):
+                 store: ResultsStore, *, report: Reporter = print, progress: bool | None = None,
+                 task_bars: Callable[[], Any] | None = None):
         self.request, self.registry, self.dataset, self.protocol = request, registry, dataset, protocol
         self.store, self.report, self.progress = store, report, progress
+        # A factory of ``with``-blocks yielding progress(task, done, total); opened only around
+        # sampling and metrics, never while the trainer's own bar is live.
+        self.task_bars = task_bars or (lambda: contextlib.nullcontext(None))
         self.device = resolve_device(request.device)
         self.floor: dict[str, float] = {}
         self.rows: list[ResultRow] = []
@@ -235,15 +240,24 @@ class BenchRunner:
         from zoo.sampling import generate, write_grid
 
         n = self.protocol.num_fake
-        generate(model, 2, seed=seed, options=options)  # warm-up, excluded from timing
-        synchronize(self.device)
-        start = time.perf_counter()
-        images = generate(model, n, seed=seed, options=options)
-        synchronize(self.device)
-        seconds = time.perf_counter() - start
+        label = f"{model.name}: sampling" + (f" ({', '.join(f'{k}={v}' for k, v in options.items())})" if options else "")
+        with self.task_bars() as progress:
+            done = [0]
+
+            def on_batch(k: int) -> None:
+                done[0] += k
+                if progress is not None:
+                    progress(label, done[0], n)
+
+            generate(model, 2, seed=seed, options=options)  # warm-up, excluded from timing
+            synchronize(self.device)
+            start = time.perf_counter()
+            images = generate(model, n, seed=seed, options=options, progress=on_batch)
+            synchronize(self.device)
+            seconds = time.perf_counter() - start
+            metrics = compute_metrics(images, self.dataset, self.protocol, progress=progress)
         tag = "-".join(f"{k}{v}" for k, v in options.items())
         grid = write_grid(images[: self.request.preset.grid_size], run_dir / f"samples{'-' + tag if tag else ''}.png")
-        metrics = compute_metrics(images, self.dataset, self.protocol)
         costs = {
             "sample_images_per_s": n / seconds,
             "sample_steps": options.get("steps"),

@@ -82,7 +82,11 @@ def bench_command(models, dataset, data_dir, preset, seeds, steps, time_budget, 
     say = lambda msg: stderr.print(f"[dim]zoo bench:[/] {escape(msg)}", highlight=False)  # noqa: E731
     say(f"{len(plans)} model(s) x {len(request.seeds)} seed(s), preset {chosen.name}, {dataset}, protocol {protocol.hash} "
         f"({protocol.backbone}, {protocol.num_fake} generated vs {protocol.num_real} real)")
-    runner = BenchRunner(request, reg, data, protocol, store, report=say, progress=progress)
+    from zoo.cli.progress import task_bars
+
+    interactive = stderr.is_terminal if progress is None else progress
+    runner = BenchRunner(request, reg, data, protocol, store, report=say, progress=progress,
+                         task_bars=lambda: task_bars(interactive))
     try:
         rows = runner.run(plans)
     finally:

@@ -6,8 +6,6 @@ floor of that protocol: held-out real images scored exactly like the generated o
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,39 +13,11 @@ import click
 
 from zoo.cli.app import cli, echo_json, stderr, stdout, warn
 from zoo.cli.options import data_dir_option, device_option
+from zoo.cli.progress import task_bars
 
 # Spelled out so that ``zoo --help`` does not import torch-fidelity; a test keeps it equal to
 # zoo.metrics.BACKBONES.
 BACKBONES = ("lenet", "inception")
-
-
-@contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """A ``progress(task, done, total)`` callback drawing rich bars on stderr (or doing nothing)."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    bars = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=stderr, transient=True,
-    )
-    tasks: dict[str, Any] = {}
-
-    def update(task: str, done: int, total: int) -> None:
-        if task not in tasks:
-            tasks[task] = bars.add_task(task, total=total)
-        bars.update(tasks[task], completed=done, total=total)
-
-    with bars:
-        yield update
 
 
 def _format(key: str, value: float | None) -> str:
@@ -162,7 +132,7 @@ def eval_command(
     chosen = default_backbone(ds) if backbone == "auto" else backbone
     if inception_weights is not None and chosen != "inception":
         warn(f"--inception-weights ignored: the backbone is {chosen}")
-    with _progress(stderr.is_terminal) as progress:  # bars only for a person watching
+    with task_bars(stderr.is_terminal) as progress:  # bars only for a person watching
         protocol = make_protocol(
             ds, num_real=num_real, num_fake=num_fake, backbone=chosen, seed=seed,
             weights_path=str(inception_weights) if inception_weights and chosen == "inception" else None,
