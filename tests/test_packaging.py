@@ -35,11 +35,16 @@ def test_wheel_contains_core_plugins_and_assets(wheel):
 
 def test_example_plugin_installed_with_pip_is_listed_and_passes_the_contract(tmp_path):
     """pip-install examples/zoo-ppca into a target folder on PYTHONPATH, so the test env is not changed."""
+    import shutil
+
     target = tmp_path / "site"
     build = tmp_path / "build"
+    # Build from a copy: an in-place build writes zoo_ppca.egg-info into the example's src/, where
+    # other tests (which put src/ on sys.path) would discover its entry point.
+    source = shutil.copytree(ROOT / "examples" / "zoo-ppca", tmp_path / "zoo-ppca")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "-q", "--target", str(target),
-         str(ROOT / "examples" / "zoo-ppca")],
+         str(source)],
         check=True, capture_output=True, text=True, timeout=300, env={"TMPDIR": str(build), **_base_env()},
     )
     env = {"PYTHONPATH": str(target)}

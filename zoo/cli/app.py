@@ -8,6 +8,7 @@ and keeps its traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -35,10 +36,7 @@ def warn(message: str) -> None:
 @click.option("--strict-plugins", is_flag=True, envvar="ZOO_STRICT_PLUGINS", help="Fail on any plugin error (for plugin CI).")
 def cli(strict_plugins: bool) -> None:
     """genzoo: train, sample, evaluate and benchmark image generators."""
-    if strict_plugins:
-        import os
-
-        os.environ["ZOO_STRICT_PLUGINS"] = "1"
+    # Applied in run() before plugins load; declared here for --help.
 
 
 def registry():  # noqa: ANN201 - a small accessor commands share
@@ -70,6 +68,9 @@ def _add_plugin_commands() -> None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code, turning genzoo errors into one line."""
+    args = sys.argv[1:] if argv is None else argv
+    if "--strict-plugins" in args:  # plugins load before click parses options
+        os.environ["ZOO_STRICT_PLUGINS"] = "1"
     try:
         _add_plugin_commands()
         # Without standalone mode click returns (not raises) the code of a ctx.exit / Exit.
