@@ -367,7 +367,7 @@ class Trainer:
             "dataset": self.dataset.name,
             "image_shape": list(self.model.image_shape),
             "train": asdict(self.settings),
-            "parameters": self.model.num_parameters(),
+            "parameters": self.model.num_parameters(trainable_only=True),
         }
         text = json.dumps(config, indent=2) + "\n"
         atomic_write(self.run_dir / "config.json", lambda f: f.write(text), mode="w")

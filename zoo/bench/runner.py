@@ -226,7 +226,7 @@ class BenchRunner:
         speed, _ = with_oom_retry(lambda b: measure_train(model, self.dataset.train, b, autocast, scaler), used)
         costs = {
             **speed,
-            "params": model.num_parameters(),
+            "params": model.num_parameters(trainable_only=True),  # EMA copies are not model size
             "train_seconds": result.seconds,
             "train_steps": result.steps,
             "batch_size": used,

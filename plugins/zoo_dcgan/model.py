@@ -1,0 +1,228 @@
+"""DCGAN: Radford, Metz & Chintala 2015, "Unsupervised Representation Learning with Deep
+Convolutional Generative Adversarial Networks", arXiv:1511.06434.
+
+The paper's architecture guidelines (section 3), all followed here:
+
+* no pooling: strided convolutions in D, fractionally-strided (transposed) convolutions in G;
+* batch normalisation in both networks, except G's output layer and D's input layer;
+* no fully connected hidden layers: z is projected to the first feature map (a transposed
+  convolution of a 1x1 input, i.e. the paper's "project and reshape") and D's last convolution
+  covers the whole final feature map;
+* ReLU in G with a tanh output, LeakyReLU (slope 0.2) in D;
+* weights from N(0, 0.02), Adam with beta1 0.5, minibatches of 128.
+
+Departures, so that a few CPU minutes give recognisable digits: the learning rate is 5e-4 (the
+paper's 2e-4 needs several times more steps), the default width is 64 (see below), and samples
+come from an exponential moving average of G's weights (Yazici et al. 2019, arXiv:1806.04498;
+``ema_decay=0`` samples from G itself).
+
+Each upsampling step doubles the resolution with a 4x4 kernel, stride 2 (the paper's code used 5x5
+kernels with "same" padding; 4x4 doubles exactly, and a kernel divisible by its stride limits
+checkerboard artefacts, Odena et al. 2016). The path is chosen
+from the image size: 7 -> 14 -> 28 for MNIST-sized images, 4 -> 8 -> 16 -> 32, and the paper's own
+4 -> 8 -> 16 -> 32 -> 64. The channel count halves at every doubling, ending at ``width`` channels
+before the output layer; the paper's 64x64 model used 1024 -> 512 -> 256 -> 128 (width 128), the
+smaller images here use width 64 as the reference PyTorch port does.
+
+The GAN objective is the non-saturating one of Goodfellow et al. 2014 (arXiv:1406.2661), with one D
+step and one G step per minibatch; as in the paper's reference code, D sees the real and the fake
+batch in separate forward passes, so each batch-norm layer normalises one kind of image at a time.
+
+Sampling runs G in eval mode, so batch norm uses its running statistics: each image then depends on
+its own z only, not on the other images drawn with it or on how many there are. In our MNIST runs
+these samples were indistinguishable from (slightly cleaner than) those made with batch statistics,
+which is what the reference code's train-mode sampling does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.ema import EMA
+from zoo.model import GenerativeModel, ModelConfig, TrainStep
+
+#: First feature-map size for each supported image size (the image is reached by doublings).
+START_SIZE = {28: 7, 32: 4, 64: 4}
+
+
+@dataclass
+class DCGANConfig(ModelConfig):
+    """Hyper-parameters of :class:`DCGAN`; defaults are the paper's except where noted."""
+
+    latent_dim: int = 100  # size of z (paper: 100)
+    width: int = 64  # channels of G's last hidden and D's first layer (paper, at 64x64: 128)
+    leaky_slope: float = 0.2  # LeakyReLU slope in D (paper: 0.2)
+    init_std: float = 0.02  # std of the N(0, std) weight initialisation (paper: 0.02)
+    lr: float = 5e-4  # Adam learning rate for G and D (paper: 2e-4; 5e-4 converges in minutes on CPU)
+    beta1: float = 0.5  # Adam beta1 (paper: 0.5, down from 0.9, which oscillated)
+    beta2: float = 0.999  # Adam beta2 (paper: the default 0.999)
+    ema_decay: float = 0.999  # sample from an EMA of G (not in the paper; Yazici et al. 2019); 0: off
+
+    def validate(self) -> None:
+        self.require(self.latent_dim >= 1, "latent_dim", "must be at least 1")
+        self.require(self.width >= 1, "width", "must be at least 1")
+        self.require(self.leaky_slope >= 0.0, "leaky_slope", "must be non-negative")
+        self.require(self.init_std > 0, "init_std", "must be positive")
+        self.require(self.lr > 0, "lr", "must be positive")
+        for name in ("beta1", "beta2", "ema_decay"):
+            self.require(0.0 <= getattr(self, name) < 1.0, name, "must be in [0, 1)")
+
+
+# -- losses (non-saturating GAN, from logits) -------------------------------------------------
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """``-[log D(x) + log(1 - D(G(z)))]`` averaged over the batch."""
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The non-saturating generator loss ``-log D(G(z))`` averaged over the batch."""
+    return F.softplus(-fake_logits).mean()
+
+
+# -- networks ---------------------------------------------------------------------------------
+
+
+class Generator(nn.Module):
+    """z (as a 1x1 map) -> project to start x start -> doublings -> tanh image."""
+
+    def __init__(self, cfg: DCGANConfig, channels: int, size: int):
+        super().__init__()
+        start = START_SIZE[size]
+        doublings = int(math.log2(size // start))
+        ch = cfg.width * 2 ** (doublings - 1)
+        layers: list[nn.Module] = [  # "project and reshape"
+            nn.ConvTranspose2d(cfg.latent_dim, ch, start, 1, 0, bias=False),
+            nn.BatchNorm2d(ch),
+            nn.ReLU(True),
+        ]
+        for _ in range(doublings - 1):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]  # no batch norm on the output
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z[:, :, None, None])
+
+
+class Discriminator(nn.Module):
+    """image -> strided convolutions (halvings) -> one logit per image; G mirrored."""
+
+    def __init__(self, cfg: DCGANConfig, channels: int, size: int):
+        super().__init__()
+        start = START_SIZE[size]
+        doublings = int(math.log2(size // start))
+        ch = cfg.width
+        slope = cfg.leaky_slope
+        layers: list[nn.Module] = [  # no batch norm on the input layer
+            nn.Conv2d(channels, ch, 4, 2, 1, bias=False),
+            nn.LeakyReLU(slope, True),
+        ]
+        for _ in range(doublings - 1):
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2), nn.LeakyReLU(slope, True)]
+            ch *= 2
+        layers += [nn.Conv2d(ch, 1, start, 1, 0)]  # covers the whole start x start map
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten()
+
+
+def init_weights(module: nn.Module, std: float) -> None:
+    """The paper's N(0, 0.02) initialisation (batch-norm scales N(1, 0.02), as in its code)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, std)
+        nn.init.zeros_(module.bias)
+
+
+# -- the model --------------------------------------------------------------------------------
+
+
+class DCGAN(GenerativeModel):
+    """Radford et al. 2015 (arXiv:1511.06434): all-convolutional GAN with batch norm."""
+
+    name = "dcgan"
+    family = "gan"
+    summary = "Deep convolutional GAN: strided convolutions, batch norm, ReLU/LeakyReLU"
+    paper = "Radford et al. 2015, Unsupervised Representation Learning with DCGANs, arXiv:1511.06434"
+    Config = DCGANConfig
+    supported_sizes = tuple(START_SIZE)
+    supported_channels = (1, 3, 4)
+    default_batch_size = 128  # the paper's minibatch size
+    tiny_config = {"latent_dim": 8, "width": 4}
+
+    config: DCGANConfig
+
+    def __init__(self, config: DCGANConfig, image_shape: tuple[int, int, int]):
+        super().__init__(config, image_shape)
+        c, size, _ = self.image_shape
+        self.generator = Generator(config, c, size)
+        self.discriminator = Discriminator(config, c, size)
+        self.apply(lambda m: init_weights(m, config.init_std))
+        # A slowly moving average of G's weights, used only for sampling: it smooths out the
+        # step-to-step jitter of adversarial training (Yazici et al. 2019, arXiv:1806.04498).
+        self.generator_ema = EMA(self.generator, config.ema_decay) if config.ema_decay > 0 else None
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        cfg = self.config
+        betas = (cfg.beta1, cfg.beta2)
+        return {
+            "d": torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr, betas=betas),
+            "g": torch.optim.Adam(self.generator.parameters(), lr=cfg.lr, betas=betas),
+        }
+
+    def train_step(self, batch: torch.Tensor, step: TrainStep) -> dict[str, float]:
+        n, latent = batch.shape[0], self.config.latent_dim
+
+        # D step: fakes are made without a graph, so no gradient can reach G.
+        with torch.no_grad():
+            fake = self.generator(torch.randn(n, latent, device=batch.device))
+        real_logits, fake_logits = self.discriminator(batch), self.discriminator(fake)
+        d_loss = discriminator_loss(real_logits, fake_logits)
+        step.optimize("d", d_loss)
+
+        # G step on fresh noise. D is frozen so that no gradient is computed for, or left behind on,
+        # its parameters: only the "g" optimizer zeroes its own gradients.
+        self.discriminator.requires_grad_(False)
+        try:
+            g_logits = self.discriminator(self.generator(torch.randn(n, latent, device=batch.device)))
+            g_loss = generator_loss(g_logits)
+            step.optimize("g", g_loss)
+        finally:
+            self.discriminator.requires_grad_(True)
+
+        return {
+            "d_loss": float(d_loss.detach()),
+            "g_loss": float(g_loss.detach()),
+            "d_real": float(torch.sigmoid(real_logits.detach()).mean()),  # D's mean P(real) on data
+            "d_fake": float(torch.sigmoid(fake_logits.detach()).mean()),  # ... and on fakes
+        }
+
+    def after_optimizer_step(self, step: int) -> None:
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None, **options: Any) -> torch.Tensor:
+        self.parse_sample_options(options)  # this model has none: rejects unknown ones
+        z = self.randn(n, self.config.latent_dim, generator=generator)
+        if self.generator_ema is not None:
+            return self.generator_ema(z).float()  # the EMA copy is always in eval mode
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            return self.generator(z).float()
+        finally:
+            self.generator.train(was_training)

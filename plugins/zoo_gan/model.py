@@ -1,0 +1,209 @@
+"""The original GAN: Goodfellow et al. 2014, "Generative Adversarial Nets", arXiv:1406.2661.
+
+A generator G maps noise z to an image; a discriminator D outputs the logit of "this image is
+real". They play the minimax game of the paper's equation (1), trained by alternating one D step and
+one G step per minibatch (Algorithm 1 with k = 1, as in the paper's experiments). As the paper
+recommends (section 3), G maximises log D(G(z)) instead of minimising log(1 - D(G(z))): the
+*non-saturating* loss, which gives strong gradients early in training when D easily rejects fakes.
+
+Both networks are multilayer perceptrons as in the paper's MNIST model: G has two ReLU layers, D
+has two maxout layers (Goodfellow et al. 2013) with dropout. D sees pixels in [0, 1], as the paper's
+did, so that input dropout blanks a pixel to black. Departures from the paper, each made so that a
+few CPU minutes give recognisable digits:
+
+* Adam (beta1 0.5 as in Radford et al. 2015, lr 1e-3) instead of SGD with momentum and a decaying
+  learning rate;
+* samples come from an exponential moving average of G's weights (Yazici et al. 2019,
+  arXiv:1806.04498), which removes most of the speckle an MLP generator shows mid-training;
+  ``ema_decay=0`` samples from G itself;
+* Gaussian instead of uniform noise, and a tanh output (the data lives in [-1, 1]) instead of a
+  sigmoid (data in [0, 1]): an affine change of the same model;
+* PyTorch's default initialisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.ema import EMA
+from zoo.model import GenerativeModel, ModelConfig, TrainStep
+
+
+@dataclass
+class GANConfig(ModelConfig):
+    """Hyper-parameters of :class:`GAN`: the paper's MNIST network, optimiser tuned for short runs."""
+
+    latent_dim: int = 100  # size of the noise vector z (paper's code: 100)
+    g_hidden: int = 1200  # units in each of G's two ReLU layers (paper's code: 1200)
+    d_units: int = 240  # maxout units in each of D's two hidden layers (paper's code: 240)
+    d_pieces: int = 5  # linear pieces per maxout unit (paper's code: 5)
+    d_input_dropout: float = 0.2  # dropout on D's input (paper's code keeps 80% of inputs)
+    d_dropout: float = 0.5  # dropout on D's hidden layers (paper's code: 0.5)
+    lr: float = 1e-3  # Adam learning rate for G and D (paper: SGD + momentum; see module docstring)
+    beta1: float = 0.5  # Adam beta1, lowered from 0.9 for stability (Radford et al. 2015)
+    beta2: float = 0.999  # Adam beta2
+    ema_decay: float = 0.999  # sample from an EMA of G (not in the paper; Yazici et al. 2019); 0: off
+
+    def validate(self) -> None:
+        for name in ("latent_dim", "g_hidden", "d_units", "d_pieces"):
+            self.require(getattr(self, name) >= 1, name, "must be at least 1")
+        for name in ("d_input_dropout", "d_dropout"):
+            self.require(0.0 <= getattr(self, name) < 1.0, name, "must be in [0, 1)")
+        self.require(self.lr > 0, "lr", "must be positive")
+        for name in ("beta1", "beta2", "ema_decay"):
+            self.require(0.0 <= getattr(self, name) < 1.0, name, "must be in [0, 1)")
+
+
+# -- losses -----------------------------------------------------------------------------------
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """``-[log D(x) + log(1 - D(G(z)))]`` averaged over the batch, from logits (stable form)."""
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The non-saturating generator loss ``-log D(G(z))`` averaged over the batch, from logits."""
+    return F.softplus(-fake_logits).mean()
+
+
+# -- networks ---------------------------------------------------------------------------------
+
+
+class Maxout(nn.Module):
+    """``max_j (W_j x + b_j)`` over ``pieces`` linear maps (Goodfellow et al. 2013, arXiv:1302.4389)."""
+
+    def __init__(self, in_features: int, units: int, pieces: int):
+        super().__init__()
+        self.units, self.pieces = units, pieces
+        self.linear = nn.Linear(in_features, units * pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).view(-1, self.units, self.pieces).amax(dim=-1)
+
+
+class Generator(nn.Module):
+    """z -> ReLU MLP -> tanh image."""
+
+    def __init__(self, cfg: GANConfig, image_shape: tuple[int, int, int]):
+        super().__init__()
+        self.image_shape = image_shape
+        out = image_shape[0] * image_shape[1] * image_shape[2]
+        self.net = nn.Sequential(
+            nn.Linear(cfg.latent_dim, cfg.g_hidden),
+            nn.ReLU(),
+            nn.Linear(cfg.g_hidden, cfg.g_hidden),
+            nn.ReLU(),
+            nn.Linear(cfg.g_hidden, out),
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(z.shape[0], *self.image_shape)
+
+
+class Discriminator(nn.Module):
+    """image -> dropout/maxout MLP -> one real-vs-fake logit per image."""
+
+    def __init__(self, cfg: GANConfig, image_shape: tuple[int, int, int]):
+        super().__init__()
+        inp = image_shape[0] * image_shape[1] * image_shape[2]
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(cfg.d_input_dropout),
+            Maxout(inp, cfg.d_units, cfg.d_pieces),
+            nn.Dropout(cfg.d_dropout),
+            Maxout(cfg.d_units, cfg.d_units, cfg.d_pieces),
+            nn.Dropout(cfg.d_dropout),
+            nn.Linear(cfg.d_units, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Back to the paper's [0, 1] pixels, so that input dropout blanks a pixel to the black
+        # background (0) rather than to mid-grey (0 in [-1, 1]), which no real digit contains.
+        return self.net((x + 1) / 2).squeeze(1)
+
+
+# -- the model --------------------------------------------------------------------------------
+
+
+class GAN(GenerativeModel):
+    """Goodfellow et al. 2014 (arXiv:1406.2661): MLP generator and maxout discriminator with the
+    non-saturating generator loss."""
+
+    name = "gan"
+    family = "gan"
+    summary = "Original GAN: MLP generator, maxout discriminator, non-saturating loss"
+    paper = "Goodfellow et al. 2014, Generative Adversarial Nets, arXiv:1406.2661"
+    Config = GANConfig
+    supported_sizes = None  # an MLP takes any image size
+    supported_channels = (1, 3, 4)
+    default_batch_size = 100  # the paper's code trains with minibatches of 100
+    tiny_config = {"latent_dim": 8, "g_hidden": 32, "d_units": 16, "d_pieces": 2}
+
+    config: GANConfig
+
+    def __init__(self, config: GANConfig, image_shape: tuple[int, int, int]):
+        super().__init__(config, image_shape)
+        self.generator = Generator(config, self.image_shape)
+        self.discriminator = Discriminator(config, self.image_shape)
+        # A slowly moving average of G's weights, used only for sampling: it smooths out the
+        # step-to-step jitter of adversarial training (Yazici et al. 2019, arXiv:1806.04498).
+        self.generator_ema = EMA(self.generator, config.ema_decay) if config.ema_decay > 0 else None
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        cfg = self.config
+        betas = (cfg.beta1, cfg.beta2)
+        return {
+            "d": torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr, betas=betas),
+            "g": torch.optim.Adam(self.generator.parameters(), lr=cfg.lr, betas=betas),
+        }
+
+    def train_step(self, batch: torch.Tensor, step: TrainStep) -> dict[str, float]:
+        n, latent = batch.shape[0], self.config.latent_dim
+
+        # D step: fakes are made without a graph, so no gradient can reach G.
+        with torch.no_grad():
+            fake = self.generator(torch.randn(n, latent, device=batch.device))
+        real_logits, fake_logits = self.discriminator(batch), self.discriminator(fake)
+        d_loss = discriminator_loss(real_logits, fake_logits)
+        step.optimize("d", d_loss)
+
+        # G step on fresh noise (Algorithm 1). D is frozen so that no gradient is computed for, or
+        # left behind on, its parameters: only the "g" optimizer zeroes its own gradients.
+        self.discriminator.requires_grad_(False)
+        try:
+            g_logits = self.discriminator(self.generator(torch.randn(n, latent, device=batch.device)))
+            g_loss = generator_loss(g_logits)
+            step.optimize("g", g_loss)
+        finally:
+            self.discriminator.requires_grad_(True)
+
+        return {
+            "d_loss": float(d_loss.detach()),
+            "g_loss": float(g_loss.detach()),
+            "d_real": float(torch.sigmoid(real_logits.detach()).mean()),  # D's mean P(real) on data
+            "d_fake": float(torch.sigmoid(fake_logits.detach()).mean()),  # ... and on fakes
+        }
+
+    def after_optimizer_step(self, step: int) -> None:
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None, **options: Any) -> torch.Tensor:
+        self.parse_sample_options(options)  # this model has none: rejects unknown ones
+        z = self.randn(n, self.config.latent_dim, generator=generator)
+        if self.generator_ema is not None:
+            return self.generator_ema(z).float()  # the EMA copy is always in eval mode
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            return self.generator(z).float()
+        finally:
+            self.generator.train(was_training)
