@@ -35,9 +35,9 @@ PRESETS: dict[str, Preset] = {
         sample_sweeps={"diffusion": [{"sampler": "ddim", "steps": 5}]}, use_tiny_config=True, grid_size=16,
     ),
     "quick": Preset(
-        "quick", "the default: 2.5 minutes of training per model, 1,000 samples; about 10 minutes for "
-        "gan, vae and ddpm on a 2-core CPU",
-        time_limit=150.0, max_steps=20_000, num_fake=1000, num_real=4000,
+        "quick", "the default: 2 minutes of training per model, 500 samples, DDIM at 10 and 50 steps; "
+        "about 10 minutes for gan, vae and ddpm on a 2-core CPU",
+        time_limit=120.0, max_steps=20_000, num_fake=500, num_real=4000,
         sample_sweeps={"diffusion": [{"sampler": "ddim", "steps": 10}, {"sampler": "ddim", "steps": 50}]},
     ),
     "standard": Preset(

@@ -20,7 +20,7 @@ from zoo.cli.options import (
 @click.option("--models", required=True, metavar="LIST", help="Comma-separated model names, e.g. gan,vae,ddpm.")
 @click.option("--dataset", default="mnist-5k", show_default=True)
 @data_dir_option
-@click.option("--preset", default="quick", show_default=True, help="smoke, quick, standard or paper (see docs/metrics.md).")
+@click.option("--preset", default="quick", show_default=True, help="smoke, quick, standard or paper (docs/benchmarks.md).")
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated training seeds, e.g. 0,1,2.")
 @click.option("--steps", type=click.IntRange(min=1), help="Step budget per model (replaces the preset's budget).")
 @click.option("--time", "time_budget", metavar="DURATION", help="Wall-clock budget per model: 90s, 5m (replaces the preset's).")
