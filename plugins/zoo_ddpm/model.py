@@ -1,0 +1,223 @@
+"""DDPM: denoising diffusion probabilistic models (Ho et al. 2020, arXiv:2006.11239).
+
+Training (Ho et al. algorithm 1): draw ``t`` uniformly from ``0 .. T-1`` and ``eps ~ N(0, I)``, noise
+the batch with ``q(x_t | x_0)`` and regress the noise with a plain MSE (the paper's ``L_simple``).
+An exponential moving average of the weights (``zoo.ema.EMA``, a submodule, so it is checkpointed)
+is updated after every optimizer step and is what :meth:`DDPM.sample` uses.
+
+Sampling runs one of two swappable schedulers (``schedulers.py``): ancestral DDPM (algorithm 2;
+fewer than ``T`` steps respaces the betas) or DDIM (Song et al. 2021, arXiv:2010.02502; any number
+of steps, ``eta = 0`` deterministic). Each step clips the ``x_0`` prediction to ``[-1, 1]``, the
+data range, as the paper's released sampler does; so the final image is in ``[-1, 1]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from zoo.ema import EMA
+from zoo.errors import ConfigError
+from zoo.model import GenerativeModel, ModelConfig, SampleOption, TrainStep
+from zoo_ddpm.schedulers import SCHEDULERS, SPACINGS, NoiseSchedule, make_scheduler
+from zoo_ddpm.unet import UNet
+
+
+@dataclass
+class DDPMConfig(ModelConfig):
+    """Ho et al.'s diffusion settings, with the U-Net scaled down for 28x28 / 32x32 images on a CPU.
+
+    The paper's CIFAR-10 model (``base_channels=128, channel_mults=(1, 2, 2, 2), num_res_blocks=2,
+    dropout=0.1``, 35.7M parameters, batch 128, 800k steps, EMA 0.9999) is these fields away.
+    The defaults (0.64M parameters) were tuned on ``mnist-5k`` for runs of a few thousand steps.
+    """
+
+    # -- network (paper, CIFAR-10: 128 / (1, 2, 2, 2) / 2 / attention at 16x16 / dropout 0.1) --
+    base_channels: int = 16  # width of the first level; 28x28 costs ~0.14 GFLOP per forward
+    channel_mults: tuple[int, ...] = (1, 2, 4)  # one level per entry: 28 -> 14 -> 7, 16/32/64 wide
+    num_res_blocks: int = 1  # residual blocks per level on the way down (one more on the way up)
+    attention: bool = True  # one self-attention block at the lowest resolution
+    # The paper regularises 800k steps with 0.1; a few thousand steps do not overfit, and dropout
+    # costs ~7% of a CPU step.
+    dropout: float = 0.0
+    norm_groups: int = 8  # group-norm groups (paper: 32, with 128+ channels)
+    # -- diffusion (paper) --
+    num_timesteps: int = 1000  # T
+    beta_start: float = 1e-4  # linear beta schedule, beta_1
+    beta_end: float = 0.02  # beta_T
+    # -- optimisation --
+    lr: float = 2e-3  # Adam; paper: 2e-4 for 35.7M parameters (this small net is stable at 2e-3)
+    warmup_steps: int = 100  # linear lr warm-up (paper: 5000 of 800k steps)
+    grad_clip: float = 1.0  # global grad-norm clip, paper; the trainer passes it to TrainStep
+    # Paper: 0.9999, an averaging horizon of ~10k steps, about 1% of its run. Runs here are 1k-50k
+    # steps, so 0.999 (~1k steps). zoo.ema.EMA's warm-up caps the decay at (1+n)/(10+n), so below
+    # ~9k steps the two give the same average (roughly the last 10% of training).
+    ema_decay: float = 0.999
+
+    def validate(self) -> None:
+        self.require(self.base_channels >= 1, "base_channels", "must be >= 1")
+        ok_mults = len(self.channel_mults) >= 1 and min(self.channel_mults) >= 1
+        self.require(ok_mults, "channel_mults", "needs one or more positive multipliers")
+        self.require(self.num_res_blocks >= 1, "num_res_blocks", "must be >= 1")
+        self.require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+        self.require(self.norm_groups >= 1, "norm_groups", "must be >= 1")
+        self.require(self.num_timesteps >= 2, "num_timesteps", "must be >= 2")
+        ok_betas = 0.0 < self.beta_start <= self.beta_end < 1.0
+        self.require(ok_betas, "beta_end", "needs 0 < beta_start <= beta_end < 1")
+        self.require(self.lr > 0, "lr", "must be > 0")
+        self.require(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
+        self.require(self.grad_clip >= 0, "grad_clip", "must be >= 0 (0 disables clipping)")
+        self.require(0.0 <= self.ema_decay < 1.0, "ema_decay", "must be in [0, 1)")
+
+
+DEFAULT_DDIM_STEPS = 50
+
+
+class StepsOption(SampleOption):
+    """``steps``: an int, or ``None`` / ``"auto"`` for the sampler's default (which depends on T)."""
+
+    def parse(self, value: Any) -> Any:
+        if value is None or (
+            isinstance(value, str) and value.strip().lower() in {"auto", "none", ""}
+        ):
+            return None
+        return super().parse(value)
+
+
+class DDPM(GenerativeModel):
+    name = "ddpm"
+    family = "diffusion"
+    summary = "DDPM (epsilon prediction, U-Net, EMA) with ancestral DDPM or DDIM sampling"
+    paper = "Ho et al. 2020, arXiv:2006.11239; DDIM: Song et al. 2021, arXiv:2010.02502"
+    Config = DDPMConfig
+    sample_options = (
+        SampleOption(
+            "sampler",
+            str,
+            "ddim",
+            "ddim (fast; deterministic at eta=0) or ddpm (ancestral)",
+            choices=tuple(SCHEDULERS),
+        ),
+        StepsOption(
+            "steps",
+            int,
+            None,
+            f"denoising steps, 1..T; auto: {DEFAULT_DDIM_STEPS} for ddim, T for ddpm (fewer respaces the betas)",
+            min=1,
+        ),
+        SampleOption(
+            "eta",
+            float,
+            0.0,
+            "DDIM noise: 0 deterministic (paper), 1 ancestral-like; ddim only",
+            min=0.0,
+        ),
+        SampleOption(
+            "spacing",
+            str,
+            "uniform",
+            "timesteps when steps < T: uniform, or quadratic (DDIM's CIFAR-10 choice)",
+            choices=SPACINGS,
+        ),
+    )
+    # Sizes the three-level default U-Net is built and tested for (odd sizes work: 28 -> 14 -> 7).
+    supported_sizes = (16, 28, 32, 64)
+    supported_channels = (1, 3)
+    default_batch_size = 128  # paper; the CPU recipe checked on mnist-5k used 32
+    tiny_config: ClassVar[dict[str, Any]] = {
+        "base_channels": 8,
+        "channel_mults": (1, 2),
+        "num_timesteps": 20,
+        "warmup_steps": 0,
+    }
+
+    config: DDPMConfig
+
+    def __init__(self, config: DDPMConfig, image_shape: tuple[int, int, int]):
+        super().__init__(config, image_shape)
+        self.unet = UNet(
+            in_channels=self.image_shape[0],
+            base_channels=config.base_channels,
+            channel_mults=config.channel_mults,
+            num_res_blocks=config.num_res_blocks,
+            attention=config.attention,
+            dropout=config.dropout,
+            norm_groups=config.norm_groups,
+        )
+        self.ema = EMA(self.unet, config.ema_decay)
+        self.schedule = NoiseSchedule.linear(
+            config.num_timesteps, config.beta_start, config.beta_end
+        )
+
+    # -- training ---------------------------------------------------------------------------
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"main": torch.optim.Adam(self.unet.parameters(), lr=self.config.lr)}
+
+    def loss(self, x0: torch.Tensor) -> torch.Tensor:
+        """``L_simple``: MSE between the true and the predicted noise at a uniform random ``t``."""
+        t = torch.randint(0, self.config.num_timesteps, (x0.shape[0],), device=x0.device)
+        noise = torch.randn_like(x0)
+        x_t = self.schedule.q_sample(x0, t, noise)
+        return F.mse_loss(self.unet(x_t, t).float(), noise)
+
+    def train_step(self, batch: torch.Tensor, step: TrainStep) -> dict[str, torch.Tensor | float]:
+        opt = step.optimizers["main"]
+        warmup = self.config.warmup_steps
+        lr = self.config.lr * min(1.0, (step.step + 1) / warmup) if warmup else self.config.lr
+        for group in opt.param_groups:  # a function of the step alone, so resuming is exact
+            group["lr"] = lr
+        loss = self.loss(batch)  # the trainer runs this under its autocast context
+        step.optimize("main", loss)
+        return {"loss": loss.detach(), "lr": lr}
+
+    def after_optimizer_step(self, step: int) -> None:
+        self.ema.update(self.unet)
+
+    @torch.no_grad()
+    def validation_metrics(self, batch: torch.Tensor) -> dict[str, float]:
+        """``L_simple`` of the EMA weights on a held-out batch.
+
+        ``t`` and the noise come from a fixed-seed generator, so successive calls are comparable
+        and the training RNG stream is left alone.
+        """
+        gen = torch.Generator(device=batch.device).manual_seed(0)
+        t = torch.randint(
+            0, self.config.num_timesteps, (batch.shape[0],), device=batch.device, generator=gen
+        )
+        noise = torch.randn(batch.shape, device=batch.device, dtype=batch.dtype, generator=gen)
+        pred = self.ema(self.schedule.q_sample(batch, t, noise), t)
+        return {"eps_mse": float(F.mse_loss(pred.float(), noise))}
+
+    # -- sampling ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, **options: Any
+    ) -> torch.Tensor:
+        """Draw ``n`` images with the EMA weights; all randomness comes from ``generator``.
+
+        Options (see :attr:`sample_options`): ``sampler`` (``ddim`` or ``ddpm``), ``steps``,
+        ``eta`` (DDIM only) and ``spacing``. Returns ``n x C x H x W`` floats in ``[-1, 1]``.
+        Memory grows with ``n``: call it in batches for thousands of images.
+        """
+        opts = self.parse_sample_options(options)
+        if n < 0:
+            raise ConfigError("n", f"must be >= 0, got {n}", "sample")
+        steps = opts["steps"]
+        if steps is None:  # the sampler's default, capped at T for short schedules (tiny configs)
+            full = self.config.num_timesteps
+            steps = min(DEFAULT_DDIM_STEPS, full) if opts["sampler"] == "ddim" else full
+        scheduler = make_scheduler(opts["sampler"], self.schedule, eta=opts["eta"])
+        scheduler.set_timesteps(steps, opts["spacing"])
+
+        x = self.randn(n, *self.image_shape, generator=generator)
+        if n == 0:
+            return x
+        for t in scheduler.timesteps:
+            t_batch = torch.full((n,), t, device=x.device, dtype=torch.long)
+            x = scheduler.step(self.ema(x, t_batch).float(), t, x, generator=generator).prev_sample
+        return x.clamp(-1.0, 1.0)
