@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-import zoo_dcgan.model as dcgan_module
+import zoo_gan.model as dcgan_module  # DCGAN trains with the GAN plugin's objective
 import zoo_gan.model as gan_module
 from torch import nn
 from zoo_dcgan.model import DCGAN, DCGANConfig

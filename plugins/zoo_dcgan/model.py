@@ -38,14 +38,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from zoo_gan.model import GAN, discriminator_loss, generator_loss  # noqa: F401  (the shared objective)
 
-from zoo.ema import EMA
-from zoo.model import GenerativeModel, ModelConfig, TrainStep
+from zoo.model import ModelConfig
 
 #: First feature-map size for each supported image size (the image is reached by doublings).
 START_SIZE = {28: 7, 32: 4, 64: 4}
@@ -72,19 +70,6 @@ class DCGANConfig(ModelConfig):
         self.require(self.lr > 0, "lr", "must be positive")
         for name in ("beta1", "beta2", "ema_decay"):
             self.require(0.0 <= getattr(self, name) < 1.0, name, "must be in [0, 1)")
-
-
-# -- losses (non-saturating GAN, from logits) -------------------------------------------------
-
-
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """``-[log D(x) + log(1 - D(G(z)))]`` averaged over the batch."""
-    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
-
-
-def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """The non-saturating generator loss ``-log D(G(z))`` averaged over the batch."""
-    return F.softplus(-fake_logits).mean()
 
 
 # -- networks ---------------------------------------------------------------------------------
@@ -150,8 +135,11 @@ def init_weights(module: nn.Module, std: float) -> None:
 # -- the model --------------------------------------------------------------------------------
 
 
-class DCGAN(GenerativeModel):
-    """Radford et al. 2015 (arXiv:1511.06434): all-convolutional GAN with batch norm."""
+class DCGAN(GAN):
+    """Radford et al. 2015 (arXiv:1511.06434): all-convolutional GAN with batch norm.
+
+    The training procedure (one D step, one non-saturating G step, EMA sampling) is the GAN
+    plugin's; only the networks differ."""
 
     name = "dcgan"
     family = "gan"
@@ -165,64 +153,9 @@ class DCGAN(GenerativeModel):
 
     config: DCGANConfig
 
-    def __init__(self, config: DCGANConfig, image_shape: tuple[int, int, int]):
-        super().__init__(config, image_shape)
+    def build_networks(self) -> tuple[nn.Module, nn.Module]:
         c, size, _ = self.image_shape
-        self.generator = Generator(config, c, size)
-        self.discriminator = Discriminator(config, c, size)
-        self.apply(lambda m: init_weights(m, config.init_std))
-        # A slowly moving average of G's weights, used only for sampling: it smooths out the
-        # step-to-step jitter of adversarial training (Yazici et al. 2019, arXiv:1806.04498).
-        self.generator_ema = EMA(self.generator, config.ema_decay) if config.ema_decay > 0 else None
-
-    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        cfg = self.config
-        betas = (cfg.beta1, cfg.beta2)
-        return {
-            "d": torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr, betas=betas),
-            "g": torch.optim.Adam(self.generator.parameters(), lr=cfg.lr, betas=betas),
-        }
-
-    def train_step(self, batch: torch.Tensor, step: TrainStep) -> dict[str, float]:
-        n, latent = batch.shape[0], self.config.latent_dim
-
-        # D step: fakes are made without a graph, so no gradient can reach G.
-        with torch.no_grad():
-            fake = self.generator(torch.randn(n, latent, device=batch.device))
-        real_logits, fake_logits = self.discriminator(batch), self.discriminator(fake)
-        d_loss = discriminator_loss(real_logits, fake_logits)
-        step.optimize("d", d_loss)
-
-        # G step on fresh noise. D is frozen so that no gradient is computed for, or left behind on,
-        # its parameters: only the "g" optimizer zeroes its own gradients.
-        self.discriminator.requires_grad_(False)
-        try:
-            g_logits = self.discriminator(self.generator(torch.randn(n, latent, device=batch.device)))
-            g_loss = generator_loss(g_logits)
-            step.optimize("g", g_loss)
-        finally:
-            self.discriminator.requires_grad_(True)
-
-        return {
-            "d_loss": float(d_loss.detach()),
-            "g_loss": float(g_loss.detach()),
-            "d_real": float(torch.sigmoid(real_logits.detach()).mean()),  # D's mean P(real) on data
-            "d_fake": float(torch.sigmoid(fake_logits.detach()).mean()),  # ... and on fakes
-        }
-
-    def after_optimizer_step(self, step: int) -> None:
-        if self.generator_ema is not None:
-            self.generator_ema.update(self.generator)
-
-    @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None, **options: Any) -> torch.Tensor:
-        self.parse_sample_options(options)  # this model has none: rejects unknown ones
-        z = self.randn(n, self.config.latent_dim, generator=generator)
-        if self.generator_ema is not None:
-            return self.generator_ema(z).float()  # the EMA copy is always in eval mode
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
-            return self.generator(z).float()
-        finally:
-            self.generator.train(was_training)
+        generator, discriminator = Generator(self.config, c, size), Discriminator(self.config, c, size)
+        for net in (generator, discriminator):
+            net.apply(lambda m: init_weights(m, self.config.init_std))
+        return generator, discriminator

@@ -150,11 +150,14 @@ class GAN(GenerativeModel):
 
     def __init__(self, config: GANConfig, image_shape: tuple[int, int, int]):
         super().__init__(config, image_shape)
-        self.generator = Generator(config, self.image_shape)
-        self.discriminator = Discriminator(config, self.image_shape)
+        self.generator, self.discriminator = self.build_networks()
         # A slowly moving average of G's weights, used only for sampling: it smooths out the
         # step-to-step jitter of adversarial training (Yazici et al. 2019, arXiv:1806.04498).
         self.generator_ema = EMA(self.generator, config.ema_decay) if config.ema_decay > 0 else None
+
+    def build_networks(self) -> tuple[nn.Module, nn.Module]:
+        """G and D. Subclasses that keep this training procedure swap in other networks (DCGAN)."""
+        return Generator(self.config, self.image_shape), Discriminator(self.config, self.image_shape)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         cfg = self.config
