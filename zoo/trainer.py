@@ -278,7 +278,7 @@ class Trainer:
             self._write_run_files()
         self.model.train()
         losses_log = _LossLog(self.run_dir / "losses.csv" if self.run_dir else None)
-        start_step, stopped_by = self.step, "steps"
+        start_step, start_elapsed, stopped_by = self.step, self.elapsed, "steps"
         session_start = time.perf_counter()
         last_ckpt: Path | None = None
         with _stop_on_signals() as stop, _Progress(self, total, self.progress) as bar:
@@ -320,7 +320,7 @@ class Trainer:
         if self.run_dir is not None and (last_ckpt is None or self.step % s.checkpoint_every):
             last_ckpt = self.save()
         steps_done = self.step - start_step
-        session_seconds = max(self.elapsed, 1e-9)
+        session_seconds = max(self.elapsed - start_elapsed, 1e-9)  # a resumed run counts only this session
         result = TrainResult(
             steps=self.step, seconds=self.elapsed,
             images_per_s=steps_done * s.batch_size / session_seconds if steps_done else 0.0,
