@@ -69,9 +69,11 @@ class ImageDataset:
         return h.hexdigest()[:16]
 
     def to(self, device: torch.device | str) -> ImageDataset:
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
         return ImageDataset(
-            self.name, move(self.train), move(self.test), move(self.train_labels),
+            self.name, self.train.to(device), self.test.to(device), move(self.train_labels),
             move(self.test_labels), self.num_classes, dict(self.info),
         )
 
@@ -255,7 +257,7 @@ def _load_folder(arg: str | None, _data_dir: Path, _download: bool) -> ImageData
                 im = im.convert(mode)
                 if size is None:
                     size = min(im.size)
-                im = _center_square(im).resize((size, size), Image.BILINEAR)
+                im = _center_square(im).resize((size, size), Image.Resampling.BILINEAR)
                 arrays.append(np.asarray(im, dtype=np.uint8))
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise DataError(f"folder:{arg}: cannot read image {path.name} ({_short(exc)})") from None

@@ -21,6 +21,7 @@ class EMA(nn.Module):
             raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
         self.decay = decay
         self.shadow = copy.deepcopy(module).eval().requires_grad_(False)
+        self.num_updates: torch.Tensor
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()

@@ -145,7 +145,7 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
+    np_state: tuple[Any, ...] = np.random.get_state()  # type: ignore[assignment]
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
@@ -380,7 +380,7 @@ class _LossLog:
 
     def __init__(self, path: Path | None):
         self.path = path
-        self.file = None
+        self.file: Any = None
         self.writer: Any = None
         self.columns: list[str] = []
 

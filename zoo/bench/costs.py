@@ -105,7 +105,9 @@ class PeakMemory:
     """
 
     def __init__(self, device: torch.device):
-        self.device, self.mb, self.kind = device, None, None
+        self.device = device
+        self.mb: float | None = None
+        self.kind: str | None = None
 
     def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":
