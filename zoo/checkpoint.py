@@ -122,18 +122,24 @@ def prune_checkpoints(run_dir: str | os.PathLike[str], keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
-def load_model(source: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> tuple[Any, dict[str, Any]]:
+def load_model(
+    source: str | os.PathLike[str], map_location: str | torch.device = "cpu", model_cls: type | None = None
+) -> tuple[Any, dict[str, Any]]:
     """Rebuild a trained model from a run directory or checkpoint file.
 
-    Returns ``(model, meta)`` where ``meta`` holds ``model``, ``dataset``, ``config``, ``image_shape``,
-    ``step`` and ``path``. The model is in eval mode on ``map_location``.
+    The class is looked up in the registry by the name the checkpoint records, unless ``model_cls``
+    is given (a plugin's tests may use a class that is not installed). Returns ``(model, meta)``
+    where ``meta`` holds ``model``, ``dataset``, ``config``, ``image_shape``, ``step`` and ``path``.
+    The model is in eval mode on ``map_location``.
     """
     from zoo.errors import ConfigError
     from zoo.registry import get_registry
 
     path = latest_checkpoint(source)
     state = load_checkpoint(path, map_location=map_location)
-    cls = get_registry().model(state["model"])
+    if model_cls is not None and model_cls.name != state["model"]:
+        raise CheckpointError(f"{path} holds model {state['model']!r}, not {model_cls.name!r}")
+    cls = model_cls or get_registry().model(state["model"])
     try:
         config = cls.Config(**state["config"])
     except (TypeError, ConfigError) as exc:

@@ -107,7 +107,7 @@ def check_model(model: str | type[GenerativeModel], image_shape: tuple[int, int,
         defaults = cls.parse_sample_options({})
         net.sample(2, generator=torch.Generator().manual_seed(0), **defaults)
 
-        restored, meta = load_model(run_dir, map_location="cpu")
+        restored, meta = load_model(run_dir, map_location="cpu", model_cls=cls)
         assert meta["step"] == steps, f"checkpoint step {meta['step']} != {steps}"
         for key, value in net.state_dict().items():
             assert torch.equal(value, restored.state_dict()[key]), f"checkpoint round trip changed {key!r}"

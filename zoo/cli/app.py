@@ -69,6 +69,9 @@ def _add_plugin_commands() -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code, turning genzoo errors into one line."""
     args = sys.argv[1:] if argv is None else argv
+    if any("\x00" in a for a in args):  # a shell cannot pass one; a Python caller can
+        stderr.print("zoo: error: arguments must not contain NUL bytes", highlight=False, markup=False)
+        return 2
     if "--strict-plugins" in args:  # plugins load before click parses options
         os.environ["ZOO_STRICT_PLUGINS"] = "1"
     try:
