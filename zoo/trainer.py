@@ -389,7 +389,8 @@ class _LossLog:
             return
         if self.file is None:
             new = not self.path.exists()
-            self.file = open(self.path, "a", newline="")  # noqa: SIM115 - kept open for the run
+            # Line-buffered so `tail -f losses.csv` follows a run as it trains.
+            self.file = open(self.path, "a", newline="", buffering=1)  # noqa: SIM115 - kept open for the run
             self.columns = ["step", "seconds", *sorted(losses)]
             self.writer = csv.writer(self.file)
             if new:
