@@ -159,3 +159,22 @@ def test_wrong_size_for_a_model_is_refused(capsys, tmp_path):
         Image.fromarray(np.full((20, 20), i * 40, dtype=np.uint8)).save(folder / f"{i}.png")
     code, _, err = zoo_in_process(capsys, "train", "dcgan", "--dataset", f"folder:{folder}", "--steps", "1")
     assert code == 2 and "20x20" in err, err
+
+
+def test_resuming_after_a_crash_does_not_duplicate_logged_steps(tmp_path):
+    from zoo.testing import tiny_model
+
+    images = synthetic_images(24, (1, 28, 28))
+    data = ImageDataset("s", images[:16], images[16:])
+    Trainer(tiny_model("gan"), data, TrainSettings(steps=6, batch_size=8, device="cpu", checkpoint_every=4, sample_grid=0),
+            tmp_path, progress=False).fit()
+    for ckpt in list_checkpoints(tmp_path)[1:]:  # as if the process died after step 6 but before that save
+        ckpt.unlink()
+    state = load_checkpoint(list_checkpoints(tmp_path)[-1])
+    assert state["step"] == 4
+    trainer = Trainer(tiny_model("gan"), data, TrainSettings(steps=8, batch_size=8, device="cpu", checkpoint_every=4, sample_grid=0),
+                      tmp_path, progress=False)
+    trainer.load_state_dict(state)
+    trainer.fit()
+    steps = [int(line.split(",")[0]) for line in (tmp_path / "losses.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 9))

@@ -277,7 +277,7 @@ class Trainer:
             remove_stale_temp_files(self.run_dir / "checkpoints")  # from a run killed mid-write
             self._write_run_files()
         self.model.train()
-        losses_log = _LossLog(self.run_dir / "losses.csv" if self.run_dir else None)
+        losses_log = _LossLog(self.run_dir / "losses.csv" if self.run_dir else None, keep_until=self.step)
         start_step, start_elapsed, stopped_by = self.step, self.elapsed, "steps"
         session_start = time.perf_counter()
         last_ckpt: Path | None = None
@@ -378,9 +378,16 @@ class Trainer:
 class _LossLog:
     """``losses.csv``: one row per step, columns added as losses appear."""
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, keep_until: int = 0):
         self.path = path
         self.file: Any = None
+        if path is not None and path.exists():  # resuming: drop rows logged after the checkpoint
+            rows = path.read_text().splitlines()
+            kept = rows[:1] + [r for r in rows[1:] if r.split(",", 1)[0].isdigit() and int(r.split(",", 1)[0]) <= keep_until]
+            if len(kept) != len(rows):
+                from zoo.fileio import atomic_write_text
+
+                atomic_write_text(path, "\n".join(kept) + "\n")
         self.writer: Any = None
         self.columns: list[str] = []
 
