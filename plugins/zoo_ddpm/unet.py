@@ -139,16 +139,8 @@ class UNet(nn.Module):
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mults))):
             for _ in range(num_res_blocks + 1):
-                self.up.append(
-                    ResBlock(
-                        ch + skip_channels.pop(),
-                        base_channels * mult,
-                        time_dim,
-                        dropout,
-                        norm_groups,
-                    )
-                )
-                ch = base_channels * mult
+                in_ch, ch = ch + skip_channels.pop(), base_channels * mult
+                self.up.append(ResBlock(in_ch, ch, time_dim, dropout, norm_groups))
             if level > 0:
                 self.up.append(Upsample(ch))
 
