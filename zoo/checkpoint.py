@@ -21,6 +21,7 @@ import torch
 
 from zoo.errors import CheckpointError, CheckpointNotFoundError
 from zoo.fileio import atomic_write, remove_stale_temp_files  # noqa: F401  (re-exported)
+from zoo.model import GenerativeModel
 
 FORMAT = "genzoo-checkpoint"
 FORMAT_VERSION = 1
@@ -123,7 +124,7 @@ def prune_checkpoints(run_dir: str | os.PathLike[str], keep: int) -> None:
 
 
 def load_model(
-    source: str | os.PathLike[str], map_location: str | torch.device = "cpu", model_cls: type | None = None
+    source: str | os.PathLike[str], map_location: str | torch.device = "cpu", model_cls: type[GenerativeModel] | None = None
 ) -> tuple[Any, dict[str, Any]]:
     """Rebuild a trained model from a run directory or checkpoint file.
 
