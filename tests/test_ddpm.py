@@ -321,6 +321,36 @@ def test_unet_keeps_the_shape_and_starts_at_zero(size: int) -> None:
     assert torch.count_nonzero(out) == 0  # zero-initialised output convolution, as in the paper
 
 
+def test_snr_is_alpha_bar_over_its_complement(schedule: NoiseSchedule) -> None:
+    t = torch.tensor([0, 10, 500, T - 1])
+    expected = [schedule.alpha_bar(i) / (1 - schedule.alpha_bar(i)) for i in t.tolist()]
+    assert schedule.snr(t).tolist() == pytest.approx(expected, rel=1e-4)
+
+
+@torch.no_grad()
+def test_min_snr_weighting_scales_each_image_by_min_snr_gamma_over_snr() -> None:
+    torch.manual_seed(1)
+    batch = torch.rand(16, 1, 16, 16) * 2 - 1
+    paper, weighted = tiny_model(), tiny_model(snr_gamma=20.0)
+    for model in (paper, weighted):  # a non-zero output, so every image's error differs
+        torch.manual_seed(2)
+        torch.nn.init.normal_(model.unet.conv_out.weight, std=0.1)
+
+    torch.manual_seed(3)
+    t = torch.randint(0, weighted.config.num_timesteps, (16,))
+    noise = torch.randn_like(batch)
+    per_image = weighted.unet(weighted.schedule.q_sample(batch, t, noise), t) - noise
+    per_image = per_image.square().mean(dim=(1, 2, 3))
+    snr = weighted.schedule.snr(t)
+    assert (snr > 20).any() and (snr < 20).any()  # both branches of the min are exercised
+    expected = (snr.clamp(max=20.0) / snr * per_image).mean()
+
+    torch.manual_seed(3)
+    assert float(weighted.loss(batch)) == pytest.approx(float(expected), rel=1e-5)
+    torch.manual_seed(3)
+    assert float(paper.loss(batch)) == pytest.approx(float(per_image.mean()), rel=1e-5)
+
+
 def test_config_rejects_bad_values() -> None:
     with pytest.raises(ConfigError):
         DDPM.Config(beta_start=0.03, beta_end=0.02)
@@ -328,6 +358,10 @@ def test_config_rejects_bad_values() -> None:
         DDPM.Config(ema_decay=1.0)
     with pytest.raises(ConfigError):
         DDPM.Config(channel_mults=())
+    with pytest.raises(ConfigError, match="snr_gamma"):
+        DDPM.Config(snr_gamma=0.0)
+    assert DDPM.Config.from_overrides({"snr_gamma": "none"}).snr_gamma is None
+    assert DDPM.Config.from_overrides({"snr_gamma": "5"}).snr_gamma == 5.0
 
 
 def test_validation_metric_is_repeatable_and_leaves_the_global_rng_alone() -> None:

@@ -52,7 +52,7 @@ class NoiseSchedule:
         self.betas = betas
         self.alphas = 1.0 - betas
         self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
-        self._per_device: dict[torch.device, torch.Tensor] = {}
+        self._per_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
     def linear(
@@ -69,12 +69,25 @@ class NoiseSchedule:
         """``alpha_bar_t``; ``alpha_bar_{-1} = 1`` (the clean image), which the last step lands on."""
         return 1.0 if t < 0 else float(self.alphas_cumprod[t])
 
+    def _on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 ``alpha_bar`` and SNR tables on ``device`` (SNR divided in float64: ``1 - alpha_bar_0``
+        is 1e-4, where float32 loses digits)."""
+        if device not in self._per_device:
+            snr = self.alphas_cumprod / (1.0 - self.alphas_cumprod)
+            self._per_device[device] = (
+                self.alphas_cumprod.to(device, torch.float32),
+                snr.to(device, torch.float32),
+            )
+        return self._per_device[device]
+
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Draw ``x_t`` from ``q(x_t | x_0)`` for a batch of timesteps ``t`` (Ho et al. eq. 4)."""
-        if x0.device not in self._per_device:
-            self._per_device[x0.device] = self.alphas_cumprod.to(x0.device, torch.float32)
-        abar = self._per_device[x0.device][t].view(-1, *([1] * (x0.ndim - 1))).to(x0.dtype)
+        abar = self._on(x0.device)[0][t].view(-1, *([1] * (x0.ndim - 1))).to(x0.dtype)
         return abar.sqrt() * x0 + (1.0 - abar).sqrt() * noise
+
+    def snr(self, t: torch.Tensor) -> torch.Tensor:
+        """Signal-to-noise ratio ``alpha_bar_t / (1 - alpha_bar_t)`` for a batch of timesteps (float32)."""
+        return self._on(t.device)[1][t]
 
 
 def timestep_grid(num_train_steps: int, num_steps: int, spacing: str = "uniform") -> list[int]:
