@@ -57,7 +57,7 @@ def test_discriminator_loss_matches_hand_computation(mod) -> None:  # noqa: ANN0
     assert mod.discriminator_loss(real, fake).item() == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.parametrize("cls,mod", zip(MODELS, LOSS_MODULES, strict=True), ids=["gan", "dcgan"])
+@pytest.mark.parametrize("cls,mod", list(zip(MODELS, LOSS_MODULES, strict=True)), ids=["gan", "dcgan"])
 def test_train_step_uses_the_non_saturating_generator_loss(cls, mod, monkeypatch) -> None:  # noqa: ANN001
     calls: list[torch.Tensor] = []
     original = mod.generator_loss
