@@ -148,6 +148,13 @@ class Scheduler:
             )
         return self._prev[t]
 
+    def posterior_variance(self, t: int) -> float:
+        """``beta~_t = (1 - alpha_bar_prev) / (1 - alpha_bar_t) * (1 - alpha_bar_t / alpha_bar_prev)``
+        on this grid: the ancestral step's variance, and DDIM's ``sigma_t^2`` at ``eta = 1``."""
+        abar_t = self.schedule.alpha_bar(t)
+        abar_prev = self.schedule.alpha_bar(self.prev_timestep(t))
+        return (1.0 - abar_prev) / (1.0 - abar_t) * (1.0 - abar_t / abar_prev)
+
     def predict_x0(self, model_output: torch.Tensor, t: int, sample: torch.Tensor) -> torch.Tensor:
         """Invert Ho et al. eq. 4 for ``x_0`` given the predicted noise, clipped to ``[-1, 1]``."""
         abar = self.schedule.alpha_bar(t)
@@ -189,8 +196,7 @@ class DDPMScheduler(Scheduler):
         beta_t = 1.0 - alpha_t
         coef_x0 = math.sqrt(abar_prev) * beta_t / (1.0 - abar_t)
         coef_xt = math.sqrt(alpha_t) * (1.0 - abar_prev) / (1.0 - abar_t)
-        variance = (1.0 - abar_prev) / (1.0 - abar_t) * beta_t
-        return coef_x0 * x0 + coef_xt * sample, variance
+        return coef_x0 * x0 + coef_xt * sample, self.posterior_variance(t)
 
     def step(
         self,
@@ -224,13 +230,10 @@ class DDIMScheduler(Scheduler):
         sample: torch.Tensor,
         generator: torch.Generator | None = None,
     ) -> SchedulerOutput:
-        abar_t = self.schedule.alpha_bar(t)
         abar_prev = self.schedule.alpha_bar(self.prev_timestep(t))
         x0 = self.predict_x0(model_output, t, sample)
         # The direction term keeps the model's noise prediction (see the module docstring).
-        sigma = self.eta * math.sqrt(
-            (1.0 - abar_prev) / (1.0 - abar_t) * (1.0 - abar_t / abar_prev)
-        )
+        sigma = self.eta * math.sqrt(self.posterior_variance(t))
         direction = math.sqrt(max(1.0 - abar_prev - sigma**2, 0.0)) * model_output
         prev = math.sqrt(abar_prev) * x0 + direction
         if sigma > 0:
