@@ -1,14 +1,163 @@
-"""Drawing images from a trained model: seeded, batched, and written as a grid, PNGs or an array."""
+"""Drawing images from a trained model: seeded, batched, and written as a grid, PNGs or an array.
+
+Sampling noise depends on ``(seed, image index)`` only, so the batch size never changes an image.
+:func:`generate` hands each batch an :class:`ImageGenerators`: one :class:`torch.Generator` per
+image, seeded by :func:`image_seed` from the run's seed and the image's index in the whole run.
+A model draws its noise through :func:`randn` / :func:`rand` (or the
+:meth:`zoo.GenerativeModel.randn` / :meth:`~zoo.GenerativeModel.rand` helpers, which call them on
+the model's device); row ``j`` of every draw comes from image ``j``'s own generator, so image ``i``
+sees the same numbers whether it is drawn alone, third in a batch of 3 or last in a batch of 256.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import torch
 
 from zoo.errors import UsageError
 from zoo.model import GenerativeModel, to_uint8
+
+__all__ = [
+    "BatchDependentSamplingWarning",
+    "ImageGenerators",
+    "generate",
+    "image_seed",
+    "rand",
+    "randn",
+    "save_grid",
+    "write_folder",
+    "write_grid",
+]
+
+#: Versioned, so that a future change of derivation is a deliberate, visible one.
+_SEED_DOMAIN = b"genzoo/sample-noise/v1"
+
+
+def image_seed(seed: int, index: int) -> int:
+    """The seed of image ``index`` of a run seeded with ``seed``: 63 bits of SHA-256 of both.
+
+    A hash rather than ``seed + index``: with a sum, image 1 of seed 0 would be image 0 of seed 1,
+    so two "different" seeds would share all but one image. SHA-256 makes every ``(seed, index)``
+    pair an unrelated seed for the generator's own initialisation (Mersenne Twister on the CPU,
+    Philox on CUDA).
+    """
+    digest = hashlib.sha256(b"%s:%d:%d" % (_SEED_DOMAIN, int(seed), int(index))).digest()
+    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
+
+
+class BatchDependentSamplingWarning(UserWarning):
+    """A model drew noise from an :class:`ImageGenerators` as if it were one plain generator."""
+
+
+class ImageGenerators(torch.Generator):
+    """One :class:`torch.Generator` per image of a batch, for batch-size-independent sampling.
+
+    ``ImageGenerators(seed, indices, device)`` seeds generator ``j`` with
+    ``image_seed(seed, indices[j])``. Draw from it with :func:`randn` / :func:`rand` (or the model's
+    ``self.randn`` / ``self.rand``), whose first dimension must be the number of images: row ``j``
+    comes from generator ``j``. ``gens[j]`` is image ``j``'s generator, ``gens[a:b]`` the
+    generators of a sub-batch (the same objects, so drawing from the slice advances them).
+
+    For compatibility it *is* a :class:`torch.Generator` itself: a plugin that still calls
+    ``torch.randn(..., generator=generator)`` directly keeps working, drawing from a batch-level
+    stream seeded from ``(seed, first index, batch size)``. Its images are then reproducible for
+    a given batch size but change with the batch size; :func:`generate` warns
+    (:class:`BatchDependentSamplingWarning`) and :func:`zoo.testing.check_model` fails.
+    """
+
+    seed: int
+    indices: tuple[int, ...]
+    generators: tuple[torch.Generator, ...]
+
+    def __new__(cls, seed: int, indices: Iterable[int], device: str | torch.device = "cpu",
+                *, _generators: Sequence[torch.Generator] | None = None) -> ImageGenerators:
+        return super().__new__(cls, device=torch.device(device))
+
+    def __init__(self, seed: int, indices: Iterable[int], device: str | torch.device = "cpu",
+                 *, _generators: Sequence[torch.Generator] | None = None) -> None:
+        self.seed = int(seed)
+        self.indices = tuple(int(i) for i in indices)
+        if _generators is None:
+            _generators = [torch.Generator(device=self.device).manual_seed(image_seed(self.seed, i))
+                           for i in self.indices]
+        self.generators = tuple(_generators)
+        first = self.indices[0] if self.indices else 0
+        batch_key = hashlib.sha256(b"%s:batch:%d:%d:%d" % (_SEED_DOMAIN, self.seed, first, len(self.indices)))
+        self.manual_seed(int.from_bytes(batch_key.digest()[:8], "big") & ((1 << 63) - 1))
+
+    @classmethod
+    def for_range(cls, seed: int, start: int, count: int, device: str | torch.device = "cpu") -> ImageGenerators:
+        """The generators of images ``start .. start + count - 1`` of a run seeded with ``seed``."""
+        return cls(seed, range(start, start + count), device)
+
+    def __len__(self) -> int:
+        return len(self.generators)
+
+    def __bool__(self) -> bool:  # an empty batch is still a generator, not "no generator"
+        return True
+
+    def __iter__(self) -> Iterator[torch.Generator]:
+        return iter(self.generators)
+
+    @overload
+    def __getitem__(self, key: int) -> torch.Generator: ...
+    @overload
+    def __getitem__(self, key: slice) -> ImageGenerators: ...
+
+    def __getitem__(self, key: int | slice) -> torch.Generator | ImageGenerators:
+        if isinstance(key, slice):
+            return ImageGenerators(self.seed, self.indices[key], self.device, _generators=self.generators[key])
+        return self.generators[key]
+
+    def __repr__(self) -> str:
+        span = f"{self.indices[0]}..{self.indices[-1]}" if self.indices else "none"
+        return f"ImageGenerators(seed={self.seed}, images {span}, n={len(self)}, device={self.device})"
+
+
+def _draw(fn: Callable[..., torch.Tensor], shape: tuple[int, ...], generator: torch.Generator | None,
+          device: torch.device | str | None, dtype: torch.dtype | None, what: str) -> torch.Tensor:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)):
+        shape = tuple(shape[0])  # randn((n, d)) as well as randn(n, d)
+    shape = tuple(int(s) for s in shape)
+    if not isinstance(generator, ImageGenerators):
+        # A plain generator (or None: the global RNG), exactly as ``torch.randn`` would draw it.
+        source = generator.device if generator is not None else device
+        noise = fn(shape, generator=generator, device=source, dtype=dtype)
+        return noise.to(device) if device is not None else noise
+    if not shape or shape[0] != len(generator):
+        raise ValueError(
+            f"{what}{shape}: the first dimension must be the number of images, {len(generator)}, because "
+            f"row j is drawn from image j's own generator; for several draws per image use more "
+            f"dimensions ({what}({len(generator)}, k, ...)) or several calls"
+        )
+    target = torch.device(device) if device is not None else generator.device
+    out = torch.empty(shape, device=generator.device, dtype=dtype)
+    for row, gen in zip(out, generator.generators, strict=True):
+        fn(shape[1:], generator=gen, out=row)  # what fn(shape[1:], generator=gen) returns, in place
+    return out.to(target)
+
+
+def randn(*shape: Any, generator: torch.Generator | None = None, device: torch.device | str | None = None,
+          dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Standard normal noise of ``shape`` on ``device``, drawn from ``generator``.
+
+    With an :class:`ImageGenerators`, ``shape[0]`` must be its number of images and row ``j`` comes
+    from image ``j``'s generator (on the generators' device, then moved to ``device``). With a plain
+    :class:`torch.Generator` the draw is ``torch.randn`` on the generator's device, moved to
+    ``device``; with ``None`` it is the global RNG.
+    """
+    return _draw(torch.randn, shape, generator, device, dtype, "randn")
+
+
+def rand(*shape: Any, generator: torch.Generator | None = None, device: torch.device | str | None = None,
+         dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Uniform ``[0, 1)`` noise, drawn like :func:`randn`."""
+    return _draw(torch.rand, shape, generator, device, dtype, "rand")
 
 
 @torch.no_grad()
@@ -18,24 +167,40 @@ def generate(
 ) -> torch.Tensor:
     """``n`` samples as ``uint8 n x C x H x W`` on the CPU; the same seed gives the same images.
 
-    Batches use consecutive seeds derived from ``seed``, so the result does not depend on which
-    device generated it only through the generator, and is reproducible batch by batch.
+    Image ``i``'s noise comes from its own generator, seeded by :func:`image_seed` ``(seed, i)`` on
+    the model's device, so the images do not depend on ``batch_size`` (up to the network's own
+    floating-point arithmetic, which may round differently for different batch shapes; see
+    ``tests/test_sampling_batch.py``). The generators live on the model's device, whose random
+    streams differ: a CPU and a CUDA run of the same seed give different images.
     """
     if n < 1:
         raise UsageError(f"number of samples must be >= 1, got {n}")
+    if batch_size < 1:
+        raise UsageError(f"batch size must be >= 1, got {batch_size}")
     parsed = model.parse_sample_options(options)
     was_training = model.training
     model.eval()
     out = []
+    warned = False
     try:
-        generator = torch.Generator(device=model.device).manual_seed(seed)
         done = 0
         while done < n:
             k = min(batch_size, n - done)
-            images = model.sample(k, generator=generator, **parsed)
+            generators = ImageGenerators.for_range(seed, done, k, device=model.device)
+            batch_state = generators.get_state()
+            images = model.sample(k, generator=generators, **parsed)
             expected = (k, *model.image_shape)
             if tuple(images.shape) != expected:
                 raise RuntimeError(f"{model.name}.sample returned shape {tuple(images.shape)}, expected {expected}")
+            if not warned and not torch.equal(batch_state, generators.get_state()):
+                warned = True
+                warnings.warn(
+                    f"{model.name or type(model).__name__}.sample drew noise from `generator` as one plain "
+                    "torch.Generator (torch.randn(..., generator=generator)), so its images change with the "
+                    "batch size; draw through self.randn(n, ...) / self.rand(n, ...) instead",
+                    BatchDependentSamplingWarning,
+                    stacklevel=2,
+                )
             out.append(to_uint8(images).cpu())
             done += k
             if progress is not None:

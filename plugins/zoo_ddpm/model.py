@@ -218,6 +218,10 @@ class DDPM(GenerativeModel):
     ) -> torch.Tensor:
         """Draw ``n`` images with the EMA weights; all randomness comes from ``generator``.
 
+        The starting noise and every ancestral / DDIM ``eta > 0`` step draw row ``j`` from image
+        ``j``'s generator when ``generator`` is a :class:`zoo.sampling.ImageGenerators`, so the
+        images do not depend on the batch size.
+
         Options (see :attr:`sample_options`): ``sampler`` (``ddim`` or ``ddpm``), ``steps``,
         ``eta`` (DDIM only) and ``spacing``. Returns ``n x C x H x W`` floats in ``[-1, 1]``.
         Memory grows with ``n``: call it in batches for thousands of images.

@@ -2,7 +2,8 @@
 
 A sampler is a small object with ``set_timesteps(num_steps, spacing)`` and
 ``step(model_output, t, sample, generator=...)``, so the denoising loop is the same for every
-sampler and the sampler is swappable::
+sampler and the sampler is swappable (``generator`` is a plain :class:`torch.Generator` or a
+:class:`zoo.sampling.ImageGenerators`, whose row ``j`` of noise belongs to image ``j``)::
 
     scheduler = DDIMScheduler(schedule, eta=0.0)
     scheduler.set_timesteps(50)
@@ -34,6 +35,7 @@ from typing import NamedTuple
 import torch
 
 from zoo.errors import ConfigError, UnknownNameError
+from zoo.sampling import randn
 
 SPACINGS = ("uniform", "quadratic")
 
@@ -172,9 +174,13 @@ class Scheduler:
 
 
 def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Standard normal noise shaped like ``x``, drawn from ``generator`` on its own device."""
-    device = generator.device if generator is not None else x.device
-    return torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
+    """Standard normal noise shaped like ``x``, drawn from ``generator`` on its own device.
+
+    With a :class:`zoo.sampling.ImageGenerators` (one generator per image, what
+    :func:`zoo.sampling.generate` passes) row ``j`` comes from image ``j``'s generator, so an
+    image's trajectory does not depend on the batch it is sampled in.
+    """
+    return randn(*x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
 class DDPMScheduler(Scheduler):
