@@ -53,7 +53,9 @@ def test_default_path_follows_environment(monkeypatch, tmp_path):
 
 def test_round_trip_keeps_every_field(tmp_path):
     store = ResultsStore(tmp_path / "deep" / "folder" / "results.sqlite")
-    row = make_row(status="failed", error="RuntimeError: boom\nline 2")
+    # Paths come back absolute (stored relative to the store's folder), so give absolute ones.
+    row = make_row(status="failed", error="RuntimeError: boom\nline 2", grid_path=str(tmp_path / "deep" / "folder" / "x" / "grid.png"),
+                   run_dir=str(tmp_path / "elsewhere" / "x"))
     store.add(row)
     (back,) = store.rows()
     assert back == row
@@ -92,7 +94,7 @@ def test_upsert_replaces_same_identity_and_keeps_different_options(tmp_path):
     store.add(make_row(model="ddpm", sample_options={"sampler": "ddpm", "steps": 1000}))
     store.add(make_row(seed=1))
     store.add(make_row(protocol_hash="q" * 16))
-    store.add(make_row(preset="full"))
+    store.add(make_row(preset="full", budget_amount=1200.0))  # the preset is descriptive; its budget is identity
     assert store.count() == 6
     ddim = store.rows(model="ddpm")
     assert {r.sample_options["steps"] for r in ddim} == {50, 1000}

@@ -1,24 +1,43 @@
-"""The benchmark results store: one SQLite row per model x dataset x seed x protocol.
+"""The benchmark results store: one SQLite row per benchmark run.
 
 Several ``zoo bench`` processes may write to one store at once. An atomic file rename loses rows
 under that load (8 writers kept 50 of 320 rows in a test); SQLite in WAL mode, with every write in
 its own ``BEGIN IMMEDIATE`` transaction and a busy timeout, keeps them all. Each row is committed on
 its own, so Ctrl-C or a killed process keeps every row finished before it.
 
-A row is identified by (model, dataset, seed, protocol_hash, preset, sample_options): adding a row
-with the same identity replaces the old one, so re-running a benchmark updates it, and DDIM at 50
-steps and DDPM at 1000 steps stay separate rows.
+**Identity.** A row is identified by :data:`IDENTITY_COLUMNS`: protocol_hash, dataset, model, plugin,
+plugin_version, config_hash (of the fully resolved model config), budget_kind and budget_amount,
+precision, seed and sample_options. Adding a row with the same identity replaces the old one, so
+re-running a benchmark updates it; DDIM at 50 steps and DDPM at 1000 steps, or two learning rates,
+stay separate rows. ``preset`` is descriptive only. An unknown budget amount (NaN, stored as NULL)
+counts as one value for the identity.
+
+**Paths.** ``grid_path`` and ``run_dir`` are stored relative to the store's folder when they lie
+under it (absolute otherwise; a relative path handed in is taken relative to the current
+directory) and come back absolute, resolved against the store's folder, so a store can be moved or
+read from another directory together with its runs.
+
+**Migrations.** The schema is built by named, ordered functions in :data:`MIGRATIONS` (``m001_...``,
+``m002_...``), each applied once in its own transaction and recorded by name in ``_zoo_migrations``
+(the pattern of simonw/llm's ``migrations.py``). The legacy ``zoo_schema`` table of genzoo's first
+stores is still read (version 1 = ``m001_initial`` applied) and still written (its version is the
+number of migrations applied) so that an older genzoo refuses a newer store instead of writing
+rows it does not understand. A store recording a migration this genzoo does not know is refused
+with a :class:`~zoo.errors.UsageError` before anything touches the file (not even a PRAGMA).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import random
 import sqlite3
 import time
+import urllib.parse
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,48 +45,43 @@ from typing import Any, TypeVar
 
 from zoo.errors import UsageError, ZooError
 
-__all__ = ["SCHEMA_VERSION", "STATUSES", "ResultRow", "ResultsStore", "default_store_path"]
+__all__ = [
+    "BUDGET_KINDS",
+    "IDENTITY_COLUMNS",
+    "MIGRATIONS",
+    "PRECISIONS",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "ResultRow",
+    "ResultsStore",
+    "canonical_json",
+    "config_hash",
+    "default_store_path",
+    "rows_to_frame",
+]
 
-SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed")
+#: Budget units of the field: wall-clock seconds, optimizer steps, thousands of real images shown, training FLOPs.
+BUDGET_KINDS = ("time", "steps", "kimg", "flops")
+PRECISIONS = ("fp32", "bf16", "fp16")
+#: The columns that identify a run; adding a row with the same values replaces the old row.
+IDENTITY_COLUMNS = (
+    "protocol_hash",
+    "dataset",
+    "model",
+    "plugin",
+    "plugin_version",
+    "config_hash",
+    "budget_kind",
+    "budget_amount",
+    "precision",
+    "seed",
+    "sample_options",
+)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # Columns holding a nested dict, stored as canonical JSON text.
 _JSON_COLUMNS = ("protocol", "config", "sample_options", "metrics", "floor", "costs", "environment")
-_IDENTITY = ("model", "dataset", "seed", "protocol_hash", "preset", "sample_options")
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS zoo_schema (
-    version     INTEGER PRIMARY KEY,
-    applied_at  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS results (
-    row_id              TEXT PRIMARY KEY,
-    created_at          TEXT NOT NULL,
-    model               TEXT NOT NULL,
-    family              TEXT NOT NULL DEFAULT '',
-    plugin              TEXT NOT NULL DEFAULT '',
-    plugin_version      TEXT NOT NULL DEFAULT '',
-    dataset             TEXT NOT NULL,
-    dataset_fingerprint TEXT NOT NULL DEFAULT '',
-    seed                INTEGER NOT NULL,
-    preset              TEXT NOT NULL DEFAULT '',
-    protocol_hash       TEXT NOT NULL,
-    protocol            TEXT NOT NULL,
-    status              TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
-    error               TEXT,
-    config              TEXT NOT NULL,
-    sample_options      TEXT NOT NULL,
-    metrics             TEXT NOT NULL,
-    floor               TEXT NOT NULL,
-    costs               TEXT NOT NULL,
-    environment         TEXT NOT NULL,
-    grid_path           TEXT,
-    run_dir             TEXT,
-    UNIQUE ({", ".join(_IDENTITY)})
-);
-CREATE INDEX IF NOT EXISTS results_by_board ON results (dataset, protocol_hash);
-"""
-
+_PATH_COLUMNS = ("grid_path", "run_dir")
 T = TypeVar("T")
 
 
@@ -93,11 +107,20 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def canonical_json(value: Mapping[str, Any] | None) -> str:
+def canonical_json(value: Any) -> str:
     """Stable JSON text (sorted keys, no spaces): equal dicts give equal strings, so the UNIQUE
     constraint and grouping by sample options compare by content. NaN/inf are kept (Python's JSON
-    reads them back)."""
-    return json.dumps(dict(value or {}), sort_keys=True, separators=(",", ":"), default=_json_default)
+    reads them back). A mapping or ``None`` gives an object; a list (a curve) stays a list."""
+    if isinstance(value, (list, tuple)):
+        data: Any = list(value)
+    else:
+        data = dict(value or {})
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=_json_default)
+
+
+def config_hash(config: Mapping[str, Any] | None) -> str:
+    """12 hex digits of the SHA-256 of the canonical JSON of a fully resolved model config."""
+    return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()[:12]
 
 
 def _load_json(value: Any, column: str) -> dict[str, Any]:
@@ -111,13 +134,40 @@ def _load_json(value: Any, column: str) -> dict[str, Any]:
     return loaded
 
 
-@dataclass
+def _load_curve(value: Any) -> list[dict[str, Any]]:
+    if value is None or value == "":
+        return []
+    loaded = json.loads(value) if isinstance(value, (str, bytes)) else value
+    if not isinstance(loaded, (list, tuple)) or not all(isinstance(p, Mapping) for p in loaded):
+        raise ValueError("result column 'curve' must hold a JSON list of objects")
+    return [dict(p) for p in loaded]
+
+
+def _float(value: Any) -> float:
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+@dataclass(eq=False)
 class ResultRow:
     """One benchmark result: a model trained on a dataset with a seed, evaluated under a protocol.
 
     ``metrics`` and ``floor`` share keys (``fid_lenet``, ``is_lenet``, ``kid_lenet``, ...); ``floor``
     holds the real-versus-real score of the protocol, the best a perfect generator can reach at this
     sample count. A failed run has ``status="failed"``, its ``error`` and whatever it measured.
+
+    Run identity (see :attr:`identity`): ``config_hash`` is computed from ``config`` when left
+    empty (so ``config`` must be the fully resolved config); ``budget_kind`` is one of
+    :data:`BUDGET_KINDS` and ``budget_amount`` is in its unit (seconds, steps, kimg, FLOPs; NaN
+    when unknown); ``precision`` is one of :data:`PRECISIONS`. ``config_label`` is a human label of
+    how the config differs from the model's defaults (``"lr=0.01"``, ``""`` for the defaults).
+    ``curve`` lists quality-versus-compute points of the run, each
+    ``{"fraction", "train_steps", "train_kimg", "train_flops", "train_seconds", "metrics"}``; the
+    last point is at the full budget and its metrics equal ``metrics``.
     """
 
     model: str
@@ -142,6 +192,12 @@ class ResultRow:
     run_dir: str | None = None
     row_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: str = field(default_factory=_utc_now)
+    config_hash: str = ""
+    config_label: str = ""
+    budget_kind: str = "time"
+    budget_amount: float = math.nan
+    precision: str = "fp32"
+    curve: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -149,17 +205,33 @@ class ResultRow:
         for name in ("model", "dataset", "protocol_hash"):
             if not getattr(self, name):
                 raise ValueError(f"result row needs a non-empty {name}")
+        if self.budget_kind not in BUDGET_KINDS:
+            raise ValueError(f"budget_kind must be one of {BUDGET_KINDS}, got {self.budget_kind!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         self.seed = int(self.seed)
+        self.budget_amount = _float(self.budget_amount)
         self.preset = self.preset or ""
-        for name in ("grid_path", "run_dir"):
+        self.plugin = self.plugin or ""
+        self.plugin_version = self.plugin_version or ""
+        self.config_label = self.config_label or ""
+        self.config_hash = self.config_hash or config_hash(self.config)
+        self.curve = _load_curve(self.curve)
+        for name in _PATH_COLUMNS:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, os.fspath(value))
 
     @property
-    def key(self) -> tuple[str, str, int, str, str, str]:
-        """The identity a re-run replaces: (model, dataset, seed, protocol_hash, preset, options)."""
-        return (self.model, self.dataset, self.seed, self.protocol_hash, self.preset, canonical_json(self.sample_options))
+    def identity(self) -> tuple[Any, ...]:
+        """The values of :data:`IDENTITY_COLUMNS`: the run a re-added row replaces. Sample options
+        are canonical JSON; an unknown budget amount is ``None`` (so identities compare equal)."""
+        values = {c: getattr(self, c) for c in IDENTITY_COLUMNS}
+        values["sample_options"] = canonical_json(self.sample_options)
+        values["budget_amount"] = None if math.isnan(self.budget_amount) else self.budget_amount
+        return tuple(values[c] for c in IDENTITY_COLUMNS)
+
+    key = identity  # the name of the identity before run identities (kept for callers)
 
     @property
     def primary_metric(self) -> str | None:
@@ -180,15 +252,31 @@ class ResultRow:
                 kwargs[column] = _load_json(kwargs[column], column)
         return cls(**kwargs)
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ResultRow):
+            return NotImplemented
+        return self._comparable() == other._comparable()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass default
+
+    def _comparable(self) -> list[Any]:
+        data = self.to_dict()
+        data["budget_amount"] = None if math.isnan(self.budget_amount) else self.budget_amount
+        return [data[f.name] for f in fields(self)]
+
     def _db_values(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         for column in _JSON_COLUMNS:
             values[column] = canonical_json(values[column])
+        values["curve"] = canonical_json(values["curve"])
+        values["budget_amount"] = None if math.isnan(self.budget_amount) else self.budget_amount
         return values
 
 
 def _copy(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=_json_default)) if isinstance(value, dict) else value
+    if isinstance(value, (dict, list)):
+        return json.loads(json.dumps(value, default=_json_default))
+    return value
 
 
 _COLUMNS = tuple(f.name for f in fields(ResultRow))
@@ -198,9 +286,219 @@ _INSERT = (
 )
 
 
+# -- paths relative to the store -----------------------------------------------------------------
+
+
+def _store_relative(value: str | None, folder: str) -> str | None:
+    """``value`` relative to ``folder`` when it lies under it, else absolute."""
+    if value is None or value == "":
+        return value
+    absolute = os.path.abspath(os.path.expanduser(value))
+    try:
+        common = os.path.commonpath([absolute, folder])
+    except ValueError:  # another drive on Windows
+        return absolute
+    return os.path.relpath(absolute, folder) if common == folder else absolute
+
+
+def _from_store(value: str | None, folder: str) -> str | None:
+    if value is None or value == "":
+        return value
+    return value if os.path.isabs(value) else os.path.normpath(os.path.join(folder, value))
+
+
+# -- migrations ----------------------------------------------------------------------------------
+
+Migration = Callable[[sqlite3.Connection], None]
+#: Every migration in the order it is applied; each is recorded by its function name.
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Append ``fn`` to :data:`MIGRATIONS`. Never rename, reorder or edit a released migration:
+    add a new one (``m003_...``) instead."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_initial(conn: sqlite3.Connection) -> None:
+    """The first schema (genzoo's ``zoo_schema`` version 1)."""
+    conn.execute(
+        """CREATE TABLE IF NOT EXISTS results (
+    row_id              TEXT PRIMARY KEY,
+    created_at          TEXT NOT NULL,
+    model               TEXT NOT NULL,
+    family              TEXT NOT NULL DEFAULT '',
+    plugin              TEXT NOT NULL DEFAULT '',
+    plugin_version      TEXT NOT NULL DEFAULT '',
+    dataset             TEXT NOT NULL,
+    dataset_fingerprint TEXT NOT NULL DEFAULT '',
+    seed                INTEGER NOT NULL,
+    preset              TEXT NOT NULL DEFAULT '',
+    protocol_hash       TEXT NOT NULL,
+    protocol            TEXT NOT NULL,
+    status              TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error               TEXT,
+    config              TEXT NOT NULL,
+    sample_options      TEXT NOT NULL,
+    metrics             TEXT NOT NULL,
+    floor               TEXT NOT NULL,
+    costs               TEXT NOT NULL,
+    environment         TEXT NOT NULL,
+    grid_path           TEXT,
+    run_dir             TEXT,
+    UNIQUE (model, dataset, seed, protocol_hash, preset, sample_options)
+)"""
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS results_by_board ON results (dataset, protocol_hash)")
+
+
+# The budgets of the presets genzoo 0.1 shipped (version-1 rows do not record their budget).
+_V1_PRESET_BUDGETS = {"smoke": ("steps", 4.0), "quick": ("time", 120.0), "standard": ("time", 1200.0), "paper": ("time", 28800.0)}
+_V1_COLUMNS = (
+    "row_id", "created_at", "model", "family", "plugin", "plugin_version", "dataset", "dataset_fingerprint", "seed",
+    "preset", "protocol_hash", "protocol", "status", "error", "config", "sample_options", "metrics", "floor", "costs",
+    "environment", "grid_path", "run_dir",
+)
+
+
+def _v1_budget(preset: str, costs: Mapping[str, Any]) -> tuple[str, float]:
+    for kind, key in (("time", "budget_seconds"), ("steps", "budget_steps"), ("kimg", "budget_kimg"), ("flops", "budget_flops")):
+        if isinstance(costs.get(key), (int, float)):
+            return kind, float(costs[key])
+    if preset in _V1_PRESET_BUDGETS:
+        return _V1_PRESET_BUDGETS[preset]
+    return "time", math.nan
+
+
+def _v1_path(value: str | None, folder: str) -> str | None:
+    """A version-1 path was written relative to the runner's working directory, which the row does
+    not record: take the first of (the store's folder, its parents, the current directory) under
+    which it exists; keep it unchanged when none does."""
+    if not value or os.path.isabs(value):
+        return _store_relative(value, folder) if value else value
+    bases = [folder, *(str(p) for p in Path(folder).parents), os.getcwd()]
+    for base in bases:
+        candidate = os.path.normpath(os.path.join(base, value))
+        if os.path.exists(candidate):
+            return _store_relative(candidate, folder)
+    return value
+
+
+@migration
+def m002_run_identity(conn: sqlite3.Connection) -> None:
+    """Run identity: config hash, budget, precision, curve; ``preset`` leaves the identity; paths
+    become relative to the store's folder.
+
+    Version-1 rows get ``config_hash`` from their stored config; ``budget_kind``/``budget_amount``
+    from ``costs["budget_<unit>"]`` when present, else from the preset genzoo 0.1 shipped under
+    that name, else ``("time", NaN)``; ``precision`` from ``environment``/``costs["precision"]``
+    else ``"fp32"``; an empty ``config_label`` and ``curve``. Newest rows are copied first; an older
+    row whose new identity collides with a newer one (it differed only by an unknown preset) is
+    kept, unranked, in ``_zoo_m002_duplicates`` rather than lost.
+    """
+    folder = _db_folder(conn)
+    conn.execute(
+        """CREATE TABLE results_m002 (
+    row_id              TEXT PRIMARY KEY,
+    created_at          TEXT NOT NULL,
+    model               TEXT NOT NULL,
+    family              TEXT NOT NULL DEFAULT '',
+    plugin              TEXT NOT NULL DEFAULT '',
+    plugin_version      TEXT NOT NULL DEFAULT '',
+    dataset             TEXT NOT NULL,
+    dataset_fingerprint TEXT NOT NULL DEFAULT '',
+    seed                INTEGER NOT NULL,
+    preset              TEXT NOT NULL DEFAULT '',
+    protocol_hash       TEXT NOT NULL,
+    protocol            TEXT NOT NULL,
+    status              TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    error               TEXT,
+    config              TEXT NOT NULL,
+    config_hash         TEXT NOT NULL,
+    config_label        TEXT NOT NULL DEFAULT '',
+    budget_kind         TEXT NOT NULL CHECK (budget_kind IN ('time', 'steps', 'kimg', 'flops')),
+    budget_amount       REAL,
+    precision           TEXT NOT NULL CHECK (precision IN ('fp32', 'bf16', 'fp16')),
+    sample_options      TEXT NOT NULL,
+    metrics             TEXT NOT NULL,
+    floor               TEXT NOT NULL,
+    costs               TEXT NOT NULL,
+    curve               TEXT NOT NULL DEFAULT '[]',
+    environment         TEXT NOT NULL,
+    grid_path           TEXT,
+    run_dir             TEXT
+)"""
+    )
+    # NULL (unknown) budget amounts are one value for the identity, so a re-run replaces its row.
+    conn.execute(
+        "CREATE UNIQUE INDEX results_identity ON results_m002 (protocol_hash, dataset, model, plugin, plugin_version, "
+        "config_hash, budget_kind, IFNULL(budget_amount, 'unknown'), precision, seed, sample_options)"
+    )
+    old = conn.execute(f"SELECT {', '.join(_V1_COLUMNS)} FROM results ORDER BY created_at DESC, rowid DESC").fetchall()
+    seen: set[tuple[Any, ...]] = set()
+    duplicates: list[tuple[Any, ...]] = []
+    for values in old:
+        data = dict(zip(_V1_COLUMNS, values, strict=True))
+        costs, env = _load_json(data["costs"], "costs"), _load_json(data["environment"], "environment")
+        kind, amount = _v1_budget(data["preset"], costs)
+        precision = env.get("precision") or costs.get("precision") or "fp32"
+        data.update(
+            config_hash=config_hash(_load_json(data["config"], "config")),
+            config_label="",
+            budget_kind=kind,
+            budget_amount=None if math.isnan(amount) else amount,
+            precision=precision if precision in PRECISIONS else "fp32",
+            curve="[]",
+            grid_path=_v1_path(data["grid_path"], folder),
+            run_dir=_v1_path(data["run_dir"], folder),
+        )
+        identity = tuple(data[c] for c in IDENTITY_COLUMNS)
+        if identity in seen:
+            duplicates.append(values)
+            continue
+        seen.add(identity)
+        conn.execute(f"INSERT INTO results_m002 ({', '.join(data)}) VALUES ({', '.join('?' * len(data))})", tuple(data.values()))
+    if duplicates:
+        conn.execute(f"CREATE TABLE _zoo_m002_duplicates AS SELECT * FROM results WHERE 0")
+        conn.executemany(f"INSERT INTO _zoo_m002_duplicates VALUES ({', '.join('?' * len(_V1_COLUMNS))})", duplicates)
+    conn.execute("DROP TABLE results")
+    conn.execute("ALTER TABLE results_m002 RENAME TO results")
+    conn.execute("CREATE INDEX results_by_board ON results (dataset, protocol_hash)")
+
+
+def _db_folder(conn: sqlite3.Connection) -> str:
+    for _, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main" and file:
+            return os.path.dirname(os.path.abspath(file))
+    return os.getcwd()
+
+
+#: The legacy ``zoo_schema`` version a store reaches with every migration applied.
+SCHEMA_VERSION = len(MIGRATIONS)
+_KNOWN = [m.__name__ for m in MIGRATIONS]
+
+
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def _applied(conn: sqlite3.Connection, tables: set[str]) -> tuple[list[str], int]:
+    """Names of the migrations a store records, and its legacy ``zoo_schema`` version (0: none)."""
+    legacy = 0
+    if "zoo_schema" in tables:
+        legacy = conn.execute("SELECT MAX(version) FROM zoo_schema").fetchone()[0] or 0
+    if "_zoo_migrations" in tables:
+        names = [r[0] for r in conn.execute("SELECT name FROM _zoo_migrations ORDER BY rowid")]
+    else:  # a version-1 store: zoo_schema version N means the first N migrations (only 1 existed)
+        names = _KNOWN[: min(legacy, 1)]
+    return names, legacy
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 class ResultsStore:
@@ -208,8 +506,9 @@ class ResultsStore:
 
     ``timeout`` is SQLite's busy timeout in seconds: how long one statement waits for another
     writer. Beyond it, writes retry with exponential backoff for ``retry_seconds`` more before
-    giving up with a :class:`~zoo.errors.ZooError`. A file that is not a genzoo results store is
-    refused with a :class:`~zoo.errors.UsageError` and never written to.
+    giving up with a :class:`~zoo.errors.ZooError`. A file that is not a genzoo results store, or a
+    store written by a newer genzoo, is refused with a :class:`~zoo.errors.UsageError` and never
+    written to.
     """
 
     def __init__(
@@ -224,10 +523,16 @@ class ResultsStore:
         self.timeout = float(timeout)
         self.retry_seconds = float(retry_seconds)
         self._check_file(create)
-        self._with_retry(self._init_schema)
+        self._with_retry(self._inspect)  # read-only: refuses foreign and newer stores untouched
+        self._with_retry(self._migrate)
 
     def __repr__(self) -> str:
         return f"ResultsStore({str(self.path)!r})"
+
+    @property
+    def folder(self) -> str:
+        """The absolute folder of the store: stored relative paths are relative to it."""
+        return os.path.dirname(os.path.abspath(self.path))
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -252,31 +557,61 @@ class ResultsStore:
         except OSError as exc:
             raise UsageError(f"cannot create the folder for results store {self.path}: {exc.strerror or exc}") from None
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, read_only: bool = False) -> sqlite3.Connection:
         # isolation_level=None: no implicit transactions; every write says BEGIN IMMEDIATE itself,
         # which takes the write lock up front instead of failing to upgrade a read lock later.
-        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        if read_only:
+            uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None)
+        else:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
         return conn
 
-    def _init_schema(self, conn: sqlite3.Connection) -> None:
-        # Look before writing anything (switching to WAL already rewrites the header).
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if tables and "zoo_schema" not in tables:
+    def _refuse_unknown(self, tables: set[str], names: list[str], legacy: int) -> None:
+        if tables and not tables & {"zoo_schema", "_zoo_migrations"}:
             raise UsageError(f"{self.path} is an SQLite database but not a genzoo results store; refusing to touch it")
+        unknown = [n for n in names if n not in _KNOWN]
+        if unknown or legacy > SCHEMA_VERSION:
+            what = f"migration {unknown[0]}" if unknown else f"schema version {legacy}"
+            raise UsageError(f"results store {self.path} was written by a newer genzoo ({what}, newer than this genzoo understands); upgrade genzoo, it was left untouched")
+
+    def _inspect(self, _conn: sqlite3.Connection) -> None:
+        """Look before anything writes (switching to WAL already rewrites the header): through a
+        read-only connection, refuse a foreign database or one with migrations we do not know."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        conn = self._connect(read_only=True)
+        try:
+            tables = _tables(conn)
+            self._refuse_unknown(tables, *_applied(conn, tables))
+        finally:
+            conn.close()
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        tables = _tables(conn)
+        names, legacy = _applied(conn, tables)
+        self._refuse_unknown(tables, names, legacy)
+        if all(n in names for n in _KNOWN) and legacy == SCHEMA_VERSION:
+            return  # nothing to write
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("BEGIN IMMEDIATE")
-        # executescript() would COMMIT first: run the statements one by one inside the transaction.
-        for statement in filter(str.strip, _SCHEMA.split(";")):
-            conn.execute(statement)
-        version = conn.execute("SELECT MAX(version) FROM zoo_schema").fetchone()[0]
-        if version is None:
-            conn.execute("INSERT INTO zoo_schema (version, applied_at) VALUES (?, ?)", (SCHEMA_VERSION, _utc_now()))
-        elif version > SCHEMA_VERSION:
-            conn.execute("ROLLBACK")
-            raise UsageError(f"results store {self.path} has schema version {version}, newer than this genzoo understands ({SCHEMA_VERSION}); upgrade genzoo")
-        # Future migrations go here: `if version < 2: ALTER TABLE ...; INSERT INTO zoo_schema ...`.
-        conn.execute("COMMIT")
+        for index, fn in enumerate(MIGRATIONS, start=1):
+            conn.execute("BEGIN IMMEDIATE")
+            # Look again under the write lock: another process may have migrated meanwhile.
+            tables = _tables(conn)
+            names, legacy = _applied(conn, tables)
+            self._refuse_unknown(tables, names, legacy)
+            conn.execute("CREATE TABLE IF NOT EXISTS zoo_schema (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+            if "_zoo_migrations" not in tables:
+                conn.execute("CREATE TABLE _zoo_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+                conn.executemany("INSERT INTO _zoo_migrations (name, applied_at) VALUES (?, ?)", [(n, _utc_now()) for n in names])
+            if fn.__name__ not in names:
+                fn(conn)
+                conn.execute("INSERT INTO _zoo_migrations (name, applied_at) VALUES (?, ?)", (fn.__name__, _utc_now()))
+            if legacy < index:  # one line: the version an older genzoo compares with its own
+                conn.execute("DELETE FROM zoo_schema")
+                conn.execute("INSERT INTO zoo_schema (version, applied_at) VALUES (?, ?)", (index, _utc_now()))
+            conn.execute("COMMIT")
 
     def _with_retry(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``operation`` on a fresh connection, retrying while another writer holds the lock.
@@ -310,13 +645,19 @@ class ResultsStore:
 
     # -- writing ---------------------------------------------------------------------------------
 
+    def _to_db(self, row: ResultRow) -> dict[str, Any]:
+        values = row._db_values()
+        for column in _PATH_COLUMNS:
+            values[column] = _store_relative(values[column], self.folder)
+        return values
+
     def add(self, row: ResultRow) -> None:
         """Insert ``row``, replacing any row with the same identity; committed before returning."""
         self.add_many([row])
 
     def add_many(self, rows: Iterable[ResultRow]) -> None:
         """Insert several rows in one transaction (all or none)."""
-        values = [r._db_values() for r in rows]
+        values = [self._to_db(r) for r in rows]
         if not values:
             return
 
@@ -340,6 +681,12 @@ class ResultsStore:
 
     # -- reading ---------------------------------------------------------------------------------
 
+    def _from_db(self, values: Sequence[Any]) -> ResultRow:
+        data = dict(zip(_COLUMNS, values, strict=True))
+        for column in _PATH_COLUMNS:
+            data[column] = _from_store(data[column], self.folder)
+        return ResultRow.from_dict(data)
+
     def rows(
         self,
         dataset: str | None = None,
@@ -347,7 +694,7 @@ class ResultsStore:
         model: str | None = None,
         status: str | None = None,
     ) -> list[ResultRow]:
-        """Rows matching every filter given, oldest first."""
+        """Rows matching every filter given, oldest first; paths come back absolute."""
         filters = {"dataset": dataset, "protocol_hash": protocol_hash, "model": model, "status": status}
         where = [f"{k} = :{k}" for k, v in filters.items() if v is not None]
         sql = f"SELECT {', '.join(_COLUMNS)} FROM results"
@@ -358,18 +705,47 @@ class ResultsStore:
         def read(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
             return conn.execute(sql, {k: v for k, v in filters.items() if v is not None}).fetchall()
 
-        return [ResultRow.from_dict(dict(zip(_COLUMNS, r, strict=True))) for r in self._with_retry(read)]
+        return [self._from_db(r) for r in self._with_retry(read)]
+
+    def find(self, identity: Sequence[Any] | ResultRow) -> ResultRow | None:
+        """The row with this identity (a :attr:`ResultRow.identity` tuple, or a row), or None.
+        The runner uses it to skip work already done (see :meth:`has_ok`)."""
+        values = list(identity.identity if isinstance(identity, ResultRow) else identity)
+        if len(values) != len(IDENTITY_COLUMNS):
+            raise ValueError(f"an identity has {len(IDENTITY_COLUMNS)} values ({', '.join(IDENTITY_COLUMNS)}), got {len(values)}")
+        params = dict(zip(IDENTITY_COLUMNS, values, strict=True))
+        if not isinstance(params["sample_options"], str):
+            params["sample_options"] = canonical_json(params["sample_options"])
+        amount = _float(params["budget_amount"])
+        params["budget_amount"] = None if math.isnan(amount) else amount
+        where = " AND ".join(
+            "IFNULL(budget_amount, 'unknown') = IFNULL(:budget_amount, 'unknown')" if c == "budget_amount" else f"{c} = :{c}"
+            for c in IDENTITY_COLUMNS
+        )
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM results WHERE {where}"
+        found = self._with_retry(lambda conn: conn.execute(sql, params).fetchone())
+        return self._from_db(found) if found is not None else None
+
+    def has_ok(self, identity: Sequence[Any] | ResultRow) -> bool:
+        """Whether a successful row with this identity is already stored."""
+        row = self.find(identity)
+        return row is not None and row.status == "ok"
 
     def count(self) -> int:
         return self._with_retry(lambda conn: conn.execute("SELECT COUNT(*) FROM results").fetchone()[0])
 
+    def migrations(self) -> list[str]:
+        """Names of the migrations this store records, in the order they were applied."""
+        return self._with_retry(lambda conn: [r[0] for r in conn.execute("SELECT name FROM _zoo_migrations ORDER BY rowid")])
+
     def schema_version(self) -> int:
+        """The legacy ``zoo_schema`` version: the number of migrations applied."""
         return self._with_retry(lambda conn: conn.execute("SELECT MAX(version) FROM zoo_schema").fetchone()[0])
 
     def to_frame(self, **filters: Any):  # noqa: ANN201 - pandas is imported lazily
         """The rows as a pandas DataFrame, one line per row, with nested dicts flattened into
         ``metrics.*``, ``floor.*``, ``costs.*``, ``sample_options.*`` and ``environment.*`` columns
-        (``protocol`` and ``config`` stay dicts)."""
+        (``protocol``, ``config`` and ``curve`` stay as they are)."""
         return rows_to_frame(self.rows(**filters))
 
 
