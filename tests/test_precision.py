@@ -22,7 +22,8 @@ def test_training_under_autocast(name, precision):
     images = synthetic_images(24, (1, 28, 28))
     trainer = Trainer(model, ImageDataset("s", images[:16], images[16:]),
                       TrainSettings(steps=2, batch_size=8, device="cpu", precision=precision, sample_grid=0), progress=False)
-    assert (trainer.scaler is not None) == (precision == "fp16")  # only fp16 needs loss scaling
+    assert trainer.scaler.is_enabled() == (precision == "fp16")  # only fp16 needs loss scaling
+    assert trainer.precision.needs_scaler == (precision == "fp16")
     result = trainer.fit()
     assert result.steps == 2 and all(torch.isfinite(torch.tensor(v)) for v in result.last_losses.values())
     assert all(torch.isfinite(p).all() and p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -40,17 +41,53 @@ def check_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+@dataclass(frozen=True)
+class Precision:
+    """The precision of one run, built once: the autocast context factory and the gradient scaler.
+
+    ``fp32`` autocasts nothing; ``bf16`` and ``fp16`` autocast the forward pass. Only ``fp16`` needs
+    loss scaling, but :meth:`make_scaler` always returns a ``torch.amp.GradScaler`` (disabled unless
+    fp16), so callers never branch on ``scaler is None``: a disabled scaler's ``scale`` returns the
+    loss unchanged, ``unscale_`` and ``update`` do nothing and ``step`` calls ``optimizer.step()``.
+    """
+
+    name: str
+    device: torch.device
+
+    @classmethod
+    def create(cls, name: str, device: torch.device | str) -> Precision:
+        """Validate ``name`` for ``device`` (a :class:`UsageError` if unusable) and build it."""
+        device = torch.device(device)
+        return cls(check_precision(name, device), device)
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """The autocast dtype (``None`` for fp32)."""
+        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.name]
+
+    @property
+    def needs_scaler(self) -> bool:
+        return self.name == "fp16"
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """A fresh context manager for one forward pass (a no-op for fp32)."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def make_scaler(self) -> torch.amp.GradScaler:
+        """A new gradient scaler, enabled only for fp16 (one per run: it carries the loss scale)."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.needs_scaler)
+
+
 def autocast_factory(precision: str, device: torch.device) -> Callable[[], Any]:
-    """A zero-argument context-manager factory for the forward pass."""
-    if precision == "fp32":
-        return contextlib.nullcontext
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+    """A zero-argument context-manager factory for the forward pass (``Precision.autocast``)."""
+    return Precision.create(precision, device).autocast
 
 
-def make_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:
-    """fp16 needs loss scaling; bf16 and fp32 do not."""
-    return torch.amp.GradScaler(device.type) if precision == "fp16" else None
+def make_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
+    """A gradient scaler, enabled only for fp16; never ``None`` (see :meth:`Precision.make_scaler`)."""
+    return Precision.create(precision, device).make_scaler()
 
 
 def synchronize(device: torch.device) -> None:

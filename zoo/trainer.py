@@ -1,46 +1,48 @@
 """The core's one training loop.
 
 The trainer owns everything a plugin should not have to write: device placement, mixed precision
-and gradient scaling, budgets (steps, epochs, wall-clock time), seeding, minibatching from an
-in-memory dataset, checkpoints that resume bit-exactly, progress, loss logs, signal handling and
-the stop on a non-finite loss.
+and gradient scaling, budgets, seeding, minibatching from an in-memory dataset, checkpoints that
+resume bit-exactly, loss logs, signal handling and the stop on a non-finite loss. It reports
+progress through a callback (:class:`TrainProgress`) and never draws anything itself: the CLI
+passes a rich bar, a library user may pass :func:`log_progress`.
+
+Budgets (:mod:`zoo.budget`) are spent through one :class:`~zoo.budget.BudgetMeter`; ``fit`` can
+call back at fractions of the budget (``on_point``/``points``) so quality is measured along it.
+
+Reading order: :class:`TrainSettings`, :func:`train_one_step`, :meth:`Trainer.fit`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import math
 import random
 import signal
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
+from zoo.budget import Budget, BudgetMeter, check_points
 from zoo.checkpoint import (
     checkpoint_path,
-    latest_checkpoint,
-    load_checkpoint,
     prune_checkpoints,
     remove_stale_temp_files,
     save_checkpoint,
 )
 from zoo.data import ImageDataset, to_float
-from zoo.device import (
-    autocast_factory,
-    check_precision,
-    environment,
-    make_scaler,
-    resolve_device,
-    synchronize,
-)
+from zoo.device import Precision, environment, resolve_device, synchronize
 from zoo.errors import CheckpointError, TrainingError, UsageError, ZooError
 from zoo.model import GenerativeModel, TrainStep
 
@@ -48,11 +50,14 @@ DEFAULT_STEPS = 2000
 
 
 class Interrupted(ZooError):
-    """Training stopped by SIGINT/SIGTERM after saving a checkpoint (exit 130 / 143)."""
+    """Training stopped by SIGINT/SIGTERM after saving a checkpoint (exit 130 / 143).
 
-    def __init__(self, signum: int, step: int, path: Path | None):
+    ``result`` is the run's :class:`TrainResult` so far (``stopped_by == "interrupted"``).
+    """
+
+    def __init__(self, signum: int, step: int, path: Path | None, result: TrainResult | None = None):
         self.exit_code = 128 + signum
-        self.step, self.path = step, path
+        self.step, self.path, self.result = step, path, result
         name = signal.Signals(signum).name
         where = f"; checkpoint saved to {path}" if path else ""
         super().__init__(f"interrupted by {name} at step {step}{where}")
@@ -60,11 +65,18 @@ class Interrupted(ZooError):
 
 @dataclass
 class TrainSettings:
-    """How to train: budgets, batching, precision and bookkeeping. Recorded in ``config.json``."""
+    """How to train: budgets, batching, precision and bookkeeping. Recorded in ``config.json``.
+
+    The budget is ``budget`` (text such as ``"2m"``, ``"1000steps"``, ``"64kimg"``,
+    ``"2e13flops"``; see :class:`zoo.budget.Budget`), and/or the older fields ``time_limit``
+    (a time budget), ``steps`` (a steps budget) and ``epochs`` (converted to steps). When several
+    are given, training stops at whichever is reached first; with none, 2000 steps.
+    """
 
     steps: int | None = None  # stop after this many optimizer steps in total
     epochs: float | None = None  # ... or this many passes over the training split
-    time_limit: float | None = None  # ... or this many seconds of training (whichever comes first)
+    time_limit: float | None = None  # ... or this many seconds of training
+    budget: str | None = None  # ... or this budget: "2m", "1000steps", "64kimg", "2e13flops"
     batch_size: int = 64
     seed: int = 0
     device: str = "auto"
@@ -87,30 +99,105 @@ class TrainSettings:
             raise UsageError(f"--batch-size {self.batch_size} is larger than the training split ({num_train} images)")
         if self.sample_grid < 0:
             raise UsageError("sample grid size must be >= 0")
+        self.budgets(num_train)  # a malformed budget string is a UsageError here
+
+    def budgets(self, num_train: int) -> list[Budget]:
+        """Every budget these settings set, the first being the run's main one."""
+        found = []
+        if self.budget is not None:
+            found.append(Budget.parse(self.budget))
+        if self.time_limit is not None:
+            found.append(Budget("time", self.time_limit))
+        if self.steps is not None:
+            found.append(Budget("steps", self.steps))
+        if self.epochs is not None:
+            found.append(Budget("steps", max(1, math.ceil(self.epochs * (num_train // self.batch_size)))))
+        return found or [Budget("steps", DEFAULT_STEPS)]
 
     def total_steps(self, num_train: int) -> int | None:
-        """The step budget implied by ``steps`` and ``epochs`` (``None``: time budget only)."""
-        budgets = []
-        if self.steps is not None:
-            budgets.append(self.steps)
-        if self.epochs is not None:
-            budgets.append(max(1, math.ceil(self.epochs * (num_train // self.batch_size))))
-        if not budgets and self.time_limit is None:
-            budgets.append(DEFAULT_STEPS)
-        return min(budgets) if budgets else None
+        """The step at which a steps or kimg budget ends (``None``: only time or FLOP budgets)."""
+        return BudgetMeter(self.budgets(num_train), self.batch_size).total_steps()
 
 
 @dataclass
 class TrainResult:
     steps: int
-    seconds: float
-    images_per_s: float
+    seconds: float  # training seconds over all sessions (evaluation points and checkpoints excluded)
+    images_per_s: float  # this session's steady-state rate (the FLOP-counting step left out)
     last_losses: dict[str, float]
-    stopped_by: str  # "steps" | "time"
+    stopped_by: str  # "time" | "steps" | "kimg" | "flops" | "interrupted" | "nonfinite"
     checkpoint: Path | None
     run_dir: Path | None
     grid: Path | None = None
     validation: dict[str, float] = field(default_factory=dict)
+    budget: Budget | None = None  # the main budget; ``budgets`` lists every one that applied
+    budgets: tuple[Budget, ...] = ()
+    kimg: float = 0.0  # thousands of images shown
+    flops: float | None = None  # training FLOPs (steps x FLOPs counted on the first step)
+    flops_per_step: float | None = None
+
+    @property
+    def spent(self) -> dict[str, float | None]:
+        return {"train_seconds": self.seconds, "train_steps": self.steps, "train_kimg": self.kimg, "train_flops": self.flops}
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """What the trainer reports after every step to its ``progress`` callback."""
+
+    model: str
+    step: int
+    total_steps: int | None  # None for a time budget (or a FLOP budget before the first step)
+    elapsed: float  # training seconds so far, all sessions
+    fraction: float  # of the budget used, in [0, 1]
+    eta: float | None  # seconds of training left by the budget (None while unknown)
+    images_per_s: float
+    losses: dict[str, float]
+    budget: str = ""  # the budgets, as text ("2m", "1000steps or 2m")
+
+
+ProgressCallback = Callable[[TrainProgress], None]
+PointCallback = Callable[["Trainer", float, dict[str, Any]], None]
+
+
+def log_progress(every: int = 50, stream: TextIO | None = None) -> ProgressCallback:
+    """A plain-text progress callback: one line every ``every`` steps (and at the last step).
+
+    ``[ddpm] step 100/1000 10% loss=0.0312 950 img/s eta 1m35s`` on stderr (or ``stream``).
+    """
+
+    def show(p: TrainProgress) -> None:
+        if p.step % every and p.step != p.total_steps:
+            return
+        total = f"/{p.total_steps}" if p.total_steps else ""
+        losses = "".join(f" {k}={v:.4g}" for k, v in p.losses.items())
+        eta = f" eta {format_seconds(p.eta)}" if p.eta is not None else ""
+        print(f"[{p.model}] step {p.step}{total} {p.fraction:.0%}{losses} {p.images_per_s:.0f} img/s{eta}",
+              file=stream or sys.stderr, flush=True)
+
+    return show
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def train_one_step(model: GenerativeModel, batch: torch.Tensor, ctx: TrainStep,
+                   autocast: Callable[[], contextlib.AbstractContextManager[Any]]) -> dict[str, float]:
+    """One training step: the model's forward and updates under autocast, the scaler's update,
+    the model's post-step hook. Returns the losses as floats; a non-finite one is a TrainingError."""
+    with autocast():
+        out = model.train_step(batch, ctx)
+    losses = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in (out or {}).items()}
+    bad = [k for k, v in losses.items() if not math.isfinite(v)]
+    if bad:
+        raise TrainingError(f"non-finite loss at step {ctx.step} ({', '.join(bad)})")
+    ctx.scaler.update()
+    model.after_optimizer_step(ctx.step)
+    return losses
 
 
 class Batcher:
@@ -192,7 +279,12 @@ def _stop_on_signals() -> Iterator[dict[str, int]]:
 
 
 class Trainer:
-    """Trains one model on one dataset; ``fit()`` runs or resumes to the budget."""
+    """Trains one model on one dataset; ``fit()`` runs (or, after ``load_state_dict``, resumes) to the budget.
+
+    ``progress`` is called after every step with a :class:`TrainProgress` (pass
+    :func:`log_progress` for plain lines; ``True``/``False`` are accepted from older callers and
+    mean ``log_progress(settings.log_every)``/nothing). ``clock`` is the meter's clock (a fake in tests).
+    """
 
     def __init__(
         self,
@@ -201,27 +293,37 @@ class Trainer:
         settings: TrainSettings,
         run_dir: str | Path | None = None,
         *,
-        progress: bool | None = None,
+        progress: ProgressCallback | bool | None = None,
         run_config: dict[str, Any] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ):
         self.settings = settings
         settings.validate(len(dataset.train))
         self.device = resolve_device(settings.device)
-        check_precision(settings.precision, self.device)
+        self.precision = Precision.create(settings.precision, self.device)
         self.model = model.to(self.device)
         self.dataset = dataset.to(self.device)
         self.run_dir = Path(run_dir) if run_dir else None
+        if isinstance(progress, bool):
+            progress = log_progress(settings.log_every) if progress else None
         self.progress = progress
         self.run_config = run_config or {}
         self.optimizers = model.configure_optimizers()
         if not self.optimizers or not all(isinstance(o, torch.optim.Optimizer) for o in self.optimizers.values()):
             raise TrainingError(f"{model.name}.configure_optimizers() must return a dict of torch optimizers")
-        self.scaler = make_scaler(settings.precision, self.device)
-        self.autocast = autocast_factory(settings.precision, self.device)
+        self.scaler = self.precision.make_scaler()  # disabled unless fp16
         self.batcher = Batcher(self.dataset.train, settings.batch_size, settings.seed)
-        self.step = 0
-        self.elapsed = 0.0  # training seconds over all sessions of this run
+        self.meter = BudgetMeter(settings.budgets(len(dataset.train)), settings.batch_size, clock=clock)
         self.last_losses: dict[str, float] = {}
+
+    @property
+    def step(self) -> int:
+        return self.meter.steps
+
+    @property
+    def elapsed(self) -> float:
+        """Training seconds over all sessions of this run."""
+        return self.meter.seconds
 
     # -- state --------------------------------------------------------------------------------
 
@@ -233,10 +335,11 @@ class Trainer:
             "dataset": self.dataset.name,
             "step": self.step,
             "elapsed": self.elapsed,
+            "meter": self.meter.state_dict(),
             "train": asdict(self.settings),
             "model_state": self.model.state_dict(),
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "scaler": self.scaler.state_dict(),  # {} unless fp16
             "batcher": self.batcher.state_dict(),
             "rng": rng_state(),
         }
@@ -249,87 +352,103 @@ class Trainer:
             if name not in state["optimizers"]:
                 raise CheckpointError(f"checkpoint has no state for optimizer {name!r}")
             opt.load_state_dict(state["optimizers"][name])
-        if self.scaler is not None and state.get("scaler"):
+        if state.get("scaler"):  # empty (or None, older checkpoints) when not saved under fp16
             self.scaler.load_state_dict(state["scaler"])
         self.batcher.load_state_dict(state["batcher"])
         set_rng_state(state["rng"])
-        self.step, self.elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
+        # Older checkpoints have no meter: their FLOPs per step are counted again on the next step.
+        self.meter.load_state_dict(state.get("meter") or {"steps": state["step"], "seconds": state.get("elapsed", 0.0)})
 
     def save(self) -> Path | None:
         if self.run_dir is None:
             return None
-        path = save_checkpoint(checkpoint_path(self.run_dir, self.step), self.state_dict())
-        prune_checkpoints(self.run_dir, self.settings.keep_checkpoints)
-        return path
-
-    def resume(self, source: str | Path | None = None) -> Path:
-        """Load the newest checkpoint of ``source`` (default: this run's directory)."""
-        path = latest_checkpoint(source or self.run_dir or ".")
-        self.load_state_dict(load_checkpoint(path, map_location=self.device))
+        with self.meter.paused():  # checkpoints are not training time
+            path = save_checkpoint(checkpoint_path(self.run_dir, self.step), self.state_dict())
+            prune_checkpoints(self.run_dir, self.settings.keep_checkpoints)
         return path
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def fit(self) -> TrainResult:
-        s = self.settings
-        total = s.total_steps(len(self.dataset.train))
+    def fit(self, on_point: PointCallback | None = None, points: Sequence[float] = ()) -> TrainResult:
+        """Train until the budget is spent; returns a :class:`TrainResult`.
+
+        ``points`` are increasing fractions of the budget in (0, 1] (see
+        :func:`zoo.budget.log_spaced_points`). At the first step boundary where the meter reaches a
+        point, ``on_point(trainer, fraction, spent)`` is called once, with the model in train mode
+        (it may switch to eval and back) and the clock paused, so its time is not training time.
+        ``spent`` is :meth:`BudgetMeter.spent`. Points a resumed run had already passed are skipped.
+        """
+        pending = check_points(points)
+        if pending and on_point is None:
+            raise UsageError("evaluation points were given without an on_point callback")
+        meter, s = self.meter, self.settings
+        pending = [p for p in pending if p > meter.fraction()]
         if self.run_dir is not None:
             remove_stale_temp_files(self.run_dir / "checkpoints")  # from a run killed mid-write
             self._write_run_files()
         self.model.train()
+        grad_clip = getattr(self.model.config, "grad_clip", None)
         losses_log = _LossLog(self.run_dir / "losses.csv" if self.run_dir else None, keep_until=self.step)
-        start_step, start_elapsed, stopped_by = self.step, self.elapsed, "steps"
-        session_start = time.perf_counter()
         last_ckpt: Path | None = None
-        with _stop_on_signals() as stop, _Progress(self, total, self.progress) as bar:
-            while total is None or self.step < total:
-                if s.time_limit is not None and self.elapsed + (time.perf_counter() - session_start) >= s.time_limit:
-                    stopped_by = "time"
-                    break
+        meter.start()
+        with _stop_on_signals() as stop, contextlib.closing(losses_log):
+            fraction = meter.fraction()
+            while fraction < 1.0:
                 if "signum" in stop:
-                    self.elapsed += time.perf_counter() - session_start
-                    raise Interrupted(stop["signum"], self.step, self.save())
-                batch = next(self.batcher)
-                ctx = TrainStep(step=self.step, optimizers=self.optimizers, scaler=self.scaler,
-                                grad_clip=getattr(self.model.config, "grad_clip", None))
-                try:
-                    with self.autocast():
-                        out = self.model.train_step(batch, ctx)
-                    losses = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in (out or {}).items()}
-                    bad = [k for k, v in losses.items() if not math.isfinite(v)]
-                    if bad:
-                        raise TrainingError(f"non-finite loss at step {self.step} ({', '.join(bad)})")
-                except TrainingError as exc:
-                    losses_log.close()
-                    last = self._last_checkpoint_note()
-                    raise TrainingError(f"{exc}; stopped{last}") from None
-                if self.scaler is not None:
-                    self.scaler.update()
-                self.model.after_optimizer_step(self.step)
-                self.step += 1
-                self.last_losses = losses
-                losses_log.write(self.step, self.elapsed + time.perf_counter() - session_start, losses)
-                bar.update(self.step, losses)
+                    meter.stop()
+                    path = self.save()
+                    raise Interrupted(stop["signum"], self.step, path, self._result("interrupted", path))
+                ctx = TrainStep(step=self.step, optimizers=self.optimizers, scaler=self.scaler, grad_clip=grad_clip)
+                self.last_losses = self._counted_step(next(self.batcher), ctx)
+                fraction = meter.fraction()
+                while pending and pending[0] <= fraction:
+                    with meter.paused():
+                        on_point(self, pending.pop(0), meter.spent())  # type: ignore[misc]
+                losses_log.write(self.step, meter.seconds, self.last_losses)
+                if self.progress is not None:
+                    with meter.paused():
+                        self.progress(self._progress(fraction))
                 if self.run_dir is not None and self.step % s.checkpoint_every == 0:
-                    self.elapsed += time.perf_counter() - session_start
-                    session_start = time.perf_counter()
                     last_ckpt = self.save()
+            stopped_by = meter.stopped_by() or "steps"
         synchronize(self.device)
-        self.elapsed += time.perf_counter() - session_start
-        losses_log.close()
+        meter.stop()
         if self.run_dir is not None and (last_ckpt is None or self.step % s.checkpoint_every):
             last_ckpt = self.save()
-        steps_done = self.step - start_step
-        session_seconds = max(self.elapsed - start_elapsed, 1e-9)  # a resumed run counts only this session
-        result = TrainResult(
-            steps=self.step, seconds=self.elapsed,
-            images_per_s=steps_done * s.batch_size / session_seconds if steps_done else 0.0,
-            last_losses=self.last_losses, stopped_by=stopped_by, checkpoint=last_ckpt, run_dir=self.run_dir,
-        )
+        result = self._result(stopped_by, last_ckpt)
         result.validation = self.validate()
         if self.run_dir is not None and s.sample_grid:
             result.grid = self.write_grid(self.run_dir / "samples.png", s.sample_grid)
         return result
+
+    def _counted_step(self, batch: torch.Tensor, ctx: TrainStep) -> dict[str, float]:
+        """One step; the run's first step is also counted by FlopCounterMode (the meter leaves its
+        time out of throughput). A non-finite loss stops with the last good checkpoint named."""
+        counter = FlopCounterMode(display=False) if self.meter.flops_per_step is None else None
+        try:
+            with counter or contextlib.nullcontext():
+                losses = train_one_step(self.model, batch, ctx, self.precision.autocast)
+        except TrainingError as exc:
+            self.meter.stop()
+            error = TrainingError(f"{exc}; stopped{self._last_checkpoint_note()}")
+            error.result = self._result("nonfinite", None)  # type: ignore[attr-defined]
+            raise error from None
+        self.meter.step_done(counted_flops=None if counter is None else counter.get_total_flops())
+        return losses
+
+    def _progress(self, fraction: float) -> TrainProgress:
+        m = self.meter
+        return TrainProgress(model=self.model.name, step=self.step, total_steps=m.total_steps(), elapsed=m.seconds,
+                             fraction=fraction, eta=m.eta(), images_per_s=m.images_per_s(), losses=dict(self.last_losses),
+                             budget=" or ".join(str(b) for b in m.budgets))
+
+    def _result(self, stopped_by: str, checkpoint: Path | None) -> TrainResult:
+        m = self.meter
+        return TrainResult(
+            steps=m.steps, seconds=m.seconds, images_per_s=m.images_per_s(), last_losses=self.last_losses,
+            stopped_by=stopped_by, checkpoint=checkpoint, run_dir=self.run_dir, budget=m.budgets[0], budgets=m.budgets,
+            kimg=m.kimg, flops=m.flops, flops_per_step=m.flops_per_step,
+        )
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -367,6 +486,7 @@ class Trainer:
             "dataset": self.dataset.name,
             "image_shape": list(self.model.image_shape),
             "train": asdict(self.settings),
+            "budgets": [b.to_dict() for b in self.meter.budgets],
             "parameters": self.model.num_parameters(trainable_only=True),
         }
         text = json.dumps(config, indent=2) + "\n"
@@ -376,88 +496,57 @@ class Trainer:
 
 
 class _LossLog:
-    """``losses.csv``: one row per step, columns added as losses appear."""
+    """``losses.csv``, one row per step: ``step,seconds,<loss>...``.
+
+    Columns are the first step's loss names (sorted), then any name first seen later, in the order
+    it appears. When a new name appears the file is rewritten atomically with the wider header
+    (earlier rows get an empty cell), so no loss is dropped and readers never see a half-written
+    file. A step that does not log a loss leaves its cell empty. Resuming drops rows logged after
+    the checkpoint's step.
+    """
 
     def __init__(self, path: Path | None, keep_until: int = 0):
         self.path = path
         self.file: Any = None
-        if path is not None and path.exists():  # resuming: drop rows logged after the checkpoint
-            rows = path.read_text().splitlines()
-            kept = rows[:1] + [r for r in rows[1:] if r.split(",", 1)[0].isdigit() and int(r.split(",", 1)[0]) <= keep_until]
-            if len(kept) != len(rows):
-                from zoo.fileio import atomic_write_text
-
-                atomic_write_text(path, "\n".join(kept) + "\n")
-        self.writer: Any = None
         self.columns: list[str] = []
+        if path is None or not path.exists():
+            return
+        rows = list(csv.reader(io.StringIO(path.read_text())))
+        if rows:
+            self.columns = rows[0][2:]
+            kept = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= keep_until]
+            if len(kept) != len(rows) - 1:
+                self._rewrite(kept)
 
     def write(self, step: int, seconds: float, losses: dict[str, float]) -> None:
         if self.path is None:
             return
+        new = [k for k in sorted(losses) if k not in self.columns]
+        if new:
+            self.close()
+            old = list(csv.reader(io.StringIO(self.path.read_text())))[1:] if self.path.exists() else []
+            self.columns += new
+            self._rewrite(old)
         if self.file is None:
-            new = not self.path.exists()
+            if not self.path.exists():
+                self._rewrite([])
             # Line-buffered so `tail -f losses.csv` follows a run as it trains.
             self.file = open(self.path, "a", newline="", buffering=1)  # noqa: SIM115 - kept open for the run
-            self.columns = ["step", "seconds", *sorted(losses)]
-            self.writer = csv.writer(self.file)
-            if new:
-                self.writer.writerow(self.columns)
-        self.writer.writerow([step, f"{seconds:.3f}", *(f"{losses.get(k, float('nan')):.6g}" for k in self.columns[2:])])
+            self.writer = csv.writer(self.file, lineterminator="\n")
+        self.writer.writerow([step, f"{seconds:.3f}", *(f"{losses[k]:.6g}" if k in losses else "" for k in self.columns)])
+
+    def _rewrite(self, rows: list[list[str]]) -> None:
+        from zoo.fileio import atomic_write_text
+
+        assert self.path is not None
+        width = 2 + len(self.columns)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["step", "seconds", *self.columns])
+        writer.writerows(r + [""] * (width - len(r)) for r in rows)
+        atomic_write_text(self.path, out.getvalue())
 
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
             self.file = None
-
-
-class _Progress:
-    """A rich progress bar on a terminal; a plain line every ``log_every`` steps otherwise."""
-
-    def __init__(self, trainer: Trainer, total: int | None, enabled: bool | None):
-        import sys
-
-        self.trainer, self.total = trainer, total
-        self.interactive = sys.stderr.isatty() if enabled is None else enabled
-        self.quiet = enabled is False
-        self.t0 = time.perf_counter()
-        self.step0 = trainer.step
-        self.bar: Any = None
-
-    def __enter__(self) -> _Progress:
-        if self.interactive and not self.quiet:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            from zoo.cli.app import stderr
-
-            self.bar = Progress(
-                TextColumn(f"[bold]{self.trainer.model.name}[/]"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                console=stderr, transient=False,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("train", total=self.total, completed=self.trainer.step, info="")
-        return self
-
-    def update(self, step: int, losses: dict[str, float]) -> None:
-        if self.quiet:
-            return
-        rate = (step - self.step0) * self.trainer.settings.batch_size / max(time.perf_counter() - self.t0, 1e-9)
-        info = " ".join(f"{k}={v:.4g}" for k, v in losses.items()) + f" {rate:.0f} img/s"
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, info=info)
-        elif step % self.trainer.settings.log_every == 0 or step == self.total:
-            import sys
-
-            total = f"/{self.total}" if self.total else ""
-            print(f"[{self.trainer.model.name}] step {step}{total} {info}", file=sys.stderr, flush=True)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.stop()

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import torch
 
 from zoo.data import to_float
-from zoo.device import synchronize
+from zoo.device import Precision, synchronize
 from zoo.model import GenerativeModel, TrainStep
 
 T = TypeVar("T")
@@ -45,23 +45,30 @@ def with_oom_retry(fn: Callable[[int], T], batch_size: int, min_batch: int = 1, 
 
 
 def measure_train(
-    model: GenerativeModel, images: torch.Tensor, batch_size: int, autocast: Callable[[], Any],
-    scaler: torch.amp.GradScaler | None, warmup: int = 3, iters: int = 10,
+    model: GenerativeModel, images: torch.Tensor, batch_size: int, precision: Precision | Callable[[], Any],
+    scaler: torch.amp.GradScaler | None = None, warmup: int = 3, iters: int = 10,
 ) -> dict[str, float]:
-    """Steady-state training images/s and FLOPs per image, on a copy (the trained model is untouched)."""
+    """Steady-state training images/s and FLOPs per image, on a copy (the trained model is untouched).
+
+    ``precision`` is the run's :class:`zoo.device.Precision`; the copy gets its own gradient scaler
+    from it. Older callers pass ``(autocast_factory, scaler)`` instead, which still works. Each
+    iteration is :func:`zoo.trainer.train_one_step`, the step the trainer runs.
+    """
+    from zoo.trainer import train_one_step
+
     net = copy.deepcopy(model).train()
     optimizers = net.configure_optimizers()
     device = net.device
+    if isinstance(precision, Precision):
+        autocast, scaler = precision.autocast, precision.make_scaler()
+    else:  # the (autocast, scaler) call of callers not yet moved to Precision
+        autocast, scaler = precision, scaler or torch.amp.GradScaler(device.type, enabled=False)
     g = torch.Generator().manual_seed(0)
     batch = to_float(images[torch.randint(len(images), (batch_size,), generator=g).to(images.device)]).to(device)
     grad_clip = getattr(net.config, "grad_clip", None)
 
     def step(i: int) -> None:
-        with autocast():
-            net.train_step(batch, TrainStep(step=i, optimizers=optimizers, scaler=scaler, grad_clip=grad_clip))
-        if scaler is not None:
-            scaler.update()
-        net.after_optimizer_step(i)
+        train_one_step(net, batch, TrainStep(step=i, optimizers=optimizers, scaler=scaler, grad_clip=grad_clip), autocast)
 
     state = torch.get_rng_state()  # timing must not shift the caller's random stream
     try:
