@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -66,6 +66,10 @@ class SampleOption:
         return parsed
 
 
+def _no_scaling() -> torch.amp.GradScaler:
+    return torch.amp.GradScaler("cpu", enabled=False)
+
+
 @dataclass
 class TrainStep:
     """What the core hands to :meth:`GenerativeModel.train_step` for one step.
@@ -73,11 +77,14 @@ class TrainStep:
     Call :meth:`optimize` once per optimizer the step updates (a GAN calls it for ``"d"`` then
     ``"g"``). It runs backward through the core's gradient scaler, clips if configured, steps the
     optimizer and zeroes its gradients, so no plugin reimplements mixed precision.
+
+    ``scaler`` is always a ``torch.amp.GradScaler``: the core's (enabled only for fp16), or a
+    disabled one by default, which passes the loss and the optimizer step straight through.
     """
 
     step: int
     optimizers: Mapping[str, torch.optim.Optimizer]
-    scaler: torch.amp.GradScaler | None = None
+    scaler: torch.amp.GradScaler = field(default_factory=_no_scaling)
     grad_clip: float | None = None
 
     def optimize(self, name: str, loss: torch.Tensor, *, retain_graph: bool = False) -> None:
@@ -86,19 +93,14 @@ class TrainStep:
         if not bool(torch.isfinite(loss.detach()).all()):
             raise TrainingError(f"non-finite loss at step {self.step} (optimizer {name!r})")
         opt = self.optimizers[name]
-        scaled = self.scaler.scale(loss) if self.scaler is not None else loss
         # Backward runs outside autocast, as PyTorch recommends; the forward already chose dtypes.
         with torch.autocast(loss.device.type, enabled=False):
-            scaled.backward(retain_graph=retain_graph)
+            self.scaler.scale(loss).backward(retain_graph=retain_graph)
         if self.grad_clip:
-            if self.scaler is not None:
-                self.scaler.unscale_(opt)
+            self.scaler.unscale_(opt)  # clip the true gradients (a no-op unless fp16)
             params = [p for group in opt.param_groups for p in group["params"]]
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
-        if self.scaler is not None:
-            self.scaler.step(opt)
-        else:
-            opt.step()
+        self.scaler.step(opt)
         opt.zero_grad(set_to_none=True)
 
 
