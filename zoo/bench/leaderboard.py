@@ -1,12 +1,20 @@
-"""Leaderboards: result rows grouped by dataset and protocol, seeds aggregated, models ranked.
+"""Leaderboards: result rows grouped by dataset and protocol, seeds aggregated, lines ranked.
 
 Rows measured under different protocols (sample counts, backbone, resize, metric library...) are
-never ranked together: :func:`build_leaderboard` returns one :class:`Leaderboard` per
-(dataset, protocol_hash). Within one, each line is a model with one set of sampling options (DDIM
-at 50 steps and DDPM at 1000 steps are two lines) and one preset (training budget); its metrics are
-the mean and sample standard deviation (ddof=1) over seeds. The protocol's real-versus-real floor
-travels with the table, since FID is biased by sample count and perfect samples do not score 0
-(Chong & Forsyth 2020, "Effectively Unbiased FID and Inception Score and where to find them").
+never ranked together: :func:`leaderboards` (from a store) and :func:`build_leaderboard` (from rows)
+return one :class:`Leaderboard` per (dataset, protocol_hash). Within one, a line is a run identity
+without its seed: model, plugin and version, config hash, budget, precision and sampling options
+(so two learning rates, two budgets, or DDIM at 50 steps and DDPM at 1000 steps are separate lines,
+never averaged together). Its metrics are the mean and sample standard deviation (ddof=1) over
+seeds, with a 95% Student-t confidence interval of the primary metric. Lines whose difference from
+the line above is not significant (Welch's t-test, p >= 0.05, or fewer than 2 seeds on either side)
+share a rank, shown as ``=N``. The protocol's real-versus-real floor travels with the table, since
+FID is biased by sample count and perfect samples do not score 0 (Chong & Forsyth 2020).
+
+Presentation is described once: :func:`columns` lists the :class:`Column` objects of a leaderboard
+(header, cell formatter, alignment, drop order on a narrow terminal, metric arrow, the raw fields
+behind it), and every format (terminal, CSV, Markdown, JSON, HTML) renders from that description.
+The number formatting helpers live here and nowhere else.
 """
 
 from __future__ import annotations
@@ -14,27 +22,36 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from zoo.bench.store import ResultRow, canonical_json
+from zoo.bench.store import ResultRow, ResultsStore, canonical_json
 
 __all__ = [
     "COST_COLUMNS",
+    "LINE_KEY",
+    "Column",
     "Leaderboard",
     "build_leaderboard",
+    "columns",
+    "footnote",
     "format_count",
+    "format_interval",
     "format_mean_std",
+    "format_number",
+    "format_rate",
     "higher_is_better",
+    "leaderboards",
     "options_label",
     "print_leaderboards",
     "render_table",
     "to_csv",
     "to_json",
     "to_markdown",
+    "to_text",
 ]
 
 # Metric name prefixes where a larger value is better; everything else (FID, KID, ...) is a distance.
@@ -54,7 +71,14 @@ COST_COLUMNS = (
     "train_steps",
     "batch_size",
 )
-_KEY = ["model", "sample_options", "preset"]
+#: A line of a leaderboard: the run identity without seed (dataset and protocol are the board's).
+#: ``budget`` is the budget amount as text (``"unknown"`` for NaN) so that it can be grouped on.
+LINE_KEY = ["model", "plugin", "plugin_version", "config_hash", "budget_kind", "budget", "precision", "sample_options"]
+#: Significance level of the tie test and confidence level of the interval.
+ALPHA = 0.05
+TIE_NOTE = ("=N: not significantly different from the line above (Welch's t-test over seeds, p >= 0.05; "
+            "with fewer than 2 seeds on either side a difference is not established)")
+CI_NOTE = "95% CI: Student-t interval of the mean over seeds"
 
 
 def higher_is_better(metric: str) -> bool:
@@ -78,18 +102,44 @@ def options_label(options: dict[str, Any] | str) -> str:
     return ", ".join(parts)
 
 
+def budget_label(kind: str, amount: Any) -> str:
+    """``120s``, ``1,000 steps``, ``64 kimg``, ``1.2T FLOPs``; ``time ?`` when the amount is unknown."""
+    amount = _numeric(amount)
+    if math.isnan(amount):
+        return f"{kind} ?"
+    if kind == "time":
+        return f"{amount:g}s"
+    if kind == "steps":
+        return f"{amount:,.0f} steps"
+    if kind == "kimg":
+        return f"{amount:g} kimg"
+    return f"{format_count(amount)} FLOPs"
+
+
+def _budget_key(amount: float) -> str:
+    return "unknown" if math.isnan(amount) else repr(float(amount))
+
+
+def line_key(row: ResultRow) -> tuple[str, ...]:
+    """The :data:`LINE_KEY` of a row: its identity without dataset, protocol and seed."""
+    return (row.model, row.plugin, row.plugin_version, row.config_hash, row.budget_kind,
+            _budget_key(row.budget_amount), row.precision, canonical_json(row.sample_options))
+
+
 @dataclass
 class Leaderboard:
     """One ranked table: every line was measured under the same protocol on the same dataset.
 
-    ``table`` has one line per (model, sample_options, preset) with columns ``rank`` (nullable:
-    models without a successful seed are listed last, unranked), ``model``, ``options`` (label),
-    ``sample_options`` (canonical JSON), ``preset``, ``family``, ``plugin``, ``plugin_version``,
-    ``n_seeds`` (successful seeds), ``seeds``, ``failed``, ``status``, ``<metric>_mean`` and
-    ``<metric>_std`` for every metric, the mean of every cost, ``error`` (the latest failure),
-    ``best_seed`` and ``grid_path`` (of the best seed by the primary metric). A metric that is
-    itself a spread (``kid_lenet_std``) gets ``kid_lenet_std_mean``/``_std`` like any other, so
-    ``kid_lenet_std`` is always the spread of ``kid_lenet`` over seeds.
+    ``table`` has one line per :data:`LINE_KEY` with columns ``rank`` (nullable: lines without a
+    successful seed are listed last, unranked), ``rank_label`` (``"1"``, ``"=2"`` for a tie, ``""``
+    unranked), ``label`` (``"vae lr=0.01"``, plus budget / precision / version when the board mixes
+    them), the key columns, ``budget_amount``, ``config_label``, ``options`` (label), ``preset``
+    (of the latest row), ``family``, ``n_seeds`` (successful seeds), ``seeds``, ``failed``,
+    ``status``, ``<metric>_mean`` and ``<metric>_std`` for every metric, ``ci_low``/``ci_high``
+    (95% interval of the primary metric; NaN below two seeds), the mean of every cost, ``error``
+    (the latest failure), ``best_seed`` and ``grid_path`` (of the best seed by the primary metric).
+    A metric that is itself a spread (``kid_lenet_std``) gets ``kid_lenet_std_mean``/``_std`` like
+    any other, so ``kid_lenet_std`` is always the spread of ``kid_lenet`` over seeds.
     """
 
     dataset: str
@@ -113,6 +163,10 @@ class Leaderboard:
         return "lower is better" if self.lower_is_better else "higher is better"
 
     @property
+    def arrow(self) -> str:
+        return "↓" if self.lower_is_better else "↑"
+
+    @property
     def shown_metrics(self) -> list[str]:
         return [m for m in self.metrics if is_quality_metric(m)]
 
@@ -125,25 +179,62 @@ class Leaderboard:
     def presets(self) -> list[str]:
         return sorted(set(self.table["preset"])) if len(self.table) else []
 
-    def line_rows(self) -> dict[tuple[str, str, str], list[ResultRow]]:
-        """The rows behind each table line, keyed like the table: (model, sample_options, preset)."""
+    @property
+    def single_seed_lines(self) -> int:
+        """Ranked lines with one seed only: they get no confidence interval."""
+        return int(((self.table["n_seeds"] == 1)).sum()) if len(self.table) else 0
+
+    def line_rows(self) -> dict[tuple[str, ...], list[ResultRow]]:
+        """The rows behind each table line, keyed by :data:`LINE_KEY` (see :func:`line_key_of`)."""
         return _group(self.rows)
 
-    def line_label(self, line: pd.Series | dict[str, Any]) -> str:
-        """``model · options`` (plus ``[preset]`` when the board mixes presets)."""
-        label = str(line["model"])
+    def rows_of(self, line: Mapping[str, Any]) -> list[ResultRow]:
+        """The rows behind one table line."""
+        return self.line_rows().get(line_key_of(line), [])
+
+    def line_label(self, line: Mapping[str, Any]) -> str:
+        """``model config-label`` (plus budget, precision, plugin version when the board mixes
+        them) ``· options`` when the sampling options are not the defaults."""
+        label = str(line["label"])
         if line["options"] != "default":
             label += f" · {line['options']}"
-        if len(self.presets) > 1:
-            label += f" [{line['preset'] or 'no preset'}]"
         return label
+
+
+def line_key_of(line: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(str(line[k]) for k in LINE_KEY)
+
+
+def leaderboards(store: ResultsStore, dataset: str | None = None, protocol: str | None = None) -> list[Leaderboard]:
+    """The leaderboards of a results store: one per (dataset, protocol hash), sorted.
+
+    ``dataset`` must name a dataset in the store (else :class:`~zoo.errors.UnknownNameError`, with
+    close matches); ``protocol`` is a unique prefix of a protocol hash (else
+    :class:`~zoo.errors.UsageError`). An empty store gives ``[]``.
+    """
+    from zoo.errors import UnknownNameError, UsageError
+
+    rows = store.rows()
+    if not rows:
+        return []
+    if dataset is not None and dataset not in {r.dataset for r in rows}:
+        raise UnknownNameError("dataset in the results store", dataset, sorted({r.dataset for r in rows}))
+    protocol_hash = None
+    if protocol is not None:
+        hashes = sorted({r.protocol_hash for r in rows if dataset is None or r.dataset == dataset})
+        matches = [h for h in hashes if h.startswith(protocol)]
+        if len(matches) != 1:
+            what = "matches no" if not matches else "is ambiguous among"
+            raise UsageError(f"protocol {protocol!r} {what} protocol hashes in the store (known: {', '.join(h[:12] for h in hashes)})")
+        protocol_hash = matches[0]
+    return build_leaderboard(rows, dataset=dataset, protocol_hash=protocol_hash)
 
 
 def build_leaderboard(
     rows: Iterable[ResultRow], dataset: str | None = None, protocol_hash: str | None = None
 ) -> list[Leaderboard]:
     """One :class:`Leaderboard` per (dataset, protocol_hash) among ``rows``, sorted by dataset then
-    protocol; ``dataset`` / ``protocol_hash`` keep only matching rows."""
+    protocol; ``dataset`` / ``protocol_hash`` keep only exactly matching rows."""
     groups: dict[tuple[str, str], list[ResultRow]] = {}
     for row in rows:
         if dataset is not None and row.dataset != dataset:
@@ -168,6 +259,15 @@ def _numeric(value: Any) -> float:
     return float(value)
 
 
+def _seed_list(seeds: pd.Series) -> str:
+    return ",".join(str(int(s)) for s in sorted(set(seeds.dropna())))
+
+
+def _last_text(values: pd.Series) -> str:
+    kept = [v for v in values if isinstance(v, str) and v]
+    return kept[-1] if kept else ""
+
+
 def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leaderboard:
     rows = sorted(rows, key=lambda r: r.created_at)
     protocol = rows[-1].protocol
@@ -187,66 +287,62 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
     if any(canonical_json(f) != canonical_json(floors[-1]) for f in floors):
         warnings.append("rows of this protocol disagree on the real-vs-real floor; showing the latest")
 
-    records = [
-        {
-            "model": r.model,
-            "sample_options": canonical_json(r.sample_options),
+    # One record per row; metrics and costs of failed rows do not enter the means.
+    records = []
+    for r in rows:
+        ok = r.status == "ok"
+        records.append({
+            **dict(zip(LINE_KEY, line_key(r), strict=True)),
+            "budget_amount": r.budget_amount,
+            "config_label": r.config_label,
             "preset": r.preset,
-            "seed": r.seed,
-            "ok": r.status == "ok",
-            **{f"m:{m}": _numeric(r.metrics.get(m)) for m in metric_names},
-            **{f"c:{c}": _numeric(r.costs.get(c)) for c in cost_names},
-        }
-        for r in rows
-    ]
+            "family": r.family,
+            "ok_seed": float(r.seed) if ok else math.nan,
+            "failed": 0 if ok else 1,
+            "error": "" if ok else _first_line(r.error),
+            **{f"m:{m}": _numeric(r.metrics.get(m)) if ok else math.nan for m in metric_names},
+            **{f"c:{c}": _numeric(r.costs.get(c)) if ok else math.nan for c in cost_names},
+        })
     frame = pd.DataFrame.from_records(records)
-    ok = frame[frame["ok"]]
-    metric_cols = [f"m:{m}" for m in metric_names]
-    cost_cols = [f"c:{c}" for c in cost_names]
-    # Sample standard deviation over seeds (ddof=1): NaN for a single seed, shown as no "±".
-    means = ok.groupby(_KEY, sort=False)[metric_cols].mean()
-    stds = ok.groupby(_KEY, sort=False)[metric_cols].std(ddof=1)
-    cost_means = ok.groupby(_KEY, sort=False)[cost_cols].mean()
+    aggregations: dict[str, tuple[str, Any]] = {
+        "budget_amount": ("budget_amount", "first"),
+        "config_label": ("config_label", _last_text),
+        "preset": ("preset", _last_text),
+        "family": ("family", _last_text),
+        "n_seeds": ("ok_seed", "nunique"),
+        "seeds": ("ok_seed", _seed_list),
+        "failed": ("failed", "sum"),
+        "n_primary": (f"m:{primary}", "count"),
+    }
+    for m in metric_names:
+        aggregations[f"{m}_mean"] = (f"m:{m}", "mean")
+        aggregations[f"{m}_std"] = (f"m:{m}", "std")  # sample std (ddof=1): NaN for one seed
+    for c in cost_names:
+        aggregations[c] = (f"c:{c}", "mean")
+    aggregations["error"] = ("error", _last_text)
+    table = frame.groupby(LINE_KEY, sort=False, dropna=False).agg(**aggregations).reset_index()
 
-    lines = []
-    for key, line_rows in _group(rows).items():
-        model, options, preset = key
-        good = [r for r in line_rows if r.status == "ok"]
-        bad = [r for r in line_rows if r.status != "ok"]
-        latest = line_rows[-1]
-        line: dict[str, Any] = {
-            "rank": pd.NA,
-            "model": model,
-            "options": options_label(options),
-            "sample_options": options,
-            "preset": preset,
-            "family": latest.family,
-            "plugin": latest.plugin,
-            "plugin_version": latest.plugin_version,
-            "n_seeds": len({r.seed for r in good}),
-            "seeds": ",".join(str(s) for s in sorted({r.seed for r in good})),
-            "failed": len(bad),
-            "status": _status(len(good), len(bad)),
-        }
-        for m in metric_names:
-            has = key in means.index
-            line[f"{m}_mean"] = means.at[key, f"m:{m}"] if has else math.nan
-            line[f"{m}_std"] = stds.at[key, f"m:{m}"] if has else math.nan
-        for c in cost_names:
-            line[c] = cost_means.at[key, f"c:{c}"] if key in cost_means.index else math.nan
-        line["error"] = _first_line(bad[-1].error) if bad else ""
-        best = _best_row(good, primary, lower) or latest
-        line["best_seed"] = best.seed
-        line["grid_path"] = best.grid_path or ""
-        lines.append(line)
+    table["options"] = table["sample_options"].map(options_label)
+    table["status"] = [_status(int(n), int(f)) for n, f in zip(table["n_seeds"], table["failed"], strict=True)]
+    groups = _group(rows)
+    best = [_best_row([r for r in groups[line_key_of(line)] if r.status == "ok"], primary, lower)
+            or groups[line_key_of(line)][-1] for line in table.to_dict("records")]
+    table["best_seed"] = [r.seed for r in best]
+    table["grid_path"] = [r.grid_path or "" for r in best]
+    table["label"] = _labels(table)
 
-    table = pd.DataFrame.from_records(lines)
+    low, high = _intervals(table[f"{primary}_mean"], table[f"{primary}_std"], table["n_primary"])
+    table["ci_low"], table["ci_high"] = low, high
     score = table[f"{primary}_mean"].astype(float)
     table["rank"] = score.rank(method="min", ascending=lower).astype("Int64")
-    table = table.sort_values(["rank", "model", "options", "preset"], na_position="last", kind="stable")
-    table = table.reset_index(drop=True)
+    table = table.sort_values(["rank", "model", "label", "options"], na_position="last", kind="stable").reset_index(drop=True)
+    table["rank_label"] = _rank_labels(table, [[_numeric(r.metrics.get(primary)) for r in groups[line_key_of(line)]
+                                                if r.status == "ok"] for line in table.to_dict("records")])
     for col in ("n_seeds", "failed", "best_seed"):
         table[col] = table[col].astype("int64")
+    table = table.drop(columns=["n_primary"])
+    first = ["rank", "rank_label", "label", "model", "options", "config_label", "budget_kind", "budget_amount", "precision"]
+    table = table[first + [c for c in table.columns if c not in first]]
 
     return Leaderboard(
         dataset=dataset,
@@ -263,10 +359,85 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
     )
 
 
-def _group(rows: list[ResultRow]) -> dict[tuple[str, str, str], list[ResultRow]]:
-    groups: dict[tuple[str, str, str], list[ResultRow]] = {}
+def _labels(table: pd.DataFrame) -> list[str]:
+    """``model config-label``, plus what tells lines apart when the board mixes it."""
+    mixed = {k: table[k].nunique(dropna=False) > 1 for k in ("budget_kind", "budget", "precision", "plugin_version", "plugin")}
+    labels = []
+    for line in table.to_dict("records"):
+        parts = [str(line["model"])]
+        if line["config_label"]:
+            parts.append(str(line["config_label"]))
+        elif (table["model"] == line["model"]).sum() > 1 and table.loc[table["model"] == line["model"], "config_hash"].nunique() > 1:
+            parts.append(f"config {line['config_hash'][:7]}")
+        if mixed["budget_kind"] or mixed["budget"]:
+            parts.append(f"@{budget_label(line['budget_kind'], line['budget_amount'])}")
+        if mixed["precision"]:
+            parts.append(str(line["precision"]))
+        if mixed["plugin"]:
+            parts.append(f"({line['plugin']})")
+        if mixed["plugin_version"]:
+            parts.append(f"v{line['plugin_version']}")
+        labels.append(" ".join(parts))
+    return labels
+
+
+def _intervals(means: pd.Series, stds: pd.Series, counts: pd.Series) -> tuple[list[float], list[float]]:
+    """95% Student-t interval of each mean; NaN below two values."""
+    from scipy import stats
+
+    low, high = [], []
+    for mean, std, n in zip(means, stds, counts, strict=True):
+        n = int(n)
+        if n < 2 or math.isnan(float(std)):
+            low.append(math.nan)
+            high.append(math.nan)
+            continue
+        half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * float(std) / math.sqrt(n)
+        low.append(float(mean) - half)
+        high.append(float(mean) + half)
+    return low, high
+
+
+def significantly_different(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Welch's t-test at p < 0.05; with fewer than 2 values on either side a difference is not
+    established (False)."""
+    from scipy import stats
+
+    a = [v for v in a if not math.isnan(v)]
+    b = [v for v in b if not math.isnan(v)]
+    if len(a) < 2 or len(b) < 2:
+        return False
+    p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    if math.isnan(p):  # no spread on both sides: different only if the values differ
+        return (sum(a) / len(a)) != (sum(b) / len(b))
+    return p < ALPHA
+
+
+def _rank_labels(table: pd.DataFrame, values: list[list[float]]) -> list[str]:
+    """``"N"`` or ``"=N"`` (a tie group, N the rank of its top line); ``""`` when unranked."""
+    ranks = table["rank"].tolist()
+    group_top: list[int | None] = []
+    for i, rank in enumerate(ranks):
+        if pd.isna(rank):
+            group_top.append(None)
+        elif i and group_top[i - 1] is not None and not significantly_different(values[i - 1], values[i]):
+            group_top.append(group_top[i - 1])
+        else:
+            group_top.append(i)
+    labels = []
+    for i, top in enumerate(group_top):
+        if top is None:
+            labels.append("")
+            continue
+        size = sum(1 for t in group_top if t == top)
+        labels.append(f"={int(ranks[top])}" if size > 1 else str(int(ranks[i])))
+    return labels
+
+
+def _group(rows: list[ResultRow]) -> dict[tuple[str, ...], list[ResultRow]]:
+    groups: dict[tuple[str, ...], list[ResultRow]] = {}
     for r in rows:
-        groups.setdefault((r.model, canonical_json(r.sample_options), r.preset), []).append(r)
+        groups.setdefault(line_key(r), []).append(r)
     return groups
 
 
@@ -348,57 +519,15 @@ def format_rate(value: Any) -> str:
     return f"{value:.3g}"
 
 
-# -- human-facing columns (shared by the terminal, Markdown and HTML) ----------------------------
 
 
-def primary_header(lb: Leaderboard) -> str:
-    return f"{lb.primary_metric} {'↓' if lb.lower_is_better else '↑'}"
-
-
-def display_columns(lb: Leaderboard) -> list[str]:
-    """Headers of the human table, in order; :func:`display_cells` gives the matching cells."""
-    cols = ["#", "model"] + (["options"] if lb.has_options else [])
-    if len(lb.presets) > 1:
-        cols.append("preset")
-    cols.append(primary_header(lb))
-    cols += [m for m in lb.shown_metrics if m != lb.primary_metric]
-    cols += ["train img/s", "sample img/s", "peak MB", "params", "seeds", "status"]
-    return cols
-
-
-def display_cells(lb: Leaderboard, line: pd.Series) -> list[str]:
-    rank = line["rank"]
-    cells = ["" if pd.isna(rank) else str(int(rank)), str(line["model"])]
-    if lb.has_options:
-        cells.append(str(line["options"]))
-    if len(lb.presets) > 1:
-        cells.append(str(line["preset"]) or "–")
-    for m in [lb.primary_metric] + [m for m in lb.shown_metrics if m != lb.primary_metric]:
-        cells.append(format_mean_std(line[f"{m}_mean"], line[f"{m}_std"]))
-    cells += [
-        format_rate(line.get("train_images_per_s")),
-        format_rate(line.get("sample_images_per_s")),
-        _int_text(line.get("peak_memory_mb")),
-        format_count(line.get("params")),
-        str(int(line["n_seeds"])),
-        str(line["status"]) if not line["error"] else f"{line['status']}: {line['error']}",
-    ]
-    return cells
-
-
-def floor_cells(lb: Leaderboard) -> list[str]:
-    """The real-vs-real line, aligned with :func:`display_columns`."""
-    cells = ["", "real vs real"] + ([""] if lb.has_options else [])
-    if len(lb.presets) > 1:
-        cells.append("")
-    for m in [lb.primary_metric] + [m for m in lb.shown_metrics if m != lb.primary_metric]:
-        cells.append(format_number(lb.floor.get(m, math.nan)))
-    cells += ["", "", "", "", "", ""]
-    return cells
-
-
-def is_top_ranked(line: pd.Series) -> bool:
-    return not pd.isna(line["rank"]) and int(line["rank"]) == 1
+def format_interval(low: Any, high: Any) -> str:
+    """``[11.20, 14.80]``; ``–`` when there is no interval (fewer than two seeds)."""
+    low, high = _numeric(low), _numeric(high)
+    if math.isnan(low) or math.isnan(high):
+        return "–"
+    digits = _decimals(max(abs(low), abs(high)))
+    return f"[{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def _int_text(value: Any) -> str:
@@ -406,60 +535,168 @@ def _int_text(value: Any) -> str:
     return "–" if math.isnan(value) else f"{value:,.0f}"
 
 
+# -- the columns, described once -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a leaderboard, as every format shows it.
+
+    ``cell`` turns a table line into the human text (terminal, Markdown, HTML); ``floor`` is the
+    text on the real-vs-real line; ``fields`` are the raw table columns behind it, written as
+    numbers by the machine formats (CSV, JSON). ``drop`` orders the columns a narrow terminal
+    leaves out (1 first; ``None``: always shown); ``fold`` lets a text column wrap at that width;
+    ``arrow`` is the metric's direction; ``human=False`` columns only exist in CSV and JSON.
+    """
+
+    key: str
+    header: str
+    cell: Callable[[Mapping[str, Any]], str] = lambda line: ""
+    floor: str = ""
+    align: str = "right"
+    drop: int | None = None
+    fold: int | None = None
+    arrow: str = ""
+    fields: tuple[str, ...] = ()
+    human: bool = True
+
+    @property
+    def title(self) -> str:
+        return f"{self.header} {self.arrow}" if self.arrow else self.header
+
+
+def _metric_column(lb: Leaderboard, metric: str, drop: int | None) -> Column:
+    return Column(
+        key=metric, header=metric, arrow="↑" if higher_is_better(metric) else "↓", drop=drop,
+        cell=lambda line: format_mean_std(line[f"{metric}_mean"], line[f"{metric}_std"]),
+        floor=format_number(lb.floor.get(metric, math.nan)), fields=(f"{metric}_mean", f"{metric}_std"),
+    )
+
+
+def _status_cell(line: Mapping[str, Any]) -> str:
+    return str(line["status"]) if not line["error"] else f"{line['status']}: {line['error']}"
+
+
+def columns(lb: Leaderboard) -> list[Column]:
+    """Every column of ``lb`` in display order (human ones first-class, machine-only ones last)."""
+    secondary = [m for m in lb.shown_metrics if m != lb.primary_metric]
+    cols = [
+        Column("rank", "#", cell=lambda line: str(line["rank_label"]), fields=("rank", "rank_label")),
+        Column("model", "model", cell=lambda line: str(line["label"]), floor="real vs real", align="left", fold=24,
+               fields=("label", "model", "config_label", "config_hash", "plugin", "plugin_version", "family", "preset")),
+    ]
+    if lb.has_options:
+        cols.append(Column("options", "options", cell=lambda line: str(line["options"]), align="left", fold=18,
+                           fields=("options", "sample_options")))
+    cols.append(_metric_column(lb, lb.primary_metric, None))
+    cols.append(Column("ci", "95% CI", cell=lambda line: format_interval(line["ci_low"], line["ci_high"]), drop=4,
+                       fields=("ci_low", "ci_high")))
+    cols += [_metric_column(lb, m, 100 - i) for i, m in enumerate(secondary)]  # the last metric goes first
+    cols += [
+        Column("train_images_per_s", "train img/s", cell=lambda line: format_rate(line.get("train_images_per_s")), drop=3,
+               fields=("train_images_per_s",)),
+        Column("sample_images_per_s", "sample img/s", cell=lambda line: format_rate(line.get("sample_images_per_s")),
+               fields=("sample_images_per_s",)),
+        Column("peak_memory_mb", "peak MB", cell=lambda line: _int_text(line.get("peak_memory_mb")), drop=1,
+               fields=("peak_memory_mb",)),
+        Column("params", "params", cell=lambda line: format_count(line.get("params")), drop=2, fields=("params",)),
+        Column("seeds", "seeds", cell=lambda line: str(int(line["n_seeds"])), fields=("n_seeds", "seeds")),
+        Column("status", "status", cell=_status_cell, align="left", fold=12, fields=("status", "failed", "error")),
+        Column("budget", "budget", human=False, fields=("budget_kind", "budget_amount", "precision")),
+        Column("best", "best seed", human=False, fields=("best_seed", "grid_path")),
+    ]
+    covered = {f for c in cols for f in c.fields}
+    rest = tuple(c for c in lb.table.columns if c not in covered)
+    if rest:  # other metrics and costs: no human column, but nothing is lost in CSV and JSON
+        cols.append(Column("other", "other", human=False, fields=rest))
+    return cols
+
+
+def human_columns(lb: Leaderboard) -> list[Column]:
+    return [c for c in columns(lb) if c.human]
+
+
+def machine_fields(lb: Leaderboard) -> list[str]:
+    return list(dict.fromkeys(f for c in columns(lb) for f in c.fields if f in lb.table.columns))
+
+
+def footnote(lb: Leaderboard) -> list[str]:
+    """What every format says under the table: the statistics, the tie test, single seeds."""
+    notes = [
+        f"Ranked by {lb.primary_metric} ({lb.direction}); mean ± std over seeds (sample std, ddof=1); "
+        "the first line is the real-vs-real floor of this protocol (two sets of real images).",
+        f"{CI_NOTE} (of {lb.primary_metric}). {TIE_NOTE}.",
+    ]
+    singles = lb.single_seed_lines
+    if singles:
+        notes.append(f"{singles} line{'s' if singles != 1 else ''} with a single seed: no interval, and ties cannot be ruled out.")
+    return notes + [f"warning: {w}" for w in lb.warnings]
+
+
+def display_columns(lb: Leaderboard) -> list[str]:
+    """Titles of the human columns, in order (see :func:`columns`)."""
+    return [c.title for c in human_columns(lb)]
+
+
+def display_cells(lb: Leaderboard, line: Mapping[str, Any]) -> list[str]:
+    return [c.cell(line) for c in human_columns(lb)]
+
+
+def floor_cells(lb: Leaderboard) -> list[str]:
+    """The real-vs-real line, aligned with :func:`display_columns`."""
+    return [c.floor for c in human_columns(lb)]
+
+
+def is_top_ranked(line: Mapping[str, Any]) -> bool:
+    return not pd.isna(line["rank"]) and int(line["rank"]) == 1
+
+
+def _lines(lb: Leaderboard) -> list[dict[str, Any]]:
+    return lb.table.to_dict("records")
+
+
 # -- renderers -----------------------------------------------------------------------------------
-
-
-_TEXT_COLUMNS = {"model", "options", "preset", "status"}
-# Columns dropped, in this order, when the terminal is too narrow for the whole table.
-_DROPPABLE = ("peak MB", "params", "train img/s")
-
-
-def _drop_order(columns: list[str], primary_header: str) -> list[str]:
-    metrics = [c for c in columns if c not in _TEXT_COLUMNS and c != primary_header
-               and c not in {"#", "seeds", "sample img/s", *_DROPPABLE}]
-    return [c for c in _DROPPABLE if c in columns] + metrics[::-1]
 
 
 def render_table(lb: Leaderboard, width: int | None = None):  # noqa: ANN201 - rich is imported lazily
     """A rich Table for the terminal; the floor is the first, highlighted line.
 
-    Given a console ``width``, secondary columns (memory, parameters, train throughput, then
-    secondary metrics) are left out until the table fits, and the caption says so. Every string
-    from a row is passed as :class:`rich.text.Text`, so third-party names cannot inject markup.
+    Given a console ``width``, columns with a ``drop`` order are left out (lowest first) until the
+    table fits, and the caption says so. Every string from a row is passed as
+    :class:`rich.text.Text`, so third-party names cannot inject markup.
     """
     from rich.table import Table
     from rich.text import Text
 
-    columns = display_columns(lb)
-    body = [floor_cells(lb)]
-    for _, line in lb.table.iterrows():
-        cells = display_cells(lb, line)
+    cols = human_columns(lb)
+    lines = _lines(lb)
+    body = [[_clean(c.floor) for c in cols]]
+    for line in lines:
+        cells = [_clean(c.cell(line)) for c in cols]
         if len(cells[-1]) > 60:
             cells[-1] = cells[-1][:59] + "…"
         body.append(cells)
 
     # Numbers never wrap (a wrapped "12.00 ± 2.00" is unreadable); long names and errors fold,
-    # but not below these widths.
-    fold_at = {"model": 24, "options": 18, "preset": 12, "status": 12}
-    widths = {c: max([len(c)] + [len(r[i]) for r in body]) for i, c in enumerate(columns)}
-    widths = {c: min(w, fold_at[c]) if c in fold_at else w for c, w in widths.items()}
+    # but not below their fold widths.
+    widths = {c.key: max([len(c.title)] + [len(r[i]) for r in body]) for i, c in enumerate(cols)}
+    widths = {c.key: min(widths[c.key], c.fold) if c.fold else widths[c.key] for c in cols}
 
-    def needed(cols: list[str]) -> int:  # content + padding and borders
-        return sum(widths[c] for c in cols) + 3 * len(cols) + 1
+    def needed(shown: list[Column]) -> int:  # content + padding and borders
+        return sum(widths[c.key] for c in shown) + 3 * len(shown) + 1
 
-    shown = list(columns)
+    shown = list(cols)
     hidden = []
-    for col in _drop_order(columns, primary_header(lb)):
+    for col in sorted((c for c in cols if c.drop is not None), key=lambda c: c.drop or 0):
         if width is None or needed(shown) <= width:
             break
         shown.remove(col)
-        hidden.append(col)
+        hidden.append(col.title)
 
     floor_text = format_number(lb.floor.get(lb.primary_metric, math.nan))
-    caption = "mean ± std over seeds (ddof=1); floor = real-vs-real score of this protocol"
+    caption = "\n".join(footnote(lb))
     if hidden:
         caption += f"\nnot shown (terminal too narrow): {', '.join(hidden)}; try --format markdown"
-    caption += "".join(f"\nwarning: {w}" for w in lb.warnings)
     table = Table(
         title=Text(f"{lb.title} · {lb.primary_metric} ({lb.direction}) · floor {floor_text}"),
         title_justify="left",
@@ -467,83 +704,120 @@ def render_table(lb: Leaderboard, width: int | None = None):  # noqa: ANN201 - r
         caption_justify="left",
     )
     for col in shown:
-        text = col in _TEXT_COLUMNS
-        table.add_column(col, justify="left" if text else "right", no_wrap=not text, overflow="fold",
-                         min_width=widths[col] if text else None)
-    keep = [columns.index(c) for c in shown]
+        table.add_column(Text(col.title), justify="left" if col.align == "left" else "right", no_wrap=col.fold is None,
+                         overflow="fold", min_width=widths[col.key] if col.fold else None)
+    keep = [cols.index(c) for c in shown]
     table.add_row(*[Text(body[0][i]) for i in keep], style="italic cyan")
-    for (_, line), cells in zip(lb.table.iterrows(), body[1:], strict=True):
+    for line, cells in zip(lines, body[1:], strict=True):
         texts = [Text(cells[i]) for i in keep]
         failed = line["n_seeds"] == 0
-        if line["failed"]:
+        if line["failed"] and shown[-1].key == "status":
             texts[-1].stylize("red" if failed else "yellow")
         table.add_row(*texts, style="dim" if failed else ("bold" if is_top_ranked(line) else None))
     return table
 
 
-def print_leaderboards(leaderboards: Sequence[Leaderboard], console: Any = None) -> None:
-    """Print every leaderboard to ``console`` (a rich Console; stdout by default), fitted to its width."""
+def _clean(text: str) -> str:
+    """Drop terminal control characters (a name could carry escape sequences)."""
+    return "".join(ch if ch.isprintable() or ch == " " else "�" for ch in text)
+
+
+def print_leaderboards(leaderboards: Sequence[Leaderboard], console: Any = None, source: str = "") -> None:
+    """Print every leaderboard to ``console`` (a rich Console; stdout by default), fitted to its
+    width; with none, the "No results yet" line."""
     if console is None:
         from rich.console import Console
 
         console = Console()
+    if not leaderboards:
+        where = f" in {source}" if source else ""
+        console.print(f"No results yet{where}. Run `zoo bench` to add some.", highlight=False, markup=False)
+        return
     for i, lb in enumerate(leaderboards):
         if i:
             console.print()
         console.print(render_table(lb, width=console.width))
 
 
+def to_text(leaderboards: Sequence[Leaderboard], width: int = 200) -> str:
+    """The terminal table as plain text (no colours), ``width`` characters wide."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(record=True, width=width, file=io.StringIO(), color_system=None)
+    print_leaderboards(leaderboards, console)
+    return console.export_text()
+
+
+_CSV_LEAD = ["dataset", "protocol_hash", "primary_metric", "rank_test", "kind"]
+_CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+RANK_TEST = "welch-t p<0.05; fewer than 2 seeds: tie"
+
+
 def _csv_frame(lb: Leaderboard) -> pd.DataFrame:
-    table = lb.table.copy()
-    table.insert(0, "kind", "model")
-    floor = {"kind": "floor", "model": "real vs real", "status": "floor", "n_seeds": 0, "failed": 0}
+    fields = [f for f in machine_fields(lb) if f != "grid_path"]  # a local path is not a result
+    table = lb.table[fields].copy()
+    floor: dict[str, Any] = {"model": "real vs real", "label": "real vs real", "status": "floor", "n_seeds": 0, "failed": 0}
     floor.update({f"{m}_mean": lb.floor.get(m, math.nan) for m in lb.metrics})
-    table = pd.concat([pd.DataFrame([floor]), table], ignore_index=True)[list(table.columns)]
-    for name, value in (("primary_metric", lb.primary_metric), ("protocol_hash", lb.protocol_hash), ("dataset", lb.dataset)):
+    table = pd.concat([pd.DataFrame([floor]), table], ignore_index=True)[fields]
+    table.insert(0, "kind", ["floor"] + ["model"] * len(lb.table))
+    for name, value in (("rank_test", RANK_TEST), ("primary_metric", lb.primary_metric), ("protocol_hash", lb.protocol_hash), ("dataset", lb.dataset)):
         table.insert(0, name, value)
     return table
 
 
+def _csv_safe(value: Any) -> Any:
+    """OWASP CSV injection: a text cell starting with = + - @ tab or CR is prefixed with '."""
+    if isinstance(value, str) and value.startswith(_CSV_FORMULA):
+        return "'" + value
+    return value
+
+
 def to_csv(leaderboards: Sequence[Leaderboard]) -> str:
-    """One CSV for all leaderboards: a ``kind=floor`` line (real vs real) then one line per model,
-    with ``<metric>_mean`` / ``<metric>_std`` as separate numeric columns."""
+    """One CSV for all leaderboards: a ``kind=floor`` line (real vs real) then one line per table
+    line, with ``<metric>_mean`` / ``<metric>_std`` as separate numeric columns and ``rank_label``
+    beside the numeric ``rank``. With no leaderboard, just the header."""
     if not leaderboards:
-        return ""
+        empty = Leaderboard("", "", {}, "", True, {}, pd.DataFrame(columns=LINE_KEY), [], [])
+        header = _CSV_LEAD + [f for c in columns(empty) for f in c.fields if f != "grid_path"]
+        return ",".join(dict.fromkeys(header)) + "\n"
     frames = [_csv_frame(lb) for lb in leaderboards]
-    columns = list(dict.fromkeys(c for f in frames for c in f.columns))  # union, first-seen order
-    frame = pd.concat(frames, ignore_index=True)[columns]
-    frame = frame.drop(columns=["grid_path"])
+    names = list(dict.fromkeys(c for f in frames for c in f.columns))  # union, first-seen order
+    frame = pd.concat(frames, ignore_index=True)[names]
     for col in ("rank", "n_seeds", "failed", "best_seed"):
-        frame[col] = frame[col].astype("Int64")
+        if col in frame:
+            frame[col] = frame[col].astype("Int64")
+    for col in frame.columns:
+        if frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col]):
+            frame[col] = frame[col].map(_csv_safe)
     return frame.to_csv(index=False, lineterminator="\n")
 
 
 def _md_cell(text: str) -> str:
-    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+    return html.escape(_clean(str(text)), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def to_markdown(leaderboards: Sequence[Leaderboard]) -> str:
-    """A Markdown section per leaderboard: heading, protocol line, table with the floor first."""
+    """A Markdown section per leaderboard: heading, protocol line, table with the floor first,
+    then the footnote."""
+    if not leaderboards:
+        return "No results yet.\n"
     parts = []
     for lb in leaderboards:
-        cols = display_columns(lb)
+        cols = human_columns(lb)
         parts.append(f"### {_md_cell(lb.dataset)} · protocol `{_md_cell(lb.protocol_hash)}`\n")
-        parts.append(
-            f"Ranked by **{_md_cell(lb.primary_metric)}** ({lb.direction}); mean ± std over seeds. "
-            f"The first line is the real-vs-real floor of this protocol.\n"
-        )
         if lb.protocol:
             parts.append(f"Protocol: `{_md_cell(canonical_json(lb.protocol))}`\n")
-        for w in lb.warnings:
-            parts.append(f"> warning: {_md_cell(w)}\n")
-        align = ["---:" if c in {"#", "train img/s", "sample img/s", "peak MB", "params", "seeds"} or c not in {"model", "options", "preset", "status"} else "---" for c in cols]
-        lines = ["| " + " | ".join(_md_cell(c) for c in cols) + " |", "| " + " | ".join(align) + " |"]
-        floor = floor_cells(lb)
+        align = ["---" if c.align == "left" else "---:" for c in cols]
+        lines = ["| " + " | ".join(_md_cell(c.title) for c in cols) + " |", "| " + " | ".join(align) + " |"]
+        floor = [_md_cell(c.floor) for c in cols]
         floor[1] = "*real vs real (floor)*"
-        lines.append("| " + " | ".join(c if i == 1 else _md_cell(c) for i, c in enumerate(floor)) + " |")
-        for _, line in lb.table.iterrows():
-            lines.append("| " + " | ".join(_md_cell(c) for c in display_cells(lb, line)) + " |")
+        lines.append("| " + " | ".join(floor) + " |")
+        for line in _lines(lb):
+            lines.append("| " + " | ".join(_md_cell(c.cell(line)) for c in cols) + " |")
         parts.append("\n".join(lines) + "\n")
+        parts.append("\n".join(f"{'> ' if note.startswith('warning') else ''}{_md_cell(note)}  " for note in footnote(lb)) + "\n")
     return "\n".join(parts)
 
 
@@ -563,6 +837,7 @@ def _json_safe(value: Any) -> Any:
 
 def leaderboard_dict(lb: Leaderboard) -> dict[str, Any]:
     """A JSON-ready dict of one leaderboard (NaN becomes null)."""
+    fields = machine_fields(lb)
     return _json_safe(
         {
             "dataset": lb.dataset,
@@ -572,7 +847,10 @@ def leaderboard_dict(lb: Leaderboard) -> dict[str, Any]:
             "lower_is_better": lb.lower_is_better,
             "floor": lb.floor,
             "warnings": lb.warnings,
-            "lines": lb.table.to_dict(orient="records"),
+            "footnotes": footnote(lb),
+            "rank_test": RANK_TEST,
+            "columns": [{"key": c.key, "header": c.title, "fields": list(c.fields)} for c in columns(lb) if c.human],
+            "lines": [{f: line[f] for f in fields} for line in _lines(lb)],
         }
     )
 

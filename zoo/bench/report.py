@@ -25,11 +25,12 @@ from typing import Any
 
 from zoo.bench.leaderboard import (
     Leaderboard,
-    display_cells,
-    display_columns,
-    floor_cells,
+    footnote,
     format_mean_std,
+    human_columns,
     is_top_ranked,
+    line_key,
+    line_key_of,
     options_label,
     to_csv,
     to_markdown,
@@ -112,7 +113,7 @@ def plot_quality_vs_time(lb: Leaderboard) -> bytes | None:
     fig, ax = _figure()
     times: list[float] = []
     for _, line in lb.table.iterrows():
-        rows = [r for r in lb.line_rows()[(line["model"], line["sample_options"], line["preset"])] if r.status == "ok"]
+        rows = [r for r in lb.rows_of(line) if r.status == "ok"]
         xs = [_value(r.costs, "train_seconds") for r in rows]
         ys = [_value(r.metrics, lb.primary_metric) for r in rows]
         pairs = [(x, y) for x, y in zip(xs, ys, strict=True) if not (math.isnan(x) or math.isnan(y))]
@@ -139,6 +140,7 @@ def plot_quality_vs_steps(lb: Leaderboard) -> bytes | None:
     """Primary metric against sampling steps, one curve per model and sampler (diffusion models
     benchmarked at several step counts, e.g. DDIM 10/20/50/100, Song et al. 2021)."""
     curves: dict[str, dict[float, list[float]]] = {}
+    labels = {line_key_of(line): str(line["label"]) for line in lb.table.to_dict("records")}
     for row in lb.rows:
         if row.status != "ok":
             continue
@@ -149,9 +151,7 @@ def plot_quality_vs_steps(lb: Leaderboard) -> bytes | None:
         if math.isnan(steps) or math.isnan(y):
             continue
         rest = {k: v for k, v in row.sample_options.items() if k != "steps"}
-        label = row.model + (f" · {options_label(rest)}" if rest else "")
-        if len(lb.presets) > 1:
-            label += f" [{row.preset or 'no preset'}]"
+        label = labels.get(line_key(row), row.model) + (f" · {options_label(rest)}" if rest else "")
         curves.setdefault(label, {}).setdefault(steps, []).append(y)
     curves = {k: v for k, v in curves.items() if len(v) >= 2}
     if not curves:
@@ -231,24 +231,19 @@ def _read_grid(path: str, base_dir: Path | None) -> bytes | None:
 
 
 def _table_html(lb: Leaderboard) -> str:
-    cols = display_columns(lb)
-    text_cols = {"model", "options", "preset", "status"}
-    head = "".join(f'<th class="{"text" if c in text_cols else "num"}">{_e(c)}</th>' for c in cols)
-    body = []
-    floor = floor_cells(lb)
-    body.append('<tr class="floor">' + "".join(
-        f'<td class="{"text" if c in text_cols else "num"}">{_e(v)}</td>' for c, v in zip(cols, floor, strict=True)) + "</tr>")
-    for _, line in lb.table.iterrows():
-        cells = display_cells(lb, line)
-        klass = "failed" if line["n_seeds"] == 0 else ("best" if is_top_ranked(line) else "")
+    cols = human_columns(lb)
+    klass = ["text" if c.align == "left" else "num" for c in cols]
+    head = "".join(f'<th class="{k}">{_e(c.title)}</th>' for c, k in zip(cols, klass, strict=True))
+    body = ['<tr class="floor">' + "".join(f'<td class="{k}">{_e(c.floor)}</td>' for c, k in zip(cols, klass, strict=True)) + "</tr>"]
+    for line in lb.table.to_dict("records"):
+        row_class = "failed" if line["n_seeds"] == 0 else ("best" if is_top_ranked(line) else "")
         tds = []
-        for c, v in zip(cols, cells, strict=True):
-            cls = "text" if c in text_cols else "num"
-            if c == "status" and line["failed"]:
-                cls += " status-failed"
-            tds.append(f'<td class="{cls}">{_e(v)}</td>')
-        body.append(f'<tr class="{klass}">' + "".join(tds) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        for c, k in zip(cols, klass, strict=True):
+            cls = k + (" status-failed" if c.key == "status" and line["failed"] else "")
+            tds.append(f'<td class="{cls}">{_e(c.cell(line))}</td>')
+        body.append(f'<tr class="{row_class}">' + "".join(tds) + "</tr>")
+    notes = "".join(f'<p class="note">{_e(n)}</p>' for n in footnote(lb))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{notes}"
 
 
 def _grids_html(lb: Leaderboard, base_dir: Path | None) -> str:
@@ -268,7 +263,7 @@ def _grids_html(lb: Leaderboard, base_dir: Path | None) -> str:
 
 def _value_of(lb: Leaderboard, line: Any) -> float:
     """The best seed's primary metric for a line (its grid's score)."""
-    rows = lb.line_rows().get((line["model"], line["sample_options"], line["preset"]), [])
+    rows = lb.rows_of(line)
     best = [r for r in rows if r.seed == line["best_seed"] and r.status == "ok"]
     return _value(best[0].metrics, lb.primary_metric) if best else math.nan
 
@@ -306,11 +301,10 @@ def _environment_html(lb: Leaderboard) -> str:
 def _section_html(lb: Leaderboard, base_dir: Path | None) -> str:
     parts = [
         f"<section><h2>{_e(lb.dataset)} · protocol <code>{_e(lb.protocol_hash)}</code></h2>",
-        f'<p>Ranked by <strong>{_e(lb.primary_metric)}</strong> ({lb.direction}); mean ± std over seeds '
-        f"(sample standard deviation). The blue line is the protocol's real-versus-real floor: the score of "
-        f"two sets of real images, the best a generator can reach at this sample count.</p>",
+        f'<p>Ranked by <strong>{_e(lb.primary_metric)}</strong> ({lb.direction}). In the plots, the blue line '
+        f"is the protocol's real-versus-real floor: the score of two sets of real images, the best a generator "
+        f"can reach at this sample count.</p>",
     ]
-    parts += [f'<p class="warning">warning: {_e(w)}</p>' for w in lb.warnings]
     parts.append(_table_html(lb))
     plots = [
         ("quality vs training time", plot_quality_vs_time(lb)),
