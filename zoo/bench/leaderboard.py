@@ -367,7 +367,8 @@ def _labels(table: pd.DataFrame) -> list[str]:
         parts = [str(line["model"])]
         if line["config_label"]:
             parts.append(str(line["config_label"]))
-        elif (table["model"] == line["model"]).sum() > 1 and table.loc[table["model"] == line["model"], "config_hash"].nunique() > 1:
+        same = table[(table["model"] == line["model"]) & (table["config_label"] == line["config_label"])]
+        if same["config_hash"].nunique() > 1:  # unlabelled configs that differ: tell them apart
             parts.append(f"config {line['config_hash'][:7]}")
         if mixed["budget_kind"] or mixed["budget"]:
             parts.append(f"@{budget_label(line['budget_kind'], line['budget_amount'])}")
@@ -780,7 +781,7 @@ def to_csv(leaderboards: Sequence[Leaderboard]) -> str:
     beside the numeric ``rank``. With no leaderboard, just the header."""
     if not leaderboards:
         empty = Leaderboard("", "", {}, "", True, {}, pd.DataFrame(columns=LINE_KEY), [], [])
-        header = _CSV_LEAD + [f for c in columns(empty) for f in c.fields if f != "grid_path"]
+        header = _CSV_LEAD + [f for c in columns(empty) if c.key != "" for f in c.fields if f != "grid_path"]
         return ",".join(dict.fromkeys(header)) + "\n"
     frames = [_csv_frame(lb) for lb in leaderboards]
     names = list(dict.fromkeys(c for f in frames for c in f.columns))  # union, first-seen order
