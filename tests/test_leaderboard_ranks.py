@@ -12,7 +12,14 @@ import torch
 from torchvision.utils import save_image
 
 from zoo.bench.formats import BUILTIN_FORMATS, OutputFormat
-from zoo.bench.leaderboard import build_leaderboard, leaderboards, to_csv, to_json, to_markdown, to_text
+from zoo.bench.leaderboard import (
+    build_leaderboard,
+    leaderboards,
+    to_csv,
+    to_json,
+    to_markdown,
+    to_text,
+)
 from zoo.bench.report import render_html
 from zoo.bench.store import ResultRow, ResultsStore
 from zoo.cli.app import run

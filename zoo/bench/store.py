@@ -461,7 +461,7 @@ def m002_run_identity(conn: sqlite3.Connection) -> None:
         seen.add(identity)
         conn.execute(f"INSERT INTO results_m002 ({', '.join(data)}) VALUES ({', '.join('?' * len(data))})", tuple(data.values()))
     if duplicates:
-        conn.execute(f"CREATE TABLE _zoo_m002_duplicates AS SELECT * FROM results WHERE 0")
+        conn.execute("CREATE TABLE _zoo_m002_duplicates AS SELECT * FROM results WHERE 0")
         conn.executemany(f"INSERT INTO _zoo_m002_duplicates VALUES ({', '.join('?' * len(_V1_COLUMNS))})", duplicates)
     conn.execute("DROP TABLE results")
     conn.execute("ALTER TABLE results_m002 RENAME TO results")
