@@ -76,10 +76,10 @@ class Budget:
         if m is None or unit is None:
             raise UsageError(f"invalid budget {text!r}: expected a positive amount with a unit, like {FORMS}")
         kind, scale = unit
-        amount = float(m.group(1)) * scale
-        if not math.isfinite(amount) or amount <= 0:
-            raise UsageError(f"invalid budget {text!r}: the amount must be finite and positive ({FORMS})")
-        return cls(kind, amount)
+        try:
+            return cls(kind, float(m.group(1)) * scale)
+        except UsageError as exc:
+            raise UsageError(f"invalid budget {text!r}: {exc} (use {FORMS})") from None
 
     def __str__(self) -> str:
         if self.kind == "time":
