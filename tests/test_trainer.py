@@ -246,3 +246,15 @@ def test_scaler_is_never_none_and_precision_is_built_once():
     assert isinstance(trainer.scaler, torch.amp.GradScaler) and not trainer.scaler.is_enabled()
     assert trainer.precision.name == "fp32" and not trainer.precision.needs_scaler
     assert trainer.state_dict()["scaler"] == {}
+
+
+def test_resolve_precision_auto_takes_a_usable_recommendation():
+    from zoo.device import resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu, "bf16") == "bf16"
+    assert resolve_precision("auto", cpu, None) == "fp32"
+    assert resolve_precision("auto", cpu, "fp8") == "fp32"  # an unusable recommendation falls back
+    assert resolve_precision("fp16", cpu, "bf16") == "fp16"  # an explicit choice wins
+    with pytest.raises(UsageError, match="unknown precision"):
+        resolve_precision("fp8", cpu)

@@ -41,6 +41,19 @@ def check_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def resolve_precision(precision: str, device: torch.device, recommended: str | None = None) -> str:
+    """``auto`` becomes ``recommended`` (a model recipe's precision) when it is usable on ``device``,
+    else ``fp32``; any other name is checked with :func:`check_precision` and returned."""
+    if (precision or "").strip().lower() == "auto":
+        if recommended is None:
+            return "fp32"
+        try:
+            return check_precision(recommended, device)
+        except UsageError:
+            return "fp32"
+    return check_precision(precision, device)
+
+
 @dataclass(frozen=True)
 class Precision:
     """The precision of one run, built once: the autocast context factory and the gradient scaler.
