@@ -10,9 +10,34 @@ Conventions:
   model's device;
 * :meth:`GenerativeModel.sample` returns ``n x C x H x W`` floats in ``[-1, 1]`` (the core clamps
   and converts to ``uint8`` with :func:`to_uint8`);
-* every random draw in :meth:`~GenerativeModel.sample` goes through the ``generator`` it is given, so
-  the same seed gives the same images; training draws from the global RNG, which the core seeds and
+* every random draw in :meth:`~GenerativeModel.sample` goes through the ``generator`` it is given,
+  by way of :meth:`GenerativeModel.randn` / :meth:`GenerativeModel.rand` with the number of images
+  as the first dimension, so the same seed gives the same images whatever the batch size (see
+  "Sampling noise" below); training draws from the global RNG, which the core seeds and
   checkpoints.
+
+Sampling noise
+--------------
+
+The core (:func:`zoo.sampling.generate`) draws ``n`` images in batches and gives each batch a
+:class:`zoo.sampling.ImageGenerators`: one :class:`torch.Generator` per image, seeded from the run's
+seed and the image's index in the whole run. ``self.randn(k, *shape, generator=generator)`` takes
+row ``j`` from image ``j``'s generator, so image ``i`` gets the same noise alone, in a batch of 3 or
+in a batch of 256. Rules for ``sample``:
+
+* draw every random number with ``self.randn(n, ...)`` or ``self.rand(n, ...)`` (or
+  :func:`zoo.sampling.randn` / :func:`~zoo.sampling.rand` in code without the model, such as a
+  sampler's ``step``), the first dimension always the ``n`` images of this call; several draws per
+  image are several calls or extra dimensions (``self.randn(n, 2, d)``), never ``randn(2 * n, d)``;
+* keep the images independent in the network too: no batch statistics (run batch norm in eval
+  mode) and no attention or pooling across images;
+* ``generator`` may also be a plain :class:`torch.Generator` (a caller's own, or an older core) or
+  ``None`` (the global RNG); the helpers then draw exactly as ``torch.randn`` would.
+
+An :class:`~zoo.sampling.ImageGenerators` is itself a :class:`torch.Generator`, so a plugin that
+still calls ``torch.randn(..., generator=generator)`` keeps working: it draws from one stream per
+batch, reproducible for a given batch size but not across batch sizes. ``generate`` then warns
+(:class:`zoo.sampling.BatchDependentSamplingWarning`) and :func:`zoo.testing.check_model` fails.
 """
 
 from __future__ import annotations
@@ -156,7 +181,12 @@ class GenerativeModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None, **options: Any) -> torch.Tensor:
-        """Draw ``n`` images, ``n x C x H x W`` floats in ``[-1, 1]``, using only ``generator``."""
+        """Draw ``n`` images, ``n x C x H x W`` floats in ``[-1, 1]``, using only ``generator``.
+
+        ``generator`` is usually a :class:`zoo.sampling.ImageGenerators` holding one generator per
+        image; draw through :meth:`randn` / :meth:`rand` with ``n`` as the first dimension so that
+        image ``j`` uses only generator ``j`` (see "Sampling noise" in :mod:`zoo.model`).
+        """
         raise NotImplementedError
 
     @torch.no_grad()
@@ -203,10 +233,26 @@ class GenerativeModel(nn.Module):
     def num_pixels(self) -> int:
         return math.prod(self.image_shape)
 
-    def randn(self, *shape: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Standard normal noise on the model's device drawn from ``generator``."""
-        gen_device = generator.device if generator is not None else self.device
-        return torch.randn(*shape, generator=generator, device=gen_device).to(self.device)
+    def randn(self, *shape: int, generator: torch.Generator | None = None,
+              dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Standard normal noise of ``shape`` on the model's device, drawn from ``generator``.
+
+        With a :class:`zoo.sampling.ImageGenerators` (what :func:`zoo.sampling.generate` passes),
+        ``shape[0]`` must be its number of images and row ``j`` is drawn from image ``j``'s
+        generator, so an image's noise does not depend on the batch it is drawn in. With a plain
+        :class:`torch.Generator` it is ``torch.randn`` on the generator's device; with ``None``, the
+        global RNG. Either way the result is moved to the model's device.
+        """
+        from zoo.sampling import randn
+
+        return randn(*shape, generator=generator, device=self.device, dtype=dtype)
+
+    def rand(self, *shape: int, generator: torch.Generator | None = None,
+             dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Uniform ``[0, 1)`` noise of ``shape`` on the model's device, drawn like :meth:`randn`."""
+        from zoo.sampling import rand
+
+        return rand(*shape, generator=generator, device=self.device, dtype=dtype)
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
