@@ -199,7 +199,7 @@ def generate(
                     "torch.Generator (torch.randn(..., generator=generator)), so its images change with the "
                     "batch size; draw through self.randn(n, ...) / self.rand(n, ...) instead",
                     BatchDependentSamplingWarning,
-                    stacklevel=2,
+                    stacklevel=3,  # the caller of generate (past the no_grad wrapper)
                 )
             out.append(to_uint8(images).cpu())
             done += k

@@ -240,8 +240,8 @@ class VAE(GenerativeModel):
         if output == "mean":
             return loc.clamp(-1, 1)
         # Inverse-CDF draw from each pixel's logistic, then snap to its bin (tails fold into the ends).
-        gen_device = generator.device if generator is not None else loc.device
-        u = torch.rand(loc.shape, generator=generator, device=gen_device).to(loc.device)
+        # One uniform per pixel, row j from image j's generator (see zoo.sampling).
+        u = self.rand(*loc.shape, generator=generator)
         u = u.clamp(1e-6, 1 - 1e-6)
         return quantize(loc + log_scale.exp() * (torch.log(u) - torch.log1p(-u)))
 

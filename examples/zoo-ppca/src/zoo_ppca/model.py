@@ -75,6 +75,8 @@ class PPCA(GenerativeModel):
     @torch.no_grad()
     def sample(self, n, *, generator=None, **options):
         opts = self.parse_sample_options(options)
+        # self.randn with n first, not torch.randn: row j comes from image j's own generator, so an
+        # image does not change with the batch size it is drawn in (see zoo.model, "Sampling noise").
         z = self.randn(n, self.W.shape[1], generator=generator)
         x = z @ self.W.T + self.mu
         if opts["noise"]:
