@@ -61,8 +61,9 @@ def check_model(model: str | type[GenerativeModel], image_shape: tuple[int, int,
     Checks: class metadata; a few training steps through the core's :class:`zoo.trainer.Trainer`
     change the parameters and give finite losses; ``sample`` returns ``n x C x H x W`` finite floats
     in ``[-1, 1]``, is reproducible with the same generator and differs across seeds; every declared
-    sampling option's default is accepted; a checkpoint save/load round trip restores the weights
-    and the samples exactly.
+    sampling option's default is accepted; :func:`zoo.sampling.generate` gives the same images in
+    one batch of 6 as in batches of 2 (the noise of image ``i`` depends only on the seed and ``i``);
+    a checkpoint save/load round trip restores the weights and the samples exactly.
     """
     from zoo.checkpoint import load_model
     from zoo.data import ImageDataset
@@ -106,6 +107,7 @@ def check_model(model: str | type[GenerativeModel], image_shape: tuple[int, int,
         assert not torch.equal(out, other), "sample ignores the generator (same images for different seeds)"
         defaults = cls.parse_sample_options({})
         net.sample(2, generator=torch.Generator().manual_seed(0), **defaults)
+        _check_batch_size_independence(net, defaults)
 
         restored, meta = load_model(run_dir, map_location="cpu", model_cls=cls)
         assert meta["step"] == steps, f"checkpoint step {meta['step']} != {steps}"
@@ -115,9 +117,50 @@ def check_model(model: str | type[GenerativeModel], image_shape: tuple[int, int,
         assert torch.equal(out, replay), "a reloaded checkpoint samples different images"
 
 
-def _resolve(model: str | type[GenerativeModel]) -> type[GenerativeModel]:
-    if isinstance(model, str):
-        from zoo.registry import get_registry
+def _check_batch_size_independence(net: GenerativeModel, options: dict[str, Any]) -> None:
+    """``generate`` 6 images in one batch and in batches of 2: they must be the same images.
 
-        return get_registry().model(model)
-    return model
+    Exact in practice; one level on a pixel or two is tolerated, because a network's own float
+    arithmetic may round differently for different batch shapes (a CPU linear layer with one row
+    takes another BLAS kernel), which a sampler cannot help. Noise drawn per batch changes far more.
+    """
+    import warnings
+
+    from zoo.sampling import BatchDependentSamplingWarning, generate
+
+    how = (
+        "Image i's noise must depend only on (seed, i): in sample(), draw every random number with "
+        "self.randn(n, ...) / self.rand(n, ...) (first dimension n, row j is image j's; "
+        "zoo.sampling.randn in code without the model), never torch.randn(..., generator=generator), "
+        "and keep the images independent in the network (batch norm in eval mode, nothing across images)."
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BatchDependentSamplingWarning)
+        try:
+            whole = generate(net, 6, seed=3, batch_size=6, options=options)
+            split = generate(net, 6, seed=3, batch_size=2, options=options)
+        except BatchDependentSamplingWarning:
+            raise AssertionError(
+                f"{net.name}: sampling depends on the batch size: sample() drew noise from `generator` as "
+                f"one plain torch.Generator, so zoo sample/eval give other images for another --batch-size. {how}"
+            ) from None
+    diff = (whole.int() - split.int()).abs()
+    changed = int((diff > 0).sum())
+    if changed and (int(diff.max()) > 1 or changed > 2):
+        images = sorted(set(torch.nonzero(diff)[:, 0].tolist()))
+        raise AssertionError(
+            f"{net.name}: sampling depends on the batch size: zoo.sampling.generate(n=6, seed=3) gave "
+            f"different images with batch_size=6 and batch_size=2 (images {images}; {changed} pixels, up to "
+            f"{int(diff.max())} levels). {how}"
+        )
+    other = generate(net, 6, seed=4, batch_size=6, options=options)
+    assert not torch.equal(whole, other), (
+        f"{net.name}: zoo.sampling.generate gives the same images for seeds 3 and 4: sample() ignores the "
+        "per-image generators it is given"
+    )
+
+
+def _resolve(model: str | type[GenerativeModel]) -> type[GenerativeModel]:
+    from zoo.factory import resolve
+
+    return resolve(model)[0]
