@@ -70,24 +70,24 @@ class ImageGenerators(torch.Generator):
     (:class:`BatchDependentSamplingWarning`) and :func:`zoo.testing.check_model` fails.
     """
 
-    seed: int
+    run_seed: int
     indices: tuple[int, ...]
     generators: tuple[torch.Generator, ...]
 
     def __new__(cls, seed: int, indices: Iterable[int], device: str | torch.device = "cpu",
                 *, _generators: Sequence[torch.Generator] | None = None) -> ImageGenerators:
-        return super().__new__(cls, device=torch.device(device))
+        return super().__new__(cls, device=torch.device(device))  # type: ignore[call-arg]
 
     def __init__(self, seed: int, indices: Iterable[int], device: str | torch.device = "cpu",
                  *, _generators: Sequence[torch.Generator] | None = None) -> None:
-        self.seed = int(seed)
+        self.run_seed = int(seed)  # not ``seed``: torch.Generator.seed() is a method
         self.indices = tuple(int(i) for i in indices)
         if _generators is None:
-            _generators = [torch.Generator(device=self.device).manual_seed(image_seed(self.seed, i))
+            _generators = [torch.Generator(device=self.device).manual_seed(image_seed(self.run_seed, i))
                            for i in self.indices]
         self.generators = tuple(_generators)
         first = self.indices[0] if self.indices else 0
-        batch_key = hashlib.sha256(b"%s:batch:%d:%d:%d" % (_SEED_DOMAIN, self.seed, first, len(self.indices)))
+        batch_key = hashlib.sha256(b"%s:batch:%d:%d:%d" % (_SEED_DOMAIN, self.run_seed, first, len(self.indices)))
         self.manual_seed(int.from_bytes(batch_key.digest()[:8], "big") & ((1 << 63) - 1))
 
     @classmethod
@@ -111,12 +111,12 @@ class ImageGenerators(torch.Generator):
 
     def __getitem__(self, key: int | slice) -> torch.Generator | ImageGenerators:
         if isinstance(key, slice):
-            return ImageGenerators(self.seed, self.indices[key], self.device, _generators=self.generators[key])
+            return ImageGenerators(self.run_seed, self.indices[key], self.device, _generators=self.generators[key])
         return self.generators[key]
 
     def __repr__(self) -> str:
         span = f"{self.indices[0]}..{self.indices[-1]}" if self.indices else "none"
-        return f"ImageGenerators(seed={self.seed}, images {span}, n={len(self)}, device={self.device})"
+        return f"ImageGenerators(seed={self.run_seed}, images {span}, n={len(self)}, device={self.device})"
 
 
 def _draw(fn: Callable[..., torch.Tensor], shape: tuple[int, ...], generator: torch.Generator | None,
