@@ -161,6 +161,8 @@ def _check_batch_size_independence(net: GenerativeModel, options: dict[str, Any]
 
 
 def _resolve(model: str | type[GenerativeModel]) -> type[GenerativeModel]:
-    from zoo.factory import resolve
+    if isinstance(model, str):
+        from zoo.registry import get_registry
 
-    return resolve(model)[0]
+        return get_registry().model(model)
+    return model
