@@ -37,7 +37,6 @@ def main() -> int:
 
     from zoo.bench.costs import measure_train
     from zoo.config import parse_assignments
-    from zoo.data import load_dataset
     from zoo.device import (
         autocast_factory,
         check_precision,
@@ -46,18 +45,16 @@ def main() -> int:
         resolve_device,
     )
     from zoo.errors import ZooError
-    from zoo.registry import get_registry
+    from zoo.factory import create_model, load_dataset
 
     try:
         torch.set_num_threads(args.threads)
         device = resolve_device(args.device)
         precisions = [check_precision(p.strip(), device) for p in args.precisions.split(",")]
         batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-        model_cls = get_registry().model(args.model)
         dataset = load_dataset(args.dataset).to(device)
-        config = model_cls.Config.from_overrides(parse_assignments(args.overrides))
         torch.manual_seed(0)
-        model = model_cls(config, dataset.image_shape).to(device)
+        model = create_model(args.model, dataset.image_shape, parse_assignments(args.overrides)).to(device)
     except (ZooError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

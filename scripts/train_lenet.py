@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from zoo.data import load_dataset
+from zoo.factory import load_dataset
 from zoo.metrics import lenet
 from zoo.metrics.backbones import SHIPPED_LENET, file_sha256, train_lenet_for
 

@@ -68,7 +68,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
 
 def test_bad_input_through_the_real_entry_point():
     out = run_zoo("train", "nope")
-    assert out.returncode == 2 and out.stderr.strip() == "zoo: error: unknown model 'nope' (available: dcgan, ddpm, gan, vae)"
+    assert out.returncode == 2 and out.stderr.strip() == "zoo: error: unknown model 'nope' (available: dcgan, ddpm, ddpm-cifar10, ddpm-small, gan, vae)"
 
 
 def test_corrupt_checkpoint_is_one_line_exit_1(tmp_path):

@@ -16,8 +16,9 @@ import torch_fidelity
 from threadpoolctl import threadpool_limits
 from torchvision.transforms.functional import gaussian_blur
 
-from zoo.data import ImageDataset, load_dataset
+from zoo.data import ImageDataset
 from zoo.errors import DataError, MetricsError, UnknownNameError
+from zoo.factory import load_dataset
 from zoo.metrics import (
     CacheWarning,
     Protocol,

@@ -9,8 +9,9 @@ import pytest
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
-from zoo.data import ImageDataset, load_dataset
+from zoo.data import ImageDataset
 from zoo.errors import MetricsError
+from zoo.factory import load_dataset
 from zoo.metrics import (
     CacheWarning,
     backbone_features,

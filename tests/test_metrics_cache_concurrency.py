@@ -18,7 +18,7 @@ def test_concurrent_cache_writers_leave_one_valid_file(tmp_path):
         sys.path.insert(0, {str(ROOT)!r})
         import torch
         torch.set_num_threads(1)
-        from zoo.data import load_dataset
+        from zoo.factory import load_dataset
         from zoo.metrics import compute_floor, make_protocol
         ds = load_dataset("mnist-5k")
         protocol = make_protocol(ds, num_real=300, num_fake=100)

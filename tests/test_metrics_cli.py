@@ -12,7 +12,7 @@ from PIL import Image
 from torchvision.transforms.functional import gaussian_blur
 
 from zoo.cli.app import run
-from zoo.data import load_dataset
+from zoo.factory import load_dataset
 from zoo.metrics import make_protocol
 from zoo.model import GenerativeModel, ModelConfig, SampleOption
 

@@ -29,7 +29,7 @@ def test_image_arrays_are_accepted_cleanly_or_refused_with_a_data_error(array):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=2048))
 def test_npz_files_of_arbitrary_bytes_never_crash_the_loader(tmp_path, blob):
-    from zoo.data import load_dataset
+    from zoo.factory import load_dataset
 
     path = tmp_path / "data.npz"
     path.write_bytes(blob)

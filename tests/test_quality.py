@@ -13,7 +13,7 @@ import torch
 
 from tests.helpers import zoo_in_process
 from zoo.checkpoint import load_model
-from zoo.data import load_dataset
+from zoo.factory import load_dataset
 from zoo.metrics import compute_metrics, make_protocol
 from zoo.sampling import generate
 

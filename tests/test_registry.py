@@ -13,6 +13,7 @@ from zoo.errors import PluginError, UnknownNameError
 from zoo.registry import build_registry
 
 BUILTINS = {"gan", "dcgan", "vae", "ddpm"}
+BUILTIN_VARIANTS = {"ddpm-small", "ddpm-cifar10"}  # named variants the ddpm plugin registers
 
 
 def plugin(**hooks) -> types.ModuleType:
@@ -138,7 +139,7 @@ def test_load_plugins_env_limits_external_plugins(site):
     assert records == {"healthy"}
     env["ZOO_LOAD_PLUGINS"] = ""
     listed = json.loads(run_zoo("list", "--json", env=env).stdout)
-    assert {r["name"] for r in listed} == BUILTINS  # built-ins always load
+    assert {r["name"] for r in listed} == BUILTINS | BUILTIN_VARIANTS  # built-ins always load
 
 
 def test_tracing_shows_hook_calls(site):

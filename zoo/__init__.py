@@ -1,15 +1,47 @@
-"""genzoo: train, sample and benchmark image generators that plug in through entry points."""
+"""genzoo: train, sample and benchmark image generators that plug in through entry points.
+
+The names below are imported on first use (PEP 562), so ``import zoo`` and ``zoo --help`` stay
+free of torch; plugin modules import ``zoo.hookimpl`` at their top for the same reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from zoo.hookspecs import hookimpl
-from zoo.model import GenerativeModel, ModelConfig, SampleOption, TrainStep
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from zoo.factory import create_model, list_models
+    from zoo.model import GenerativeModel, ModelConfig, SampleOption, TrainStep
+    from zoo.registry import Variant
+
+_LAZY = {
+    "GenerativeModel": "zoo.model",
+    "ModelConfig": "zoo.model",
+    "SampleOption": "zoo.model",
+    "TrainStep": "zoo.model",
+    "Variant": "zoo.registry",
+    "create_model": "zoo.factory",
+    "list_models": "zoo.factory",
+}
 
 __all__ = [
     "GenerativeModel",
     "ModelConfig",
     "SampleOption",
     "TrainStep",
+    "Variant",
     "__version__",
+    "create_model",
     "hookimpl",
+    "list_models",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -15,13 +15,16 @@ import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from zoo.errors import CheckpointError, CheckpointNotFoundError
 from zoo.fileio import atomic_write, remove_stale_temp_files  # noqa: F401  (re-exported)
 from zoo.model import GenerativeModel
+
+if TYPE_CHECKING:
+    from zoo.registry import Registry
 
 FORMAT = "genzoo-checkpoint"
 FORMAT_VERSION = 1
@@ -124,33 +127,22 @@ def prune_checkpoints(run_dir: str | os.PathLike[str], keep: int) -> None:
 
 
 def load_model(
-    source: str | os.PathLike[str], map_location: str | torch.device = "cpu", model_cls: type[GenerativeModel] | None = None
-) -> tuple[Any, dict[str, Any]]:
-    """Rebuild a trained model from a run directory or checkpoint file.
+    source: str | os.PathLike[str], map_location: str | torch.device = "cpu", model_cls: type[GenerativeModel] | None = None,
+    *, registry: Registry | None = None,
+) -> tuple[GenerativeModel, dict[str, Any]]:
+    """Rebuild a trained model from a run directory or checkpoint file, through :func:`zoo.create_model`.
 
-    The class is looked up in the registry by the name the checkpoint records, unless ``model_cls``
-    is given (a plugin's tests may use a class that is not installed). Returns ``(model, meta)``
-    where ``meta`` holds ``model``, ``dataset``, ``config``, ``image_shape``, ``step`` and ``path``.
-    The model is in eval mode on ``map_location``.
+    The class is looked up in ``registry`` (default: the process-wide one) by the name the
+    checkpoint records, unless ``model_cls`` is given (a plugin's tests may use a class that is not
+    installed). Returns ``(model, meta)`` where ``meta`` holds ``model``, ``dataset``, ``config``,
+    ``image_shape``, ``step``, ``train`` and ``path``. The model is in eval mode on ``map_location``.
+    Raises :class:`~zoo.errors.CheckpointError` for anything that does not fit.
     """
-    from zoo.errors import ConfigError
-    from zoo.registry import get_registry
+    from zoo.factory import create_model_from_checkpoint
 
     path = latest_checkpoint(source)
     state = load_checkpoint(path, map_location=map_location)
-    if model_cls is not None and model_cls.name != state["model"]:
-        raise CheckpointError(f"{path} holds model {state['model']!r}, not {model_cls.name!r}")
-    cls = model_cls or get_registry().model(state["model"])
-    try:
-        config = cls.Config(**state["config"])
-    except (TypeError, ConfigError) as exc:
-        raise CheckpointError(f"{path}: its config no longer fits {cls.__name__}.Config ({exc})") from None
-    model = cls(config, tuple(state["image_shape"]))
-    try:
-        model.load_state_dict(state["model_state"])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: weights do not match {cls.name} ({first})") from None
+    model = create_model_from_checkpoint(state, model_cls=model_cls, registry=registry, where=str(path))
     model.to(map_location).eval()
     meta = {k: state.get(k) for k in ("model", "dataset", "config", "image_shape", "step", "train")}
     meta["path"] = str(path)

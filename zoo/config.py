@@ -9,11 +9,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from zoo.errors import ConfigError, UnknownNameError
+from zoo.text import parse_bool
 
 C = TypeVar("C", bound="ModelConfig")
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclasses.dataclass
@@ -88,8 +86,9 @@ def _coerce(value: Any, hint: Any, name: str, owner: object) -> Any:
     if hint is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
+        parsed = parse_bool(value) if isinstance(value, str) else None
+        if parsed is not None:
+            return parsed
         raise ConfigError(name, f"expected true or false, got {value!r}", where)
     if hint in (int, float):
         if isinstance(value, str):

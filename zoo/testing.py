@@ -41,10 +41,11 @@ def synthetic_images(n: int, shape: tuple[int, int, int], seed: int = 0) -> torc
 def tiny_model(model: str | type[GenerativeModel], image_shape: tuple[int, int, int] | None = None,
                **overrides: Any) -> GenerativeModel:
     """Build ``model`` with its ``tiny_config`` (plus ``overrides``) at a supported small size."""
-    cls = _resolve(model)
+    from zoo.factory import create_model, resolve
+
+    cls, variant = resolve(model)
     shape = image_shape or default_test_shape(cls)
-    config = cls.Config.from_overrides({**cls.tiny_config, **overrides})
-    return cls(config, shape)
+    return create_model(model, shape, {**variant, **cls.tiny_config, **overrides})
 
 
 def default_test_shape(cls: type[GenerativeModel]) -> tuple[int, int, int]:
@@ -161,8 +162,6 @@ def _check_batch_size_independence(net: GenerativeModel, options: dict[str, Any]
 
 
 def _resolve(model: str | type[GenerativeModel]) -> type[GenerativeModel]:
-    if isinstance(model, str):
-        from zoo.registry import get_registry
+    from zoo.factory import resolve
 
-        return get_registry().model(model)
-    return model
+    return resolve(model)[0]

@@ -1,11 +1,13 @@
 """genzoo plugin: the variational autoencoder (Kingma & Welling 2014), registered as model ``vae``."""
 
 from collections.abc import Callable
+from typing import Any
 
-from zoo import GenerativeModel, hookimpl
-from zoo_vae.model import VAE
+from zoo import hookimpl
 
 
 @hookimpl
-def zoo_register_models(register: Callable[[type[GenerativeModel]], None]) -> None:
+def zoo_register_models(register: Callable[[Any], None]) -> None:
+    from zoo_vae.model import VAE  # torch loads only when models are needed
+
     register(VAE)

@@ -56,7 +56,7 @@ def registry():  # noqa: ANN201 - a small accessor commands share
 def _add_plugin_commands() -> None:
     from zoo.registry import get_registry
 
-    reg = get_registry()
+    reg = get_registry()  # loads plugin modules only: no hook but this one runs, no torch import
     for plugin in reg.pm.get_plugins():
         name = reg.pm.get_name(plugin)
         caller = reg.pm.subset_hook_caller("zoo_register_commands", [p for p in reg.pm.get_plugins() if p is not plugin])

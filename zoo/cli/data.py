@@ -39,7 +39,7 @@ def data_list(as_json: bool) -> None:
 @data_dir_option
 def data_fetch(name: str, data_dir: str | None) -> None:
     """Download NAME into the data directory (needs internet), then show its splits."""
-    from zoo.data import load_dataset
+    from zoo.factory import load_dataset
 
     ds = load_dataset(name, data_dir=data_dir, download=True)
     c, h, w = ds.image_shape

@@ -92,10 +92,11 @@ def eval_command(
     protocol hash. A run or checkpoint is sampled with --seed and --option.
     """
     from zoo.config import parse_assignments
-    from zoo.data import DEFAULT_DATASET, load_dataset
+    from zoo.data import DEFAULT_DATASET
     from zoo.device import resolve_device
     from zoo.errors import UsageError
-    from zoo.metrics import compute_floor, compute_metrics, default_backbone, make_protocol
+    from zoo.factory import load_dataset
+    from zoo.metrics import compute_floor, compute_metrics, make_protocol
     from zoo.metrics.protocol import default_counts
     from zoo.metrics.sources import load_image_array, load_image_folder, match_channels, source_kind
 
@@ -129,15 +130,13 @@ def eval_command(
         elif num_fake > len(images):
             raise UsageError(f"--num-fake {num_fake} but {source} holds only {len(images)} images")
 
-    chosen = default_backbone(ds) if backbone == "auto" else backbone
-    if inception_weights is not None and chosen != "inception":
-        warn(f"--inception-weights ignored: the backbone is {chosen}")
     with task_bars(stderr.is_terminal) as progress:  # bars only for a person watching
         protocol = make_protocol(
-            ds, num_real=num_real, num_fake=num_fake, backbone=chosen, seed=seed,
-            weights_path=str(inception_weights) if inception_weights and chosen == "inception" else None,
-            progress=progress,
+            ds, num_real=num_real, num_fake=num_fake, backbone=backbone, seed=seed,
+            inception_weights=str(inception_weights) if inception_weights else None, progress=progress,
         )
+        if inception_weights is not None and protocol.backbone != "inception":
+            warn(f"--inception-weights ignored: the backbone is {protocol.backbone}")
         if model is not None:
             from zoo.sampling import generate
 

@@ -6,7 +6,7 @@ import click
 from rich.table import Table
 
 from zoo.cli.app import cli, echo_json, registry, stdout
-from zoo.model import FAMILIES
+from zoo.registry import FAMILIES
 
 
 @cli.command("list")
@@ -23,7 +23,9 @@ def list_models(family: str | None, as_json: bool) -> None:
             "plugin": e.plugin.name,
             "distribution": e.plugin.distribution,
             "version": e.plugin.version,
-            "summary": e.cls.summary,
+            "summary": e.summary,
+            "variant_of": e.variant.model if e.variant else None,
+            "overrides": e.overrides,
             "paper": e.cls.paper,
             "sample_options": [o.name for o in e.cls.sample_options],
         }
@@ -37,7 +39,8 @@ def list_models(family: str | None, as_json: bool) -> None:
         table.add_column(col, overflow="fold")
     for r in rows:
         plugin = f"{r['distribution'] or r['plugin']} {r['version'] or ''}".strip()
-        table.add_row(r["name"], r["family"], plugin, r["summary"])
+        summary = r["summary"] + (f" (variant of {r['variant_of']})" if r["variant_of"] else "")
+        table.add_row(r["name"], r["family"], plugin, summary)
     stdout.print(table)
 
 
@@ -57,7 +60,7 @@ def list_plugins(as_json: bool, show_all: bool) -> None:
     for col in ("plugin", "distribution", "version", "hooks", "contributes", "status"):
         table.add_column(col, overflow="fold")
     for r in records:
-        contributes = ", ".join(r.models + r.datasets)
+        contributes = ", ".join(r.models + r.variants + r.datasets + r.formats)
         status = "[green]ok[/]" if r.ok else f"[red]error:[/] {r.error}"
         table.add_row(r.name, r.distribution or "-", r.version or "-", ", ".join(r.hooks), contributes, status)
     if not records:

@@ -31,10 +31,23 @@ def parse_seeds(value: str) -> list[int]:
 
 device_option = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 precision_option = click.option(
-    "--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
-    help="Autocast precision for training (fp16 adds a gradient scaler).",
+    "--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default="fp32", show_default=True,
+    help="Autocast precision for training (fp16 adds a gradient scaler); auto: the model's recipe where "
+         "the hardware runs it natively, else fp32.",
 )
 data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False), envvar="ZOO_DATA_DIR",
     help="Where downloadable datasets are cached [env: ZOO_DATA_DIR; default ~/.cache/genzoo/data].",
 )
+
+
+def budget_text(budget: str | None, steps: int | None, time_budget: str | None) -> str | None:
+    """One budget from ``--budget``, ``--steps`` or ``--time`` (at most one of them)."""
+    given = [name for name, value in (("--budget", budget), ("--steps", steps), ("--time", time_budget)) if value is not None]
+    if len(given) > 1:
+        raise click.UsageError(f"{' and '.join(given)} both set the budget; pass one")
+    if steps is not None:
+        return f"{steps}steps"
+    if time_budget is not None:
+        return f"{parse_duration(time_budget):g}s"
+    return budget

@@ -10,6 +10,7 @@ import click
 
 from zoo.cli.app import cli, registry, stdout
 from zoo.cli.options import data_dir_option, device_option, parse_duration, precision_option
+from zoo.text import slug
 
 
 @cli.command("train")
@@ -37,8 +38,9 @@ def train_command(model_name, dataset, data_dir, image_size, steps, epochs, time
     grid (samples.png). Ctrl-C saves a checkpoint at the step boundary; --resume continues it.
     """
     from zoo.config import parse_assignments
-    from zoo.data import load_dataset
+    from zoo.device import resolve_device, resolve_precision
     from zoo.errors import UsageError
+    from zoo.factory import create_model, load_dataset
     from zoo.trainer import Trainer, TrainSettings, seed_everything
 
     reg = registry()
@@ -47,47 +49,59 @@ def train_command(model_name, dataset, data_dir, image_size, steps, epochs, time
         return _resume(reg, Path(resume_from), steps, epochs, time_limit, progress)
     if not model_name:
         raise UsageError("missing argument MODEL (see `zoo list`), or pass --resume RUN_DIR")
-    cls = reg.model(model_name)
-    config = cls.Config.from_overrides(parse_assignments(overrides))
-    data = load_dataset(dataset, data_dir=data_dir, image_size=image_size)
-    cls.check_image_shape(data.image_shape)
-    settings = TrainSettings(steps=steps, epochs=epochs, time_limit=time_limit, batch_size=batch_size or cls.default_batch_size,
-                             seed=seed, device=device, precision=precision, checkpoint_every=checkpoint_every)
+    parsed = parse_assignments(overrides)
+    data = load_dataset(dataset, data_dir=data_dir, image_size=image_size, registry=reg)
+    seed_everything(seed)
+    model = create_model(model_name, data.image_shape, parsed, registry=reg)
+    recommended = model.recipe.precision if model.recipe else None
+    settings = TrainSettings(steps=steps, epochs=epochs, time_limit=time_limit, batch_size=batch_size or model.default_batch_size,
+                             seed=seed, device=device, precision=resolve_precision(precision, resolve_device(device), recommended),
+                             checkpoint_every=checkpoint_every)
     settings.validate(len(data.train))
-    run_dir = Path(run_dir) if run_dir else Path("runs") / f"{cls.name}-{_slug(dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = Path(run_dir) if run_dir else Path("runs") / f"{model_name}-{slug(dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
     if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
         raise UsageError(f"{run_dir} already holds a run; use --resume {run_dir} or another --run-dir")
-    seed_everything(seed)
-    model = cls(config, data.image_shape)
     run_config = {"dataset_args": {"name": dataset, "data_dir": data_dir, "image_size": image_size}}
-    trainer = Trainer(model, data, settings, run_dir, progress=progress, run_config=run_config)
-    _report(trainer.fit())
+    trainer = Trainer(model, data, settings, run_dir, run_config=run_config)
+    _report(_fit(trainer, progress))
 
 
 def _resume(reg, source: Path, steps, epochs, time_limit, progress) -> None:
     from zoo.checkpoint import latest_checkpoint, load_checkpoint
-    from zoo.data import load_dataset
-    from zoo.errors import UsageError
+    from zoo.errors import CheckpointError, UsageError
+    from zoo.factory import create_model_from_checkpoint, load_dataset
     from zoo.trainer import Trainer, TrainSettings
 
     ckpt = latest_checkpoint(source)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else source
     state = load_checkpoint(ckpt)
-    cls = reg.model(state["model"])
-    config = cls.Config(**state["config"])
-    saved = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
-    args = saved.get("dataset_args", {"name": state["dataset"]})
-    data = load_dataset(args["name"], data_dir=args.get("data_dir"), image_size=args.get("image_size"))
-    settings = TrainSettings(**state["train"])
+    model = create_model_from_checkpoint(state, registry=reg, where=str(ckpt))
+    saved = _read_run_config(run_dir)
+    args = saved.get("dataset_args", {"name": state.get("dataset")})
+    data = load_dataset(args["name"], data_dir=args.get("data_dir"), image_size=args.get("image_size"), registry=reg)
+    try:
+        settings = TrainSettings(**state["train"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{ckpt}: its training settings no longer fit this genzoo ({exc})") from None
     if steps is not None or epochs is not None or time_limit is not None:  # a new budget replaces the old one
         settings.steps, settings.epochs, settings.time_limit = steps, epochs, time_limit
     total = settings.total_steps(len(data.train))
     if total is not None and total <= state["step"]:
         raise UsageError(f"{run_dir} is already at step {state['step']}; pass a larger --steps to continue")
-    model = cls(config, tuple(state["image_shape"]))
-    trainer = Trainer(model, data, settings, run_dir, progress=progress, run_config=saved)
+    trainer = Trainer(model, data, settings, run_dir, run_config=saved)
     trainer.load_state_dict(state)
-    _report(trainer.fit())
+    _report(_fit(trainer, progress))
+
+
+def _fit(trainer, progress: bool | None):  # noqa: ANN202
+    """Train with a bar on a terminal, plain lines elsewhere, nothing with --no-progress."""
+    from zoo.cli.progress import progress_mode, training_bar
+    from zoo.trainer import log_progress
+
+    mode = progress_mode(progress)
+    with training_bar(trainer.model.name, mode == "bars") as bar:
+        trainer.progress = bar or (log_progress(trainer.settings.log_every) if mode == "lines" else None)
+        return trainer.fit()
 
 
 def _report(result) -> None:
@@ -100,6 +114,18 @@ def _report(result) -> None:
         stdout.print(f"sample grid: {result.grid}")
 
 
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text.split("/")[-1])[:40]
+def _read_run_config(run_dir: Path) -> dict:
+    """The run's ``config.json`` (``{}`` when absent); a damaged file is one CheckpointError line."""
+    from zoo.errors import CheckpointError
+
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not readable JSON ({exc})") from None
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path} must hold a JSON object, got {type(saved).__name__}")
+    return saved
 

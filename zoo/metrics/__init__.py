@@ -2,7 +2,7 @@
 
 Typical use::
 
-    from zoo.data import load_dataset
+    from zoo.factory import load_dataset
     from zoo.metrics import make_protocol, compute_metrics, compute_floor
 
     ds = load_dataset("mnist-5k")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from zoo.data import ImageDataset
@@ -121,14 +121,18 @@ def make_protocol(
     backbone: str = "auto",
     seed: int = 0,
     weights_path: str | None = None,
+    inception_weights: str | None = None,
     progress: Any = None,
 ) -> Protocol:
     """Fix the protocol for ``dataset``: counts, backbone (and its weights' hash), seed.
 
-    ``backbone="auto"`` picks the domain classifier for labelled gray data (the MNIST family) and
-    Inception-v3 otherwise. Resolving the backbone may train the domain classifier on first use
-    (cached) or look up Inception weights (``weights_path``, ``$ZOO_INCEPTION_WEIGHTS``, torch's hub
-    cache, or a download); ``progress(task, done, total)`` reports that work.
+    This is the one place a backbone is chosen: ``backbone="auto"`` picks the domain classifier for
+    labelled gray data (the MNIST family) and Inception-v3 otherwise. ``weights_path`` is a local
+    weight file for the chosen backbone; ``inception_weights`` is used only when the choice is
+    Inception (so callers can pass a user's ``--inception-weights`` without knowing the choice).
+    Resolving the backbone may train the domain classifier on first use (cached) or look up
+    Inception weights (``$ZOO_INCEPTION_WEIGHTS``, torch's hub cache, or a download);
+    ``progress(task, done, total)`` reports that work.
     """
     import torch_fidelity
 
@@ -149,6 +153,8 @@ def make_protocol(
             f"num_fake must be between {MIN_IMAGES} and the {len(dataset.test)} held-out images of {dataset.name} "
             f"(the floor scores that many real images), got {num_fake}"
         )
+    if weights_path is None and name == "inception":
+        weights_path = inception_weights
     weights = resolve_backbone(name, dataset, weights_path=weights_path, progress=progress)
     return Protocol(
         dataset=dataset.name,
@@ -172,12 +178,3 @@ def make_protocol(
         seed=int(seed),
         weights_path=str(weights.path),
     )
-
-
-def protocol_summary(protocol: Protocol) -> dict[str, Any]:
-    """The protocol as a flat dict for tables (layers joined into one string)."""
-    out = asdict(protocol)
-    out.pop("weights_path", None)
-    out["feature_layers"] = ", ".join(f"{m}={layer}" for m, layer in protocol.feature_layers)
-    out["image_shape"] = "x".join(str(s) for s in protocol.image_shape)
-    return {"hash": protocol.hash, "primary_metric": protocol.primary_metric, **out}

