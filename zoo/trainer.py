@@ -402,8 +402,10 @@ class Trainer:
                 self.last_losses = self._counted_step(next(self.batcher), ctx)
                 fraction = meter.fraction()
                 while pending and pending[0] <= fraction:
+                    rng = rng_state()  # whatever the callback draws, training continues as without it
                     with meter.paused():
                         on_point(self, pending.pop(0), meter.spent())  # type: ignore[misc]
+                    set_rng_state(rng)
                 losses_log.write(self.step, meter.seconds, self.last_losses)
                 if self.progress is not None:
                     with meter.paused():

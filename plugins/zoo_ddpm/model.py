@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from zoo.ema import EMA
 from zoo.errors import ConfigError
-from zoo.model import GenerativeModel, ModelConfig, SampleOption, TrainStep
+from zoo.model import GenerativeModel, ModelConfig, Recipe, SampleOption, TrainStep
 from zoo_ddpm.schedulers import SCHEDULERS, SPACINGS, NoiseSchedule, make_scheduler
 from zoo_ddpm.unet import UNet
 
@@ -137,6 +137,10 @@ class DDPM(GenerativeModel):
     supported_sizes = (16, 28, 32, 64)
     supported_channels = (1, 3)
     default_batch_size = 128  # paper; also the most images/s on a 2-core CPU (64: -16%)
+    # The short-budget recipe (docs/samples.md, "DDPM on a CPU"): bf16 autocast trains the U-Net
+    # 1.6x faster where the processor has native bf16, and Min-SNR-5 weighting took FID_lenet at
+    # 1,000 steps from 94 to 71. Applied by `zoo bench` presets and `--precision auto`.
+    recipe = Recipe(precision="bf16", overrides={"snr_gamma": 5.0}, batch_size=128)
     tiny_config: ClassVar[dict[str, Any]] = {
         "base_channels": 8,
         "channel_mults": (1, 2),

@@ -1,295 +1,385 @@
-"""``zoo bench``: train every model under one budget, evaluate under one protocol, record the cost.
+"""The benchmark's jobs: one (model, seed) trained once, evaluated along its budget and at its end.
 
-Everything that can be wrong with the request (model and dataset names, config overrides, sampling
-options, image sizes) is checked before the first model trains. Each (model, seed) then trains once
-and is evaluated for every sampling setting of the preset; each result is committed to the store
-as soon as it exists, so a failure or Ctrl-C keeps every finished row.
+Everything that can be wrong with a request (names, config overrides, sampling options, image
+sizes, budgets) is resolved once by :func:`plan_models` before the first model trains. Each job
+then:
+
+* skips itself when every row it would write is already in the store with status ``ok``;
+* trains in a run folder named by its identity (model, config, budget, precision, batch, seed),
+  resuming from the folder's last checkpoint when an earlier run was interrupted or killed;
+* evaluates quality at log-spaced points of its budget with the cheapest sampler setting (the
+  quality-versus-compute curve, kept in ``curve.json`` so a resumed job does not redo them), then
+  every sampler setting of the sweep at the full budget;
+* commits its rows as soon as they exist, so a failure or Ctrl-C keeps every finished row.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import time
-import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from zoo.bench.costs import (
-    PeakMemory,
-    is_oom,
-    measure_train,
-    sample_flops_per_image,
-    with_oom_retry,
-)
+from zoo.bench.costs import PeakMemory, is_oom, sample_flops_per_image
 from zoo.bench.presets import Preset
-from zoo.bench.store import ResultRow, ResultsStore
+from zoo.bench.store import ResultRow, ResultsStore, canonical_json, config_hash
+from zoo.budget import Budget, log_spaced_points
+from zoo.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from zoo.data import ImageDataset
-from zoo.device import autocast_factory, environment, make_scaler, resolve_device, synchronize
-from zoo.errors import ConfigError, UnknownNameError, ZooError
+from zoo.device import environment, resolve_precision, synchronize
+from zoo.errors import ConfigError, UnknownNameError, UsageError, ZooError
+from zoo.factory import create_model
+from zoo.fileio import atomic_write_text
+from zoo.metrics.protocol import Protocol
 from zoo.model import GenerativeModel
-from zoo.registry import Registry
-from zoo.trainer import Interrupted, Trainer, TrainSettings, seed_everything
+from zoo.registry import ModelEntry, Registry
+from zoo.text import one_line, slug
+from zoo.trainer import (
+    Interrupted,
+    Trainer,
+    TrainProgress,
+    TrainResult,
+    TrainSettings,
+    seed_everything,
+)
+
+#: ``progress(task, done, total)``: sampling and feature-extraction bars.
+TaskFn = Callable[[str, int, int], None]
+
+
+class BenchProgress:
+    """How :func:`zoo.bench.run_benchmark` reports what it does; every method is a no-op here.
+
+    Subclass it to show progress (the CLI draws rich bars): :meth:`message` gets one line per
+    event, :meth:`training` wraps each training run and yields the trainer's progress callback,
+    :meth:`tasks` wraps sampling and metrics and yields a ``progress(task, done, total)`` callback.
+    """
+
+    def message(self, text: str) -> None:
+        """One line about the benchmark's progress ("[gan seed 0] training (128kimg)")."""
+
+    @contextlib.contextmanager
+    def training(self, label: str) -> Iterator[Callable[[TrainProgress], None] | None]:
+        yield None
+
+    @contextlib.contextmanager
+    def tasks(self) -> Iterator[TaskFn | None]:
+        yield None
 
 
 @dataclass
 class ModelPlan:
-    """One model, fully resolved before any training starts."""
+    """One model of a request, fully resolved before any training starts."""
 
-    cls: type[GenerativeModel]
-    overrides: dict[str, Any]
-    sample_settings: list[dict[str, Any]]  # parsed and validated, one evaluation (row) each
-    plugin: str
-    plugin_version: str
+    entry: ModelEntry
+    overrides: dict[str, Any]  # everything applied on top of the class defaults (variant included)
+    config: dict[str, Any]  # the resolved config, as stored in every row
+    config_label: str  # how the config differs from the registered name's defaults ("lr=0.01")
+    config_hash: str  # of the resolved config and the batch size
+    batch_size: int
+    precision: str  # fp32, bf16 or fp16 (``auto`` resolved)
+    sample_settings: list[dict[str, Any]]  # parsed and validated, one row each
+    curve_setting: dict[str, Any]  # the cheapest of them, used for the points along the budget
 
     @property
     def name(self) -> str:
-        return self.cls.name
+        return self.entry.name
+
+    @property
+    def cls(self) -> type[GenerativeModel]:
+        return self.entry.cls
+
+    @property
+    def plugin(self) -> str:
+        return self.entry.plugin.distribution or self.entry.plugin.name
+
+    @property
+    def plugin_version(self) -> str:
+        return self.entry.plugin.version or ""
 
 
-@dataclass
-class BenchRequest:
-    models: list[str]
-    preset: Preset
-    seeds: list[int] = field(default_factory=lambda: [0])
-    dataset: str = "mnist-5k"
-    device: str = "auto"
-    precision: str = "fp32"
-    steps: int | None = None  # overrides the preset's budget
-    time_limit: float | None = None
-    batch_size: int | None = None
-    overrides: dict[str, str] = field(default_factory=dict)  # "model.key" -> value
-    options: dict[str, str] = field(default_factory=dict)  # "model.key" or "key" -> value
-    fail_fast: bool = False
-    runs_dir: Path = Path("runs/bench")
-
-
-def plan_models(registry: Registry, request: BenchRequest, dataset: ImageDataset) -> list[ModelPlan]:
-    """Resolve names, configs and sampling options for every model, or raise before any work."""
-    classes = registry.resolve_models(request.models)
-    names = [c.name for c in classes]
-    per_model: dict[str, dict[str, Any]] = {n: {} for n in names}
-    for key, value in request.overrides.items():
-        model, sep, field_name = key.partition(".")
+def plan_models(registry: Registry, names: list[str], *, preset: Preset, dataset: ImageDataset, device: torch.device,
+                precision: str, batch_size: int | None, overrides: dict[str, str], options: dict[str, str]) -> list[ModelPlan]:
+    """Resolve names, configs, precisions, batch sizes and sampling options, or raise before any work."""
+    entries = registry.resolve_models(names)
+    known = [e.name for e in entries]
+    per_model: dict[str, dict[str, Any]] = {n: {} for n in known}
+    for key, value in overrides.items():
+        model, sep, field_name = key.rpartition(".")
         if not sep:
             raise ConfigError(key, "--set needs MODEL.KEY=VALUE in zoo bench (e.g. --set ddpm.lr=1e-4)")
         if model not in per_model:
-            raise UnknownNameError("model in --set", model, names)
+            raise UnknownNameError("model in --set", model, known)
         per_model[model][field_name] = value
+    _check_options_used(options, entries)
     plans = []
-    for cls in classes:
-        base = dict(cls.tiny_config) if request.preset.use_tiny_config else {}
-        overrides = {**base, **per_model[cls.name]}
-        cls.Config.from_overrides(overrides)  # validate now, build later per seed
+    for entry in entries:
+        cls, variant = entry.cls, entry.overrides
+        recipe = cls.recipe if preset.use_recipes else None
+        base = dict(cls.tiny_config) if preset.use_tiny_config else {}
+        if recipe is not None:
+            base.update(recipe.overrides)
+        applied = {**variant, **base, **per_model[entry.name]}
+        config = cls.Config.from_overrides(applied).to_dict()
         cls.check_image_shape(dataset.image_shape)
-        plans.append(ModelPlan(cls, overrides, _sample_settings(cls, request), *_plugin_of(registry, cls.name)))
-    _check_options_used(request.options, classes)
+        # Labels say how a line differs from what its name promises: the variant, with the smoke
+        # preset's tiny networks taken as given; a recipe's and the user's changes show.
+        tiny = dict(cls.tiny_config) if preset.use_tiny_config else {}
+        defaults = cls.Config.from_overrides({**variant, **tiny}).to_dict()
+        batch = batch_size or (recipe.batch_size if recipe and recipe.batch_size else None) or cls.default_batch_size
+        batch = min(batch, len(dataset.train))
+        label = " ".join(f"{k}={_text(v)}" for k, v in sorted(config.items()) if defaults.get(k) != v)
+        if batch != cls.default_batch_size:
+            label = f"{label} batch={batch}".strip()
+        settings = _sample_settings(cls, entry.name, preset, options)
+        plans.append(ModelPlan(
+            entry=entry, overrides=applied, config=config, config_label=label,
+            config_hash=config_hash({"config": config, "batch_size": batch}), batch_size=batch,
+            precision=resolve_precision(precision, device, recipe.precision if recipe else None),
+            sample_settings=settings, curve_setting=min(settings, key=lambda s: s.get("steps") or 0),
+        ))
     return plans
 
 
-def _sample_settings(cls: type[GenerativeModel], request: BenchRequest) -> list[dict[str, Any]]:
+def _text(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _sample_settings(cls: type[GenerativeModel], name: str, preset: Preset, options: dict[str, str]) -> list[dict[str, Any]]:
     declared = {o.name for o in cls.sample_options}
     explicit = {}
-    for key, value in request.options.items():
+    for key, value in options.items():
         model, sep, opt = key.rpartition(".")
-        if (sep and model == cls.name) or (not sep and opt in declared):
+        if (sep and model == name) or (not sep and opt in declared):
             explicit[opt] = value
-    sweep = request.preset.sample_sweeps.get(cls.family, [{}]) if not explicit else [{}]
-    settings = []
+    sweep = preset.sample_sweeps.get(cls.family, [{}]) if not explicit else [{}]
+    settings: list[dict[str, Any]] = []
     for base in sweep:
         usable = {k: v for k, v in base.items() if k in declared}
-        settings.append(cls.parse_sample_options({**usable, **explicit}))
-    unique = []
-    for s in settings:
-        if s not in unique:
-            unique.append(s)
-    return unique
+        parsed = cls.parse_sample_options({**usable, **explicit})
+        if parsed not in settings:
+            settings.append(parsed)
+    return settings
 
 
-def _check_options_used(options: dict[str, str], classes: list[type[GenerativeModel]]) -> None:
+def _check_options_used(options: dict[str, str], entries: list[ModelEntry]) -> None:
     for key in options:
         model, sep, opt = key.rpartition(".")
         if sep:
-            if model not in {c.name for c in classes}:
-                raise UnknownNameError("model in --option", model, [c.name for c in classes])
+            if model not in {e.name for e in entries}:
+                raise UnknownNameError("model in --option", model, [e.name for e in entries])
             continue
-        if not any(opt in {o.name for o in c.sample_options} for c in classes):
-            known = sorted({o.name for c in classes for o in c.sample_options})
+        if not any(opt in {o.name for o in e.cls.sample_options} for e in entries):
+            known = sorted({o.name for e in entries for o in e.cls.sample_options})
             raise UnknownNameError("sampling option", opt, known)
 
 
-def _plugin_of(registry: Registry, name: str) -> tuple[str, str]:
-    record = registry.models[name].plugin
-    return record.distribution or record.name, record.version or ""
+@dataclass
+class Job:
+    """One (model, seed) of a benchmark: the rows it writes share everything but the sampler setting."""
 
-
-Reporter = Callable[[str], None]
+    plan: ModelPlan
+    seed: int
+    budget: Budget
+    run_dir: Path
+    identities: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 class BenchRunner:
-    def __init__(self, request: BenchRequest, registry: Registry, dataset: ImageDataset, protocol: Any,
-                 store: ResultsStore, *, report: Reporter = print, progress: bool | None = None,
-                 task_bars: Callable[[], Any] | None = None):
-        self.request, self.registry, self.dataset, self.protocol = request, registry, dataset, protocol
-        self.store, self.report, self.progress = store, report, progress
-        # A factory of ``with``-blocks yielding progress(task, done, total); opened only around
-        # sampling and metrics, never while the trainer's own bar is live.
-        self.task_bars = task_bars or (lambda: contextlib.nullcontext(None))
-        self.device = resolve_device(request.device)
+    """Runs the jobs of one benchmark under one protocol, writing rows to ``store``."""
+
+    def __init__(self, *, dataset: ImageDataset, protocol: Protocol, store: ResultsStore, preset: Preset,
+                 budget: Budget, device: torch.device, runs_dir: Path, progress: BenchProgress | None = None,
+                 curve_points: int | None = None, rerun: bool = False):
+        self.dataset, self.protocol, self.store, self.preset = dataset, protocol, store, preset
+        self.budget, self.device, self.runs_dir, self.rerun = budget, device, runs_dir, rerun
+        self.progress = progress or BenchProgress()
+        n = preset.curve_points if curve_points is None else curve_points
+        self.points = log_spaced_points(n)[:-1] if n > 1 else []  # the last point is the final evaluation
         self.floor: dict[str, float] = {}
-        self.rows: list[ResultRow] = []
+        self.env = environment(device)
 
-    def run(self, plans: list[ModelPlan]) -> list[ResultRow]:
-        from zoo.metrics import compute_floor
+    # -- identity ------------------------------------------------------------------------------
 
-        self.report(f"floor: scoring {self.protocol.num_fake} held-out real images (cached per protocol)")
-        self.floor = compute_floor(self.dataset, self.protocol)
-        for plan in plans:
-            for seed in self.request.seeds:
-                rows = self.run_one(plan, seed)
-                failed = [r for r in rows if r.status == "failed"]
-                if failed and self.request.fail_fast:
-                    raise ZooError(f"{plan.name} (seed {seed}) failed: {failed[0].error} (--fail-fast)")
-        return self.rows
+    def job(self, plan: ModelPlan, seed: int) -> Job:
+        train_identity = canonical_json({
+            "model": plan.name, "plugin_version": plan.plugin_version, "config_hash": plan.config_hash,
+            "budget": self.budget.to_dict(), "precision": plan.precision, "seed": seed,
+            "dataset": self.protocol.dataset_fingerprint,
+        })
+        digest = hashlib.sha256(train_identity.encode()).hexdigest()[:10]
+        name = f"{slug(plan.name)}-{slug(self.dataset.name, 24)}-{self.budget}-{plan.precision}-{digest}-s{seed}"
+        job = Job(plan, seed, self.budget, self.runs_dir / name)
+        job.identities = [self._base(job, options)["identity"] for options in plan.sample_settings]
+        return job
 
-    def run_one(self, plan: ModelPlan, seed: int) -> list[ResultRow]:
-        preset, req = self.request.preset, self.request
-        run_dir = req.runs_dir / f"{plan.name}-{_slug(self.dataset.name)}-{preset.name}-s{seed}"
-        base = self._row_base(plan, seed, run_dir)
-        self.report(f"[{plan.name} seed {seed}] training ({self._budget_text()})")
+    def _base(self, job: Job, options: dict[str, Any]) -> dict[str, Any]:
+        plan = job.plan
+        fields: dict[str, Any] = {
+            "model": plan.name, "family": plan.cls.family, "plugin": plan.plugin, "plugin_version": plan.plugin_version,
+            "dataset": self.dataset.name, "dataset_fingerprint": self.protocol.dataset_fingerprint, "seed": job.seed,
+            "preset": self.preset.name, "protocol_hash": self.protocol.hash, "protocol": self.protocol.to_dict(),
+            "config": plan.config, "config_hash": plan.config_hash, "config_label": plan.config_label,
+            "budget_kind": job.budget.kind, "budget_amount": job.budget.amount, "precision": plan.precision,
+            "sample_options": options, "floor": self.floor, "environment": self.env, "run_dir": str(job.run_dir),
+        }
+        identity = ResultRow(**fields).identity
+        return {"fields": fields, "identity": identity}
+
+    # -- running -------------------------------------------------------------------------------
+
+    def run(self, job: Job) -> tuple[list[ResultRow], bool]:
+        """Rows of ``job`` and whether they were reused (already in the store, status ok)."""
+        if not self.rerun:
+            found = [self.store.find(identity) for identity in job.identities]
+            if all(r is not None and r.status == "ok" for r in found):
+                self.progress.message(f"[{job.plan.name} seed {job.seed}] already in the store; skipped")
+                return [r for r in found if r is not None], True
+        if not self.floor:
+            from zoo.metrics import compute_floor
+
+            self.progress.message(f"floor: scoring {self.protocol.num_fake} held-out real images (cached per protocol)")
+            with self.progress.tasks() as tasks:
+                self.floor = compute_floor(self.dataset, self.protocol, progress=tasks)
+        batch = job.plan.batch_size
         try:
             with PeakMemory(self.device) as memory:
-                model, train_costs, config = self._train(plan, seed, run_dir)
-                evaluations = [self._evaluate(model, options, seed, run_dir) for options in plan.sample_settings]
-        except Interrupted:
-            raise
-        except KeyboardInterrupt:
+                while True:
+                    try:
+                        model, result, curve = self._train(job, batch)
+                        break
+                    except Exception as exc:
+                        if not is_oom(exc) or batch == 1:
+                            raise
+                        batch //= 2  # recorded in the row's costs; the identity keeps the batch asked for
+                        self.progress.message(f"[{job.plan.name} seed {job.seed}] out of memory: retrying with batch {batch}")
+                        self._reset(job)
+                evaluations = [self._evaluate(model, job, options) for options in job.plan.sample_settings]
+        except (Interrupted, KeyboardInterrupt):
             raise
         except Exception as exc:  # the model failed; record it and carry on with the others
-            message = _describe(exc)
-            self.report(f"[{plan.name} seed {seed}] failed: {message}")
-            row = ResultRow(**base, status="failed", error=message, config=plan.overrides,
-                            sample_options=plan.sample_settings[0] if plan.sample_settings else {})
-            return self._commit([row])
+            message = "out of memory even at batch size 1" if is_oom(exc) else str(exc) if isinstance(exc, ZooError) else one_line(exc, where=True)
+            self.progress.message(f"[{job.plan.name} seed {job.seed}] failed: {message}")
+            rows = [ResultRow(**self._base(job, options)["fields"], status="failed", error=message)
+                    for options in job.plan.sample_settings]
+            return self._commit(rows), False
         rows = []
-        for options, (metrics, sample_costs, grid) in zip(plan.sample_settings, evaluations, strict=True):
-            costs = {**train_costs, **sample_costs, "peak_memory_mb": memory.mb, "memory_kind": memory.kind}
-            rows.append(ResultRow(**base, status="ok", config=config, sample_options=options, metrics=metrics,
-                                  costs=costs, grid_path=str(grid)))
+        for options, (metrics, sample_costs, grid) in zip(job.plan.sample_settings, evaluations, strict=True):
+            costs = {**self._train_costs(model, result, batch), **sample_costs,
+                     "peak_memory_mb": memory.mb, "memory_kind": memory.kind}
+            final = {"fraction": 1.0, **result.spent, "metrics": metrics}
+            row_curve = [*curve, final] if options == job.plan.curve_setting else [final]
+            rows.append(ResultRow(**self._base(job, options)["fields"], status="ok", metrics=metrics, costs=costs,
+                                  grid_path=str(grid), curve=row_curve))
             primary = self.protocol.primary_metric
             opts = ", ".join(f"{k}={v}" for k, v in options.items())
-            self.report(f"[{plan.name} seed {seed}{' ' + opts if opts else ''}] {primary} {metrics[primary]:.3f} "
-                        f"(floor {self.floor[primary]:.3f})")
-        return self._commit(rows)
+            self.progress.message(f"[{job.plan.name} seed {job.seed}{' ' + opts if opts else ''}] {primary} "
+                                  f"{metrics[primary]:.3f} (floor {self.floor[primary]:.3f})")
+        return self._commit(rows), False
 
     def _commit(self, rows: list[ResultRow]) -> list[ResultRow]:
-        for row in rows:
-            self.store.add(row)
-        self.rows.extend(rows)
+        self.store.add_many(rows)
         return rows
 
-    def _budget_text(self) -> str:
-        s = self._settings(0, 1)
-        parts = [f"{s.time_limit:.0f}s" if s.time_limit else "", f"{s.steps} steps max" if s.steps else ""]
-        return ", ".join(p for p in parts if p)
+    def _reset(self, job: Job) -> None:
+        """Drop this job's own checkpoints and curve (after an out-of-memory retry changes its batch)."""
+        for path in [*list_checkpoints(job.run_dir), job.run_dir / "curve.json"]:
+            path.unlink(missing_ok=True)
 
-    def _settings(self, seed: int, batch_size: int) -> TrainSettings:
-        preset, req = self.request.preset, self.request
-        steps, time_limit = preset.max_steps, preset.time_limit
-        if req.steps is not None or req.time_limit is not None:
-            steps, time_limit = req.steps, req.time_limit
-        return TrainSettings(steps=steps, time_limit=time_limit, batch_size=batch_size, seed=seed, device=req.device,
-                             precision=req.precision, checkpoint_every=10**9, sample_grid=0)
+    def _train(self, job: Job, batch: int) -> tuple[GenerativeModel, TrainResult, list[dict[str, Any]]]:
+        plan = job.plan
+        self._claim(job)
+        settings = TrainSettings(budget=str(job.budget), batch_size=batch, seed=job.seed,
+                                 device=str(self.device), precision=plan.precision, checkpoint_every=200, sample_grid=0)
+        resumed = list_checkpoints(job.run_dir)
+        seed_everything(job.seed)
+        model = create_model(plan.entry.cls, self.dataset.image_shape, plan.overrides)
+        trainer = Trainer(model, self.dataset, settings, job.run_dir)
+        curve_path = job.run_dir / "curve.json"
+        curve: list[dict[str, Any]] = []
+        if resumed:
+            state = load_checkpoint(latest_checkpoint(job.run_dir), map_location=self.device)
+            trainer.load_state_dict(state)
+            if curve_path.is_file():
+                curve = [p for p in json.loads(curve_path.read_text()) if p["train_steps"] <= trainer.step]
+            self.progress.message(f"[{plan.name} seed {job.seed}] resuming at step {trainer.step} from {job.run_dir}")
+        else:
+            self.progress.message(f"[{plan.name} seed {job.seed}] training ({job.budget}, {plan.precision}, "
+                                  f"batch {plan.batch_size}{', ' + plan.config_label if plan.config_label else ''})")
 
-    def _train(self, plan: ModelPlan, seed: int, run_dir: Path) -> tuple[GenerativeModel, dict[str, Any], dict[str, Any]]:
-        req = self.request
-        batch = req.batch_size or plan.cls.default_batch_size
-        batch = min(batch, len(self.dataset.train))
-        if run_dir.exists():  # a re-run replaces its run directory and its row
-            import shutil
+        def on_point(trainer: Trainer, fraction: float, spent: dict[str, Any]) -> None:
+            metrics, _, _ = self._evaluate(trainer.model, job, plan.curve_setting, grid=False)
+            curve.append({"fraction": fraction, **spent, "metrics": metrics})
+            atomic_write_text(curve_path, json.dumps(curve, indent=1))
+            trainer.save()  # a job killed after this point resumes past it
+            self.progress.message(f"[{plan.name} seed {job.seed}] {fraction:.0%} of the budget: "
+                                  f"{self.protocol.primary_metric} {metrics[self.protocol.primary_metric]:.3f}")
 
-            shutil.rmtree(run_dir)
-
-        def attempt(batch_size: int) -> tuple[GenerativeModel, Any]:
-            seed_everything(seed)
-            model = plan.cls(plan.cls.Config.from_overrides(plan.overrides), self.dataset.image_shape)
-            trainer = Trainer(model, self.dataset, self._settings(seed, batch_size), run_dir, progress=self.progress)
-            return model, trainer.fit()
-
-        (model, result), used = with_oom_retry(attempt, batch, on_retry=lambda b: self.report(f"out of memory: retrying with batch {b}"))
+        with self.progress.training(plan.name) as callback:
+            trainer.progress = callback
+            result = trainer.fit(on_point=on_point, points=self.points)
         synchronize(self.device)
-        autocast, scaler = autocast_factory(req.precision, self.device), make_scaler(req.precision, self.device)
-        # Steady-state throughput on a copy, timed separately from the budgeted run (timm-style).
-        speed, _ = with_oom_retry(lambda b: measure_train(model, self.dataset.train, b, autocast, scaler), used)
-        costs = {
-            **speed,
+        return trainer.model, result, curve
+
+    def _claim(self, job: Job) -> None:
+        """Write (or check) the job's identity in its run folder; never take over another job's folder."""
+        marker = job.run_dir / "job.json"
+        text = canonical_json({"identities": [list(map(str, i)) for i in job.identities]})
+        if marker.is_file():
+            if marker.read_text() != text:
+                raise UsageError(f"{job.run_dir} holds another benchmark job; move it away or pass another --runs-dir")
+            return
+        atomic_write_text(marker, text)
+
+    def _train_costs(self, model: GenerativeModel, result: TrainResult, batch: int) -> dict[str, Any]:
+        per_image = result.flops_per_step / batch if result.flops_per_step else None
+        return {
+            **result.spent,
+            "train_images_per_s": result.images_per_s,
+            "train_flops_per_image": per_image,
+            "achieved_train_flops_per_s": result.flops / result.seconds if result.flops and result.seconds else None,
             "params": model.num_parameters(trainable_only=True),  # EMA copies are not model size
-            "train_seconds": result.seconds,
-            "train_steps": result.steps,
-            "batch_size": used,
+            "batch_size": batch,
             "budget_stopped_by": result.stopped_by,
+            "cpu_threads": torch.get_num_threads(),
             **{f"validation_{k}": v for k, v in result.validation.items()},
         }
-        return model, costs, model.config.to_dict()
 
-    def _evaluate(self, model: GenerativeModel, options: dict[str, Any], seed: int, run_dir: Path) -> tuple[dict, dict, Path]:
+    def _evaluate(self, model: GenerativeModel, job: Job, options: dict[str, Any], *, grid: bool = True,
+                  ) -> tuple[dict[str, float], dict[str, Any], Path | None]:
         from zoo.metrics import compute_metrics
         from zoo.sampling import generate, write_grid
 
         n = self.protocol.num_fake
-        label = f"{model.name}: sampling" + (f" ({', '.join(f'{k}={v}' for k, v in options.items())})" if options else "")
-        with self.task_bars() as progress:
+        label = f"{job.plan.name}: sampling" + (f" ({', '.join(f'{k}={v}' for k, v in options.items())})" if options else "")
+        with self.progress.tasks() as tasks:
             done = [0]
 
             def on_batch(k: int) -> None:
                 done[0] += k
-                if progress is not None:
-                    progress(label, done[0], n)
+                if tasks is not None:
+                    tasks(label, done[0], n)
 
-            generate(model, 2, seed=seed, options=options)  # warm-up, excluded from timing
+            generate(model, 2, seed=job.seed, options=options)  # warm-up, excluded from timing
             synchronize(self.device)
             start = time.perf_counter()
-            images = generate(model, n, seed=seed, options=options, progress=on_batch)
+            images = generate(model, n, seed=job.seed, options=options, progress=on_batch)
             synchronize(self.device)
             seconds = time.perf_counter() - start
-            metrics = compute_metrics(images, self.dataset, self.protocol, progress=progress)
+            metrics = compute_metrics(images, self.dataset, self.protocol, progress=tasks)
+        if not grid:
+            return metrics, {}, None
         tag = "-".join(f"{k}{v}" for k, v in options.items())
-        grid = write_grid(images[: self.request.preset.grid_size], run_dir / f"samples{'-' + tag if tag else ''}.png")
+        path = write_grid(images[: self.preset.grid_size], job.run_dir / f"samples{'-' + slug(tag, 80) if tag else ''}.png")
         costs = {
             "sample_images_per_s": n / seconds,
             "sample_steps": options.get("steps"),
             "sample_flops_per_image": sample_flops_per_image(model, options),
         }
-        return metrics, costs, grid
-
-    def _row_base(self, plan: ModelPlan, seed: int, run_dir: Path) -> dict[str, Any]:
-        env = environment(self.device)
-        env["plugin"], env["plugin_version"] = plan.plugin, plan.plugin_version
-        return {
-            "model": plan.name, "family": plan.cls.family, "plugin": plan.plugin, "plugin_version": plan.plugin_version,
-            "dataset": self.dataset.name, "dataset_fingerprint": self.protocol.dataset_fingerprint, "seed": seed,
-            "preset": self.request.preset.name, "protocol_hash": self.protocol.hash, "protocol": self.protocol.to_dict(),
-            "floor": self.floor, "environment": env, "run_dir": str(run_dir),
-        }
-
-
-def _describe(exc: BaseException) -> str:
-    if is_oom(exc):
-        return "out of memory even at batch size 1"
-    if isinstance(exc, ZooError):
-        return str(exc)
-    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    loc = f" (at {Path(where.filename).name}:{where.lineno})" if where else ""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first}{loc}"
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text.split("/")[-1])[:40]
-
-
-def device_summary(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+        return metrics, costs, path

@@ -1,15 +1,68 @@
-"""Progress bars for multi-stage work (sampling, feature extraction) on stderr."""
+"""Progress on stderr for people: training bars, sampling/feature bars and bench messages.
+
+Everything here adapts the core's plain callbacks (``TrainProgress`` from the trainer,
+``progress(task, done, total)`` from sampling and metrics, :class:`zoo.bench.BenchProgress`) to
+rich; the core never imports this module.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
 
 from zoo.cli.app import stderr
 
+if TYPE_CHECKING:
+    from zoo.trainer import TrainProgress
+
 #: ``progress(task, done, total)``: the callback shape zoo.metrics and the bench runner accept.
 ProgressFn = Callable[[str, int, int], None]
+LOSSES_WIDTH = 28  # the losses column never crowds out the step count and the ETA
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "-:--:--"
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def losses_text(losses: dict[str, float], width: int = LOSSES_WIDTH) -> str:
+    text = " ".join(f"{k}={v:.3g}" for k, v in losses.items())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@contextlib.contextmanager
+def training_bar(label: str, enabled: bool) -> Iterator[Callable[[TrainProgress], None] | None]:
+    """Yield a trainer progress callback drawing one bar, or ``None`` when not enabled.
+
+    The bar shows steps done (of the total when the budget fixes it), the budget's fraction,
+    elapsed training time and the budget's ETA (for a time or FLOP budget too), then img/s and
+    the losses in a bounded column, so it fits an 80-column terminal.
+    """
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    bars = Progress(
+        TextColumn("{task.description}"), BarColumn(bar_width=16), TextColumn("{task.fields[steps]}"),
+        TextColumn("{task.fields[clock]}"), TextColumn("[dim]{task.fields[info]}", markup=True),
+        console=stderr, transient=False,
+    )
+    task = bars.add_task(escape(label[:16]), total=1.0, steps="", clock="", info="")
+
+    def update(p: TrainProgress) -> None:
+        steps = f"{p.step}/{p.total_steps}" if p.total_steps else f"{p.step} steps"
+        clock = f"{_clock(p.elapsed)} eta {_clock(p.eta)}"
+        info = escape(f"{p.images_per_s:.0f} img/s {losses_text(p.losses)}")
+        bars.update(task, completed=p.fraction, steps=steps, clock=clock, info=info)
+
+    with bars:
+        yield update
 
 
 @contextlib.contextmanager
@@ -27,15 +80,48 @@ def task_bars(enabled: bool) -> Iterator[ProgressFn | None]:
     )
 
     bars = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(), TimeRemainingColumn(),
         console=stderr, transient=True,
     )
     tasks: dict[str, Any] = {}
 
     def update(task: str, done: int, total: int) -> None:
         if task not in tasks:
-            tasks[task] = bars.add_task(task, total=total)
+            tasks[task] = bars.add_task(escape(task[:40]), total=total)
         bars.update(tasks[task], completed=done, total=total)
 
     with bars:
         yield update
+
+
+def progress_mode(flag: bool | None) -> str:
+    """``--progress/--no-progress``: bars, nothing, or (unset) bars on a terminal and lines elsewhere."""
+    if flag is None:
+        return "bars" if stderr.is_terminal else "lines"
+    return "bars" if flag else "off"
+
+
+def bench_progress(mode: str) -> Any:
+    """A :class:`zoo.bench.BenchProgress` printing messages to stderr; ``mode`` from :func:`progress_mode`."""
+    interactive = mode == "bars"
+    from zoo.bench.runner import BenchProgress
+    from zoo.trainer import log_progress
+
+    class CliBenchProgress(BenchProgress):
+        def message(self, text: str) -> None:
+            stderr.print(f"[dim]zoo bench:[/] {escape(text)}", highlight=False)
+
+        @contextlib.contextmanager
+        def training(self, label: str) -> Iterator[Callable[[TrainProgress], None] | None]:
+            if not interactive:
+                yield log_progress(every=200) if mode == "lines" else None
+                return
+            with training_bar(label, True) as bar:
+                yield bar
+
+        @contextlib.contextmanager
+        def tasks(self) -> Iterator[ProgressFn | None]:
+            with task_bars(interactive) as bars:
+                yield bars
+
+    return CliBenchProgress()

@@ -105,7 +105,10 @@ def _weights_path(protocol: Protocol, dataset: ImageDataset) -> str:
 @lru_cache(maxsize=2)
 def _extractor(name: str, path: str, sha256: str, layers: tuple[str, ...], device: str) -> Any:
     del sha256  # part of the cache key only: a changed file gives a new extractor
-    return create_extractor(name, path, layers, torch.device(device))
+    # Building the network initialises weights from the global RNG before loading the file; a
+    # metric must never shift the random stream of a training run in the same process.
+    with torch.random.fork_rng(devices=[]):
+        return create_extractor(name, path, layers, torch.device(device))
 
 
 @torch.no_grad()

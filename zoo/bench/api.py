@@ -1,0 +1,135 @@
+"""``run_benchmark(request) -> result``: the benchmark as a library call (``zoo bench`` wraps it).
+
+One request names the models, the dataset, the preset and whatever replaces the preset's
+choices. :func:`run_benchmark` resolves everything once (model names, configs, sampling options,
+the protocol and its backbone, the dataset and its fingerprint), then runs one job per model and
+seed and returns every row of the request: the ones it measured and the ones it found already in
+the store (a re-run of the same command skips finished work and resumes interrupted jobs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zoo.bench.presets import Preset, get_preset
+from zoo.bench.runner import BenchProgress, BenchRunner, ModelPlan, plan_models
+from zoo.bench.store import ResultRow, ResultsStore, default_store_path
+from zoo.budget import Budget
+from zoo.device import check_precision, resolve_device
+from zoo.errors import UsageError, ZooError
+from zoo.factory import load_dataset
+from zoo.metrics import make_protocol
+from zoo.metrics.protocol import Protocol
+from zoo.registry import Registry, get_registry
+
+__all__ = ["BenchProgress", "BenchRequest", "BenchResult", "run_benchmark"]
+
+MAX_SEED = 2**63 - 1  # what SQLite's INTEGER and torch.manual_seed both accept
+
+
+@dataclass
+class BenchRequest:
+    """What to benchmark. Only ``models`` is required; ``None`` means "the preset's choice".
+
+    ``budget`` is text in the field's units (``"2m"``, ``"1000steps"``, ``"64kimg"``,
+    ``"2e13flops"``; see :class:`zoo.budget.Budget`). ``overrides`` maps ``"model.key"`` to a config
+    value, ``options`` maps ``"model.key"`` or ``"key"`` to a sampling option. ``precision="auto"``
+    uses each model's declared recipe where the hardware runs it natively (bf16 on CPUs with
+    avx512_bf16 or AMX, and on recent GPUs), fp32 elsewhere. ``runs_dir`` defaults to ``bench/``
+    beside the results store.
+    """
+
+    models: Sequence[str]
+    preset: str | Preset = "quick"
+    seeds: Sequence[int] = (0,)
+    dataset: str = "mnist-5k"
+    data_dir: str | None = None
+    budget: str | None = None
+    batch_size: int | None = None
+    precision: str = "auto"
+    device: str = "auto"
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, str] = field(default_factory=dict)
+    num_fake: int | None = None
+    backbone: str = "auto"
+    inception_weights: str | None = None
+    results: str | Path | None = None
+    runs_dir: str | Path | None = None
+    curve_points: int | None = None
+    fail_fast: bool = False
+    rerun: bool = False
+
+
+@dataclass
+class BenchResult:
+    """The rows of a request (measured now or found in the store), and what they were measured under."""
+
+    rows: list[ResultRow]
+    store: ResultsStore
+    protocol: Protocol
+    plans: list[ModelPlan]
+    reused: int = 0  # jobs skipped because their rows were already in the store
+
+    @property
+    def failed(self) -> list[ResultRow]:
+        return [r for r in self.rows if r.status == "failed"]
+
+
+def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
+                  progress: BenchProgress | None = None) -> BenchResult:
+    """Train, sample, evaluate and time every model and seed of ``request``; returns its rows.
+
+    Raises :class:`~zoo.errors.UsageError` (and its subclasses) for anything wrong with the request,
+    before any training. A model that fails during its run is a row with ``status="failed"``, and
+    the others carry on (``fail_fast`` raises :class:`~zoo.errors.ZooError` instead). Rows are
+    committed to the store one job at a time.
+    """
+    reg = registry or get_registry()
+    progress = progress or BenchProgress()
+    reg.resolve_models(request.models)  # a typo fails before anything is created or loaded
+    preset = request.preset if isinstance(request.preset, Preset) else get_preset(request.preset)
+    seeds = _check_seeds(request.seeds)
+    budget = Budget.parse(request.budget or preset.budget)
+    device = resolve_device(request.device)
+    if request.precision != "auto":
+        check_precision(request.precision, device)
+    store = ResultsStore(request.results or default_store_path())  # a bad store fails before training
+    runs_dir = Path(request.runs_dir) if request.runs_dir is not None else store.path.parent / "bench"
+    data = load_dataset(request.dataset, data_dir=request.data_dir, registry=reg)
+    plans = plan_models(reg, list(request.models), preset=preset, dataset=data, device=device,
+                        precision=request.precision, batch_size=request.batch_size,
+                        overrides=dict(request.overrides), options=dict(request.options))
+    with progress.tasks() as tasks:
+        protocol = make_protocol(
+            data, num_real=min(preset.num_real, len(data.train)),
+            num_fake=min(request.num_fake or preset.num_fake, len(data.test)), backbone=request.backbone,
+            inception_weights=request.inception_weights, progress=tasks,
+        )
+    progress.message(f"{len(plans)} model(s) x {len(seeds)} seed(s), preset {preset.name}, budget {budget}, "
+                     f"{data.name}, protocol {protocol.hash} ({protocol.backbone}, {protocol.num_fake} generated "
+                     f"vs {protocol.num_real} real)")
+    runner = BenchRunner(dataset=data, protocol=protocol, store=store, preset=preset, budget=budget, device=device,
+                         runs_dir=runs_dir, progress=progress, curve_points=request.curve_points, rerun=request.rerun)
+    result = BenchResult([], store, protocol, plans)
+    for plan in plans:
+        for seed in seeds:
+            rows, reused = runner.run(runner.job(plan, seed))
+            result.rows.extend(rows)
+            result.reused += reused
+            failed = [r for r in rows if r.status == "failed"]
+            if failed and request.fail_fast:
+                raise ZooError(f"{plan.name} (seed {seed}) failed: {failed[0].error} (--fail-fast)")
+    return result
+
+
+def _check_seeds(seeds: Sequence[int]) -> list[int]:
+    out = [int(s) for s in seeds]
+    if not out:
+        raise UsageError("at least one seed is needed")
+    if any(s < 0 or s > MAX_SEED for s in out):
+        raise UsageError(f"seeds must lie between 0 and 2**63-1, got {out}")
+    if len(set(out)) != len(out):
+        raise UsageError(f"seeds must not repeat, got {out}")
+    return out
