@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from zoo.bench.store import ResultRow, ResultsStore, canonical_json
+from zoo.metric_names import higher_is_better
 
 __all__ = [
     "COST_COLUMNS",
@@ -55,7 +56,6 @@ __all__ = [
 ]
 
 # Metric name prefixes where a larger value is better; everything else (FID, KID, ...) is a distance.
-_HIGHER_BETTER = ("is_", "isc", "precision", "recall", "density", "coverage", "accuracy")
 # Display order of metric families after the primary metric.
 _METRIC_ORDER = ("fid", "kid", "is", "isc", "precision", "recall")
 COST_COLUMNS = (
@@ -79,11 +79,6 @@ ALPHA = 0.05
 TIE_NOTE = ("=N: not significantly different from the line above (Welch's t-test over seeds, p >= 0.05; "
             "with fewer than 2 seeds on either side a difference is not established)")
 CI_NOTE = "95% CI: Student-t interval of the mean over seeds"
-
-
-def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of ``metric`` is better (IS, precision, recall) or worse (FID, KID)."""
-    return metric.lower().startswith(_HIGHER_BETTER)
 
 
 def is_quality_metric(metric: str) -> bool:

@@ -14,10 +14,7 @@ import click
 from zoo.cli.app import cli, echo_json, stderr, stdout, warn
 from zoo.cli.options import data_dir_option, device_option
 from zoo.cli.progress import task_bars
-
-# Spelled out so that ``zoo --help`` does not import torch-fidelity; a test keeps it equal to
-# zoo.metrics.BACKBONES.
-BACKBONES = ("lenet", "inception")
+from zoo.metric_names import BACKBONES, higher_is_better
 
 
 def _format(key: str, value: float | None) -> str:
@@ -31,7 +28,6 @@ def _format(key: str, value: float | None) -> str:
 def _print_human(result: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from zoo.metrics import metric_higher_is_better
 
     protocol, metrics, floor = result["protocol"], result["metrics"], result["floor"]
     table = Table(
@@ -47,7 +43,7 @@ def _print_human(result: dict[str, Any]) -> None:
         std_key = f"{key}_std"
         shown = _format(key, value) + (f" ± {_format(key, metrics[std_key])}" if std_key in metrics else "")
         floor_shown = _format(key, floor.get(key))
-        table.add_row(key, shown, floor_shown, "higher" if metric_higher_is_better(key) else "lower")
+        table.add_row(key, shown, floor_shown, "higher" if higher_is_better(key) else "lower")
     stdout.print(table)
 
     ptable = Table(title=f"protocol {protocol['hash']} (compare only results with this hash)", title_justify="left")

@@ -15,16 +15,13 @@ from typing import Any
 
 from zoo.data import ImageDataset
 from zoo.errors import MetricsError, UnknownNameError
+from zoo.metric_names import BACKBONES, higher_is_better
 
 PROTOCOL_VERSION = 1
-#: Backbones genzoo knows; ``auto`` picks one per dataset (see :func:`zoo.metrics.default_backbone`).
-BACKBONES = ("lenet", "inception")
 #: The standard sample counts (50k reference images, 10k generated), capped by the data available.
 DEFAULT_NUM_REAL = 50_000
 DEFAULT_NUM_FAKE = 10_000
 MIN_IMAGES = 10
-#: Whether a larger value of each metric is better.
-HIGHER_IS_BETTER = {"fid": False, "kid": False, "is": True, "precision": True, "recall": True}
 
 
 @dataclass(frozen=True)
@@ -103,9 +100,7 @@ class Protocol:
         return protocol
 
 
-def metric_higher_is_better(key: str) -> bool:
-    """Direction of a result key such as ``fid_lenet`` or ``precision_inception``."""
-    return HIGHER_IS_BETTER[key.split("_", 1)[0]]
+metric_higher_is_better = higher_is_better  # kept for callers of the 0.1 API
 
 
 def default_counts(dataset: ImageDataset) -> tuple[int, int]:
