@@ -1,10 +1,15 @@
 """Reproduce the committed leaderboard: quick preset, mnist-5k, all built-in models, 3 seeds.
 
     python benchmarks/run_published.py [--preset quick] [--seeds 0,1,2] [--models gan,dcgan,vae,ddpm]
+                                       [--threads 1] [--publish-only]
 
-Results go to a store of their own (benchmarks/results/<preset>.sqlite, not committed) and are
-published as CSV and Markdown whose file names carry the preset, the device and the torch version,
-plus the sample grid of each model's best seed under benchmarks/results/grids/.
+It calls the library (:func:`zoo.bench.run_benchmark`), not the command line. Results go to a store
+of their own (benchmarks/results/<preset>.sqlite, not committed) and are published as CSV and
+Markdown whose file names carry the preset, the device and the torch version, plus the sample grid
+of each model's seed-0 run under benchmarks/results/grids/ and the HTML page with the
+quality-versus-compute curves. Jobs already in the store are skipped, so an interrupted run
+continues where it stopped, and two processes with different ``--seeds`` can share the store
+(SQLite in WAL mode); ``--publish-only`` then writes the files from the store.
 """
 
 from __future__ import annotations
@@ -27,33 +32,46 @@ def main() -> int:
     parser.add_argument("--models", default="gan,dcgan,vae,ddpm")
     parser.add_argument("--dataset", default="mnist-5k")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest on a shared machine)")
+    parser.add_argument("--publish-only", action="store_true", help="write the published files from the store")
     args = parser.parse_args()
 
-    from zoo.bench.leaderboard import build_leaderboard
-    from zoo.bench.report import publish_results
-    from zoo.bench.store import ResultsStore
-    from zoo.cli.app import run
+    from zoo.bench import BenchRequest, ResultsStore, build_leaderboard, run_benchmark
+    from zoo.bench.report import publish_results, write_html
+    from zoo.bench.runner import BenchProgress
     from zoo.device import resolve_device
+    from zoo.errors import ZooError
 
+    class Lines(BenchProgress):
+        def message(self, text: str) -> None:
+            print(f"run_published: {text}", file=sys.stderr, flush=True)
+
+    torch.set_num_threads(args.threads)
     store_path = RESULTS / f"{args.preset}.sqlite"
-    code = run(["bench", "--models", args.models, "--preset", args.preset, "--seeds", args.seeds, "--dataset", args.dataset,
-                "--device", args.device, "--results", str(store_path), "--runs-dir", str(RESULTS / "runs"),
-                "--html", str(RESULTS / f"{args.preset}.html")])
-    if code not in (0, 1):
-        return code
-    rows = [r for r in ResultsStore(store_path).rows(dataset=args.dataset) if r.preset == args.preset]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not args.publish_only:
+        request = BenchRequest(models=models, preset=args.preset, seeds=[int(s) for s in args.seeds.split(",")],
+                               dataset=args.dataset, device=args.device, results=store_path, runs_dir=RESULTS / "runs")
+        try:
+            run_benchmark(request, progress=Lines())
+        except ZooError as exc:
+            print(f"run_published: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+    rows = [r for r in ResultsStore(store_path).rows(dataset=args.dataset)
+            if r.preset == args.preset and r.model in models]
     boards = build_leaderboard(rows)
     device = resolve_device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu{torch.get_num_threads()}"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu{args.threads}"
     csv_path, md_path = publish_results(boards, RESULTS, args.preset, name, torch.__version__)
+    html = write_html(boards, RESULTS / f"{args.preset}.html", base_dir=store_path.parent)
     grids = RESULTS / "grids"
     grids.mkdir(exist_ok=True)
     for row in rows:
         if row.status == "ok" and row.grid_path and row.seed == 0:
             tag = "-".join(f"{k}{v}" for k, v in row.sample_options.items() if k in ("sampler", "steps"))
             shutil.copyfile(row.grid_path, grids / f"{row.model}{'-' + tag if tag else ''}.png")
-    print(f"published {csv_path} and {md_path}; grids in {grids}")
-    return code
+    print(f"published {csv_path} and {md_path}; grids in {grids}; page {html}")
+    return 1 if any(r.status == "failed" for r in rows) else 0
 
 
 if __name__ == "__main__":
