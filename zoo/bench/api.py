@@ -88,19 +88,19 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
     """
     reg = registry or get_registry()
     progress = progress or BenchProgress()
-    reg.resolve_models(request.models)  # a typo fails before anything is created or loaded
     preset = request.preset if isinstance(request.preset, Preset) else get_preset(request.preset)
     seeds = _check_seeds(request.seeds)
     budget = Budget.parse(request.budget or preset.budget)
     device = resolve_device(request.device)
     if request.precision != "auto":
         check_precision(request.precision, device)
-    store = ResultsStore(request.results or default_store_path())  # a bad store fails before training
-    runs_dir = Path(request.runs_dir) if request.runs_dir is not None else store.path.parent / "bench"
     data = load_dataset(request.dataset, data_dir=request.data_dir, registry=reg)
+    # Names, configs and options resolved once, before anything is created on disk.
     plans = plan_models(reg, list(request.models), preset=preset, dataset=data, device=device,
                         precision=request.precision, batch_size=request.batch_size,
                         overrides=dict(request.overrides), options=dict(request.options))
+    store = ResultsStore(request.results or default_store_path())  # a bad store fails before training
+    runs_dir = Path(request.runs_dir) if request.runs_dir is not None else store.path.parent / "bench"
     with progress.tasks() as tasks:
         protocol = make_protocol(
             data, num_real=min(preset.num_real, len(data.train)),
