@@ -1,4 +1,5 @@
-"""Sample-quality metrics under one recorded protocol: FID, IS, KID, precision/recall via torch-fidelity.
+"""Sample-quality metrics under one recorded protocol: FID, IS, KID, precision/recall via torch-fidelity;
+density/coverage, memorisation and mode coverage on the same features.
 
 Typical use::
 
@@ -17,9 +18,11 @@ must never be compared.
 
 from zoo.metrics.backbones import default_backbone
 from zoo.metrics.engine import (
+    Evaluation,
     backbone_features,
     compute_floor,
     compute_metrics,
+    evaluate,
     floor_images,
     frechet_distance,
     metrics_from_features,
@@ -30,6 +33,8 @@ from zoo.metrics.stats_cache import CacheWarning, cache_dir
 
 __all__ = [
     "BACKBONES",
+    "Evaluation",
+    "evaluate",
     "CacheWarning",
     "Protocol",
     "backbone_features",

@@ -34,6 +34,7 @@ from torch_fidelity.helpers import vassert
 
 from zoo.data import ImageDataset
 from zoo.errors import MetricsError
+from zoo.metric_names import CLIP_BACKBONES, DINOV2_BACKBONES
 from zoo.metrics import lenet as lenet_mod
 from zoo.metrics.stats_cache import CacheWarning, cache_dir
 
@@ -43,6 +44,10 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 #: Shipped weights: dataset name -> file in ``zoo/assets`` (trained by ``scripts/train_lenet.py``).
 SHIPPED_LENET = {"mnist-5k": ASSETS / "lenet-mnist-5k.safetensors"}
 INCEPTION_ENV = "ZOO_INCEPTION_WEIGHTS"
+#: Local weights for the DINOv2 / CLIP backbone chosen (offline machines); ``--backbone-weights``.
+BACKBONE_ENV = "ZOO_BACKBONE_WEIGHTS"
+#: A local copy of the facebookresearch/dinov2 code (its hubconf.py builds the network).
+DINOV2_REPO_ENV = "ZOO_DINOV2_REPO"
 OFFLINE_ENV = "ZOO_OFFLINE"
 
 
@@ -56,6 +61,8 @@ class BackboneWeights:
     sha256: str
     layers: dict[str, str]  # torch-fidelity metric ("isc", "fid", "kid", "prc") -> feature layer
     resize: str
+    feature_dim: int = 0  # width of the FID/KID/PR layer
+    num_classes: int = 0  # classes of a domain classifier (mode coverage); 0 for generic backbones
 
 
 def default_backbone(dataset: ImageDataset) -> str:
@@ -71,6 +78,10 @@ def resolve_backbone(
         return _resolve_lenet(dataset, weights_path, progress)
     if name == "inception":
         return _resolve_inception(weights_path)
+    if name in DINOV2_BACKBONES:
+        return _resolve_dinov2(name, weights_path)
+    if name in CLIP_BACKBONES:
+        return _resolve_clip(name, weights_path)
     raise MetricsError(f"unknown backbone {name!r}")
 
 
@@ -106,7 +117,8 @@ def _lenet_weights(path: Path) -> BackboneWeights:
     meta = lenet_mod.read_metadata(path)
     size = int(meta.get("input_size", 28))
     resize = f"channel mean, bilinear antialiased to {size}x{size} when the images differ (genzoo LeNet input)"
-    return BackboneWeights("lenet", LENET_EXTRACTOR, path, weights_digest("lenet", path), dict(LENET_LAYERS), resize)
+    return BackboneWeights("lenet", LENET_EXTRACTOR, path, weights_digest("lenet", path), dict(LENET_LAYERS), resize,
+                           feature_dim=int(meta.get("feature_dim", 128)), num_classes=int(meta.get("num_classes", 10)))
 
 
 def lenet_cache_path(dataset: ImageDataset, recipe: lenet_mod.Recipe, fingerprint: str) -> Path:
@@ -235,7 +247,8 @@ def _resolve_inception(weights_path: Any) -> BackboneWeights:
         if not path.is_file():
             _download_inception(path)
     sha = weights_digest("inception", path)
-    return BackboneWeights("inception", INCEPTION_EXTRACTOR, path, sha, dict(INCEPTION_LAYERS), INCEPTION_RESIZE)
+    return BackboneWeights("inception", INCEPTION_EXTRACTOR, path, sha, dict(INCEPTION_LAYERS), INCEPTION_RESIZE,
+                           feature_dim=2048)
 
 
 def _download_inception(path: Path) -> None:
@@ -280,11 +293,130 @@ def create_extractor(feature_extractor: str, path: str | os.PathLike[str], layer
 
     register_extractors()
     weights: Any = safe_inception_state(Path(path)) if feature_extractor == INCEPTION_EXTRACTOR else str(path)
+    if feature_extractor in GENZOO_DINOV2:
+        register_dinov2()
     try:
         extractor = create_feature_extractor(
             feature_extractor, list(layers), cuda=False, verbose=False, feature_extractor_weights_path=weights
         )
-    except (RuntimeError, ValueError) as exc:
+    except Exception as exc:  # torch-fidelity's vassert (ValueError), bad files, hub code errors
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MetricsError(f"cannot build the {feature_extractor} feature extractor from {path}: {first}") from None
     return extractor.to(device)
+
+
+# -- DINOv2 and CLIP (torch-fidelity 0.4's extractors) ---------------------------------------------
+
+#: Feature widths (torch-fidelity's MODEL_METADATA comments; CLIP's embedding sizes).
+FEATURE_DIMS = {
+    "dinov2-vit-s-14": 384, "dinov2-vit-b-14": 768, "dinov2-vit-l-14": 1024, "dinov2-vit-g-14": 1536,
+    "clip-rn50": 1024, "clip-rn101": 512, "clip-rn50x4": 640, "clip-rn50x16": 768, "clip-rn50x64": 1024,
+    "clip-vit-b-32": 512, "clip-vit-b-16": 512, "clip-vit-l-14": 768, "clip-vit-l-14-336px": 768,
+}
+DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/{model}/{model}_pretrain.pth"
+#: genzoo's DINOv2 extractors (torch-fidelity's own cannot load local weights: NotImplementedError).
+GENZOO_DINOV2 = {name: f"genzoo-{name}" for name in DINOV2_BACKBONES}
+
+
+def _hub_model(name: str) -> str:
+    from torch_fidelity.feature_extractor_dinov2 import MODEL_METADATA
+
+    return MODEL_METADATA[name]
+
+
+def dinov2_repo() -> Path:
+    """``$ZOO_DINOV2_REPO`` or torch's hub copy of facebookresearch/dinov2 (``hubconf.py`` inside)."""
+    env = os.environ.get(DINOV2_REPO_ENV)
+    return Path(env).expanduser() if env else Path(torch.hub.get_dir()) / "facebookresearch_dinov2_main"
+
+
+def _offline_hint(name: str, filename: str) -> str:
+    return (f"download {filename} on a machine with internet (run any --backbone {name} evaluation there once) "
+            f"and pass --backbone-weights PATH or set {BACKBONE_ENV}=PATH")
+
+
+def _explicit_weights(name: str, weights_path: Any) -> Path | None:
+    explicit = weights_path or os.environ.get(BACKBONE_ENV)
+    if not explicit:
+        return None
+    path = Path(explicit).expanduser()
+    if not path.is_file():
+        raise MetricsError(f"{name} weights file {path} not found")
+    return path
+
+
+def _resolve_dinov2(name: str, weights_path: Any) -> BackboneWeights:
+    model = _hub_model(name)
+    filename = f"{model}_pretrain.pth"
+    path = _explicit_weights(name, weights_path) or Path(torch.hub.get_dir()) / "checkpoints" / filename
+    repo = dinov2_repo()
+    offline = os.environ.get(OFFLINE_ENV)
+    if not path.is_file() or not (repo / "hubconf.py").is_file():
+        hint = _offline_hint(name, filename) + f", with the facebookresearch/dinov2 code in {repo} (or ${DINOV2_REPO_ENV})"
+        if offline:
+            raise MetricsError(f"{name} weights not available offline ({OFFLINE_ENV} is set); {hint}")
+        try:
+            if not (repo / "hubconf.py").is_file():
+                torch.hub.load("facebookresearch/dinov2", model, pretrained=False, trust_repo=True)
+            if not path.is_file():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.hub.download_url_to_file(DINOV2_URL.format(model=model), str(path), progress=False)
+        except Exception as exc:
+            raise MetricsError(f"{name} weights not available offline ({type(exc).__name__}); {hint}") from None
+    resize = "torch-fidelity TF1-compatible bilinear to 224x224, ImageNet mean/std (gray repeated to RGB)"
+    return BackboneWeights(name, GENZOO_DINOV2[name], path, weights_digest(name, path),
+                           {m: "dinov2" for m in ("isc", "fid", "kid", "prc")}, resize, feature_dim=FEATURE_DIMS[name])
+
+
+def _resolve_clip(name: str, weights_path: Any) -> BackboneWeights:
+    from torch_fidelity.feature_extractor_clip import MODEL_METADATA, MODEL_URLS
+
+    expected = MODEL_METADATA[name]["hash"]
+    filename = f"{name}-{expected}.pt"  # where torch-fidelity itself caches it
+    path = _explicit_weights(name, weights_path) or Path(torch.hub.get_dir()) / "checkpoints" / filename
+    if not path.is_file():
+        hint = _offline_hint(name, filename)
+        if os.environ.get(OFFLINE_ENV):
+            raise MetricsError(f"{name} weights not available offline ({OFFLINE_ENV} is set); {hint}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(MODEL_URLS[name], str(path), hash_prefix=expected, progress=False)
+        except Exception as exc:
+            path.unlink(missing_ok=True)
+            raise MetricsError(f"{name} weights not available offline ({type(exc).__name__}); {hint}") from None
+    resize = "torch-fidelity TF1-compatible bilinear to the CLIP input size, CLIP mean/std (gray repeated to RGB)"
+    return BackboneWeights(name, name, path, weights_digest(name, path),
+                           {m: "clip" for m in ("isc", "fid", "kid", "prc")}, resize, feature_dim=FEATURE_DIMS[name])
+
+
+def _dinov2_extractor_class() -> type:
+    from torch_fidelity.feature_extractor_dinov2 import FeatureExtractorDinoV2
+
+    class GenzooDinoV2(FeatureExtractorDinoV2):
+        """torch-fidelity's DINOv2 extractor (same resize, normalisation and output), built from local
+        code and weights: the network from ``hubconf.py`` of :func:`dinov2_repo` with
+        ``pretrained=False``, the weights loaded with ``weights_only=True``."""
+
+        def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: Any = None, **kwargs: Any):
+            FeatureExtractorBase.__init__(self, name, features_list)
+            vassert(feature_extractor_weights_path is not None, f"{name} needs feature_extractor_weights_path")
+            self.feature_extractor_internal_dtype = torch.float32
+            hub_name = name.removeprefix("genzoo-")
+            os.environ.setdefault("XFORMERS_DISABLED", "1")
+            self.model = torch.hub.load(str(dinov2_repo()), _hub_model(hub_name), source="local", pretrained=False)
+            state = torch.load(feature_extractor_weights_path, map_location="cpu", weights_only=True)
+            self.model.load_state_dict(state, strict=True)
+            self.requires_grad_(False)
+            self.eval()
+
+    return GenzooDinoV2
+
+
+def register_dinov2() -> None:
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+    cls = None
+    for extractor in GENZOO_DINOV2.values():
+        if extractor not in FEATURE_EXTRACTORS_REGISTRY:
+            cls = cls or _dinov2_extractor_class()
+            register_feature_extractor(extractor, cls)

@@ -10,7 +10,9 @@ functions on those features:
 * IS (Salimans et al. 2016, arXiv:1606.03498): ``isc_features_to_metric`` on the logits;
 * KID (Binkowski et al. 2018, arXiv:1801.01401): ``kid_features_to_metric``;
 * precision / recall (Kynkaanniemi et al. 2019, arXiv:1904.06991): ``prc_features_to_metric``,
-  generated set first, real set second.
+  generated set first, real set second;
+* density / coverage, memorisation and mode coverage: :mod:`zoo.metrics.nearest` on the same
+  features (the FID layer; the IS logits for mode coverage).
 
 This is what ``torch_fidelity.calculate_metrics(input1=generated, input2=reference, ...)`` computes
 (a test checks they agree), without extracting the reference features again on every call.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -49,7 +52,7 @@ from torch_fidelity.metric_prc import (
 
 from zoo.data import ImageDataset, check_images
 from zoo.errors import DataError, MetricsError
-from zoo.metrics import stats_cache
+from zoo.metrics import nearest, stats_cache
 from zoo.metrics.backbones import create_extractor, resolve_backbone, weights_digest
 from zoo.metrics.protocol import Protocol
 
@@ -73,10 +76,15 @@ def to_rgb(images: torch.Tensor) -> torch.Tensor:
 # -- the draws ------------------------------------------------------------------------------------
 
 
+def reference_order(dataset: ImageDataset, protocol: Protocol) -> torch.Tensor:
+    """Indices into ``dataset.train`` of the ``num_real`` reference images, in reference order."""
+    perm = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(protocol.seed))
+    return perm[: protocol.num_real]
+
+
 def reference_images(dataset: ImageDataset, protocol: Protocol) -> torch.Tensor:
     """The ``num_real`` reference images: a seeded draw from the training split."""
-    perm = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(protocol.seed))
-    return dataset.train[perm[: protocol.num_real]]
+    return dataset.train[reference_order(dataset, protocol)]
 
 
 def floor_images(dataset: ImageDataset, protocol: Protocol) -> torch.Tensor:
@@ -149,12 +157,14 @@ def reference_features(
     progress: ProgressFn | None = None,
     fingerprint: str | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, np.ndarray]]:
-    """Reference features per layer and FID statistics, from genzoo's cache or computed and cached."""
+    """Reference features per layer (plus the k-NN radii of the FID layer under
+    :data:`~zoo.metrics.stats_cache.RADII`) and FID statistics, from genzoo's cache or computed and
+    cached. Keyed by :attr:`Protocol.reference_hash`, so any ``num_fake`` reuses them."""
     fingerprint = fingerprint or _check_dataset(dataset, protocol)
-    key = f"{protocol.hash}-{fingerprint}"
-    path = stats_cache.reference_path(protocol.hash, fingerprint)
+    key = f"{protocol.reference_hash}-{fingerprint}"
+    path = stats_cache.reference_path(protocol.reference_hash, fingerprint)
     layers = sorted({layer for _, layer in protocol.feature_layers})
-    cached = stats_cache.load_reference(path, key, layers, protocol.num_real, protocol.layer("fid"))
+    cached = stats_cache.load_reference(path, key, [*layers, stats_cache.RADII], protocol.num_real, protocol.layer("fid"))
     if cached is not None:
         feats, mu, sigma = cached
         return {k: torch.from_numpy(v) for k, v in feats.items()}, {"mu": mu, "sigma": sigma}
@@ -163,6 +173,7 @@ def reference_features(
         batch_size=batch_size, device=device, progress=progress, task="reference features",
     )
     stats = fid_features_to_statistics(features[protocol.layer("fid")])
+    features[stats_cache.RADII] = nearest.knn_radii(features[protocol.layer("fid")], protocol.prdc_neighborhood)[:, None]
     stats_cache.save_reference(path, key, {k: v.numpy() for k, v in features.items()}, stats["mu"], stats["sigma"])
     return features, stats
 
@@ -186,14 +197,30 @@ def metrics_from_features(
     real: dict[str, torch.Tensor],
     protocol: Protocol,
     real_stats: dict[str, np.ndarray] | None = None,
+    memorisation_threshold: float | None = None,
 ) -> dict[str, float]:
-    """All metrics of the protocol from features of the generated (``fake``) and reference sets."""
-    b, p = protocol.backbone, protocol
+    """All metrics of the protocol from features of the generated (``fake``) and reference sets.
+
+    ``memorisation_threshold`` is the held-out quantile of nearest-training distances
+    (:func:`memorisation_threshold`); without it ``memorised_<b>`` is left out.
+    """
+    return _evaluate_features(fake, real, protocol, real_stats, memorisation_threshold)[0]
+
+
+def _evaluate_features(
+    fake: dict[str, torch.Tensor],
+    real: dict[str, torch.Tensor],
+    protocol: Protocol,
+    real_stats: dict[str, np.ndarray] | None,
+    threshold: float | None,
+) -> tuple[dict[str, float], nearest.Memorisation | None]:
+    b, p = protocol.tag, protocol
+    fd_key = protocol.primary_metric
     try:
         with _blas_threads():
             fid_real = real_stats or fid_features_to_statistics(real[p.layer("fid")])
             fid = fid_statistics_to_metric(fid_features_to_statistics(fake[p.layer("fid")]), fid_real, False)
-            isc = isc_features_to_metric(fake[p.layer("isc")], p.isc_splits, True, p.seed)
+            isc = isc_features_to_metric(fake[p.layer("isc")], p.isc_splits, True, p.seed) if p.has_isc else None
             kid = kid_features_to_metric(
                 fake[p.layer("kid")], real[p.layer("kid")],
                 kid_subsets=p.kid_subsets, kid_subset_size=p.kid_subset_size, rng_seed=p.seed, verbose=False,
@@ -204,15 +231,28 @@ def metrics_from_features(
             )
     except ValueError as exc:  # torch-fidelity's vassert
         raise MetricsError(f"torch-fidelity refused the inputs: {exc}") from None
-    return {
-        f"fid_{b}": float(fid[KEY_METRIC_FID]),
-        f"is_{b}": float(isc[KEY_METRIC_ISC_MEAN]),
-        f"is_{b}_std": float(isc[KEY_METRIC_ISC_STD]),
+    out = {fd_key: float(fid[KEY_METRIC_FID])}
+    if isc is not None:
+        out.update({f"is_{b}": float(isc[KEY_METRIC_ISC_MEAN]), f"is_{b}_std": float(isc[KEY_METRIC_ISC_STD])})
+    out.update({
         f"kid_{b}": float(kid[KEY_METRIC_KID_MEAN]),
         f"kid_{b}_std": float(kid[KEY_METRIC_KID_STD]),
         f"precision_{b}": float(prc[KEY_METRIC_PRECISION]),
         f"recall_{b}": float(prc[KEY_METRIC_RECALL]),
-    }
+    })
+    fake_f, real_f = fake[p.layer("fid")], real[p.layer("fid")]
+    radii = real.get(stats_cache.RADII)
+    radii = nearest.knn_radii(real_f, p.prdc_neighborhood) if radii is None else radii.flatten()
+    density, coverage = nearest.density_coverage(fake_f, real_f, radii, p.prdc_neighborhood)
+    out.update({f"density_{b}": density, f"coverage_{b}": coverage})
+    memo = None
+    if threshold is not None:
+        memo = nearest.memorisation(fake_f, real_f, threshold)
+        out[f"memorised_{b}"] = memo.share
+    if p.num_classes:
+        covered, kl = nearest.mode_coverage(fake[p.layer("isc")], real[p.layer("isc")], p.mode_min_share)
+        out.update({f"classes_{b}": float(covered), f"kl_classes_{b}": kl})
+    return out, memo
 
 
 def _blas_threads() -> contextlib.AbstractContextManager[Any]:
@@ -237,6 +277,66 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 # -- the public entry points -----------------------------------------------------------------------
 
 
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` measured: the metrics, the protocol's warnings and the nearest pairs.
+
+    ``nearest`` lists the generated images nearest to a training image, nearest first:
+    ``{"sample": index into the scored images, "train": index into dataset.train, "distance",
+    "memorised": below the protocol's threshold}``; ``memorisation_threshold`` is that threshold.
+    """
+
+    metrics: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+    nearest: list[dict[str, Any]] = field(default_factory=list)
+    memorisation_threshold: float | None = None
+
+
+def _check_fake(fake: torch.Tensor, dataset: ImageDataset, protocol: Protocol) -> None:
+    check_images(fake, "generated images")
+    if tuple(fake.shape[1:]) != tuple(dataset.image_shape):
+        got, want = "x".join(map(str, fake.shape[1:])), "x".join(map(str, dataset.image_shape))
+        raise DataError(f"generated images are {got} (C x H x W) but {dataset.name} images are {want}")
+    if len(fake) < protocol.num_fake:
+        raise MetricsError(f"protocol {protocol.hash} scores {protocol.num_fake} generated images, got only {len(fake)}")
+
+
+def evaluate(
+    fake: torch.Tensor,
+    dataset: ImageDataset,
+    protocol: Protocol,
+    *,
+    batch_size: int = 200,
+    device: torch.device | str | None = None,
+    progress: ProgressFn | None = None,
+) -> Evaluation:
+    """Every metric of ``protocol`` for generated ``uint8`` images, with warnings and nearest pairs.
+
+    Uses the first ``protocol.num_fake`` images; fewer is a :class:`MetricsError`, and images whose
+    channels or size differ from the dataset's are a :class:`DataError`. The first call for a
+    protocol also scores the floor (held-out images), whose nearest-training distances set the
+    memorisation threshold; both are cached.
+    """
+    _check_fake(fake, dataset, protocol)
+    fingerprint = _check_dataset(dataset, protocol)
+    real, real_stats = reference_features(
+        dataset, protocol, batch_size=batch_size, device=device, progress=progress, fingerprint=fingerprint
+    )
+    _, threshold = _floor(dataset, protocol, real, real_stats, batch_size=batch_size, device=device, progress=progress)
+    fake_features = backbone_features(
+        fake[: protocol.num_fake], dataset, protocol,
+        batch_size=batch_size, device=device, progress=progress, task="generated features",
+    )
+    metrics, memo = _evaluate_features(fake_features, real, protocol, real_stats, threshold)
+    pairs = []
+    if memo is not None:
+        order = reference_order(dataset, protocol)
+        for item in memo.suspicious():
+            pairs.append({"sample": item["sample"], "train": int(order[int(item["reference"])]),
+                          "distance": item["distance"], "memorised": item["memorised"]})
+    return Evaluation(metrics, protocol.warnings(), pairs, threshold)
+
+
 def compute_metrics(
     fake: torch.Tensor,
     dataset: ImageDataset,
@@ -246,27 +346,10 @@ def compute_metrics(
     device: torch.device | str | None = None,
     progress: ProgressFn | None = None,
 ) -> dict[str, float]:
-    """FID, IS, KID and precision/recall of generated ``uint8`` images under ``protocol``.
-
-    Uses the first ``protocol.num_fake`` images; fewer is a :class:`MetricsError`, and images whose
-    channels or size differ from the dataset's are a :class:`DataError`. Keys are named for the
-    backbone (``fid_lenet``, ``is_lenet``, ``kid_lenet``, ``kid_lenet_std``, ``precision_lenet``...).
-    """
-    check_images(fake, "generated images")
-    fingerprint = _check_dataset(dataset, protocol)
-    if tuple(fake.shape[1:]) != tuple(dataset.image_shape):
-        got, want = "x".join(map(str, fake.shape[1:])), "x".join(map(str, dataset.image_shape))
-        raise DataError(f"generated images are {got} (C x H x W) but {dataset.name} images are {want}")
-    if len(fake) < protocol.num_fake:
-        raise MetricsError(f"protocol {protocol.hash} scores {protocol.num_fake} generated images, got only {len(fake)}")
-    real, real_stats = reference_features(
-        dataset, protocol, batch_size=batch_size, device=device, progress=progress, fingerprint=fingerprint
-    )
-    fake_features = backbone_features(
-        fake[: protocol.num_fake], dataset, protocol,
-        batch_size=batch_size, device=device, progress=progress, task="generated features",
-    )
-    return metrics_from_features(fake_features, real, protocol, real_stats)
+    """The metrics of :func:`evaluate`: keys named for the feature space (``fid_lenet``, ``is_lenet``,
+    ``kid_lenet``, ``kid_lenet_std``, ``precision_lenet``, ``density_lenet``, ``memorised_lenet``,
+    ``classes_lenet``, ...; ``fd_dinov2`` and no IS for DINOv2/CLIP); see :meth:`Protocol.metric_names`."""
+    return evaluate(fake, dataset, protocol, batch_size=batch_size, device=device, progress=progress).metrics
 
 
 def compute_floor(
@@ -280,14 +363,32 @@ def compute_floor(
     """The real-versus-real score: held-out images scored exactly like generated ones (cached on disk).
 
     This is what a perfect generator would get under ``protocol``; FID's bias at small counts makes
-    it well above 0.
+    it well above 0, and ``memorised_<b>`` is about the protocol's ``memorisation_quantile`` by
+    construction (the threshold is the held-out distances' quantile).
     """
     fingerprint = _check_dataset(dataset, protocol)
-    key = f"{protocol.hash}-{fingerprint}"
+    real, real_stats = reference_features(
+        dataset, protocol, batch_size=batch_size, device=device, progress=progress, fingerprint=fingerprint
+    )
+    return _floor(dataset, protocol, real, real_stats, batch_size=batch_size, device=device, progress=progress)[0]
+
+
+def _floor(
+    dataset: ImageDataset, protocol: Protocol, real: dict[str, torch.Tensor], real_stats: dict[str, np.ndarray], *,
+    batch_size: int, device: torch.device | str | None, progress: ProgressFn | None,
+) -> tuple[dict[str, float], float]:
+    """``(floor metrics, memorisation threshold)``, from the cache or computed once per protocol."""
+    key = f"{protocol.hash}-{protocol.dataset_fingerprint}"
     path = stats_cache.floor_path(protocol.hash)
-    cached = stats_cache.load_floor(path, key)
-    if cached is not None and set(cached) == set(protocol.metric_names()):
-        return cached
-    values = compute_metrics(floor_images(dataset, protocol), dataset, protocol, batch_size=batch_size, device=device, progress=progress)
-    stats_cache.save_floor(path, key, values)
-    return values
+    cached = stats_cache.load_floor_record(path, key)
+    if cached is not None and cached[1] is not None and set(cached[0]) == set(protocol.metric_names()):
+        return cached[0], cached[1]
+    held = backbone_features(
+        floor_images(dataset, protocol), dataset, protocol,
+        batch_size=batch_size, device=device, progress=progress, task="floor features",
+    )
+    distances, _ = nearest.nearest_distances(held[protocol.layer("fid")], real[protocol.layer("fid")])
+    threshold = nearest.memorisation_threshold(distances, protocol.memorisation_quantile)
+    values, _ = _evaluate_features(held, real, protocol, real_stats, threshold)
+    stats_cache.save_floor(path, key, values, threshold)
+    return values, threshold

@@ -15,9 +15,10 @@ from typing import Any
 
 from zoo.data import ImageDataset
 from zoo.errors import MetricsError, UnknownNameError
-from zoo.metric_names import BACKBONES, higher_is_better
+from zoo.metric_names import BACKBONES, higher_is_better, metric_tag, protocol_warnings
 
-PROTOCOL_VERSION = 1
+#: 2: density/coverage (k), memorisation quantile, mode coverage, feature width, metric tag.
+PROTOCOL_VERSION = 2
 #: The standard sample counts (50k reference images, 10k generated), capped by the data available.
 DEFAULT_NUM_REAL = 50_000
 DEFAULT_NUM_FAKE = 10_000
@@ -52,6 +53,17 @@ class Protocol:
     prc_neighborhood: int
     torch_fidelity_version: str
     seed: int
+    #: The feature space's name in result keys (``fid_lenet``, ``fd_dinov2``).
+    metric_tag: str = ""
+    #: Width of the FID/KID/PR/density features (FID needs at least this many images per side).
+    feature_dim: int = 0
+    #: k of density and coverage (Naeem et al. 2020).
+    prdc_neighborhood: int = 5
+    #: Held-out quantile of nearest-training distances below which a sample counts as memorised.
+    memorisation_quantile: float = 0.01
+    #: Classes of the domain classifier (0: no mode coverage) and the share a class needs to count.
+    num_classes: int = 0
+    mode_min_share: float = 0.0
     version: int = PROTOCOL_VERSION
     #: Where this machine found the backbone weights; not part of the identity (the hash is).
     weights_path: str | None = field(default=None, compare=False, repr=False)
@@ -59,6 +71,8 @@ class Protocol:
     def identity(self) -> dict[str, Any]:
         """The fields that define the protocol (everything but the local weights path)."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "weights_path"}
+        if self.version < 2:  # a version-1 record keeps the hash it was stored with
+            out = {k: v for k, v in out.items() if k in _V1_FIELDS}
         out["image_shape"] = list(self.image_shape)
         out["feature_layers"] = dict(self.feature_layers)
         return out
@@ -70,17 +84,50 @@ class Protocol:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
+    def tag(self) -> str:
+        return self.metric_tag or self.backbone
+
+    @property
+    def has_isc(self) -> bool:
+        """IS needs class logits: the domain classifier's or Inception's, not DINOv2's or CLIP's embeddings."""
+        return self.backbone in ("lenet", "inception")
+
+    @property
     def primary_metric(self) -> str:
-        """The metric results are ranked by (lower is better)."""
-        return f"fid_{self.backbone}"
+        """The metric results are ranked by (lower is better): FID for lenet/Inception, FD otherwise."""
+        return f"{'fid' if self.has_isc else 'fd'}_{self.tag}"
+
+    def reference_identity(self) -> dict[str, Any]:
+        """What the reference features (and their k-NN radii) depend on: not ``num_fake`` and the
+        settings only generated sets use, so another ``--num-fake`` reuses the cached features."""
+        skip = {"num_fake", "kid_subset_size", "kid_subsets", "isc_splits", "prc_neighborhood",
+                "memorisation_quantile", "mode_min_share", "floor_split"}
+        return {k: v for k, v in self.identity().items() if k not in skip}
+
+    @property
+    def reference_hash(self) -> str:
+        text = json.dumps(self.reference_identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def layer(self, metric: str) -> str:
         """The backbone layer a torch-fidelity metric (``isc``, ``fid``, ``kid``, ``prc``) uses."""
         return dict(self.feature_layers)[metric]
 
     def metric_names(self) -> list[str]:
-        b = self.backbone
-        return [f"fid_{b}", f"is_{b}", f"is_{b}_std", f"kid_{b}", f"kid_{b}_std", f"precision_{b}", f"recall_{b}"]
+        """Every key :func:`zoo.metrics.compute_metrics` returns under this protocol."""
+        b = self.tag
+        names = [self.primary_metric]
+        if self.has_isc:
+            names += [f"is_{b}", f"is_{b}_std"]
+        names += [f"kid_{b}", f"kid_{b}_std", f"precision_{b}", f"recall_{b}", f"density_{b}", f"coverage_{b}",
+                  f"memorised_{b}"]
+        if self.num_classes:
+            names += [f"classes_{b}", f"kl_classes_{b}"]
+        return names
+
+    def warnings(self) -> list[str]:
+        """Where a number of this protocol is unreliable, and what to change (see :func:`zoo.metric_names.protocol_warnings`)."""
+        return protocol_warnings(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return {"hash": self.hash, "primary_metric": self.primary_metric, **self.identity()}
@@ -92,6 +139,8 @@ class Protocol:
             kwargs = {f.name: data[f.name] for f in fields(cls) if f.name in data and f.name != "weights_path"}
             kwargs["image_shape"] = tuple(kwargs["image_shape"])
             kwargs["feature_layers"] = tuple(sorted(dict(kwargs["feature_layers"]).items()))
+            if int(kwargs.get("version", 1)) < 2:  # version 1 had none of the version-2 fields
+                kwargs = {k: v for k, v in kwargs.items() if k in _V1_FIELDS}
             protocol = cls(**kwargs)
         except (KeyError, TypeError, ValueError) as exc:
             raise MetricsError(f"not a valid protocol record ({type(exc).__name__}: {exc})") from None
@@ -99,6 +148,12 @@ class Protocol:
             raise MetricsError(f"protocol record hash {data['hash']} does not match its fields ({protocol.hash})")
         return protocol
 
+
+_V1_FIELDS = {
+    "dataset", "dataset_fingerprint", "image_shape", "reference_split", "floor_split", "num_real", "num_fake",
+    "backbone", "feature_extractor", "weights_sha256", "feature_layers", "resize", "isc_splits", "kid_subsets",
+    "kid_subset_size", "prc_neighborhood", "torch_fidelity_version", "seed", "version",
+}
 
 metric_higher_is_better = higher_is_better  # kept for callers of the 0.1 API
 
@@ -132,6 +187,7 @@ def make_protocol(
     import torch_fidelity
 
     from zoo.metrics.backbones import default_backbone, resolve_backbone
+    from zoo.metrics.nearest import MEMORISATION_QUANTILE, PRDC_NEIGHBORHOOD
 
     name = default_backbone(dataset) if backbone == "auto" else backbone
     if name not in BACKBONES:
@@ -150,6 +206,8 @@ def make_protocol(
         )
     if weights_path is None and name == "inception":
         weights_path = inception_weights
+    if num_real <= PRDC_NEIGHBORHOOD:
+        raise MetricsError(f"num_real must exceed density/coverage's k={PRDC_NEIGHBORHOOD}, got {num_real}")
     weights = resolve_backbone(name, dataset, weights_path=weights_path, progress=progress)
     return Protocol(
         dataset=dataset.name,
@@ -171,5 +229,12 @@ def make_protocol(
         prc_neighborhood=3,
         torch_fidelity_version=torch_fidelity.__version__,
         seed=int(seed),
+        metric_tag=metric_tag(name),
+        feature_dim=weights.feature_dim,
+        prdc_neighborhood=PRDC_NEIGHBORHOOD,
+        memorisation_quantile=MEMORISATION_QUANTILE,
+        num_classes=weights.num_classes,
+        # A class counts as covered with a tenth of its share under a uniform class histogram.
+        mode_min_share=round(0.1 / weights.num_classes, 6) if weights.num_classes else 0.0,
         weights_path=str(weights.path),
     )

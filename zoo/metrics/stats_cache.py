@@ -6,7 +6,8 @@ keeps its own cache here instead:
 
 * reference features and FID statistics as ``.npz`` read with ``allow_pickle=False``;
 * floors (real-versus-real scores) as JSON;
-* both keyed by the protocol hash, which covers the dataset's content fingerprint, the backbone's
+* reference features keyed by the protocol's reference hash (the protocol without ``num_fake`` and
+  the settings only generated sets use), floors by the protocol hash; both cover the dataset's content fingerprint, the backbone's
   weight hash and every count and setting.
 
 Files are written atomically (temp file in the same folder, fsync, ``os.replace``). A file that is
@@ -49,7 +50,12 @@ def _recompute_warning(path: Path, reason: str) -> None:
 # -- reference features ---------------------------------------------------------------------------
 
 
+#: The k-NN radii of the reference features (density/coverage), stored as one more N x 1 float64 "layer".
+RADII = "knn-radii"
+
+
 def reference_path(protocol_hash: str, fingerprint: str) -> Path:
+    """Keyed by :attr:`Protocol.reference_hash` (no ``num_fake``: every --num-fake shares it)."""
     return metrics_cache_dir() / f"reference-{protocol_hash}-{fingerprint}.npz"
 
 
@@ -79,7 +85,8 @@ def load_reference(
             features = {name: z[f"features/{name}"] for name in layers}
             mu, sigma = z["mu"], z["sigma"]
         for name, f in features.items():
-            if f.ndim != 2 or f.shape[0] != num or f.dtype != np.float32 or not np.isfinite(f).all():
+            dtype = np.float64 if name == RADII else np.float32
+            if f.ndim != 2 or f.shape[0] != num or f.dtype != dtype or not np.isfinite(f).all():
                 raise ValueError(f"bad features for layer {name!r}")
         d = features[fid_layer].shape[1]
         if mu.shape != (d,) or sigma.shape != (d, d) or not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
@@ -97,11 +104,22 @@ def floor_path(protocol_hash: str) -> Path:
     return metrics_cache_dir() / f"floor-{protocol_hash}.json"
 
 
-def save_floor(path: Path, key: str, values: dict[str, float]) -> None:
-    atomic_write_bytes(path, json.dumps({"key": key, "metrics": values}, indent=1, sort_keys=True).encode())
+def save_floor(path: Path, key: str, values: dict[str, float], threshold: float | None = None) -> None:
+    """Store the floor's metrics and the protocol's memorisation threshold under ``key``."""
+    record: dict[str, Any] = {"key": key, "metrics": values}
+    if threshold is not None:
+        record["memorisation_threshold"] = threshold
+    atomic_write_bytes(path, json.dumps(record, indent=1, sort_keys=True).encode())
 
 
 def load_floor(path: Path, key: str) -> dict[str, float] | None:
+    """The floor's metrics stored by :func:`save_floor`, or ``None`` (with a warning if the file was bad)."""
+    record = load_floor_record(path, key)
+    return None if record is None else record[0]
+
+
+def load_floor_record(path: Path, key: str) -> tuple[dict[str, float], float | None] | None:
+    """``(metrics, memorisation threshold or None)`` stored by :func:`save_floor`, or ``None``."""
     if not path.is_file():
         return None
     try:
@@ -111,7 +129,12 @@ def load_floor(path: Path, key: str) -> dict[str, float] | None:
         values = {str(k): float(v) for k, v in data["metrics"].items()}
         if not values or not all(math.isfinite(v) for v in values.values()):
             raise ValueError("missing or non-finite values")
+        threshold = data.get("memorisation_threshold")
+        if threshold is not None:
+            threshold = float(threshold)
+            if not math.isfinite(threshold) or threshold < 0:
+                raise ValueError("bad memorisation threshold")
     except Exception as exc:
         _recompute_warning(path, f"{type(exc).__name__}: {exc}")
         return None
-    return values
+    return values, threshold
