@@ -209,14 +209,14 @@ def test_html_is_one_self_contained_file(tmp_path):
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
     assert f'src="data:image/png;base64,{base64.b64encode(grid).decode()}"' in page
-    # two grids + quality-vs-time + quality-vs-steps + throughput
+    # two grids + quality-vs-training-time + quality-vs-steps + throughput (no FLOPs recorded: no FLOPs plot)
     assert page.count('<img src="data:image/png;base64,') == 5
     assert "src=\"http" not in page and "<link" not in page
     for name in ("slow-gan", "best-diffusion", "mid-vae", "broken", "flaky"):
         assert name in page
-    assert "<script>" not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "<script>" not in page and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
     assert "CUDA out of memory" in page  # failures listed with their error
-    assert "&quot;backbone&quot;: &quot;lenet&quot;" in page  # the protocol in full
+    assert '<span class="key">backbone</span> lenet' in page  # the protocol as a readable list
     assert "real vs real" in page
 
 

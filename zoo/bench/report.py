@@ -1,8 +1,15 @@
 """Leaderboards as files for people: a self-contained HTML page with plots, and published results.
 
-The HTML page embeds everything (sample grids and matplotlib plots as base64 PNG data URIs, inline
-CSS, no scripts), so it can be mailed or attached to a CI run. Every string that comes from a result
-row (model, plugin and dataset names, errors, protocol values) is third-party text and is escaped.
+The page is rendered from a Jinja2 template (``zoo/bench/templates/leaderboard.html.j2``) with
+autoescaping on, so every string that comes from a result row (model, plugin and dataset names,
+errors, protocol values) is escaped by the template engine, never by hand. Python prepares plain
+data (:func:`page_context`); the template only lays it out. The table is rendered from the same
+column description as every other format (:func:`zoo.bench.leaderboard.columns`).
+
+The page embeds everything (sample grids and matplotlib plots as base64 PNG data URIs, inline CSS,
+no scripts, a Content-Security-Policy that forbids any remote resource), so it can be mailed or
+attached to a CI run, and it fits screens from 420 px to 1,920 px: the table scrolls inside its own
+box with the model and primary-metric columns sticky, and everything else reflows.
 
 Published results go under ``benchmarks/results/`` as CSV and Markdown, named after the preset, the
 device and the torch version, the way timm names its benchmark CSVs, so results from different
@@ -12,25 +19,27 @@ hardware never overwrite each other.
 from __future__ import annotations
 
 import base64
-import html
 import io
-import json
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from zoo.bench.leaderboard import (
+    Column,
     Leaderboard,
     footnote,
+    format_count,
+    format_interval,
     format_mean_std,
+    format_number,
+    format_rate,
     human_columns,
     is_top_ranked,
     line_key,
-    line_key_of,
     options_label,
     to_csv,
     to_markdown,
@@ -38,29 +47,32 @@ from zoo.bench.leaderboard import (
 from zoo.bench.store import ResultRow, canonical_json
 from zoo.fileio import atomic_write_text
 
-__all__ = ["publish_results", "published_stem", "write_html", "write_text_atomic"]
+__all__ = [
+    "page_context",
+    "plot_quality_vs_compute",
+    "plot_quality_vs_steps",
+    "plot_throughput",
+    "publish_results",
+    "published_stem",
+    "render_html",
+    "write_html",
+    "write_text_atomic",
+]
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _MAX_GRID_BYTES = 16 * 1024 * 1024  # a sample grid bigger than this is not embedded
-
-_CSS = """
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328;
-       max-width: 1200px; margin: 2em auto; padding: 0 1em; }
-h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { border-bottom: 1px solid #d0d7de; padding-bottom: .2em; margin-top: 2em; }
-.meta, .note { color: #59636e; font-size: .9em; }
-table { border-collapse: collapse; margin: 1em 0; font-size: .9em; }
-th, td { padding: .35em .7em; border-bottom: 1px solid #d0d7de; text-align: right; white-space: nowrap; }
-th { background: #f6f8fa; } td.text, th.text { text-align: left; }
-tr.floor td { background: #ddf4ff; font-style: italic; }
-tr.best td { font-weight: 600; } tr.failed td { color: #8c959f; }
-td.status-failed { color: #cf222e; white-space: normal; max-width: 28em; }
-.plots, .grids { display: flex; flex-wrap: wrap; gap: 1em; }
-figure { margin: 0; border: 1px solid #d0d7de; border-radius: 6px; padding: .5em; background: #fff; }
-figure img { display: block; max-width: 520px; height: auto; image-rendering: pixelated; }
-.grids figure img { width: 256px; } figcaption { font-size: .85em; color: #59636e; margin-top: .3em; max-width: 520px; }
-pre { background: #f6f8fa; padding: .8em; border-radius: 6px; overflow-x: auto; font-size: .85em; }
-.warning { color: #9a6700; }
-"""
+_ERROR_SUMMARY = 48  # characters of an error shown before "details"
+#: Axis names of the quality-versus-compute plots, by the curve point field on the x axis.
+COMPUTE_AXES = {"train_flops": "training FLOPs", "train_seconds": "training time (s)"}
+#: Protocol fields grouped into the readable list; fields not named here are listed under "other".
+PROTOCOL_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("dataset", ("dataset", "dataset_fingerprint", "image_shape", "reference_split", "floor_split")),
+    ("counts", ("num_real", "num_fake", "n_gen", "n_real")),
+    ("backbone", ("backbone", "feature_extractor", "weights_sha256", "feature_layers")),
+    ("resize", ("resize",)),
+    ("metric settings", ("primary_metric", "isc_splits", "kid_subsets", "kid_subset_size", "prc_neighborhood", "seed")),
+    ("versions", ("torch_fidelity_version", "version")),
+)
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
@@ -71,7 +83,7 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 # -- plots ---------------------------------------------------------------------------------------
 
 
-def _figure(width: float = 6.4, height: float = 4.0):  # noqa: ANN202
+def _figure(width: float = 5.6, height: float = 3.8):  # noqa: ANN202
     # The object-oriented API renders with Agg without touching pyplot's global backend/state.
     from matplotlib.figure import Figure
 
@@ -85,8 +97,8 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def _value(mapping: dict[str, Any], key: str) -> float:
-    value = mapping.get(key)
+def _value(mapping: Mapping[str, Any] | None, key: str) -> float:
+    value = (mapping or {}).get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return math.nan
     return float(value)
@@ -108,52 +120,86 @@ def _floor_line(ax: Any, lb: Leaderboard) -> None:
         ax.axhline(floor, color="#0969da", linestyle="--", linewidth=1, label=f"real vs real ({floor:.3g})")
 
 
-def plot_quality_vs_time(lb: Leaderboard) -> bytes | None:
-    """Primary metric against training seconds, one point per line with error bars over seeds."""
-    fig, ax = _figure()
-    times: list[float] = []
-    for _, line in lb.table.iterrows():
-        rows = [r for r in lb.rows_of(line) if r.status == "ok"]
-        xs = [_value(r.costs, "train_seconds") for r in rows]
-        ys = [_value(r.metrics, lb.primary_metric) for r in rows]
-        pairs = [(x, y) for x, y in zip(xs, ys, strict=True) if not (math.isnan(x) or math.isnan(y))]
-        if not pairs:
-            continue
-        (x, xerr), (y, yerr) = _mean_std([p[0] for p in pairs]), _mean_std([p[1] for p in pairs])
-        ax.errorbar([x], [y], xerr=[xerr], yerr=[yerr], fmt="o", capsize=3, label=lb.line_label(line))
-        times.append(x)
-    if not times:
+def _row_curve(row: ResultRow, x_key: str, metric: str) -> list[tuple[float, float, float]]:
+    """``(fraction, x, y)`` points of one row: its stored curve, or its final point alone (rows of
+    other sampler settings, and rows written before curves were stored)."""
+    points = []
+    for point in row.curve or [{"fraction": 1.0, **row.costs, "metrics": row.metrics}]:
+        x, y = _value(point, x_key), _value(point.get("metrics"), metric)
+        if not (math.isnan(x) or math.isnan(y)) and x > 0:
+            points.append((_value(point, "fraction"), x, y))
+    return points
+
+
+def compute_curves(lb: Leaderboard, x_key: str) -> dict[str, list[tuple[float, float, float]]]:
+    """Per table line (by label), the quality-versus-compute curve averaged over seeds: a list of
+    ``(x, mean, std)`` sorted by x, one point per budget fraction (x is the mean over seeds of
+    ``x_key``, e.g. ``train_flops``; std is the sample std of the primary metric, 0 for one seed)."""
+    curves: dict[str, list[tuple[float, float, float]]] = {}
+    for line in lb.table.to_dict("records"):
+        by_fraction: dict[float, list[tuple[float, float]]] = {}
+        for row in lb.rows_of(line):
+            if row.status != "ok":
+                continue
+            for fraction, x, y in _row_curve(row, x_key, lb.primary_metric):
+                by_fraction.setdefault(round(fraction, 6), []).append((x, y))
+        points = []
+        for pairs in by_fraction.values():
+            x, _ = _mean_std([p[0] for p in pairs])
+            y, spread = _mean_std([p[1] for p in pairs])
+            points.append((x, y, spread))
+        if points:
+            curves[lb.line_label(line)] = sorted(points)
+    return curves
+
+
+def plot_quality_vs_compute(lb: Leaderboard, x_key: str = "train_flops") -> bytes | None:
+    """The primary metric against training compute (``x_key``: ``train_flops`` or
+    ``train_seconds``), one line per leaderboard line through the points of its curve (the
+    evaluations along the budget, ``ResultRow.curve``) with a band of ± one std over seeds; lines
+    without a curve are a single point. ``None`` when no line has a point."""
+    curves = compute_curves(lb, x_key)
+    if not curves:
         return None
+    fig, ax = _figure()
+    xs_all = []
+    for label, points in curves.items():
+        xs, ys, sd = zip(*points, strict=True)
+        xs_all += xs
+        (handle,) = ax.plot(xs, ys, marker="o", markersize=4, label=label)
+        if any(s > 0 for s in sd):
+            ax.fill_between(xs, [y - s for y, s in zip(ys, sd, strict=True)], [y + s for y, s in zip(ys, sd, strict=True)],
+                            color=handle.get_color(), alpha=0.18, linewidth=0)
     _floor_line(ax, lb)
-    low, high = min(times), max(times)
-    if low > 0 and high / low > 30:  # budgets spanning orders of magnitude
+    if max(xs_all) / min(xs_all) > 10:
         ax.set_xscale("log")
-    ax.set_xlabel("training time (s)")
+    ax.set_xlabel(COMPUTE_AXES.get(x_key, x_key))
     ax.set_ylabel(f"{lb.primary_metric} ({lb.direction})")
-    ax.set_title("Quality vs training time")
-    ax.grid(alpha=0.3)
+    ax.set_title(f"Quality vs {COMPUTE_AXES.get(x_key, x_key).split(' (')[0]}")
+    ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small")
     return _png(fig)
 
 
-def plot_quality_vs_steps(lb: Leaderboard) -> bytes | None:
-    """Primary metric against sampling steps, one curve per model and sampler (diffusion models
-    benchmarked at several step counts, e.g. DDIM 10/20/50/100, Song et al. 2021)."""
+def _steps_curves(lb: Leaderboard) -> dict[str, dict[float, list[float]]]:
     curves: dict[str, dict[float, list[float]]] = {}
-    labels = {line_key_of(line): str(line["label"]) for line in lb.table.to_dict("records")}
+    labels = {line_key(r): str(line["label"]) for line in lb.table.to_dict("records") for r in lb.rows_of(line)}
     for row in lb.rows:
-        if row.status != "ok":
-            continue
         steps = _value(row.sample_options, "steps")
-        if math.isnan(steps):
-            steps = _value(row.costs, "sample_steps")
         y = _value(row.metrics, lb.primary_metric)
-        if math.isnan(steps) or math.isnan(y):
+        if row.status != "ok" or math.isnan(steps) or math.isnan(y):
             continue
         rest = {k: v for k, v in row.sample_options.items() if k != "steps"}
         label = labels.get(line_key(row), row.model) + (f" · {options_label(rest)}" if rest else "")
         curves.setdefault(label, {}).setdefault(steps, []).append(y)
-    curves = {k: v for k, v in curves.items() if len(v) >= 2}
+    return curves
+
+
+def plot_quality_vs_steps(lb: Leaderboard) -> bytes | None:
+    """Primary metric against sampling steps, one curve per model and sampler (every line whose
+    sampling options have ``steps``: DDPM's DDIM, a flow model's Euler or Heun, ...; DDIM at
+    10/20/50/100 steps as in Song et al. 2021), error bars over seeds."""
+    curves = _steps_curves(lb)
     if not curves:
         return None
     fig, ax = _figure()
@@ -162,11 +208,12 @@ def plot_quality_vs_steps(lb: Leaderboard) -> bytes | None:
         stats = [_mean_std(points[x]) for x in xs]
         ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=label)
     _floor_line(ax, lb)
-    ax.set_xscale("log")
     ticks = sorted({s for points in curves.values() for s in points})
+    if len(ticks) > 1:
+        ax.set_xscale("log")
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.minorticks_off()
-    ax.set_xlabel("sampling steps")
+    ax.set_xlabel("sampling steps (NFE)")
     ax.set_ylabel(f"{lb.primary_metric} ({lb.direction})")
     ax.set_title("Quality vs sampling steps")
     ax.grid(alpha=0.3, which="both")
@@ -174,24 +221,29 @@ def plot_quality_vs_steps(lb: Leaderboard) -> bytes | None:
     return _png(fig)
 
 
-def plot_throughput(lb: Leaderboard) -> bytes | None:
-    """Horizontal bars of training and sampling images per second (log scale: a GAN generator and
-    a 1000-step diffusion sampler differ by orders of magnitude)."""
-    labels, train, sample = [], [], []
+def _throughputs(lb: Leaderboard) -> list[tuple[str, float, float]]:
+    out = []
     for _, line in lb.table.iterrows():
         t = float(line.get("train_images_per_s", math.nan))
         s = float(line.get("sample_images_per_s", math.nan))
-        if math.isnan(t) and math.isnan(s):
-            continue
-        labels.append(lb.line_label(line))
-        train.append(t)
-        sample.append(s)
-    if not labels:
+        if not (math.isnan(t) and math.isnan(s)):
+            out.append((lb.line_label(line), t, s))
+    return out
+
+
+def plot_throughput(lb: Leaderboard) -> bytes | None:
+    """Horizontal bars of training and sampling images per second (log scale: a GAN generator and
+    a 1000-step diffusion sampler differ by orders of magnitude)."""
+    found = _throughputs(lb)
+    if not found:
         return None
+    labels = [f[0] for f in found]
+    train = [f[1] for f in found]
+    sample = [f[2] for f in found]
     fig, ax = _figure(height=max(2.5, 0.55 * len(labels) + 1.2))
     ys = list(range(len(labels)))
     ax.barh([y - 0.2 for y in ys], [0 if math.isnan(v) else v for v in train], height=0.4, label="train img/s", color="#0969da")
-    ax.barh([y + 0.2 for y in ys], [0 if math.isnan(v) else v for v in sample], height=0.4, label="sample img/s", color="#bf8700")
+    ax.barh([y + 0.2 for y in ys], [0 if math.isnan(v) else v for v in sample], height=0.4, label="sample img/s", color="#9a6700")
     ax.set_yticks(ys, labels)
     ax.invert_yaxis()
     if any(v > 0 for v in train + sample if not math.isnan(v)):
@@ -203,19 +255,51 @@ def plot_throughput(lb: Leaderboard) -> bytes | None:
     return _png(fig)
 
 
-# -- HTML ----------------------------------------------------------------------------------------
+# -- alt texts: what each plot shows, in words ---------------------------------------------------
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+def _floor_words(lb: Leaderboard) -> str:
+    floor = lb.floor.get(lb.primary_metric, math.nan)
+    return "" if math.isnan(floor) else f" A dashed line marks the real-vs-real floor, {format_number(floor)}."
 
 
-def _img(data: bytes, alt: str) -> str:
-    return f'<img src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}" alt="{_e(alt)}">'
+def _compute_alt(lb: Leaderboard, x_key: str) -> str:
+    curves = compute_curves(lb, x_key)
+    axis = COMPUTE_AXES.get(x_key, x_key)
+    ends = "; ".join(f"{label}: {format_number(points[-1][1])} at {_axis_value(points[-1][0], x_key)}"
+                     for label, points in curves.items())
+    return (f"Line plot of {lb.primary_metric} ({lb.direction}) against {axis}, one line per model through its "
+            f"evaluations along the training budget, shaded by ± one standard deviation over seeds. "
+            f"Final points: {ends}.{_floor_words(lb)}")
 
 
-def _read_grid(path: str, base_dir: Path | None) -> bytes | None:
-    """The PNG bytes of a sample grid, or None when it is missing, too big or not a PNG."""
+def _axis_value(x: float, x_key: str) -> str:
+    return f"{format_count(x)} FLOPs" if x_key == "train_flops" else f"{x:.3g} s"
+
+
+def _steps_alt(lb: Leaderboard) -> str:
+    parts = []
+    for label, points in sorted(_steps_curves(lb).items()):
+        values = ", ".join(f"{format_number(_mean_std(points[x])[0])} at {x:g} steps" for x in sorted(points))
+        parts.append(f"{label}: {values}")
+    return (f"Plot of {lb.primary_metric} ({lb.direction}) against the number of sampling steps, one line per "
+            f"model and sampler. {'; '.join(parts)}.{_floor_words(lb)}")
+
+
+def _throughput_alt(lb: Leaderboard) -> str:
+    parts = [f"{label}: train {format_rate(t)}, sample {format_rate(s)}" for label, t, s in _throughputs(lb)]
+    return f"Bar chart of training and sampling images per second (log scale), per model. {'; '.join(parts)}."
+
+
+# -- the page's data -----------------------------------------------------------------------------
+
+
+def _data_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _read_png(path: str | None, base_dir: Path | None) -> bytes | None:
+    """The PNG bytes of an image file, or None when it is missing, too big or not a PNG."""
     if not path:
         return None
     candidate = Path(path).expanduser()
@@ -230,121 +314,236 @@ def _read_grid(path: str, base_dir: Path | None) -> bytes | None:
     return data if data.startswith(_PNG_MAGIC) else None
 
 
-def _table_html(lb: Leaderboard) -> str:
-    cols = human_columns(lb)
-    klass = ["text" if c.align == "left" else "num" for c in cols]
-    head = "".join(f'<th class="{k}">{_e(c.title)}</th>' for c, k in zip(cols, klass, strict=True))
-    body = ['<tr class="floor">' + "".join(f'<td class="{k}">{_e(c.floor)}</td>' for c, k in zip(cols, klass, strict=True)) + "</tr>"]
-    for line in lb.table.to_dict("records"):
-        row_class = "failed" if line["n_seeds"] == 0 else ("best" if is_top_ranked(line) else "")
-        tds = []
-        for c, k in zip(cols, klass, strict=True):
-            cls = k + (" status-failed" if c.key == "status" and line["failed"] else "")
-            tds.append(f'<td class="{cls}">{_e(c.cell(line))}</td>')
-        body.append(f'<tr class="{row_class}">' + "".join(tds) + "</tr>")
-    notes = "".join(f'<p class="note">{_e(n)}</p>' for n in footnote(lb))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{notes}"
+def _cell(col: Column, line: Mapping[str, Any], rows: list[ResultRow], primary: str) -> dict[str, Any]:
+    text = col.cell(line)
+    cell: dict[str, Any] = {"text": text, "summary": None, "details": None, "classes": _classes(col, primary),
+                            "row_header": col.key == "model"}
+    if col.key == "status" and line["failed"]:
+        cell["classes"].append("status-failed")
+        errors = list(dict.fromkeys(r.error.strip() for r in rows if r.status == "failed" and r.error and r.error.strip()))
+        full = "\n\n".join(errors) or text
+        if len(text) > _ERROR_SUMMARY or "\n" in full:
+            cell["summary"] = text if len(text) <= _ERROR_SUMMARY else text[: _ERROR_SUMMARY - 1] + "…"
+            cell["details"] = full
+    return cell
 
 
-def _grids_html(lb: Leaderboard, base_dir: Path | None) -> str:
-    figures = []
-    for _, line in lb.table.iterrows():
-        label = lb.line_label(line)
-        data = _read_grid(str(line["grid_path"]), base_dir)
-        if data is None:
-            body = '<p class="note">no sample grid recorded</p>' if not line["grid_path"] else f'<p class="note">sample grid not found: {_e(line["grid_path"])}</p>'
-            figures.append(f"<figure>{body}<figcaption>{_e(label)}</figcaption></figure>")
-            continue
-        score = format_mean_std(_value_of(lb, line), math.nan)
-        caption = f"{label} (seed {line['best_seed']}, {lb.primary_metric} {score})"
-        figures.append(f"<figure>{_img(data, f'samples from {label}')}<figcaption>{_e(caption)}</figcaption></figure>")
-    return f'<div class="grids">{"".join(figures)}</div>'
+def _align(col: Column) -> str:
+    return "text" if col.align == "left" else "num"
 
 
-def _value_of(lb: Leaderboard, line: Any) -> float:
-    """The best seed's primary metric for a line (its grid's score)."""
-    rows = lb.rows_of(line)
-    best = [r for r in rows if r.seed == line["best_seed"] and r.status == "ok"]
-    return _value(best[0].metrics, lb.primary_metric) if best else math.nan
+_STICKY = {"rank": "sticky-rank", "model": "sticky-model"}
 
 
-def _failures_html(lb: Leaderboard) -> str:
-    failed = [r for r in lb.rows if r.status == "failed"]
-    if not failed:
+def _classes(col: Column, primary: str) -> list[str]:
+    sticky = _STICKY.get(col.key) or ("sticky-primary" if col.key == primary else None)
+    return [_align(col)] + ([sticky] if sticky else [])
+
+
+def _header(col: Column, primary: str) -> dict[str, Any]:
+    classes = _classes(col, primary)
+    direction = {"↓": "lower is better", "↑": "higher is better"}.get(col.arrow, "")
+    return {"text": col.header, "arrow": col.arrow, "direction": direction, "classes": classes}
+
+
+def _rank_words(label: str, ranked: int) -> str:
+    if not label:
+        return "not ranked (no successful seed)"
+    if label.startswith("="):
+        return f"rank {label} of {ranked} (tied: not significantly different from the line above)"
+    return f"rank {label} of {ranked}"
+
+
+def _costs(lb: Leaderboard, line: Mapping[str, Any], best: ResultRow | None) -> list[tuple[str, str]]:
+    costs = best.costs if best is not None else {}
+    out = [
+        ("training", " · ".join(p for p in (
+            f"{float(line['train_seconds']):.3g} s" if _ok(line.get("train_seconds")) else "",
+            f"{format_count(line['train_steps'])} steps" if _ok(line.get("train_steps")) else "",
+            f"{format_count(line['train_flops'])} FLOPs" if _ok(line.get("train_flops")) else "",
+        ) if p)),
+        ("budget", _budget_text(line, costs)),
+        ("train speed", f"{format_rate(line.get('train_images_per_s'))} img/s" if _ok(line.get("train_images_per_s")) else ""),
+        ("sample speed", f"{format_rate(line.get('sample_images_per_s'))} img/s" if _ok(line.get("sample_images_per_s")) else ""),
+        ("parameters", format_count(line.get("params")) if _ok(line.get("params")) else ""),
+        ("peak memory", _memory_text(line, costs)),
+        ("precision · batch", f"{line['precision']}" + (f" · {int(line['batch_size'])}" if _ok(line.get("batch_size")) else "")),
+    ]
+    return [(k, v) for k, v in out if v]
+
+
+def _ok(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _budget_text(line: Mapping[str, Any], costs: Mapping[str, Any]) -> str:
+    from zoo.bench.leaderboard import budget_label
+
+    text = budget_label(str(line["budget_kind"]), line["budget_amount"])
+    stopped = _text_field(line, costs, "budget_stopped_by")
+    return f"{text}, stopped by {stopped}" if isinstance(stopped, str) and stopped else text
+
+
+def _text_field(line: Mapping[str, Any], costs: Mapping[str, Any], key: str) -> str:
+    for value in (line.get(key), costs.get(key)):
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _memory_text(line: Mapping[str, Any], costs: Mapping[str, Any]) -> str:
+    if not _ok(line.get("peak_memory_mb")):
         return ""
-    items = "".join(
-        f"<li><strong>{_e(r.model)}</strong> seed {_e(r.seed)} ({_e(options_text(r))}):<pre>{_e(r.error or 'no error recorded')}</pre></li>"
-        for r in failed
-    )
-    return f"<h3>Failures</h3><ul>{items}</ul>"
+    kind = _text_field(line, costs, "memory_kind")
+    return f"{float(line['peak_memory_mb']):,.0f} MB" + (f" ({kind})" if isinstance(kind, str) and kind else "")
 
 
-def options_text(row: ResultRow) -> str:
-    return canonical_json(row.sample_options) if row.sample_options else "default options"
+def _card(lb: Leaderboard, line: Mapping[str, Any], ranked: int, base_dir: Path | None) -> dict[str, Any]:
+    rows = lb.rows_of(line)
+    best = next((r for r in rows if r.seed == line["best_seed"] and r.status == "ok"), None)
+    label = lb.line_label(line)
+    grid = _read_png(str(line["grid_path"]), base_dir)
+    if grid is not None:
+        grid_note = f"samples from {label}, seed {line['best_seed']} (the best seed by {lb.primary_metric})"
+    elif line["grid_path"]:
+        grid_note = f"sample grid not found: {line['grid_path']}"
+    else:
+        grid_note = "no sample grid recorded"
+    images = []
+    for name, path in (getattr(best, "images", None) or {}).items():
+        data = _read_png(str(path), base_dir)
+        if data is not None:
+            images.append({"src": _data_uri(data), "name": str(name), "alt": f"{name} for {label}"})
+    primary = lb.primary_metric
+    return {
+        "label": label,
+        "rank_label": str(line["rank_label"]),
+        "rank_words": _rank_words(str(line["rank_label"]), ranked),
+        "top": is_top_ranked(line),
+        "failed": int(line["n_seeds"]) == 0,
+        "primary": format_mean_std(line[f"{primary}_mean"], line[f"{primary}_std"]),
+        "interval": format_interval(line["ci_low"], line["ci_high"]),
+        "seeds": f"{int(line['n_seeds'])} seed{'s' if int(line['n_seeds']) != 1 else ''}"
+                 + (f" ({line['seeds']})" if line["seeds"] else ""),
+        "status": str(line["status"]),
+        "grid": _data_uri(grid) if grid is not None else None,
+        "grid_note": grid_note,
+        "images": images,
+        "costs": _costs(lb, line, best),
+    }
 
 
-def _environment_html(lb: Leaderboard) -> str:
+def _protocol_list(protocol: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def text(value: Any) -> str:
+        if isinstance(value, Mapping):
+            return ", ".join(f"{k}: {v}" for k, v in value.items())
+        if isinstance(value, (list, tuple)):
+            return " × ".join(str(v) for v in value)
+        return str(value)
+
+    seen = {"hash"}
+    groups = []
+    for name, keys in PROTOCOL_GROUPS:
+        items = [(k, text(protocol[k])) for k in keys if k in protocol]
+        seen.update(keys)
+        if items:
+            groups.append({"name": name, "items": items})
+    rest = [(k, text(v)) for k, v in sorted(protocol.items()) if k not in seen]
+    if rest:
+        groups.append({"name": "other", "items": rest})
+    return groups
+
+
+def _failures(lb: Leaderboard) -> list[dict[str, str]]:
+    return [{"model": r.model, "seed": str(r.seed),
+             "options": canonical_json(r.sample_options) if r.sample_options else "default options",
+             "error": r.error or "no error recorded"} for r in lb.rows if r.status == "failed"]
+
+
+def _environments(lb: Leaderboard) -> dict[str, Any] | None:
     seen: dict[str, dict[str, Any]] = {}
     for row in lb.rows:
         if row.environment:
             seen.setdefault(canonical_json(row.environment), row.environment)
     if not seen:
-        return ""
+        return None
     keys = list(dict.fromkeys(k for env in seen.values() for k in env))
-    head = "".join(f'<th class="text">{_e(k)}</th>' for k in keys)
-    body = "".join(
-        "<tr>" + "".join(f'<td class="text">{_e(env.get(k, ""))}</td>' for k in keys) + "</tr>" for env in seen.values()
-    )
-    return f"<h3>Environment</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return {"keys": keys, "rows": [[str(env.get(k, "")) for k in keys] for env in seen.values()]}
 
 
-def _section_html(lb: Leaderboard, base_dir: Path | None) -> str:
-    parts = [
-        f"<section><h2>{_e(lb.dataset)} · protocol <code>{_e(lb.protocol_hash)}</code></h2>",
-        f'<p>Ranked by <strong>{_e(lb.primary_metric)}</strong> ({lb.direction}). In the plots, the blue line '
-        f"is the protocol's real-versus-real floor: the score of two sets of real images, the best a generator "
-        f"can reach at this sample count.</p>",
-    ]
-    parts.append(_table_html(lb))
-    plots = [
-        ("quality vs training time", plot_quality_vs_time(lb)),
-        ("quality vs sampling steps", plot_quality_vs_steps(lb)),
-        ("throughput", plot_throughput(lb)),
-    ]
-    figures = [f"<figure>{_img(png, title)}</figure>" for title, png in plots if png is not None]
-    if figures:
-        parts.append(f'<h3>Plots</h3><div class="plots">{"".join(figures)}</div>')
-    parts.append("<h3>Samples (best seed of each line)</h3>" + _grids_html(lb, base_dir))
-    parts.append(_failures_html(lb))
-    parts.append(f"<h3>Protocol</h3><pre>{_e(json.dumps(lb.protocol, indent=2, sort_keys=True, default=str))}</pre>")
-    parts.append(_environment_html(lb))
-    parts.append("</section>")
-    return "\n".join(p for p in parts if p)
+def _plots(lb: Leaderboard) -> list[dict[str, str]]:
+    plots = []
+    for x_key in COMPUTE_AXES:
+        png = plot_quality_vs_compute(lb, x_key)
+        if png is not None:
+            plots.append({"title": f"Quality vs {COMPUTE_AXES[x_key].split(' (')[0]}", "src": _data_uri(png),
+                          "alt": _compute_alt(lb, x_key)})
+    png = plot_quality_vs_steps(lb)
+    if png is not None:
+        plots.append({"title": "Quality vs sampling steps", "src": _data_uri(png), "alt": _steps_alt(lb)})
+    png = plot_throughput(lb)
+    if png is not None:
+        plots.append({"title": "Throughput", "src": _data_uri(png), "alt": _throughput_alt(lb)})
+    return plots
+
+
+def section_context(lb: Leaderboard, index: int, base_dir: Path | None = None) -> dict[str, Any]:
+    """Plain data for one leaderboard's section of the page (see the template)."""
+    primary = lb.primary_metric
+    # The same columns as every format; on the page rank, model and primary metric lead (and stay
+    # in view while the rest scrolls), so a phone shows every score without scrolling sideways.
+    cols = sorted(human_columns(lb), key=lambda c: 0 if c.key in _STICKY or c.key == primary else 1)
+    lines = lb.table.to_dict("records")
+    ranked = sum(1 for line in lines if str(line["rank_label"]))
+    body = []
+    for line in lines:
+        rows = lb.rows_of(line)
+        klass = "failed" if int(line["n_seeds"]) == 0 else ("best" if is_top_ranked(line) else "")
+        body.append({"classes": klass, "cells": [_cell(c, line, rows, primary) for c in cols]})
+    return {
+        "id": f"board-{index}",
+        "dataset": lb.dataset,
+        "protocol_hash": lb.protocol_hash,
+        "primary_metric": primary,
+        "arrow": lb.arrow,
+        "direction": lb.direction,
+        "floor": format_number(lb.floor.get(primary, math.nan)),
+        "headers": [_header(c, primary) for c in cols],
+        "floor_cells": [{"text": c.floor, "row_header": c.key == "model", "classes": _classes(c, primary)} for c in cols],
+        "lines": body,
+        "footnotes": footnote(lb),
+        "cards": [_card(lb, line, ranked, base_dir) for line in lines],
+        "plots": _plots(lb),
+        "failures": _failures(lb),
+        "protocol": _protocol_list(lb.protocol),
+        "environments": _environments(lb),
+    }
+
+
+def page_context(leaderboards: Sequence[Leaderboard], title: str = "genzoo leaderboard",
+                 base_dir: Path | None = None) -> dict[str, Any]:
+    """Everything the template shows, as plain data (strings, lists, dicts)."""
+    from zoo import __version__
+
+    return {
+        "title": title,
+        "stamp": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "version": __version__,
+        "sections": [section_context(lb, i, base_dir) for i, lb in enumerate(leaderboards)],
+    }
+
+
+def _environment():  # noqa: ANN202 - jinja2 is imported lazily
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    return Environment(loader=PackageLoader("zoo.bench", "templates"), autoescape=True, undefined=StrictUndefined,
+                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
 def render_html(leaderboards: Sequence[Leaderboard], title: str = "genzoo leaderboard", base_dir: Path | None = None) -> str:
     """The whole page as a string (see :func:`write_html`)."""
-    from zoo import __version__
-
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    sections = "\n".join(_section_html(lb, base_dir) for lb in leaderboards) or "<p>No results yet.</p>"
-    # The CSP forbids every script and remote resource: the page only shows inline CSS and data: images.
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
-<title>{_e(title)}</title>
-<style>{_CSS}</style>
-</head>
-<body>
-<h1>{_e(title)}</h1>
-<p class="meta">Generated {stamp} by genzoo {_e(__version__)}. Rows measured under different protocols are never ranked together.</p>
-{sections}
-</body>
-</html>
-"""
+    template = _environment().get_template("leaderboard.html.j2")
+    return template.render(**page_context(leaderboards, title=title, base_dir=base_dir))
 
 
 def write_html(
@@ -353,10 +552,11 @@ def write_html(
     title: str = "genzoo leaderboard",
     base_dir: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """Write one self-contained HTML page: per leaderboard the ranked table with its floor, plots
-    (quality vs training time, quality vs sampling steps, throughput), the sample grid of each
-    line's best seed, failures, the full protocol and the environments. Relative grid paths are
-    looked up under ``base_dir`` when they do not exist as given. Written atomically."""
+    """Write one self-contained HTML page: per leaderboard the ranked table with its floor, a
+    summary card per line (rank, primary metric with its 95% interval, sample grid, cost), plots
+    (quality vs training FLOPs and seconds, quality vs sampling steps, throughput), failures, the
+    protocol and the environments. Relative grid paths are looked up under ``base_dir`` when they
+    do not exist as given. Written atomically."""
     text = render_html(leaderboards, title=title, base_dir=Path(base_dir) if base_dir is not None else None)
     return write_text_atomic(path, text)
 
