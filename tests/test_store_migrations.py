@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import sqlite3
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def test_v1_store_migrates_forward_and_keeps_its_rows(tmp_path):
         dict(seed=2, preset="another-own", sample_options=json.dumps({"sampler": "ddim", "steps": 50}, sort_keys=True, separators=(",", ":"))),
     ])
     store = ResultsStore(path)
-    assert store.migrations() == ["m001_initial", "m002_run_identity"]
+    assert store.migrations() == ["m001_initial", "m002_run_identity", "m003_row_images"]
     assert store.schema_version() == SCHEMA_VERSION
     rows = {(r.seed, r.preset): r for r in store.rows()}
     # The two unknown presets collide under the new identity: the newer one stays in results,
@@ -116,7 +117,7 @@ def test_v1_store_migrates_forward_and_keeps_its_rows(tmp_path):
     conn.close()
     # Reopening applies nothing again; new rows use the new identity.
     again = ResultsStore(path)
-    assert again.migrations() == ["m001_initial", "m002_run_identity"]
+    assert again.migrations() == ["m001_initial", "m002_run_identity", "m003_row_images"]
     again.add(ResultRow.from_dict({**own.to_dict(), "row_id": "new", "metrics": {"fid_lenet": 1.0}}))
     assert again.count() == 3 and again.find(own.identity).metrics == {"fid_lenet": 1.0}
 
@@ -207,3 +208,21 @@ def test_paths_are_stored_relative_to_the_store_and_resolved_from_anywhere(tmp_p
     assert rows[0].grid_path == str(tmp_path / "moved" / "runs" / "vae-s0" / "grid.png")
     assert rows[0].run_dir == str(tmp_path / "moved" / "runs" / "vae-s0")
     assert rows[1].grid_path == str(tmp_path / "outside" / "grid.png")
+
+
+def test_m003_row_images_are_stored_relative_to_the_store(tmp_path):
+    """The images column (m003) round-trips name -> path, relative to the store's folder like grid_path."""
+    from zoo.bench.store import ResultRow
+
+    path = tmp_path / "store" / "results.sqlite"
+    store = ResultsStore(path)
+    assert store.migrations()[-1] == "m003_row_images"
+    pairs = tmp_path / "store" / "runs" / "x" / "nearest.png"
+    row = ResultRow(model="vae", dataset="mnist-5k", seed=0, protocol_hash="p" * 12, images={"nearest_neighbours": str(pairs)})
+    store.add(row)
+    with sqlite3.connect(path) as conn:
+        stored = conn.execute("SELECT images FROM results").fetchone()[0]
+    assert json.loads(stored) == {"nearest_neighbours": os.path.join("runs", "x", "nearest.png")}
+    moved = tmp_path / "moved"
+    (tmp_path / "store").rename(moved)
+    assert ResultsStore(moved / "results.sqlite").rows()[0].images == {"nearest_neighbours": str(moved / "runs" / "x" / "nearest.png")}

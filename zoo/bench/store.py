@@ -143,6 +143,13 @@ def _load_curve(value: Any) -> list[dict[str, Any]]:
     return [dict(p) for p in loaded]
 
 
+def _load_images(value: Any) -> dict[str, str]:
+    loaded = _load_json(value, "images") if isinstance(value, (str, bytes)) or value is None else value
+    if not isinstance(loaded, Mapping) or not all(isinstance(k, str) and isinstance(v, (str, os.PathLike)) for k, v in loaded.items()):
+        raise ValueError("result column 'images' must hold a JSON object of name -> path")
+    return {k: os.fspath(v) for k, v in loaded.items()}
+
+
 def _float(value: Any) -> float:
     if value is None:
         return math.nan
@@ -198,6 +205,9 @@ class ResultRow:
     budget_amount: float = math.nan
     precision: str = "fp32"
     curve: list[dict[str, Any]] = field(default_factory=list)
+    #: Images of the run besides the sample grid, by name (``"nearest_neighbours"``: generated
+    #: images beside their nearest training images); paths stored relative to the store like grid_path.
+    images: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -217,6 +227,7 @@ class ResultRow:
         self.config_label = self.config_label or ""
         self.config_hash = self.config_hash or config_hash(self.config)
         self.curve = _load_curve(self.curve)
+        self.images = _load_images(self.images)
         for name in _PATH_COLUMNS:
             value = getattr(self, name)
             if value is not None:
@@ -269,6 +280,7 @@ class ResultRow:
         for column in _JSON_COLUMNS:
             values[column] = canonical_json(values[column])
         values["curve"] = canonical_json(values["curve"])
+        values["images"] = canonical_json(values["images"])
         values["budget_amount"] = None if math.isnan(self.budget_amount) else self.budget_amount
         return values
 
@@ -475,6 +487,13 @@ def _db_folder(conn: sqlite3.Connection) -> str:
     return os.getcwd()
 
 
+@migration
+def m003_row_images(conn: sqlite3.Connection) -> None:
+    """``images``: a JSON object of name -> path (store-relative, like ``grid_path``) for images a run
+    writes besides its sample grid, such as the (sample | nearest training image) pairs."""
+    conn.execute("ALTER TABLE results ADD COLUMN images TEXT NOT NULL DEFAULT '{}'")
+
+
 #: The legacy ``zoo_schema`` version a store reaches with every migration applied.
 SCHEMA_VERSION = len(MIGRATIONS)
 _KNOWN = [m.__name__ for m in MIGRATIONS]
@@ -649,6 +668,7 @@ class ResultsStore:
         values = row._db_values()
         for column in _PATH_COLUMNS:
             values[column] = _store_relative(values[column], self.folder)
+        values["images"] = canonical_json({k: _store_relative(v, self.folder) for k, v in row.images.items()})
         return values
 
     def add(self, row: ResultRow) -> None:
@@ -685,6 +705,7 @@ class ResultsStore:
         data = dict(zip(_COLUMNS, values, strict=True))
         for column in _PATH_COLUMNS:
             data[column] = _from_store(data[column], self.folder)
+        data["images"] = {k: _from_store(v, self.folder) for k, v in _load_images(data["images"]).items()}
         return ResultRow.from_dict(data)
 
     def rows(
