@@ -270,13 +270,13 @@ class BenchRunner:
                     for options in job.plan.sample_settings]
             return self._commit(rows), False
         rows = []
-        for options, (metrics, sample_costs, grid) in zip(job.plan.sample_settings, evaluations, strict=True):
+        for options, (metrics, sample_costs, grid, images) in zip(job.plan.sample_settings, evaluations, strict=True):
             costs = {**self._train_costs(model, result, batch), **sample_costs,
                      "peak_memory_mb": memory.mb, "memory_kind": memory.kind}
             final = {"fraction": 1.0, **result.spent, "metrics": metrics}
             row_curve = [*curve, final] if options == job.plan.curve_setting else [final]
             rows.append(ResultRow(**self._base(job, options)["fields"], status="ok", metrics=metrics, costs=costs,
-                                  grid_path=str(grid), curve=row_curve))
+                                  grid_path=str(grid), curve=row_curve, images=images))
             primary = self.protocol.primary_metric
             opts = ", ".join(f"{k}={v}" for k, v in options.items())
             self.progress.message(f"[{job.plan.name} seed {job.seed}{' ' + opts if opts else ''}] {primary} "
@@ -314,7 +314,7 @@ class BenchRunner:
                                   f"batch {plan.batch_size}{', ' + plan.config_label if plan.config_label else ''})")
 
         def on_point(trainer: Trainer, fraction: float, spent: dict[str, Any]) -> None:
-            metrics, _, _ = self._evaluate(trainer.model, job, plan.curve_setting, grid=False)
+            metrics, _, _, _ = self._evaluate(trainer.model, job, plan.curve_setting, grid=False)
             curve.append({"fraction": fraction, **spent, "metrics": metrics})
             atomic_write_text(curve_path, json.dumps(curve, indent=1))
             trainer.save()  # a job killed after this point resumes past it
@@ -352,8 +352,10 @@ class BenchRunner:
         }
 
     def _evaluate(self, model: GenerativeModel, job: Job, options: dict[str, Any], *, grid: bool = True,
-                  ) -> tuple[dict[str, float], dict[str, Any], Path | None]:
-        from zoo.metrics import compute_metrics
+                  ) -> tuple[dict[str, float], dict[str, Any], Path | None, dict[str, str]]:
+        """``(metrics, sampling costs, grid path, other images)``; with ``grid`` the sample grid and
+        the (sample | nearest training image) pairs of the most suspicious samples are written."""
+        from zoo.metrics import evaluate, nearest_pairs
         from zoo.sampling import generate, write_grid
 
         n = self.protocol.num_fake
@@ -372,14 +374,20 @@ class BenchRunner:
             images = generate(model, n, seed=job.seed, options=options, progress=on_batch)
             synchronize(self.device)
             seconds = time.perf_counter() - start
-            metrics = compute_metrics(images, self.dataset, self.protocol, progress=tasks)
+            evaluation = evaluate(images, self.dataset, self.protocol, progress=tasks)
+        metrics = evaluation.metrics
         if not grid:
-            return metrics, {}, None
+            return metrics, {}, None, {}
         tag = "-".join(f"{k}{v}" for k, v in options.items())
-        path = write_grid(images[: self.preset.grid_size], job.run_dir / f"samples{'-' + slug(tag, 80) if tag else ''}.png")
+        suffix = "-" + slug(tag, 80) if tag else ""
+        path = write_grid(images[: self.preset.grid_size], job.run_dir / f"samples{suffix}.png")
+        extra: dict[str, str] = {}
+        if evaluation.nearest:
+            pairs = nearest_pairs(images, self.dataset, evaluation.nearest)
+            extra["nearest_neighbours"] = str(write_grid(pairs, job.run_dir / f"nearest{suffix}.png", nrow=2))
         costs = {
             "sample_images_per_s": n / seconds,
             "sample_steps": options.get("steps"),
             "sample_flops_per_image": sample_flops_per_image(model, options),
         }
-        return metrics, costs, path
+        return metrics, costs, path, extra

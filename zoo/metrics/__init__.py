@@ -26,6 +26,7 @@ from zoo.metrics.engine import (
     floor_images,
     frechet_distance,
     metrics_from_features,
+    nearest_pairs,
     reference_images,
 )
 from zoo.metrics.protocol import BACKBONES, Protocol, make_protocol, metric_higher_is_better
@@ -47,5 +48,6 @@ __all__ = [
     "make_protocol",
     "metric_higher_is_better",
     "metrics_from_features",
+    "nearest_pairs",
     "reference_images",
 ]

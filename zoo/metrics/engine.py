@@ -392,3 +392,14 @@ def _floor(
     values, _ = _evaluate_features(held, real, protocol, real_stats, threshold)
     stats_cache.save_floor(path, key, values, threshold)
     return values, threshold
+
+
+def nearest_pairs(fake: torch.Tensor, dataset: ImageDataset, pairs: list[dict[str, Any]]) -> torch.Tensor:
+    """``uint8 2K x C x H x W``: each of :attr:`Evaluation.nearest`'s generated images followed by its
+    nearest training image, ready for a 2-column grid (sample | nearest training image)."""
+    if not pairs:
+        return fake[:0]
+    out = []
+    for pair in pairs:
+        out += [fake[int(pair["sample"])], dataset.train[int(pair["train"])]]
+    return torch.stack(out)
