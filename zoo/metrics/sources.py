@@ -11,16 +11,19 @@ from pathlib import Path
 
 import torch
 
-from zoo.data import IMAGE_EXTENSIONS, read_image_array, read_image_folder
+from zoo.data import IMAGE_EXTENSIONS, ReadReport, read_image_array, read_image_folder
 from zoo.errors import DataError
 
 ARRAY_SUFFIXES = (".npz", ".npy")
 
 
 def source_kind(path: Path) -> str:
-    """``"run"``, ``"checkpoint"``, ``"folder"`` or ``"array"`` for an existing path."""
+    """``"run"``, ``"checkpoint"``, ``"export"`` (a ``zoo export`` folder), ``"folder"`` or ``"array"``."""
     from zoo.checkpoint import CHECKPOINT_DIR
+    from zoo.export import is_export_dir
 
+    if path.is_dir() and is_export_dir(path):
+        return "export"
     if path.is_dir():
         return "run" if (path / CHECKPOINT_DIR).is_dir() else "folder"
     if path.suffix.lower() in ARRAY_SUFFIXES:
@@ -30,9 +33,9 @@ def source_kind(path: Path) -> str:
     return "checkpoint"
 
 
-def load_image_folder(folder: Path) -> torch.Tensor:
+def load_image_folder(folder: Path, report: ReadReport | None = None) -> torch.Tensor:
     """Every image under ``folder`` at its own size (one size for all), by :func:`zoo.data.read_image_folder`."""
-    return read_image_folder(folder)
+    return read_image_folder(folder, report=report)
 
 
 def load_image_array(path: Path) -> torch.Tensor:
@@ -40,8 +43,28 @@ def load_image_array(path: Path) -> torch.Tensor:
     return read_image_array(path)[0]
 
 
-def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
-    """Gray images saved as RGB (three equal channels) become single-channel when the data is gray."""
-    if channels == 1 and images.shape[1] == 3 and bool((images == images[:, :1]).all()):
-        return images[:, :1].contiguous()
-    return images
+def match_channels(images: torch.Tensor, channels: int) -> tuple[torch.Tensor, str | None]:
+    """Bring generated images to the reference's channel count, the way the metrics reduce both sides.
+
+    Returns the images and a note saying what changed (``None`` when nothing did):
+
+    * 4 -> 3: the alpha channel is dropped, as the metrics drop a 4-channel reference's alpha;
+    * 3 -> 4 (or 1 -> 4): an opaque alpha channel is added (the metrics drop it again);
+    * 3 or 4 -> 1: only when the colour channels are equal (gray saved as RGB/RGBA), else unchanged
+      (and refused by the metrics as a channel mismatch);
+    * 1 -> 3: gray repeated.
+    """
+    have = images.shape[1]
+    if have == channels:
+        return images, None
+    if channels == 1:
+        colour = images[:, :3]
+        if have in (3, 4) and bool((colour == colour[:, :1]).all()):
+            return images[:, :1].contiguous(), "gray images saved as RGB/RGBA read as gray"
+        return images, None
+    colour = images[:, :3] if have >= 3 else images.expand(-1, 3, -1, -1)
+    if channels == 3:
+        note = "alpha channel dropped (the reference has 3 channels)" if have == 4 else "gray repeated to RGB"
+        return colour.contiguous(), note
+    alpha = torch.full_like(colour[:, :1], 255)
+    return torch.cat([colour, alpha], dim=1), "opaque alpha channel added (the reference has 4 channels)"
