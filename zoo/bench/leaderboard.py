@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from zoo.bench.store import ResultRow, ResultsStore, canonical_json
-from zoo.metric_names import higher_is_better
+from zoo.metric_names import higher_is_better, protocol_warnings
 
 __all__ = [
     "COST_COLUMNS",
@@ -57,7 +57,7 @@ __all__ = [
 
 # Metric name prefixes where a larger value is better; everything else (FID, KID, ...) is a distance.
 # Display order of metric families after the primary metric.
-_METRIC_ORDER = ("fid", "kid", "is", "isc", "precision", "recall")
+_METRIC_ORDER = ("fid", "fd", "kid", "is", "isc", "precision", "recall", "density", "coverage", "memorised", "classes", "kl")
 COST_COLUMNS = (
     "train_images_per_s",
     "sample_images_per_s",
@@ -281,6 +281,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
     floor = {k: _numeric(v) for k, v in (floors[-1] if floors else {}).items()}
     if any(canonical_json(f) != canonical_json(floors[-1]) for f in floors):
         warnings.append("rows of this protocol disagree on the real-vs-real floor; showing the latest")
+    warnings += protocol_warnings(protocol)  # numbers this protocol's counts make unreliable
 
     # One record per row; metrics and costs of failed rows do not enter the means.
     records = []
