@@ -1,0 +1,13 @@
+"""genzoo plugin: flow matching with the straight-line path (rectified flow), registered as ``flow``."""
+
+from collections.abc import Callable
+from typing import Any
+
+from zoo import hookimpl
+
+
+@hookimpl
+def zoo_register_models(register: Callable[[Any], None]) -> None:
+    from zoo_flow.model import FlowMatching  # torch loads only when models are needed
+
+    register(FlowMatching)
