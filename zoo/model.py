@@ -8,7 +8,7 @@ Conventions:
 
 * training batches arrive as ``float32`` tensors of shape ``B x C x H x W`` in ``[-1, 1]``, on the
   model's device;
-* :meth:`GenerativeModel.sample` returns ``n x C x H x W`` floats in ``[-1, 1]`` (the core clamps
+* :meth:`GenerativeModel.sample` returns ``n x C x H x W`` floats in ``[-1, 1]`` (the core checks them,
   and converts to ``uint8`` with :func:`to_uint8`);
 * every random draw in :meth:`~GenerativeModel.sample` goes through the ``generator`` it is given,
   by way of :meth:`GenerativeModel.randn` / :meth:`GenerativeModel.rand` with the number of images
@@ -43,7 +43,7 @@ batch, reproducible for a given batch size but not across batch sizes. ``generat
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -53,6 +53,7 @@ from torch import nn
 from zoo.config import ModelConfig
 from zoo.errors import ConfigError, DataError, TrainingError, UnknownNameError
 from zoo.registry import FAMILIES  # defined beside the registry, free of torch
+from zoo.text import parse_bool
 
 __all__ = [
     "FAMILIES",
@@ -78,8 +79,10 @@ class SampleOption:
 
     def parse(self, value: Any) -> Any:
         try:
-            if self.type is bool and isinstance(value, str):
-                parsed: Any = value.strip().lower() in {"1", "true", "yes", "on"}
+            if self.type is bool:
+                parsed: Any = value if isinstance(value, bool) else parse_bool(value) if isinstance(value, str) else None
+                if parsed is None:
+                    raise ConfigError(self.name, f"expected true or false (or yes/no, on/off, 1/0), got {value!r}", "option")
             else:
                 parsed = self.type(value)
         except (TypeError, ValueError):
@@ -114,9 +117,31 @@ class Recipe:
 class TrainStep:
     """What the core hands to :meth:`GenerativeModel.train_step` for one step.
 
-    Call :meth:`optimize` once per optimizer the step updates (a GAN calls it for ``"d"`` then
-    ``"g"``). It runs backward through the core's gradient scaler, clips if configured, steps the
-    optimizer and zeroes its gradients, so no plugin reimplements mixed precision.
+    One *step* is one update of the whole model: a GAN's D and G update, or a WGAN-GP's
+    ``n_critic`` critic updates and its one generator update. ``--steps`` and every budget count
+    these steps; ``step`` is the number of steps finished before this one (it starts at 0).
+
+    * :meth:`optimize` ``(name, loss)``: once per optimizer update. It runs backward through the
+      core's gradient scaler (outside autocast), clips if ``grad_clip`` is set, steps the optimizer
+      and zeroes its gradients, so no plugin reimplements mixed precision. The same optimizer may be
+      stepped several times in one step (a critic's ``n_critic`` updates): the scaler is then
+      updated between two steps of one optimizer, as ``torch.amp.GradScaler`` requires
+      (one ``update()`` after all ``step()`` calls of an iteration).
+    * :meth:`next_batch`: the next training batch, for a model whose class declares
+      ``batches_per_step = k > 1``; ``train_step`` receives the first and asks for the other
+      ``k - 1`` (exactly ``k`` per step, or the step is a :class:`~zoo.errors.TrainingError`).
+    * :meth:`grad` and :meth:`gradient_penalty`: input gradients inside the loss (a WGAN-GP or R1
+      penalty), computed as PyTorch's AMP guide prescribes, so they work under fp16 loss scaling.
+    * ``total_steps`` (``None`` under a time-only budget, or a FLOP budget before its first step is
+      counted) and ``progress``, the fraction of the budget used before this step, in ``[0, 1]``,
+      known under every budget kind: anneal a schedule with ``progress``.
+
+    Non-finite losses: under fp32 and bf16 (a disabled scaler) a non-finite loss passed to
+    :meth:`optimize` stops the run (:class:`~zoo.errors.TrainingError`). Under fp16 (an enabled
+    scaler) it skips that optimizer's update and lowers the scale by the scaler's backoff factor,
+    as ``GradScaler`` does for an overflowed gradient; the skipped optimizer names are in
+    ``skipped``, and the trainer stops the run after ``zoo.trainer.MAX_SKIPPED_STEPS`` steps in a
+    row with a skip.
 
     ``scaler`` is always a ``torch.amp.GradScaler``: the core's (enabled only for fp16), or a
     disabled one by default, which passes the loss and the optimizer step straight through.
@@ -126,22 +151,99 @@ class TrainStep:
     optimizers: Mapping[str, torch.optim.Optimizer]
     scaler: torch.amp.GradScaler = field(default_factory=_no_scaling)
     grad_clip: float | None = None
+    total_steps: int | None = None
+    progress: float = 0.0
+    #: Where :meth:`next_batch` takes batches from (the core passes its minibatcher).
+    batches: Callable[[], torch.Tensor] | None = None
+    batches_per_step: int = 1
+    batches_used: int = 1  # the batch passed to train_step is the first
+    skipped: list[str] = field(default_factory=list)
+    _stepped: set[str] = field(default_factory=set, repr=False)
+    #: Called with the optimizer after its backward and before clipping and its step; data-parallel
+    #: training (zoo.distributed) sets it to average that optimizer's gradients over the ranks.
+    before_step: Callable[[torch.optim.Optimizer], None] | None = field(default=None, repr=False)
+
+    def next_batch(self) -> torch.Tensor:
+        """The next ``B x C x H x W`` float32 training batch in ``[-1, 1]`` (on the model's device)."""
+        if self.batches_used >= self.batches_per_step:
+            raise TrainingError(
+                f"train_step asked for batch {self.batches_used + 1} of a step, but the model declares "
+                f"batches_per_step = {self.batches_per_step}; raise it on the model class")
+        if self.batches is None:
+            raise TrainingError("this TrainStep has no batch source: pass batches=... (the trainer does)")
+        self.batches_used += 1
+        return self.batches()
 
     def optimize(self, name: str, loss: torch.Tensor, *, retain_graph: bool = False) -> None:
+        """Backward ``loss`` (a scalar) and step optimizer ``name``; see the class docstring."""
         if name not in self.optimizers:
             raise KeyError(f"no optimizer named {name!r}; configure_optimizers returned {list(self.optimizers)}")
-        if not bool(torch.isfinite(loss.detach()).all()):
-            raise TrainingError(f"non-finite loss at step {self.step} (optimizer {name!r})")
         opt = self.optimizers[name]
+        if name in self._stepped:  # a second update of this optimizer: close the scaler's iteration
+            self.update_scaler()
+        if not bool(torch.isfinite(loss.detach()).all()):
+            if not self.scaler.is_enabled():
+                raise TrainingError(f"non-finite loss at step {self.step} (optimizer {name!r})")
+            # fp16: skip this update and back off, as GradScaler does when it finds inf gradients.
+            opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss.detach())  # initialises the scale on a run's first call
+            self.update_scaler(new_scale=self.scaler.get_scale() * self.scaler.get_backoff_factor())
+            self.skipped.append(name)
+            return
         # Backward runs outside autocast, as PyTorch recommends; the forward already chose dtypes.
         with torch.autocast(loss.device.type, enabled=False):
             self.scaler.scale(loss).backward(retain_graph=retain_graph)
+        if self.before_step is not None:
+            self.before_step(opt)
         if self.grad_clip:
             self.scaler.unscale_(opt)  # clip the true gradients (a no-op unless fp16)
             params = [p for group in opt.param_groups for p in group["params"]]
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
         self.scaler.step(opt)
+        self._stepped.add(name)
         opt.zero_grad(set_to_none=True)
+
+    def update_scaler(self, new_scale: float | None = None) -> None:
+        """``scaler.update()`` once the optimizers stepped since the last one (the core calls it at
+        the end of every step; :meth:`optimize` between two updates of one optimizer)."""
+        if new_scale is not None:
+            self.scaler.update(new_scale)
+        elif self._stepped:
+            self.scaler.update()
+        self._stepped.clear()
+
+    def grad(self, outputs: torch.Tensor, inputs: torch.Tensor, *, create_graph: bool = True) -> torch.Tensor:
+        """``d outputs.sum() / d inputs`` (the shape of ``inputs``, float32), kept in the graph.
+
+        Under fp16 the outputs are scaled by the loss scale before ``torch.autograd.grad`` and the
+        gradients unscaled after, the recipe of PyTorch's AMP guide ("Gradient penalty"), so small
+        gradients do not underflow; an overflow gives inf gradients, hence a non-finite penalty,
+        which :meth:`optimize` turns into a skipped update and a lower scale.
+        """
+        with torch.autocast(outputs.device.type, enabled=False):
+            scaled = self.scaler.scale(outputs.float().sum())
+            (g,) = torch.autograd.grad(scaled, inputs, create_graph=create_graph)
+        if self.scaler.is_enabled():
+            g = g / self.scaler.get_scale()
+        return g.float()
+
+    def gradient_penalty(self, critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
+                         fake: torch.Tensor, *, target: float = 1.0) -> torch.Tensor:
+        """The WGAN-GP penalty ``E[(||grad_x D(x)||_2 - target)^2]`` (Gulrajani et al. 2017,
+        arXiv:1704.00028, eq. 3), a float32 scalar to be weighted (the paper's lambda is 10).
+
+        ``x`` is drawn uniformly on the segments between ``real`` and ``fake`` (both ``B x ...``;
+        ``fake`` is detached). The norm is computed under the ambient autocast (train_step runs
+        under it), from gradients taken by :meth:`grad`.
+        """
+        fake = fake.detach().to(real.dtype)
+        alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+        # A non-leaf x: FlopCounterMode's module hooks (the trainer counts the first step's FLOPs)
+        # refuse autograd.grad with respect to a leaf tensor.
+        x = (alpha * real + (1 - alpha) * fake).requires_grad_(True) * 1.0
+        g = self.grad(critic(x), x)
+        norm = g.flatten(1).norm(2, dim=1)
+        return ((norm - target) ** 2).mean()
 
 
 class GenerativeModel(nn.Module):
@@ -175,6 +277,16 @@ class GenerativeModel(nn.Module):
     #: How this family trains best on a CPU or GPU (precision, config overrides, batch size);
     #: ``None``: the paper's defaults in fp32. See :class:`Recipe`.
     recipe: ClassVar[Recipe | None] = None
+    #: Training batches one :meth:`train_step` consumes: the first is its ``batch`` argument, the
+    #: others come from ``step.next_batch()`` (WGAN-GP: 5, one per critic update). Budgets count
+    #: steps; kimg counts every image consumed (``steps * batch_size * batches_per_step / 1000``).
+    batches_per_step: ClassVar[int] = 1
+    #: Under data-parallel training (torchrun), convert BatchNorm layers to SyncBatchNorm so batch
+    #: statistics cover the global batch (``zoo.distributed``); ``False``: each rank's own shard.
+    sync_batchnorm: ClassVar[bool] = False
+    #: The sampling settings ``zoo bench`` evaluates for this model, one row each, instead of its
+    #: preset's family sweep (``[{"sampler": "euler", "steps": 10}, ...]``); ``None``: the preset's.
+    bench_sweep: ClassVar[Sequence[Mapping[str, Any]] | None] = None
 
     def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int]):
         super().__init__()
@@ -191,11 +303,19 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError
 
     def train_step(self, batch: torch.Tensor, step: TrainStep) -> Mapping[str, torch.Tensor | float]:
-        """One optimisation step on ``batch``; call ``step.optimize(name, loss)``; return losses to log."""
+        """One optimisation step on ``batch``; call ``step.optimize(name, loss)``; return losses to log.
+
+        Runs under the run's autocast (bf16/fp16 forward passes; ``step.optimize`` does backward
+        outside it). ``batch`` is ``B x C x H x W`` float32 in ``[-1, 1]``; a model declaring
+        ``batches_per_step = k`` gets the others from ``step.next_batch()``. Return the same loss
+        names on every step (floats or 0-d tensors): they are the columns of ``losses.csv``.
+        """
         raise NotImplementedError
 
     def after_optimizer_step(self, step: int) -> None:
-        """Called after every training step, outside autocast (EMA updates go here)."""
+        """Called after every training step, outside autocast (EMA updates go here).
+
+        ``step`` is an ``int``: the index of the step just finished (0 after the first step)."""
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None, **options: Any) -> torch.Tensor:
@@ -285,12 +405,15 @@ def validate_model_class(cls: Any) -> None:
         raise TypeError(f"{cls!r} is not a subclass of zoo.GenerativeModel")
     if not cls.name or not isinstance(cls.name, str) or cls.name != cls.name.strip().lower():
         raise TypeError(f"{cls.__name__}.name must be a non-empty lowercase string, got {cls.name!r}")
-    if any(ch in cls.name for ch in ",= /"):
-        raise TypeError(f"{cls.__name__}.name {cls.name!r} must not contain ',', '=', ' ' or '/'")
+    check_model_name(cls.name, f"{cls.__name__}.name")
     if cls.family not in FAMILIES:
         raise TypeError(f"{cls.__name__}.family must be one of {FAMILIES}, got {cls.family!r}")
     if not (isinstance(cls.Config, type) and issubclass(cls.Config, ModelConfig)):
         raise TypeError(f"{cls.__name__}.Config must subclass zoo.ModelConfig")
+    for klass in cls.Config.__mro__:
+        if issubclass(klass, ModelConfig) and "__dataclass_fields__" not in vars(klass):
+            raise TypeError(f"{cls.__name__}.Config: {klass.__name__} is not decorated with @dataclass, so its "
+                            "fields are not config fields (they keep the parent's defaults); add @dataclass")
     try:
         cls.Config()
     except Exception as exc:
@@ -298,3 +421,24 @@ def validate_model_class(cls: Any) -> None:
     for opt in cls.sample_options:
         if not isinstance(opt, SampleOption):
             raise TypeError(f"{cls.__name__}.sample_options must hold zoo.SampleOption, got {opt!r}")
+    bps = cls.batches_per_step
+    if isinstance(bps, bool) or not isinstance(bps, int) or bps < 1:
+        raise TypeError(f"{cls.__name__}.batches_per_step must be an int >= 1, got {bps!r}")
+    if cls.bench_sweep is not None:
+        if isinstance(cls.bench_sweep, (str, Mapping)) or not cls.bench_sweep:
+            raise TypeError(f"{cls.__name__}.bench_sweep must be a non-empty list of option dicts, got {cls.bench_sweep!r}")
+        for setting in cls.bench_sweep:
+            if not isinstance(setting, Mapping):
+                raise TypeError(f"{cls.__name__}.bench_sweep entries must be dicts, got {setting!r}")
+            try:
+                cls.parse_sample_options(setting)
+            except Exception as exc:
+                raise TypeError(f"{cls.__name__}.bench_sweep entry {dict(setting)!r}: {exc}") from None
+
+
+def check_model_name(name: str, what: str = "model name") -> None:
+    """Raise ``TypeError`` unless ``name`` can be addressed everywhere (``--set NAME.key=v``)."""
+    bad = [ch for ch in ",= /." if ch in name]
+    if bad or any(not ch.isprintable() for ch in name):
+        raise TypeError(f"{what} {name!r} must not contain ',', '=', ' ', '/', '.' or control characters "
+                        "('.' separates model and key in --set MODEL.KEY=VALUE)")

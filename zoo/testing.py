@@ -60,7 +60,9 @@ def check_model(model: str | type[GenerativeModel], image_shape: tuple[int, int,
     """Assert that ``model`` honours the genzoo contract; raises ``AssertionError`` naming the breach.
 
     Checks: class metadata; a few training steps through the core's :class:`zoo.trainer.Trainer`
-    change the parameters and give finite losses; ``sample`` returns ``n x C x H x W`` finite floats
+    change the parameters, give finite losses with the same names on every step, and move the
+    parameters of every optimizer ``configure_optimizers`` returns (a GAN whose G is never updated
+    fails); ``sample`` returns ``n x C x H x W`` finite floats
     in ``[-1, 1]``, is reproducible with the same generator and differs across seeds; every declared
     sampling option's default is accepted; :func:`zoo.sampling.generate` gives the same images in
     one batch of 6 as in batches of 2 (the noise of image ``i`` depends only on the seed and ``i``);
@@ -88,11 +90,26 @@ def check_model(model: str | type[GenerativeModel], image_shape: tuple[int, int,
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         settings = TrainSettings(steps=steps, batch_size=8, device="cpu", checkpoint_every=steps, sample_grid=0)
-        result = Trainer(net, data, settings, run_dir, progress=False).fit()
+        keys_per_step: list[tuple[int, list[str]]] = []
+        trainer = Trainer(net, data, settings, run_dir,
+                          progress=lambda p: keys_per_step.append((p.step, sorted(p.losses))))
+        params_before = {name: [p.detach().clone() for g in opt.param_groups for p in g["params"]]
+                         for name, opt in trainer.optimizers.items()}
+        result = trainer.fit()
         assert result.steps == steps, f"trained {result.steps} steps, expected {steps}"
         assert result.last_losses, f"{cls.name}.train_step returned no losses to log"
         changed = [k for k, v in net.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])]
         assert changed, f"{cls.name}: {steps} training steps changed no parameter"
+        for name, opt in trainer.optimizers.items():
+            now = [p for g in opt.param_groups for p in g["params"]]
+            assert any(not torch.equal(a, b.detach()) for a, b in zip(params_before[name], now, strict=True)), (
+                f"{cls.name}: optimizer {name!r} did not change any of its parameters in {steps} steps: call "
+                f"step.optimize({name!r}, loss) in train_step with a loss that depends on them")
+        first_step, first_keys = keys_per_step[0]
+        for at, keys in keys_per_step[1:]:
+            assert keys == first_keys, (
+                f"{cls.name}.train_step returned losses {keys} at step {at} but {first_keys} at step {first_step}: "
+                "return the same loss names on every step (they are the columns of losses.csv)")
 
         net.eval()
         n = 5

@@ -101,8 +101,9 @@ class TrainSettings:
             raise UsageError("sample grid size must be >= 0")
         self.budgets(num_train)  # a malformed budget string is a UsageError here
 
-    def budgets(self, num_train: int) -> list[Budget]:
-        """Every budget these settings set, the first being the run's main one."""
+    def budgets(self, num_train: int, batches_per_step: int = 1) -> list[Budget]:
+        """Every budget these settings set, the first being the run's main one (an epoch is
+        ``num_train // (batch_size * batches_per_step)`` steps)."""
         found = []
         if self.budget is not None:
             found.append(Budget.parse(self.budget))
@@ -111,12 +112,14 @@ class TrainSettings:
         if self.steps is not None:
             found.append(Budget("steps", self.steps))
         if self.epochs is not None:
-            found.append(Budget("steps", max(1, math.ceil(self.epochs * (num_train // self.batch_size)))))
+            per_epoch = num_train // (self.batch_size * batches_per_step)
+            found.append(Budget("steps", max(1, math.ceil(self.epochs * per_epoch))))
         return found or [Budget("steps", DEFAULT_STEPS)]
 
-    def total_steps(self, num_train: int) -> int | None:
+    def total_steps(self, num_train: int, batches_per_step: int = 1) -> int | None:
         """The step at which a steps or kimg budget ends (``None``: only time or FLOP budgets)."""
-        return BudgetMeter(self.budgets(num_train), self.batch_size).total_steps()
+        return BudgetMeter(self.budgets(num_train, batches_per_step),
+                           self.batch_size * batches_per_step).total_steps()
 
 
 @dataclass
@@ -185,17 +188,37 @@ def format_seconds(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
+#: Under fp16, a run stops after this many steps in a row in which a non-finite loss skipped an
+#: update (the scaler halves its scale at each: 2**16 falls below 1e-1 within 20 skips).
+MAX_SKIPPED_STEPS = 20
+
+
 def train_one_step(model: GenerativeModel, batch: torch.Tensor, ctx: TrainStep,
                    autocast: Callable[[], contextlib.AbstractContextManager[Any]]) -> dict[str, float]:
     """One training step: the model's forward and updates under autocast, the scaler's update,
-    the model's post-step hook. Returns the losses as floats; a non-finite one is a TrainingError."""
+    the model's post-step hook. Returns the losses as floats.
+
+    ``batch`` is the step's first batch; a model with ``batches_per_step = k`` takes the other
+    ``k - 1`` from ``ctx.next_batch()`` (when ``ctx.batches`` is unset, as for a timing loop, the
+    same batch is handed out again) and must take exactly ``k``. A non-finite loss is a
+    TrainingError under a disabled scaler (fp32, bf16); under fp16 it is recorded in ``ctx.skipped``.
+    """
+    ctx.batches_per_step = model.batches_per_step
+    if ctx.batches is None:
+        ctx.batches = lambda: batch
     with autocast():
         out = model.train_step(batch, ctx)
+    if ctx.batches_used != ctx.batches_per_step:
+        raise TrainingError(f"{model.name}.train_step took {ctx.batches_used} batches, but the model declares "
+                            f"batches_per_step = {ctx.batches_per_step}: call step.next_batch() "
+                            f"{ctx.batches_per_step - 1} times per step")
     losses = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in (out or {}).items()}
     bad = [k for k, v in losses.items() if not math.isfinite(v)]
     if bad:
-        raise TrainingError(f"non-finite loss at step {ctx.step} ({', '.join(bad)})")
-    ctx.scaler.update()
+        if not ctx.scaler.is_enabled():
+            raise TrainingError(f"non-finite loss at step {ctx.step} ({', '.join(bad)})")
+        ctx.skipped.extend(f"loss {k}" for k in bad if f"loss {k}" not in ctx.skipped)
+    ctx.update_scaler()
     model.after_optimizer_step(ctx.step)
     return losses
 
@@ -313,7 +336,11 @@ class Trainer:
             raise TrainingError(f"{model.name}.configure_optimizers() must return a dict of torch optimizers")
         self.scaler = self.precision.make_scaler()  # disabled unless fp16
         self.batcher = Batcher(self.dataset.train, settings.batch_size, settings.seed)
-        self.meter = BudgetMeter(settings.budgets(len(dataset.train)), settings.batch_size, clock=clock)
+        # One step consumes batch_size * batches_per_step images: the meter counts images (kimg,
+        # images/s) per step, so a WGAN-GP's 5 critic batches are 5 batches of kimg.
+        bps = model.batches_per_step
+        self.meter = BudgetMeter(settings.budgets(len(dataset.train), bps), settings.batch_size * bps, clock=clock)
+        self.skipped_in_a_row = 0  # fp16 steps in a row with a skipped update (non-finite loss)
         self.last_losses: dict[str, float] = {}
 
     @property
@@ -398,7 +425,8 @@ class Trainer:
                     meter.stop()
                     path = self.save()
                     raise Interrupted(stop["signum"], self.step, path, self._result("interrupted", path))
-                ctx = TrainStep(step=self.step, optimizers=self.optimizers, scaler=self.scaler, grad_clip=grad_clip)
+                ctx = TrainStep(step=self.step, optimizers=self.optimizers, scaler=self.scaler, grad_clip=grad_clip,
+                                total_steps=meter.total_steps(), progress=fraction, batches=self.batcher.__next__)
                 self.last_losses = self._counted_step(next(self.batcher), ctx)
                 fraction = meter.fraction()
                 while pending and pending[0] <= fraction:
@@ -430,6 +458,11 @@ class Trainer:
         try:
             with counter or contextlib.nullcontext():
                 losses = train_one_step(self.model, batch, ctx, self.precision.autocast)
+            self.skipped_in_a_row = self.skipped_in_a_row + 1 if ctx.skipped else 0
+            if self.skipped_in_a_row >= MAX_SKIPPED_STEPS:
+                raise TrainingError(
+                    f"non-finite loss for {self.skipped_in_a_row} steps in a row under fp16 loss scaling "
+                    f"(step {ctx.step}: {', '.join(ctx.skipped)}; loss scale now {self.scaler.get_scale():.3g})")
         except TrainingError as exc:
             self.meter.stop()
             error = TrainingError(f"{exc}; stopped{self._last_checkpoint_note()}")

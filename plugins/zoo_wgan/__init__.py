@@ -1,0 +1,13 @@
+"""genzoo plugin: WGAN-GP (Gulrajani et al. 2017), registered as model ``wgan-gp``."""
+
+from collections.abc import Callable
+from typing import Any
+
+from zoo import hookimpl
+
+
+@hookimpl
+def zoo_register_models(register: Callable[[Any], None]) -> None:
+    from zoo_wgan.model import WGANGP  # torch loads only when models are needed
+
+    register(WGANGP)

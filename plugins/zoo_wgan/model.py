@@ -1,0 +1,208 @@
+"""WGAN-GP: Gulrajani, Ahmed, Arjovsky, Dumoulin & Courville 2017, "Improved Training of
+Wasserstein GANs", arXiv:1704.00028.
+
+A critic D (no sigmoid: a real-valued score) estimates the Wasserstein-1 distance between the data
+and G's samples, ``E[D(x)] - E[D(G(z))]``; G minimises it. Instead of clipping D's weights (the
+original WGAN), D is kept near 1-Lipschitz by a *gradient penalty* on points ``x_hat`` drawn
+uniformly on segments between real and fake images (the paper's eq. 3)::
+
+    L_D = E[D(G(z))] - E[D(x)] + lambda * E[(||grad D(x_hat)||_2 - 1)^2]
+    L_G = -E[D(G(z))]
+
+Algorithm 1 of the paper, followed here: ``n_critic = 5`` critic updates, each on a fresh real
+batch, per generator update; Adam with lr 1e-4 and betas (0, 0.9); lambda 10. One genzoo training
+step is the whole of it, so the model declares ``batches_per_step = n_critic`` (set from the config)
+and takes the other real batches from ``step.next_batch()``; budgets count generator steps and kimg
+counts every real image the critic saw. The penalty is ``step.gradient_penalty``, which takes the
+input gradient the way PyTorch's AMP guide prescribes, so training works in fp32, bf16 and fp16.
+
+Networks: DCGAN-like (Radford et al. 2015) transposed-convolution generator with batch norm, and a
+convolutional critic *without* batch norm, which the paper rules out because the penalty is taken
+per input and batch norm couples the images of a batch; ``critic_norm="layer"`` adds the layer
+normalisation the paper recommends as a drop-in (section 4), ``"none"`` (default) is its MNIST
+code. Sizes 28x28 (7 -> 14 -> 28) and 32x32 (4 -> 8 -> 16 -> 32), 4x4 kernels of stride 2.
+
+Departure: samples come from an exponential moving average of G's weights (Yazici et al. 2019,
+arXiv:1806.04498), as for genzoo's other GANs; ``ema_decay=0`` samples from G itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.ema import EMA
+from zoo.model import GenerativeModel, ModelConfig, Recipe, TrainStep
+
+#: First feature-map size for each supported image size (the image is reached by doublings).
+START_SIZE = {28: 7, 32: 4}
+
+
+@dataclass
+class WGANGPConfig(ModelConfig):
+    """Hyper-parameters of :class:`WGANGP`; defaults are the paper's (Algorithm 1) except ``ema_decay``."""
+
+    latent_dim: int = 128  # size of z (paper's code: 128)
+    width: int = 64  # channels of G's last hidden and D's first layer (paper's code: DIM = 64)
+    n_critic: int = 5  # critic updates per generator update (paper: 5)
+    gp_weight: float = 10.0  # lambda, the gradient penalty's weight (paper: 10)
+    lr: float = 1e-4  # Adam learning rate of both networks (paper: 1e-4)
+    beta1: float = 0.0  # Adam beta1 (paper: 0)
+    beta2: float = 0.9  # Adam beta2 (paper: 0.9)
+    critic_norm: str = "none"  # "none" (paper's MNIST code) or "layer" (layer norm, the paper's advice)
+    leaky_slope: float = 0.2  # LeakyReLU slope in the critic (paper's code: 0.2)
+    ema_decay: float = 0.999  # sample from an EMA of G (not in the paper; Yazici et al. 2019); 0: off
+
+    def validate(self) -> None:
+        for name in ("latent_dim", "width", "n_critic"):
+            self.require(getattr(self, name) >= 1, name, "must be at least 1")
+        self.require(self.gp_weight >= 0, "gp_weight", "must be non-negative")
+        self.require(self.lr > 0, "lr", "must be positive")
+        for name in ("beta1", "beta2", "ema_decay"):
+            self.require(0.0 <= getattr(self, name) < 1.0, name, "must be in [0, 1)")
+        self.require(self.critic_norm in ("none", "layer"), "critic_norm", "must be 'none' or 'layer'")
+        self.require(self.leaky_slope >= 0, "leaky_slope", "must be non-negative")
+
+
+# -- networks ---------------------------------------------------------------------------------
+
+
+class Generator(nn.Module):
+    """z -> linear projection to ``start x start`` -> transposed-conv doublings -> tanh image."""
+
+    def __init__(self, cfg: WGANGPConfig, channels: int, size: int):
+        super().__init__()
+        self.start = START_SIZE[size]
+        doublings = int(math.log2(size // self.start))
+        self.ch = cfg.width * 2 ** (doublings - 1)
+        self.project = nn.Sequential(
+            nn.Linear(cfg.latent_dim, self.ch * self.start**2), nn.BatchNorm1d(self.ch * self.start**2), nn.ReLU(True))
+        layers: list[nn.Module] = []
+        ch = self.ch
+        for _ in range(doublings - 1):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(self.project(z).view(-1, self.ch, self.start, self.start))
+
+
+class Critic(nn.Module):
+    """image -> strided convolutions (no batch norm) -> one real-valued score per image."""
+
+    def __init__(self, cfg: WGANGPConfig, channels: int, size: int):
+        super().__init__()
+        start = START_SIZE[size]
+        doublings = int(math.log2(size // start))
+        ch, side = cfg.width, size // 2
+        layers: list[nn.Module] = [nn.Conv2d(channels, ch, 4, 2, 1), nn.LeakyReLU(cfg.leaky_slope, True)]
+        for _ in range(doublings - 1):
+            side //= 2
+            layers.append(nn.Conv2d(ch, ch * 2, 4, 2, 1))
+            ch *= 2
+            if cfg.critic_norm == "layer":  # per image over (C, H, W): no coupling across the batch
+                layers.append(nn.LayerNorm([ch, side, side]))
+            layers.append(nn.LeakyReLU(cfg.leaky_slope, True))
+        layers += [nn.Flatten(), nn.Linear(ch * start * start, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten()
+
+
+def _finite_mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else float("nan")
+
+
+# -- the model --------------------------------------------------------------------------------
+
+
+class WGANGP(GenerativeModel):
+    """Gulrajani et al. 2017 (arXiv:1704.00028): Wasserstein GAN with a gradient penalty,
+    ``n_critic`` critic updates per generator update, all in one training step."""
+
+    name = "wgan-gp"
+    family = "gan"
+    summary = "Wasserstein GAN with gradient penalty: 5 critic updates per G update, no batch norm in the critic"
+    paper = "Gulrajani et al. 2017, Improved Training of Wasserstein GANs, arXiv:1704.00028"
+    Config = WGANGPConfig
+    supported_sizes = tuple(START_SIZE)
+    supported_channels = (1, 3, 4)
+    default_batch_size = 64  # the paper's batch size
+    batches_per_step = 5  # the default n_critic; an instance follows its config (see __init__)
+    tiny_config = {"latent_dim": 8, "width": 4}
+    recipe = Recipe(precision="bf16")
+
+    config: WGANGPConfig
+
+    def __init__(self, config: WGANGPConfig, image_shape: tuple[int, int, int]):
+        super().__init__(config, image_shape)
+        c, size, _ = self.image_shape
+        self.batches_per_step = config.n_critic  # type: ignore[misc]  # one real batch per critic update
+        self.generator, self.critic = Generator(config, c, size), Critic(config, c, size)
+        self.generator_ema = EMA(self.generator, config.ema_decay) if config.ema_decay > 0 else None
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        cfg = self.config
+        betas = (cfg.beta1, cfg.beta2)
+        return {
+            "d": torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, betas=betas),
+            "g": torch.optim.Adam(self.generator.parameters(), lr=cfg.lr, betas=betas),
+        }
+
+    def train_step(self, batch: torch.Tensor, step: TrainStep) -> dict[str, float]:
+        cfg, n = self.config, batch.shape[0]
+        d_losses, penalties, distances = [], [], []
+        real = batch
+        for i in range(cfg.n_critic):  # Algorithm 1, lines 2-9
+            if i:
+                real = step.next_batch()
+            with torch.no_grad():
+                fake = self.generator(torch.randn(n, cfg.latent_dim, device=real.device))
+            real_score, fake_score = self.critic(real).float().mean(), self.critic(fake).float().mean()
+            penalty = step.gradient_penalty(self.critic, real, fake)
+            d_loss = fake_score - real_score + cfg.gp_weight * penalty
+            step.optimize("d", d_loss)
+            d_losses.append(float(d_loss.detach()))
+            penalties.append(float(penalty.detach()))
+            distances.append(float((real_score - fake_score).detach()))
+
+        # Lines 10-11: the generator update; the critic is frozen so no gradient is left on it.
+        self.critic.requires_grad_(False)
+        try:
+            g_loss = -self.critic(self.generator(torch.randn(n, cfg.latent_dim, device=batch.device))).float().mean()
+            step.optimize("g", g_loss)
+        finally:
+            self.critic.requires_grad_(True)
+        # Means over the critic updates of this step that were applied (under fp16 an update whose
+        # loss overflowed is skipped by the core and its scale lowered; NaN only if all were).
+        return {
+            "d_loss": _finite_mean(d_losses),
+            "g_loss": float(g_loss.detach()),
+            "gp": _finite_mean(penalties),
+            "w_distance": _finite_mean(distances),  # the critic's estimate of W(P_r, P_g)
+        }
+
+    def after_optimizer_step(self, step: int) -> None:
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None, **options: Any) -> torch.Tensor:
+        self.parse_sample_options(options)  # this model has none: rejects unknown ones
+        z = self.randn(n, self.config.latent_dim, generator=generator)
+        if self.generator_ema is not None:
+            return self.generator_ema(z).float()  # the EMA copy is always in eval mode
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            return self.generator(z).float()
+        finally:
+            self.generator.train(was_training)
