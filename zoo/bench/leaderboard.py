@@ -71,6 +71,10 @@ COST_COLUMNS = (
     "train_steps",
     "batch_size",
 )
+#: Costs that are text, not numbers: where peak memory was measured (``process_peak_rss`` or
+#: ``cuda_allocated``) and which budget ended training (``steps``, ``time``, ``kimg``, ``flops``).
+TEXT_COSTS = ("memory_kind", "budget_stopped_by")
+_MEMORY_KINDS = {"process_peak_rss": "RSS", "cuda_allocated": "CUDA"}
 #: A line of a leaderboard: the run identity without seed (dataset and protocol are the board's).
 #: ``budget`` is the budget amount as text (``"unknown"`` for NaN) so that it can be grouped on.
 LINE_KEY = ["model", "plugin", "plugin_version", "config_hash", "budget_kind", "budget", "precision", "sample_options"]
@@ -263,6 +267,11 @@ def _last_text(values: pd.Series) -> str:
     return kept[-1] if kept else ""
 
 
+def _text_values(values: pd.Series) -> str:
+    """The distinct non-empty texts of a line's seeds, in order, joined by ``/``."""
+    return "/".join(dict.fromkeys(v for v in values if isinstance(v, str) and v))
+
+
 def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leaderboard:
     rows = sorted(rows, key=lambda r: r.created_at)
     protocol = rows[-1].protocol
@@ -297,7 +306,8 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
             "failed": 0 if ok else 1,
             "error": "" if ok else _first_line(r.error),
             **{f"m:{m}": _numeric(r.metrics.get(m)) if ok else math.nan for m in metric_names},
-            **{f"c:{c}": _numeric(r.costs.get(c)) if ok else math.nan for c in cost_names},
+            **{f"c:{c}": _numeric(r.costs.get(c)) if ok else math.nan for c in cost_names if c not in TEXT_COSTS},
+            **{f"c:{c}": str(r.costs.get(c) or "") if ok else "" for c in cost_names if c in TEXT_COSTS},
         })
     frame = pd.DataFrame.from_records(records)
     aggregations: dict[str, tuple[str, Any]] = {
@@ -314,7 +324,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
         aggregations[f"{m}_mean"] = (f"m:{m}", "mean")
         aggregations[f"{m}_std"] = (f"m:{m}", "std")  # sample std (ddof=1): NaN for one seed
     for c in cost_names:
-        aggregations[c] = (f"c:{c}", "mean")
+        aggregations[c] = (f"c:{c}", _text_values if c in TEXT_COSTS else "mean")
     aggregations["error"] = ("error", _last_text)
     table = frame.groupby(LINE_KEY, sort=False, dropna=False).agg(**aggregations).reset_index()
 
@@ -570,6 +580,14 @@ def _metric_column(lb: Leaderboard, metric: str, drop: int | None) -> Column:
     )
 
 
+def _memory_cell(line: Mapping[str, Any]) -> str:
+    """``1,285 RSS`` (process peak resident memory on CPU) or ``412 CUDA`` (peak allocated)."""
+    kind = line.get("memory_kind")
+    kind = _MEMORY_KINDS.get(kind, kind) if isinstance(kind, str) and kind else ""
+    text = _int_text(line.get("peak_memory_mb"))
+    return f"{text} {kind}" if kind and text != "–" else text
+
+
 def _status_cell(line: Mapping[str, Any]) -> str:
     return str(line["status"]) if not line["error"] else f"{line['status']}: {line['error']}"
 
@@ -593,13 +611,12 @@ def columns(lb: Leaderboard) -> list[Column]:
         Column("train_images_per_s", "train img/s", cell=lambda line: format_rate(line.get("train_images_per_s")), drop=3,
                fields=("train_images_per_s",)),
         Column("sample_images_per_s", "sample img/s", cell=lambda line: format_rate(line.get("sample_images_per_s")),
-               fields=("sample_images_per_s",)),
-        Column("peak_memory_mb", "peak MB", cell=lambda line: _int_text(line.get("peak_memory_mb")), drop=1,
-               fields=("peak_memory_mb",)),
+               drop=5, fields=("sample_images_per_s",)),
+        Column("peak_memory_mb", "peak MB", cell=_memory_cell, drop=1, fields=("peak_memory_mb", "memory_kind")),
         Column("params", "params", cell=lambda line: format_count(line.get("params")), drop=2, fields=("params",)),
-        Column("seeds", "seeds", cell=lambda line: str(int(line["n_seeds"])), fields=("n_seeds", "seeds")),
+        Column("seeds", "seeds", cell=lambda line: str(int(line["n_seeds"])), drop=6, fields=("n_seeds", "seeds")),
         Column("status", "status", cell=_status_cell, align="left", fold=12, fields=("status", "failed", "error")),
-        Column("budget", "budget", human=False, fields=("budget_kind", "budget_amount", "precision")),
+        Column("budget", "budget", human=False, fields=("budget_kind", "budget_amount", "budget_stopped_by", "precision")),
         Column("best", "best seed", human=False, fields=("best_seed", "grid_path")),
     ]
     covered = {f for c in cols for f in c.fields}
@@ -689,6 +706,12 @@ def render_table(lb: Leaderboard, width: int | None = None):  # noqa: ANN201 - r
             break
         shown.remove(col)
         hidden.append(col.title)
+    if width is not None:  # still too wide: folding columns give up width, widest first, down to their header
+        excess = needed(shown) - width
+        for col in sorted((c for c in shown if c.fold), key=lambda c: -widths[c.key]):
+            give = max(0, min(excess, widths[col.key] - max(len(col.title), 8)))
+            widths[col.key] -= give
+            excess -= give
 
     floor_text = format_number(lb.floor.get(lb.primary_metric, math.nan))
     caption = "\n".join(footnote(lb))
@@ -702,7 +725,8 @@ def render_table(lb: Leaderboard, width: int | None = None):  # noqa: ANN201 - r
     )
     for col in shown:
         table.add_column(Text(col.title), justify="left" if col.align == "left" else "right", no_wrap=col.fold is None,
-                         overflow="fold", min_width=widths[col.key] if col.fold else None)
+                         overflow="fold", min_width=widths[col.key] if col.fold else None,
+                         max_width=widths[col.key] if col.fold and width is not None else None)
     keep = [cols.index(c) for c in shown]
     table.add_row(*[Text(body[0][i]) for i in keep], style="italic cyan")
     for line, cells in zip(lines, body[1:], strict=True):
@@ -733,7 +757,7 @@ def print_leaderboards(leaderboards: Sequence[Leaderboard], console: Any = None,
     for i, lb in enumerate(leaderboards):
         if i:
             console.print()
-        console.print(render_table(lb, width=console.width))
+        console.print(render_table(lb, width=console.width), soft_wrap=False)  # captions wrap at the width
 
 
 def to_text(leaderboards: Sequence[Leaderboard], width: int = 200) -> str:

@@ -35,31 +35,54 @@ def losses_text(losses: dict[str, float], width: int = LOSSES_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+LABEL_WIDTH = 12
+BAR_WIDTH = 12
+
+
+def training_line(p: TrainProgress, width: int) -> tuple[str, str, str]:
+    """``(steps, clock, info)`` of the training bar for a terminal ``width`` columns wide.
+
+    ``steps`` is ``94/20000`` when the budget fixes the total (steps, kimg, epochs), else
+    ``94 steps``; ``clock`` is elapsed training time and the budget's ETA (for a time or FLOP
+    budget, the time left by that budget); ``info`` is img/s and the losses, cut to what is left
+    of the line after the label and the bar, never more than :data:`LOSSES_WIDTH` for the losses.
+    """
+    steps = f"{p.step}/{p.total_steps}" if p.total_steps else f"{p.step} steps"
+    clock = f"{_clock(p.elapsed)} eta {_clock(p.eta)}"
+    left = width - (LABEL_WIDTH + BAR_WIDTH + len(steps) + len(clock) + 5)  # five separating spaces
+    rate = f"{p.images_per_s:.0f} img/s"
+    if left < len(rate):
+        return steps, clock, ""
+    losses = losses_text(p.losses, min(LOSSES_WIDTH, left - len(rate) - 1)) if left - len(rate) > 4 else ""
+    return steps, clock, f"{rate} {losses}".rstrip()
+
+
 @contextlib.contextmanager
-def training_bar(label: str, enabled: bool) -> Iterator[Callable[[TrainProgress], None] | None]:
+def training_bar(label: str, enabled: bool, console: Any = None) -> Iterator[Callable[[TrainProgress], None] | None]:
     """Yield a trainer progress callback drawing one bar, or ``None`` when not enabled.
 
     The bar shows steps done (of the total when the budget fixes it), the budget's fraction,
     elapsed training time and the budget's ETA (for a time or FLOP budget too), then img/s and
-    the losses in a bounded column, so it fits an 80-column terminal.
+    the losses in a bounded column (:func:`training_line`), so it fits an 80-column terminal.
+    ``console`` is a rich Console (stderr by default).
     """
     if not enabled:
         yield None
         return
     from rich.progress import BarColumn, Progress, TextColumn
 
+    console = console or stderr
     bars = Progress(
-        TextColumn("{task.description}"), BarColumn(bar_width=16), TextColumn("{task.fields[steps]}"),
+        TextColumn("{task.description}"), BarColumn(bar_width=BAR_WIDTH), TextColumn("{task.fields[steps]}"),
         TextColumn("{task.fields[clock]}"), TextColumn("[dim]{task.fields[info]}", markup=True),
-        console=stderr, transient=False,
+        console=console, transient=False,
     )
-    task = bars.add_task(escape(label[:16]), total=1.0, steps="", clock="", info="")
+    name = label if len(label) <= LABEL_WIDTH else label[: LABEL_WIDTH - 1] + "…"
+    task = bars.add_task(escape(name.ljust(LABEL_WIDTH)), total=1.0, steps="", clock="", info="")
 
     def update(p: TrainProgress) -> None:
-        steps = f"{p.step}/{p.total_steps}" if p.total_steps else f"{p.step} steps"
-        clock = f"{_clock(p.elapsed)} eta {_clock(p.eta)}"
-        info = escape(f"{p.images_per_s:.0f} img/s {losses_text(p.losses)}")
-        bars.update(task, completed=p.fraction, steps=steps, clock=clock, info=info)
+        steps, clock, info = training_line(p, console.width)
+        bars.update(task, completed=p.fraction, steps=steps, clock=clock, info=escape(info))
 
     with bars:
         yield update
@@ -109,7 +132,7 @@ def bench_progress(mode: str) -> Any:
 
     class CliBenchProgress(BenchProgress):
         def message(self, text: str) -> None:
-            stderr.print(f"[dim]zoo bench:[/] {escape(text)}", highlight=False)
+            stderr.print(f"[dim]zoo bench:[/] {escape(text)}", highlight=False, soft_wrap=False)  # wrap at the width
 
         @contextlib.contextmanager
         def training(self, label: str) -> Iterator[Callable[[TrainProgress], None] | None]:
