@@ -141,7 +141,7 @@ def test_page_fits_every_width_loads_every_image_and_logs_no_error(page):
             if width == 1280:
                 for row, text, left, right, top, bottom, visibility in scores:
                     assert visibility == "visible" and text
-                    assert 0 <= left and right <= width and 0 <= top and bottom <= HEIGHT, \
+                    assert left >= 0 and right <= width and top >= 0 and bottom <= HEIGHT, \
                         f"{row}'s {text} is not on the first screen at 1280px ({left}, {top})-({right}, {bottom})"
             errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
             assert not errors, f"console errors at {width}px: {errors}"

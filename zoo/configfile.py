@@ -1,0 +1,188 @@
+"""Configuration files for ``zoo train --config`` and ``zoo bench --config``.
+
+A configuration file holds the same settings as the command's options, so a run can be described
+once, kept under version control and repeated; options given on the command line override it.
+TOML is read with the standard library's :mod:`tomllib` (``tomli`` on Python 3.10); a ``.json``
+file is read as JSON, so the ``config.json`` a training run writes can be passed back to
+``zoo train --config`` to train the same model, config and budget again.
+
+``run.toml`` for ``zoo train`` (keys are the long option names, ``-`` or ``_``)::
+
+    model = "ddpm"
+    dataset = "mnist-5k"
+    steps = 2000            # or time = "5m", or epochs = 3
+    batch-size = 128
+    seed = 1
+    precision = "bf16"
+    logger = ["csv", "tensorboard"]
+
+    [set]                   # model config overrides, as --set KEY=VALUE
+    base_channels = 32
+    lr = 2e-4
+
+``bench.toml`` for ``zoo bench``::
+
+    models = ["gan", "vae", "ddpm"]
+    preset = "quick"
+    seeds = [0, 1, 2]
+
+    [set.ddpm]              # as --set ddpm.KEY=VALUE
+    lr = 1e-4
+
+    [option.ddpm]           # as --option ddpm.KEY=VALUE
+    steps = 50
+
+Errors (a missing or unreadable file, bad TOML, an unknown key) are :class:`zoo.errors.UsageError`
+with one line naming the file; values are checked by the command exactly like its options.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["BENCH_KEYS", "TRAIN_KEYS", "bench_settings", "read_config", "train_settings"]
+
+#: ``zoo train`` file keys and the option (click parameter) each one sets.
+TRAIN_KEYS = {
+    "model": "model_name", "dataset": "dataset", "data_dir": "data_dir", "image_size": "image_size",
+    "steps": "steps", "epochs": "epochs", "time": "time_budget", "batch_size": "batch_size", "set": "overrides",
+    "seed": "seed", "device": "device", "precision": "precision", "run_dir": "run_dir",
+    "checkpoint_every": "checkpoint_every", "progress": "progress", "logger": "loggers",
+}
+#: ``zoo bench`` file keys and the option each one sets.
+BENCH_KEYS = {
+    "models": "models", "dataset": "dataset", "data_dir": "data_dir", "preset": "preset", "seeds": "seeds",
+    "budget": "budget", "steps": "steps", "time": "time_budget", "batch_size": "batch_size", "set": "overrides",
+    "option": "options", "num_fake": "num_fake", "curve_points": "curve_points", "backbone": "backbone",
+    "inception_weights": "inception_weights", "device": "device", "precision": "precision", "results": "results",
+    "runs_dir": "runs_dir", "html": "html_path", "rerun": "rerun", "fail_fast": "fail_fast", "progress": "progress",
+}
+
+
+def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The top-level table of a TOML file (or the object of a ``.json`` file) at ``path``."""
+    path = Path(path).expanduser()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--config {path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(raw.decode("utf-8"))
+        else:
+            data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(f"--config {path}: not UTF-8 text") from None
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
+        raise UsageError(f"--config {path}: not valid {kind} ({exc})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path}: expected a table of settings, got {type(data).__name__}")
+    return data
+
+
+def _normalise(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def _check_keys(data: Mapping[str, Any], known: Mapping[str, str], path: Path, command: str) -> None:
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"--config {path}: unknown setting {key!r} for zoo {command}{hint}; "
+                             f"known: {', '.join(sorted(known))}")
+
+
+def _table(value: Any, key: str, path: Path) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise UsageError(f"--config {path}: {key!r} must be a table of KEY = VALUE, got {value!r}")
+    return dict(value)
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"ddpm": {"lr": 1e-4}, "steps": 50}`` -> ``{"ddpm.lr": 1e-4, "steps": 50}``."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _run_config(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """The settings of a run's ``config.json`` (written by :class:`zoo.trainer.Trainer`)."""
+    from zoo.budget import Budget
+
+    train = _table(data.get("train", {}), "train", path)
+    dataset = _table(data.get("dataset_args") or {"name": data.get("dataset")}, "dataset_args", path)
+    out: dict[str, Any] = {"model": data["model"], "set": _table(data.get("config", {}), "config", path)}
+    for key, value in (("dataset", dataset.get("name")), ("data_dir", dataset.get("data_dir")),
+                       ("image_size", dataset.get("image_size"))):
+        if value is not None:
+            out[key] = value
+    for key, name in (("steps", "steps"), ("epochs", "epochs"), ("time_limit", "time"), ("batch_size", "batch_size"),
+                      ("seed", "seed"), ("device", "device"), ("precision", "precision"),
+                      ("checkpoint_every", "checkpoint_every")):
+        if train.get(key) is not None:
+            out[name] = train[key]
+    if train.get("budget"):  # a benchmark run's budget: the units zoo train takes
+        budget = Budget.parse(str(train["budget"]))
+        if budget.kind == "steps":
+            out["steps"] = int(budget.amount)
+        elif budget.kind == "time":
+            out["time"] = f"{budget.amount:g}s"
+        else:
+            raise UsageError(f"--config {path}: its {budget} budget cannot be given to zoo train (use steps or time)")
+    return out
+
+
+def train_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``zoo train`` options a file sets, keyed by click parameter name (see :data:`TRAIN_KEYS`).
+
+    ``set`` becomes a dict of config overrides and ``logger`` a list of logger names; a run's
+    ``config.json`` (it has ``model``, ``config`` and ``train``) is mapped to the same options.
+    """
+    path = Path(path)
+    data = _normalise(read_config(path))
+    if isinstance(data.get("train"), Mapping) and "model" in data and isinstance(data.get("config"), Mapping):
+        data = _run_config(data, path)
+    _check_keys(data, TRAIN_KEYS, path, "train")
+    if "set" in data:
+        data["set"] = _flatten(_table(data["set"], "set", path))
+    if isinstance(data.get("logger"), str):
+        data["logger"] = [data["logger"]]
+    return {TRAIN_KEYS[k]: v for k, v in data.items()}
+
+
+def bench_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``zoo bench`` options a file sets, keyed by click parameter name (see :data:`BENCH_KEYS`).
+
+    ``models`` and ``seeds`` may be lists; ``set`` and ``option`` are tables (``[set.ddpm]``)
+    flattened to ``model.key`` names.
+    """
+    path = Path(path)
+    data = _normalise(read_config(path))
+    _check_keys(data, BENCH_KEYS, path, "bench")
+    for key in ("models", "seeds"):
+        if isinstance(data.get(key), list):
+            data[key] = ",".join(str(v) for v in data[key])
+    for key in ("set", "option"):
+        if key in data:
+            data[key] = _flatten(_table(data[key], key, path))
+    return {BENCH_KEYS[k]: v for k, v in data.items()}
