@@ -112,3 +112,70 @@ def _coerce(value: Any, hint: Any, name: str, owner: object) -> Any:
             raise ConfigError(name, f"expected str, got {value!r}", where)
         return value
     return value
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldDoc:
+    """One config field as ``zoo describe`` shows it."""
+
+    name: str
+    type: str
+    default: Any
+    help: str
+
+
+def field_docs(config_cls: type[ModelConfig]) -> list[FieldDoc]:
+    """The fields of a config dataclass with their type, default and help text.
+
+    The help is ``field(metadata={"help": ...})`` when given, else the comment at the end of the
+    field's line in the class source (``lr: float = 1e-4  # Adam learning rate``), looked up in the
+    class that declares the field (a subclass that redeclares it wins). Source that cannot be read
+    (a class made in a REPL) gives empty help, never an error.
+    """
+    comments: dict[str, str] = {}
+    for klass in reversed(config_cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            comments.update(_field_comments(klass))
+    hints = typing.get_type_hints(config_cls)
+    docs = []
+    for f in dataclasses.fields(config_cls):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        hint = hints.get(f.name, f.type)
+        type_text = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+        docs.append(FieldDoc(f.name, type_text, list(default) if isinstance(default, tuple) else default,
+                             str(f.metadata.get("help") or comments.get(f.name, ""))))
+    return docs
+
+
+def _field_comments(klass: type) -> dict[str, str]:
+    """``{field: comment}`` from the ``name: type = value  # comment`` lines of ``klass``'s body."""
+    import ast
+    import inspect
+    import io
+    import textwrap
+    import tokenize
+
+    try:
+        source = textwrap.dedent(inspect.getsource(klass))
+    except (OSError, TypeError):
+        return {}
+    try:
+        tree = ast.parse(source)
+        comments_by_line = {tok.start[0]: tok.string.lstrip("#").strip()
+                            for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+                            if tok.type == tokenize.COMMENT}
+    except (SyntaxError, tokenize.TokenError):
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    out = {}
+    for node in body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            line = node.end_lineno or node.lineno
+            if line in comments_by_line:
+                out[node.target.id] = comments_by_line[line]
+    return out

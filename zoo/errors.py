@@ -62,3 +62,8 @@ class TrainingError(ZooError):
 
 class MetricsError(ZooError):
     """Metrics could not be computed (missing backbone weights, too few samples...)."""
+
+
+class SampleError(ZooError):
+    """A model's ``sample`` returned the wrong shape or dtype, non-finite values, or values outside
+    ``[-1, 1]`` (beyond :data:`zoo.sampling.RANGE_TOLERANCE`); raised by :func:`zoo.sampling.generate`."""

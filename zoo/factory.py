@@ -130,3 +130,5 @@ def load_dataset(
     if image_size is not None and ds.image_shape[1:] != (image_size, image_size):
         ds = resize_dataset(ds, image_size)
     return ds
+    if spec.backbone and "backbone" not in ds.info:  # the scoring backbone the dataset declares
+        ds.info["backbone"] = spec.backbone

@@ -15,9 +15,18 @@ skipped as a whole; everything else keeps working.
 Environment variables:
 
 * ``ZOO_LOAD_PLUGINS=a,b``: load only these external plugins (entry-point or distribution names);
-  set but empty loads none. Built-in plugins always load.
-* ``ZOO_TRACE_PLUGINS=1``: print every hook call and its result to stderr.
-* ``ZOO_STRICT_PLUGINS=1``: raise :class:`zoo.errors.PluginError` on the first plugin error.
+  set but empty loads none. Built-in plugins always load. A name that matches no installed plugin
+  is a warning (:attr:`Registry.warnings`).
+* ``ZOO_TRACE_PLUGINS=1``: print, on stderr, each plugin as it loads (name, module, distribution),
+  the full traceback of an import error, and every hook call with the plugin it runs for.
+* ``ZOO_STRICT_PLUGINS=1``: after loading and collecting every plugin, raise one
+  :class:`zoo.errors.PluginError` listing every broken plugin (and every warning: a plugin with no
+  hook implementations, a refused command name).
+
+Author mistakes caught here: a plugin with no ``@hookimpl`` functions (a warning); a model or
+variant name with ``.``, ``,``, ``=``, ``/`` or a space; a Config without ``@dataclass``; a plugin
+command whose name is taken (``train``, or another plugin's), which is refused
+(:meth:`Registry.add_commands`).
 """
 
 from __future__ import annotations
@@ -75,7 +84,12 @@ class PluginRecord:
     variants: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
     formats: list[str] = field(default_factory=list)
+    loggers: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
     error: str | None = None
+    #: Problems that do not stop the plugin (no hook implementations, a refused command name);
+    #: errors in strict mode.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -93,7 +107,10 @@ class PluginRecord:
             "variants": self.variants,
             "datasets": self.datasets,
             "formats": self.formats,
+            "loggers": self.loggers,
+            "commands": self.commands,
             "error": self.error,
+            "warnings": self.warnings,
         }
 
 
@@ -113,6 +130,47 @@ class ModelEntry:
     @property
     def summary(self) -> str:
         return self.variant.summary or self.cls.summary if self.variant else self.cls.summary
+
+    def describe(self) -> dict[str, Any]:
+        """What ``zoo describe NAME`` shows, as plain JSON-ready data: the config fields (type,
+        default with a variant's overrides applied, help), sampling options (type, default,
+        choices), sizes, channels, batch size, batches per step, tiny config, recipe, bench sweep,
+        paper, plugin and the model's variants."""
+        from zoo.config import field_docs
+
+        cls = self.cls
+        recipe = cls.recipe
+        fields = []
+        for doc in field_docs(cls.Config):
+            default = self.overrides.get(doc.name, doc.default)
+            fields.append({"name": doc.name, "type": doc.type, "default": default, "help": doc.help,
+                           **({"class_default": doc.default} if doc.name in self.overrides else {})})
+        return {
+            "name": self.name,
+            "family": cls.family,
+            "summary": self.summary,
+            "paper": cls.paper,
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "plugin": self.plugin.name,
+            "distribution": self.plugin.distribution,
+            "version": self.plugin.version,
+            "variant_of": self.variant.model if self.variant else None,
+            "overrides": self.overrides,
+            "config": fields,
+            "sample_options": [
+                {"name": o.name, "type": o.type.__name__, "default": o.default, "help": o.help,
+                 "choices": list(o.choices), "min": o.min}
+                for o in cls.sample_options
+            ],
+            "supported_sizes": list(cls.supported_sizes) if cls.supported_sizes is not None else None,
+            "supported_channels": list(cls.supported_channels),
+            "default_batch_size": cls.default_batch_size,
+            "batches_per_step": cls.batches_per_step,
+            "tiny_config": dict(cls.tiny_config),
+            "recipe": None if recipe is None else {"precision": recipe.precision, "overrides": dict(recipe.overrides),
+                                                   "batch_size": recipe.batch_size},
+            "bench_sweep": None if cls.bench_sweep is None else [dict(s) for s in cls.bench_sweep],
+        }
 
 
 @dataclass(frozen=True)
@@ -135,6 +193,16 @@ class FormatEntry:
         return str(self.spec.name)
 
 
+@dataclass(frozen=True)
+class LoggerEntry:
+    spec: Any  # zoo.loggers.LoggerSpec
+    plugin: PluginRecord
+
+    @property
+    def name(self) -> str:
+        return str(self.spec.name)
+
+
 class _Rejected(Exception):
     """A plugin registered something invalid."""
 
@@ -150,7 +218,11 @@ class Registry:
         self._models: dict[str, ModelEntry] = {}
         self._datasets: dict[str, DatasetEntry] = {}
         self._formats: dict[str, FormatEntry] = {}
+        self._loggers: dict[str, LoggerEntry] = {}
         self._done: set[str] = set()  # plugins whose registration hooks have run
+        self.trace = False
+        #: Problems of the installation as a whole (an unknown name in ZOO_LOAD_PLUGINS).
+        self.warnings: list[str] = []
 
     # -- what plugins contributed (collected lazily) --------------------------------------
 
@@ -173,6 +245,12 @@ class Registry:
     def formats(self) -> dict[str, FormatEntry]:
         self._collect()
         return self._formats
+
+    @property
+    def loggers(self) -> dict[str, LoggerEntry]:
+        """Training loggers (``zoo train --logger NAME``), registered through ``zoo_register_loggers``."""
+        self._collect()
+        return self._loggers
 
     @property
     def errors(self) -> list[PluginRecord]:
@@ -201,6 +279,11 @@ class Registry:
             raise UnknownNameError("output format", name, list(self.formats))
         return self.formats[name].spec
 
+    def logger(self, name: str) -> Any:
+        if name not in self.loggers:
+            raise UnknownNameError("logger", name, list(self.loggers))
+        return self.loggers[name].spec
+
     def list_models(self, family: str | None = None) -> list[ModelEntry]:
         if family is not None and family not in FAMILIES:
             raise UnknownNameError("family", family, list(FAMILIES))
@@ -217,15 +300,35 @@ class Registry:
     # -- loading ---------------------------------------------------------------------------
 
     def fail(self, record: PluginRecord, message: str, exc: BaseException | None = None) -> None:
+        """Record ``message`` as the plugin's error; it contributes nothing (strict mode raises
+        later, once every plugin has been tried: :meth:`raise_if_strict`)."""
         record.error = message
         record.models, record.variants, record.datasets, record.formats = [], [], [], []
-        if self.strict:
-            raise PluginError(f"plugin {record.name!r} ({record.distribution or record.module}): {message}") from exc
+        record.loggers = []
+
+    def problems(self) -> list[str]:
+        """One line per broken plugin, per plugin warning and per installation warning."""
+        out = [f"plugin {r.name!r} ({r.distribution or r.module}): {r.error}" for r in self._plugins.values() if not r.ok]
+        out += [f"plugin {r.name!r} ({r.distribution or r.module}): {w}" for r in self._plugins.values() for w in r.warnings]
+        return out + list(self.warnings)
+
+    def raise_if_strict(self) -> None:
+        """In strict mode, one :class:`PluginError` naming every problem found so far."""
+        found = self.problems()
+        if self.strict and found:
+            head = f"{len(found)} plugin problem{'s' if len(found) > 1 else ''} (strict mode): " if len(found) > 1 else ""
+            raise PluginError(head + "; ".join(found))
+
+    def _trace(self, message: str) -> None:
+        if self.trace:
+            sys.stderr.write(f"[zoo trace] {message}\n")
 
     def add(self, plugin: object, record: PluginRecord) -> None:
         """Register one plugin object with pluggy (its hooks run later, in :meth:`_collect`)."""
         self._plugins[record.name] = record
         record.hooks = _hook_names_of(plugin)
+        if not record.hooks:
+            record.warnings.append("no hook implementations: decorate its zoo_register_* functions with @zoo.hookimpl")
         spec_names = {n for n in dir(hookspecs) if n.startswith(f"{ENTRY_POINT_GROUP}_")}
         unknown = [h for h in record.hooks if h not in spec_names]
         if unknown:
@@ -247,11 +350,12 @@ class Registry:
                 self._collect_one(plugin, record)
 
     def _collect_one(self, plugin: object, record: PluginRecord) -> None:
-        found: dict[str, dict[str, Any]] = {"models": {}, "datasets": {}, "formats": {}}
+        found: dict[str, dict[str, Any]] = {"models": {}, "datasets": {}, "formats": {}, "loggers": {}}
         try:
             self._call(plugin, "zoo_register_models", self._model_collector(record, found["models"]))
             self._call(plugin, "zoo_register_datasets", self._named_collector("dataset", self._datasets, record, found["datasets"]))
             self._call(plugin, "zoo_register_formats", self._named_collector("output format", self._formats, record, found["formats"]))
+            self._call(plugin, "zoo_register_loggers", self._named_collector("logger", self._loggers, record, found["loggers"]))
         except _Rejected as exc:
             self.pm.unregister(plugin)
             return self.fail(record, str(exc))
@@ -262,27 +366,67 @@ class Registry:
         self._models.update(found["models"])
         self._datasets.update({n: DatasetEntry(s, record) for n, s in found["datasets"].items()})
         self._formats.update({n: FormatEntry(s, record) for n, s in found["formats"].items()})
+        self._loggers.update({n: LoggerEntry(s, record) for n, s in found["loggers"].items()})
         record.models = sorted(n for n, e in found["models"].items() if e.variant is None)
         record.variants = sorted(n for n, e in found["models"].items() if e.variant is not None)
         record.datasets, record.formats = sorted(found["datasets"]), sorted(found["formats"])
+        record.loggers = sorted(found["loggers"])
 
     def _call(self, plugin: object, hook_name: str, register: Callable[[Any], None]) -> None:
+        if self.trace and hook_name in _hook_names_of(plugin):
+            self._trace(f"plugin {self.pm.get_name(plugin)!r}: calling {hook_name}")
         others = [p for p in self.pm.get_plugins() if p is not plugin]
         self.pm.subset_hook_caller(hook_name, remove_plugins=others)(register=register)
 
+    def add_commands(self, cli: Any) -> None:
+        """Call every plugin's ``zoo_register_commands(cli)``, one plugin at a time.
+
+        A command whose name is already taken (genzoo's own ``train``, or an earlier plugin's) is
+        refused: the original command stays and the plugin gets a warning (``zoo plugins`` shows
+        it; strict mode raises). A hook that raises is recorded the same way.
+        """
+        for plugin, record in self._objects:
+            if not record.ok or "zoo_register_commands" not in record.hooks:
+                continue
+            before = dict(cli.commands)
+            self._trace(f"plugin {record.name!r}: calling zoo_register_commands")
+            others = [p for p in self.pm.get_plugins() if p is not plugin]
+            try:
+                self.pm.subset_hook_caller("zoo_register_commands", remove_plugins=others)(cli=cli)
+            except Exception as exc:  # a plugin's command hook must not take the CLI down
+                record.warnings.append(f"zoo_register_commands failed: {one_line(exc)}")
+            for name, command in list(cli.commands.items()):
+                if name in before and before[name] is not command:
+                    cli.commands[name] = before[name]
+                    owner = self._command_owner(name)
+                    record.warnings.append(f"command {name!r} refused: the name is taken by {owner}")
+                elif name not in before:
+                    record.commands.append(name)
+        self.raise_if_strict()
+
+    def _command_owner(self, name: str) -> str:
+        for record in self._plugins.values():
+            if name in record.commands:
+                return f"plugin {record.name!r}"
+        return f"zoo's own 'zoo {name}'"
+
     def _taken(self, kind: str, name: str, mine: Mapping[str, Any], record: PluginRecord) -> None:
         owners: dict[str, Mapping[str, Any]] = {"model": self._models, "dataset": self._datasets,
-                                                "output format": self._formats}
+                                                "output format": self._formats, "logger": self._loggers}
         owner = owners[kind].get(name)
         if owner is not None or name in mine:
             by = owner.plugin.name if owner else record.name
             raise _Rejected(f"{kind} name {name!r} is already registered by plugin {by!r}")
 
     def _model_collector(self, record: PluginRecord, into: dict[str, ModelEntry]) -> Callable[[Any], None]:
-        from zoo.model import validate_model_class
+        from zoo.model import check_model_name, validate_model_class
 
         def register(item: Any) -> None:
             if isinstance(item, Variant):
+                try:
+                    check_model_name(item.name, "variant name")
+                except TypeError as exc:
+                    raise _Rejected(f"invalid variant: {exc}") from None
                 base = into.get(item.model) or self._models.get(item.model)
                 if base is None or base.variant is not None:
                     raise _Rejected(f"invalid variant {item.name!r}: {item.model!r} is not a registered model")
@@ -297,6 +441,7 @@ class Registry:
                 validate_model_class(item)
             except TypeError as exc:
                 raise _Rejected(f"invalid model registration: {exc}") from None
+            self._trace(f"plugin {record.name!r} registers model {item.name!r} ({item.__module__}.{item.__qualname__})")
             self._taken("model", item.name, into, record)
             into[item.name] = ModelEntry(item.name, item, record)
 
@@ -310,6 +455,9 @@ class Registry:
 
                 if not isinstance(spec, DatasetSpec):
                     raise _Rejected(f"invalid dataset registration: {spec!r} is not a zoo.data.DatasetSpec")
+            elif kind == "logger":
+                if not (isinstance(getattr(spec, "name", None), str) and callable(getattr(spec, "open", None))):
+                    raise _Rejected(f"invalid logger registration: {spec!r} has no name and open()")
             elif not (isinstance(getattr(spec, "name", None), str) and callable(getattr(spec, "render", None))):
                 raise _Rejected(f"invalid output format registration: {spec!r} has no name and render()")
             self._taken(kind, spec.name, into, record)
@@ -356,27 +504,35 @@ def build_registry(
     extra_plugins: Iterable[tuple[str, object]] = (),
     strict: bool | None = None,
     trace: bool | None = None,
+    defer_strict: bool = False,
 ) -> Registry:
     """Load plugins and return a fresh :class:`Registry` (their hooks run on first use).
 
     ``extra_plugins`` are ``(name, object)`` pairs registered after the entry points, as if they were
-    external plugins (tests and notebooks use this).
+    external plugins (tests and notebooks use this). In strict mode every plugin is loaded and
+    collected, then one :class:`PluginError` lists every problem; ``defer_strict`` leaves that to the
+    caller's :meth:`Registry.raise_if_strict` (the CLI first adds plugin commands, whose name
+    collisions are problems too).
     """
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
-    if env_flag("ZOO_TRACE_PLUGINS") if trace is None else trace:
-        pm.trace.root.setwriter(lambda msg: sys.stderr.write(f"[zoo trace] {msg}"))
-        pm.enable_tracing()
     registry = Registry(pm, strict=env_flag("ZOO_STRICT_PLUGINS") if strict is None else strict)
+    registry.trace = env_flag("ZOO_TRACE_PLUGINS") if trace is None else trace
     allowed = _allowed_external()
+    matched: set[str] = set()
     for ep in _entry_points() if entry_points is None else entry_points:
         dist = getattr(ep, "dist", None)
         dist_name = _dist_name(ep)
         builtin = dist_name == CORE_DISTRIBUTION
+        if allowed is not None:
+            matched |= allowed & {ep.name, dist_name or ""}
         if not builtin and allowed is not None and ep.name not in allowed and dist_name not in allowed:
+            registry._trace(f"plugin {ep.name!r} ({dist_name}) not loaded: not named in ZOO_LOAD_PLUGINS")
             continue
         record = PluginRecord(name=ep.name, module=ep.value, distribution=dist_name,
                               version=dist.version if dist is not None else None, builtin=builtin)
+        registry._trace(f"loading plugin {ep.name!r} from module {ep.value!r} "
+                        f"({dist_name or 'no distribution'}{' ' + record.version if record.version else ''})")
         if record.name in registry._plugins:
             registry._plugins[record.name + f" ({dist_name})"] = record
             registry.fail(record, f"plugin name {ep.name!r} is already used by another distribution")
@@ -388,23 +544,35 @@ def build_registry(
                 raise
             registry._plugins[record.name] = record
             registry.fail(record, f"failed to import: {one_line(exc)}", exc)
+            if registry.trace:
+                import traceback
+
+                sys.stderr.write(f"[zoo trace] plugin {ep.name!r} ({ep.value}) failed to import:\n")
+                sys.stderr.write("".join(traceback.format_exception(exc)))
             continue
         registry.add(plugin, record)
+    for name in sorted((allowed or set()) - matched):
+        registry.warnings.append(f"ZOO_LOAD_PLUGINS names {name!r}, which is no installed plugin or distribution")
     for name, plugin in extra_plugins:
         registry.add(plugin, PluginRecord(name=name, module=getattr(plugin, "__name__", repr(plugin))))
+    if registry.trace:  # pluggy's own trace of every hook call, after the loading lines
+        pm.trace.root.setwriter(lambda msg: sys.stderr.write(f"[zoo trace] {msg}"))
+        pm.enable_tracing()
     if registry.strict:
-        registry._collect()  # strict mode: every plugin error surfaces now
+        registry._collect()  # strict mode: every plugin error surfaces now, all of them at once
+        if not defer_strict:
+            registry.raise_if_strict()
     return registry
 
 
 _REGISTRY: Registry | None = None
 
 
-def get_registry() -> Registry:
-    """The process-wide registry, loaded on first use."""
+def get_registry(*, defer_strict: bool = False) -> Registry:
+    """The process-wide registry, loaded on first use (``defer_strict``: see :func:`build_registry`)."""
     global _REGISTRY
     if _REGISTRY is None:
-        _REGISTRY = build_registry()
+        _REGISTRY = build_registry(defer_strict=defer_strict)
     return _REGISTRY
 
 

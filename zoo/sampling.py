@@ -19,12 +19,14 @@ from typing import Any, overload
 
 import torch
 
-from zoo.errors import UsageError
+from zoo.errors import SampleError, UsageError
 from zoo.model import GenerativeModel, to_uint8
 
 __all__ = [
+    "RANGE_TOLERANCE",
     "BatchDependentSamplingWarning",
     "ImageGenerators",
+    "check_samples",
     "generate",
     "image_seed",
     "rand",
@@ -160,10 +162,37 @@ def rand(*shape: Any, generator: torch.Generator | None = None, device: torch.de
     return _draw(torch.rand, shape, generator, device, dtype, "rand")
 
 
+#: How far outside ``[-1, 1]`` a sample may stray (float rounding of a tanh or of x0 clipping);
+#: within it values are clamped, beyond it :func:`generate` raises :class:`~zoo.errors.SampleError`.
+RANGE_TOLERANCE = 1e-3
+
+
+def check_samples(model: GenerativeModel, images: Any, k: int, *, first: int = 0) -> None:
+    """Raise :class:`~zoo.errors.SampleError` (one line) unless ``images`` is a floating tensor of
+    shape ``k x C x H x W`` (the model's image shape), finite, within ``[-1, 1]`` +- RANGE_TOLERANCE."""
+    name = model.name or type(model).__name__
+    where = f"{name}.sample (images {first}..{first + k - 1})"
+    if not isinstance(images, torch.Tensor):
+        raise SampleError(f"{where} returned {type(images).__name__}, not a tensor")
+    expected = (k, *model.image_shape)
+    if tuple(images.shape) != expected:
+        raise SampleError(f"{where} returned shape {tuple(images.shape)}, expected {expected} (n x C x H x W)")
+    if not images.is_floating_point():
+        raise SampleError(f"{where} returned {images.dtype}; samples are floats in [-1, 1]")
+    finite = torch.isfinite(images)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise SampleError(f"{where} returned {bad} non-finite values (NaN or inf) of {images.numel()}")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < -1 - RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+        raise SampleError(f"{where} returned values in [{lo:.4g}, {hi:.4g}], outside [-1, 1]; "
+                          "end the sampler with tanh or clamp where the model's method says so")
+
+
 @torch.no_grad()
 def generate(
-    model: GenerativeModel, n: int, *, seed: int = 0, batch_size: int = 256, options: dict[str, Any] | None = None,
-    progress: Any = None,
+    model: GenerativeModel, n: int, *, seed: int = 0, batch_size: int | None = None,
+    options: dict[str, Any] | None = None, progress: Any = None, compile: bool = False,
 ) -> torch.Tensor:
     """``n`` samples as ``uint8 n x C x H x W`` on the CPU; the same seed gives the same images.
 
@@ -172,12 +201,28 @@ def generate(
     floating-point arithmetic, which may round differently for different batch shapes; see
     ``tests/test_sampling_batch.py``). The generators live on the model's device, whose random
     streams differ: a CPU and a CUDA run of the same seed give different images.
+
+    Every batch is checked where it is made (:func:`check_samples`): a wrong shape or dtype, NaN or
+    inf, or values outside ``[-1, 1]`` (beyond :data:`RANGE_TOLERANCE`) raise
+    :class:`~zoo.errors.SampleError` instead of being clamped into an image.
+
+    ``batch_size=None`` chooses the batch by measurement (:func:`zoo.accel.sample_batch_size`,
+    cached per model, config, options and device; one batch for up to 64 images).
+    ``compile=True`` compiles the model's inference networks with ``torch.compile`` first
+    (:func:`zoo.accel.compile_for_inference`; worth it only when sampling takes minutes) and
+    drops them afterwards.
     """
+    from zoo import accel
+
     if n < 1:
         raise UsageError(f"number of samples must be >= 1, got {n}")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise UsageError(f"batch size must be >= 1, got {batch_size}")
     parsed = model.parse_sample_options(options)
+    if batch_size is None:
+        batch_size = accel.sample_batch_size(model, n, parsed)
+    if compile:
+        accel.compile_for_inference(model, {batch_size, n % batch_size or batch_size}, parsed)
     was_training = model.training
     model.eval()
     out = []
@@ -189,9 +234,7 @@ def generate(
             generators = ImageGenerators.for_range(seed, done, k, device=model.device)
             batch_state = generators.get_state()
             images = model.sample(k, generator=generators, **parsed)
-            expected = (k, *model.image_shape)
-            if tuple(images.shape) != expected:
-                raise RuntimeError(f"{model.name}.sample returned shape {tuple(images.shape)}, expected {expected}")
+            check_samples(model, images, k, first=done)
             if not warned and not torch.equal(batch_state, generators.get_state()):
                 warned = True
                 warnings.warn(
@@ -207,6 +250,8 @@ def generate(
                 progress(k)
     finally:
         model.train(was_training)
+        if compile:
+            accel.release_compiled(model)
     return torch.cat(out)
 
 

@@ -152,17 +152,39 @@ def _text(value: Any) -> str:
 
 
 def _sample_settings(cls: type[GenerativeModel], name: str, preset: Preset, options: dict[str, str]) -> list[dict[str, Any]]:
+    """The sampling settings of one model's rows: ``--option`` values if any were given for it, else
+    the model's own ``bench_sweep``, else the preset's sweep for its family.
+
+    A family sweep is never trimmed to fit: a key the model does not declare, or a value it refuses,
+    is a :class:`~zoo.errors.ConfigError` here, before anything trains, naming the fixes (declare
+    ``bench_sweep`` on the model class, or pass ``--option MODEL.KEY=VALUE``).
+    """
     declared = {o.name for o in cls.sample_options}
     explicit = {}
     for key, value in options.items():
         model, sep, opt = key.rpartition(".")
         if (sep and model == name) or (not sep and opt in declared):
             explicit[opt] = value
-    sweep = preset.sample_sweeps.get(cls.family, [{}]) if not explicit else [{}]
+    if explicit:
+        sweep, source = [{}], None
+    elif cls.bench_sweep is not None:
+        sweep, source = [dict(s) for s in cls.bench_sweep], None
+    else:
+        sweep, source = preset.sample_sweeps.get(cls.family, [{}]), f"preset {preset.name!r}'s {cls.family} sweep"
     settings: list[dict[str, Any]] = []
     for base in sweep:
-        usable = {k: v for k, v in base.items() if k in declared}
-        parsed = cls.parse_sample_options({**usable, **explicit})
+        if source is not None:
+            missing = [k for k in base if k not in declared]
+            try:
+                if missing:
+                    raise UsageError(f"it declares no sampling option {', '.join(map(repr, missing))}")
+                parsed = cls.parse_sample_options({**base, **explicit})
+            except UsageError as exc:
+                raise ConfigError("bench_sweep", (
+                    f"{source} sets {base}, which model {name!r} cannot take ({exc}); declare the model's own sweep "
+                    f"(class attribute bench_sweep = [{{...}}, ...]) or pass --option {name}.KEY=VALUE"), name) from None
+        else:
+            parsed = cls.parse_sample_options({**base, **explicit})
         if parsed not in settings:
             settings.append(parsed)
     return settings

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from zoo import __version__
 from zoo.errors import UsageError, ZooError
@@ -40,7 +41,7 @@ def cli(strict_plugins: bool) -> None:
 
 
 def registry():  # noqa: ANN201 - a small accessor commands share
-    """The plugin registry, with broken plugins reported once on stderr."""
+    """The plugin registry, with broken plugins and plugin warnings reported once on stderr."""
     from zoo.registry import get_registry
 
     reg = get_registry()
@@ -49,21 +50,21 @@ def registry():  # noqa: ANN201 - a small accessor commands share
     if root is not None and not root.meta.get("zoo.plugin_warnings"):
         root.meta["zoo.plugin_warnings"] = True
         for record in reg.errors:
-            warn(f"plugin {record.name!r} ({record.distribution or record.module}) skipped: {record.error}")
+            warn(escape(f"plugin {record.name!r} ({record.distribution or record.module}) skipped: {record.error}"))
+        for record in reg.plugins.values():
+            for message in record.warnings:
+                warn(escape(f"plugin {record.name!r} ({record.distribution or record.module}): {message}"))
+        for message in reg.warnings:
+            warn(escape(message))
     return reg
 
 
 def _add_plugin_commands() -> None:
     from zoo.registry import get_registry
 
-    reg = get_registry()  # loads plugin modules only: no hook but this one runs, no torch import
-    for plugin in reg.pm.get_plugins():
-        name = reg.pm.get_name(plugin)
-        caller = reg.pm.subset_hook_caller("zoo_register_commands", [p for p in reg.pm.get_plugins() if p is not plugin])
-        try:
-            caller(cli=cli)
-        except Exception as exc:  # a plugin's command hook must not take the CLI down
-            warn(f"plugin {name!r} failed to add commands: {type(exc).__name__}: {exc}")
+    # Loads plugin modules only: no hook but this one runs, no torch import. A command name that
+    # is taken (zoo train, another plugin's) is refused and reported by zoo plugins.
+    get_registry(defer_strict=True).add_commands(cli)  # strict mode raises here, listing every problem
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
-from zoo.cli.app import cli, echo_json, registry, stdout
+from zoo.cli.app import cli, echo_json, registry, stdout, warn
 from zoo.registry import FAMILIES
 
 
@@ -52,7 +53,9 @@ def list_plugins(as_json: bool, show_all: bool) -> None:
     from zoo.registry import get_registry
 
     reg = get_registry()  # errors are shown in the table, not as warnings
-    records = [r for r in reg.plugins.values() if show_all or not r.builtin or not r.ok]
+    records = [r for r in reg.plugins.values() if show_all or not r.builtin or not r.ok or r.warnings]
+    for message in reg.warnings:
+        warn(escape(message))
     if as_json:
         echo_json([r.to_dict() for r in records])
         return
@@ -60,9 +63,12 @@ def list_plugins(as_json: bool, show_all: bool) -> None:
     for col in ("plugin", "distribution", "version", "hooks", "contributes", "status"):
         table.add_column(col, overflow="fold")
     for r in records:
-        contributes = ", ".join(r.models + r.variants + r.datasets + r.formats)
-        status = "[green]ok[/]" if r.ok else f"[red]error:[/] {r.error}"
-        table.add_row(r.name, r.distribution or "-", r.version or "-", ", ".join(r.hooks), contributes, status)
+        contributes = ", ".join(r.models + r.variants + r.datasets + r.formats + [f"zoo {c}" for c in r.commands])
+        status = "[green]ok[/]" if r.ok else f"[red]error:[/] {escape(r.error or '')}"
+        if r.warnings:
+            status += "".join(f"\n[yellow]warning:[/] {escape(w)}" for w in r.warnings)
+        table.add_row(*(escape(x) for x in (r.name, r.distribution or "-", r.version or "-", ", ".join(r.hooks), contributes)),
+                      status)
     if not records:
         stdout.print("No external plugins installed. Built-in plugins: zoo plugins --all")
         return

@@ -66,8 +66,18 @@ class BackboneWeights:
 
 
 def default_backbone(dataset: ImageDataset) -> str:
-    """The domain classifier for labelled gray data (the MNIST family), Inception-v3 otherwise."""
+    """The backbone the dataset declares (``DatasetSpec.backbone``, kept in ``info["backbone"]``);
+    else the domain classifier for labelled gray data (the MNIST family, trained on the dataset's own
+    labels), Inception-v3 otherwise. Gray data without labels gets Inception-v3 with a warning,
+    never the MNIST LeNet."""
+    declared = dataset.info.get("backbone")
+    if declared:
+        return str(declared)
     labelled = dataset.train_labels is not None and dataset.num_classes is not None
+    if dataset.image_shape[0] == 1 and not labelled:
+        warnings.warn(f"{dataset.name}: gray images without labels are scored with Inception-v3 (the lenet backbone "
+                      "needs labels to train on); a dataset plugin can name its backbone with DatasetSpec(backbone=...)",
+                      UserWarning, stacklevel=2)
     return "lenet" if labelled and dataset.image_shape[0] == 1 else "inception"
 
 
