@@ -60,6 +60,17 @@ def zoo_register_formats(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def zoo_register_loggers(register: Callable[[Any], None]) -> None:
+    """Register training loggers (``zoo train --logger NAME``).
+
+    Call ``register(LoggerSpec(name=..., summary=..., open=...))`` (from :mod:`zoo.loggers`);
+    ``open(context)`` gets a :class:`zoo.loggers.LoggerContext` (run directory, trainer, resume
+    step) and returns an object with ``write(step, seconds, losses)`` and ``close()``. genzoo's own
+    csv and tensorboard loggers are registered this way.
+    """
+
+
+@hookspec
 def zoo_register_commands(cli: Any) -> None:
     """Add commands to the ``zoo`` command-line interface.
 
