@@ -15,8 +15,6 @@ Reading order: :class:`TrainSettings`, :func:`train_one_step`, :meth:`Trainer.fi
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import math
 import random
@@ -85,6 +83,7 @@ class TrainSettings:
     keep_checkpoints: int = 2
     log_every: int = 50
     sample_grid: int = 64  # images in the final sample grid (0 to skip)
+    loggers: tuple[str, ...] = ("csv",)  # training loggers (zoo.loggers): csv writes losses.csv, tensorboard event files
 
     def validate(self, num_train: int) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
@@ -415,7 +414,9 @@ class Trainer:
             self._write_run_files()
         self.model.train()
         grad_clip = getattr(self.model.config, "grad_clip", None)
-        losses_log = _LossLog(self.run_dir / "losses.csv" if self.run_dir else None, keep_until=self.step)
+        from zoo.loggers import open_loggers
+
+        losses_log = open_loggers(s.loggers, self.run_dir, self, resume_step=self.step)
         last_ckpt: Path | None = None
         meter.start()
         with _stop_on_signals() as stop, contextlib.closing(losses_log):
@@ -528,60 +529,3 @@ class Trainer:
         atomic_write(self.run_dir / "config.json", lambda f: f.write(text), mode="w")
         env = json.dumps(environment(self.device), indent=2) + "\n"
         atomic_write(self.run_dir / "environment.json", lambda f: f.write(env), mode="w")
-
-
-class _LossLog:
-    """``losses.csv``, one row per step: ``step,seconds,<loss>...``.
-
-    Columns are the first step's loss names (sorted), then any name first seen later, in the order
-    it appears. When a new name appears the file is rewritten atomically with the wider header
-    (earlier rows get an empty cell), so no loss is dropped and readers never see a half-written
-    file. A step that does not log a loss leaves its cell empty. Resuming drops rows logged after
-    the checkpoint's step.
-    """
-
-    def __init__(self, path: Path | None, keep_until: int = 0):
-        self.path = path
-        self.file: Any = None
-        self.columns: list[str] = []
-        if path is None or not path.exists():
-            return
-        rows = list(csv.reader(io.StringIO(path.read_text())))
-        if rows:
-            self.columns = rows[0][2:]
-            kept = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= keep_until]
-            if len(kept) != len(rows) - 1:
-                self._rewrite(kept)
-
-    def write(self, step: int, seconds: float, losses: dict[str, float]) -> None:
-        if self.path is None:
-            return
-        new = [k for k in sorted(losses) if k not in self.columns]
-        if new:
-            self.close()
-            old = list(csv.reader(io.StringIO(self.path.read_text())))[1:] if self.path.exists() else []
-            self.columns += new
-            self._rewrite(old)
-        if self.file is None:
-            if not self.path.exists():
-                self._rewrite([])
-            # Line-buffered so `tail -f losses.csv` follows a run as it trains.
-            self.file = open(self.path, "a", newline="", buffering=1)  # noqa: SIM115 - kept open for the run
-            self.writer = csv.writer(self.file, lineterminator="\n")
-        self.writer.writerow([step, f"{seconds:.3f}", *(f"{losses[k]:.6g}" if k in losses else "" for k in self.columns)])
-
-    def _rewrite(self, rows: list[list[str]]) -> None:
-        from zoo.fileio import atomic_write_text
-
-        assert self.path is not None
-        width = 2 + len(self.columns)
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["step", "seconds", *self.columns])
-        writer.writerows(r + [""] * (width - len(r)) for r in rows)
-        atomic_write_text(self.path, out.getvalue())
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
