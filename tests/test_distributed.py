@@ -277,7 +277,9 @@ def test_killing_one_rank_stops_the_job_and_leaves_a_usable_checkpoint(tmp_path)
     try:
         deadline = time.monotonic() + 240
         while not list((run_dir / "checkpoints").glob("step-*.pt")):
-            assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"no checkpoint appeared (exit {proc.poll()}):\n{proc.communicate()[0][-3000:]}")
             time.sleep(0.5)
         pids = _rank_pids(proc.pid)  # the shortcut exec'd torchrun in this very process
         assert set(pids) == {0, 1}, pids

@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from zoo import distributed
 from zoo.budget import Budget, BudgetMeter, check_points
 from zoo.checkpoint import (
     checkpoint_path,
@@ -223,10 +225,17 @@ def train_one_step(model: GenerativeModel, batch: torch.Tensor, ctx: TrainStep,
 
 
 class Batcher:
-    """Shuffled minibatches from an in-memory uint8 split, with state that can be checkpointed."""
+    """Shuffled minibatches from an in-memory uint8 split, with state that can be checkpointed.
 
-    def __init__(self, images: torch.Tensor, batch_size: int, seed: int):
+    ``batch_size`` is the global batch. Under data-parallel training every rank keeps the same
+    seeded permutation and position and returns its shard of each global batch, as
+    ``DistributedSampler`` splits it: rank ``r`` of ``world_size`` takes positions ``r, r + W, ...``
+    (``batch_size / world_size`` images), so the union of a step's shards is the single-process batch.
+    """
+
+    def __init__(self, images: torch.Tensor, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
         self.images, self.batch_size = images, batch_size
+        self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator().manual_seed(seed)
         self.perm = torch.randperm(len(images), generator=self.generator)
         self.position, self.epoch = 0, 0
@@ -235,7 +244,7 @@ class Batcher:
         if self.position + self.batch_size > len(self.perm):  # drop the ragged tail, reshuffle
             self.perm = torch.randperm(len(self.images), generator=self.generator)
             self.position, self.epoch = 0, self.epoch + 1
-        idx = self.perm[self.position : self.position + self.batch_size]
+        idx = self.perm[self.position : self.position + self.batch_size][self.rank :: self.world_size]
         self.position += self.batch_size
         return to_float(self.images[idx.to(self.images.device)])
 
@@ -321,9 +330,14 @@ class Trainer:
     ):
         self.settings = settings
         settings.validate(len(dataset.train))
+        self.world = distributed.current()  # a world of one unless torchrun's process group is joined
+        distributed.check_batch_size(settings.batch_size, self.world.size)
         self.device = resolve_device(settings.device)
+        if self.world.distributed and self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", self.world.local_rank)
         self.precision = Precision.create(settings.precision, self.device)
-        self.model = model.to(self.device)
+        self.model = distributed.convert_sync_batchnorm(model).to(self.device)
+        distributed.broadcast_parameters(self.model)  # every rank starts from rank 0's weights
         self.dataset = dataset.to(self.device)
         self.run_dir = Path(run_dir) if run_dir else None
         if isinstance(progress, bool):
@@ -334,7 +348,7 @@ class Trainer:
         if not self.optimizers or not all(isinstance(o, torch.optim.Optimizer) for o in self.optimizers.values()):
             raise TrainingError(f"{model.name}.configure_optimizers() must return a dict of torch optimizers")
         self.scaler = self.precision.make_scaler()  # disabled unless fp16
-        self.batcher = Batcher(self.dataset.train, settings.batch_size, settings.seed)
+        self.batcher = Batcher(self.dataset.train, settings.batch_size, settings.seed, self.world.rank, self.world.size)
         # One step consumes batch_size * batches_per_step images: the meter counts images (kimg,
         # images/s) per step, so a WGAN-GP's 5 critic batches are 5 batches of kimg.
         bps = model.batches_per_step
@@ -368,6 +382,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),  # {} unless fp16
             "batcher": self.batcher.state_dict(),
             "rng": rng_state(),
+            "world_size": self.world.size,  # data-parallel processes (1: a single process)
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -382,11 +397,22 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.batcher.load_state_dict(state["batcher"])
         set_rng_state(state["rng"])
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.world.size and self.world.is_main:
+            warnings.warn(
+                f"resuming a run trained on {saved_world} process(es) with {self.world.size}: the data order and "
+                "the global batch continue unchanged, the training noise is drawn per rank, so the run is not "
+                "bit-identical to an uninterrupted one (docs/distributed.md)", stacklevel=2)
         # Older checkpoints have no meter: their FLOPs per step are counted again on the next step.
         self.meter.load_state_dict(state.get("meter") or {"steps": state["step"], "seconds": state.get("elapsed", 0.0)})
 
+    @property
+    def writes_files(self) -> bool:
+        """True when this process writes the run folder: a run folder was given and this is rank 0."""
+        return self.run_dir is not None and self.world.is_main
+
     def save(self) -> Path | None:
-        if self.run_dir is None:
+        if not self.writes_files:  # only rank 0 writes checkpoints
             return None
         with self.meter.paused():  # checkpoints are not training time
             path = save_checkpoint(checkpoint_path(self.run_dir, self.step), self.state_dict())
@@ -409,14 +435,14 @@ class Trainer:
             raise UsageError("evaluation points were given without an on_point callback")
         meter, s = self.meter, self.settings
         pending = [p for p in pending if p > meter.fraction()]
-        if self.run_dir is not None:
-            remove_stale_temp_files(self.run_dir / "checkpoints")  # from a run killed mid-write
+        if self.writes_files:
+            remove_stale_temp_files(self.run_dir / "checkpoints")  # type: ignore[operator]  # from a run killed mid-write
             self._write_run_files()
         self.model.train()
         grad_clip = getattr(self.model.config, "grad_clip", None)
         from zoo.loggers import open_loggers
 
-        losses_log = open_loggers(s.loggers, self.run_dir, self, resume_step=self.step)
+        losses_log = open_loggers(s.loggers, self.run_dir if self.writes_files else None, self, resume_step=self.step)
         last_ckpt: Path | None = None
         meter.start()
         with _stop_on_signals() as stop, contextlib.closing(losses_log):
@@ -428,6 +454,7 @@ class Trainer:
                     raise Interrupted(stop["signum"], self.step, path, self._result("interrupted", path))
                 ctx = TrainStep(step=self.step, optimizers=self.optimizers, scaler=self.scaler, grad_clip=grad_clip,
                                 total_steps=meter.total_steps(), progress=fraction, batches=self.batcher.__next__)
+                self._data_parallel(ctx)
                 self.last_losses = self._counted_step(next(self.batcher), ctx)
                 fraction = meter.fraction()
                 while pending and pending[0] <= fraction:
@@ -448,7 +475,7 @@ class Trainer:
             last_ckpt = self.save()
         result = self._result(stopped_by, last_ckpt)
         result.validation = self.validate()
-        if self.run_dir is not None and s.sample_grid:
+        if self.writes_files and s.sample_grid:
             result.grid = self.write_grid(self.run_dir / "samples.png", s.sample_grid)
         return result
 
@@ -469,8 +496,19 @@ class Trainer:
             error = TrainingError(f"{exc}; stopped{self._last_checkpoint_note()}")
             error.result = self._result("nonfinite", None)  # type: ignore[attr-defined]
             raise error from None
-        self.meter.step_done(counted_flops=None if counter is None else counter.get_total_flops())
+        # Every rank runs the counted work on its shard: the step's FLOPs are world size times them.
+        self.meter.step_done(counted_flops=None if counter is None else counter.get_total_flops() * self.world.size)
         return losses
+
+    def _data_parallel(self, ctx: TrainStep) -> None:
+        """Under torchrun: seed this rank's noise for the step and average gradients before each
+        optimizer step (zoo.distributed); nothing in a single process."""
+        if self.world.distributed:
+            distributed.seed_step(self.settings.seed, self.step, self.world.rank)
+            ctx.before_step = self._average_gradients
+
+    def _average_gradients(self, optimizer: torch.optim.Optimizer) -> None:
+        distributed.average_gradients(p for group in optimizer.param_groups for p in group["params"])
 
     def _progress(self, fraction: float) -> TrainProgress:
         m = self.meter

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from zoo.bench.presets import Preset, get_preset
 from zoo.bench.runner import BenchProgress, BenchRunner, ModelPlan, plan_models
@@ -60,6 +61,13 @@ class BenchRequest:
     curve_points: int | None = None
     fail_fast: bool = False
     rerun: bool = False
+    #: Where jobs run (zoo.bench.executors): "serial" (this process), "local" (``jobs`` child
+    #: processes at once) or "slurm" (a submitit job array; ``slurm`` holds ExecutorSettings fields
+    #: such as ``slurm_partition``, ``slurm_gpus_per_job``). Non-serial jobs write rows.json into
+    #: their run folders and this process ingests them into the store.
+    executor: str = "serial"
+    jobs: int | None = None
+    slurm: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,6 +98,10 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
     progress = progress or BenchProgress()
     preset = request.preset if isinstance(request.preset, Preset) else get_preset(request.preset)
     seeds = _check_seeds(request.seeds)
+    if request.executor != "serial" or request.jobs not in (None, 1) or request.slurm:
+        from zoo.bench.executors import settings_from
+
+        settings_from(request).validate()  # a bad --executor/--jobs/--slurm-* fails before any work
     budget = Budget.parse(request.budget or preset.budget)
     device = resolve_device(request.device)
     if request.precision != "auto":
@@ -113,6 +125,14 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
     runner = BenchRunner(dataset=data, protocol=protocol, store=store, preset=preset, budget=budget, device=device,
                          runs_dir=runs_dir, progress=progress, curve_points=request.curve_points, rerun=request.rerun)
     result = BenchResult([], store, protocol, plans)
+    if request.executor != "serial":  # each job elsewhere writes rows.json; ingested here (zoo.bench.executors)
+        from zoo.bench.executors import run_jobs, settings_from
+
+        jobs = [runner.job(plan, seed) for plan in plans for seed in seeds]
+        for rows, reused in run_jobs(runner, jobs, request, settings_from(request), progress):
+            result.rows.extend(rows)
+            result.reused += reused
+        return result
     for plan in plans:
         for seed in seeds:
             rows, reused = runner.run(runner.job(plan, seed))
