@@ -11,7 +11,7 @@ from zoo.cli.options import data_dir_option, device_option, parse_seeds
 
 
 @cli.command("bench")
-@click.option("--models", required=True, metavar="LIST", help="Comma-separated model names, e.g. gan,vae,ddpm.")
+@click.option("--models", metavar="LIST", help="Comma-separated model names, e.g. gan,vae,ddpm.")
 @click.option("--dataset", default="mnist-5k", show_default=True)
 @data_dir_option
 @click.option("--preset", default="quick", show_default=True, help="smoke, quick, standard or paper (docs/benchmarks.md).")
@@ -36,9 +36,19 @@ from zoo.cli.options import data_dir_option, device_option, parse_seeds
 @click.option("--fail-fast", is_flag=True, help="Stop at the first model that fails.")
 @click.option("--json", "as_json", is_flag=True, help="Print this run's result rows as JSON instead of the table.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: when stderr is a terminal).")
+@click.option("--executor", type=click.Choice(["serial", "local", "slurm"]), default="serial", show_default=True,
+              help="Where jobs run: this process, --jobs local processes, or a Slurm job array (docs/distributed.md).")
+@click.option("--jobs", type=click.IntRange(min=1), help="Jobs at once (local processes, or the Slurm array's parallelism).")
+@click.option("--slurm-partition", metavar="NAME", help="Slurm partition for --executor slurm.")
+@click.option("--slurm-gpus-per-job", type=click.IntRange(min=0), default=1, show_default=True, help="GPUs per Slurm job.")
+@click.option("--slurm-timeout", "slurm_timeout_min", type=click.IntRange(min=1), default=24 * 60, show_default=True,
+              metavar="MINUTES", help="Wall-time limit of each Slurm job.")
+@click.option("--collect", "collect_dir", type=click.Path(file_okay=False, path_type=Path), metavar="RUNS_DIR",
+              help="Only ingest the rows.json files jobs wrote under RUNS_DIR into the store, then print the leaderboard.")
 def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_budget, batch_size, overrides, options,
                   num_fake, curve_points, backbone, inception_weights, device, precision, results, runs_dir, html_path,
-                  rerun, fail_fast, as_json, progress) -> None:
+                  rerun, fail_fast, as_json, progress, executor, jobs, slurm_partition, slurm_gpus_per_job,
+                  slurm_timeout_min, collect_dir) -> None:
     """Benchmark models: same budget, same protocol, with cost measured alongside quality.
 
     Each model and seed is trained once, evaluated at points along its budget (the
@@ -53,13 +63,20 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
     from zoo.cli.options import budget_text
     from zoo.cli.progress import bench_progress, progress_mode
     from zoo.config import parse_assignments
+    from zoo.errors import UsageError
 
+    if collect_dir is not None:
+        return _collect(collect_dir, results, as_json, html_path)
+    if not models:
+        raise UsageError("missing option --models LIST (e.g. --models gan,vae), or --collect RUNS_DIR")
+    slurm = {"slurm_partition": slurm_partition, "slurm_gpus_per_job": slurm_gpus_per_job,
+             "slurm_timeout_min": slurm_timeout_min} if executor == "slurm" else {}
     request = BenchRequest(
         models=models.split(","), preset=preset, seeds=parse_seeds(seeds), dataset=dataset, data_dir=data_dir,
         budget=budget_text(budget, steps, time_budget), batch_size=batch_size, precision=precision, device=device,
         overrides=parse_assignments(overrides), options=parse_assignments(options, "--option"), num_fake=num_fake,
         backbone=backbone, inception_weights=inception_weights, results=results, runs_dir=runs_dir,
-        curve_points=curve_points, fail_fast=fail_fast, rerun=rerun,
+        curve_points=curve_points, fail_fast=fail_fast, rerun=rerun, executor=executor, jobs=jobs, slurm=slurm,
     )
     result = run_benchmark(request, registry=registry(), progress=bench_progress(progress_mode(progress)))
     if as_json:
@@ -73,3 +90,24 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
         stderr.print(f"zoo bench: {len(result.failed)} run(s) failed: "
                      + "; ".join(f"{r.model} seed {r.seed}: {r.error}" for r in result.failed), highlight=False, markup=False)
         raise click.exceptions.Exit(1)
+
+
+def _collect(runs_dir: Path, results: Path | None, as_json: bool, html_path: Path | None) -> None:
+    """``zoo bench --collect RUNS_DIR``: ingest the rows jobs wrote, print them."""
+    from zoo.bench.executors import collect
+    from zoo.bench.leaderboard import build_leaderboard, print_leaderboards
+    from zoo.bench.report import write_html
+    from zoo.bench.store import ResultsStore, default_store_path
+
+    store = ResultsStore(results or default_store_path())
+    rows = collect(store, runs_dir)
+    if as_json:
+        echo_json([r.to_dict() for r in rows])
+        return
+    stderr.print(f"collected {len(rows)} row(s) from {runs_dir} into {store.path}", highlight=False, markup=False)
+    if rows:
+        boards = build_leaderboard(rows)
+        print_leaderboards(boards, stdout)
+        html = write_html(boards, html_path or store.path.parent / "leaderboard.html", base_dir=store.folder)
+        stdout.print(f"results: {store.path}  html: {html}", highlight=False, markup=False)
+

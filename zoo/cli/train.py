@@ -30,19 +30,25 @@ from zoo.text import slug
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True, help="Steps between checkpoints.")
 @click.option("--resume", "resume_from", type=click.Path(), help="Continue a run directory (or checkpoint) to its budget.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@click.option("--nproc-per-node", type=click.IntRange(min=1), metavar="N",
+              help="Data-parallel training on N processes of this machine: runs torchrun (docs/distributed.md).")
 def train_command(model_name, dataset, data_dir, image_size, steps, epochs, time_budget, batch_size, overrides,
-                  seed, device, precision, run_dir, checkpoint_every, resume_from, progress) -> None:
+                  seed, device, precision, run_dir, checkpoint_every, resume_from, progress, nproc_per_node) -> None:
     """Train MODEL on a dataset and write a run directory.
 
     The run directory holds config.json, environment.json, losses.csv, checkpoints/ and a sample
     grid (samples.png). Ctrl-C saves a checkpoint at the step boundary; --resume continues it.
     """
+    from zoo import distributed
     from zoo.config import parse_assignments
     from zoo.device import resolve_device, resolve_precision
     from zoo.errors import UsageError
     from zoo.factory import create_model, load_dataset
     from zoo.trainer import Trainer, TrainSettings, seed_everything
 
+    if nproc_per_node is not None:
+        return _launch_torchrun(nproc_per_node, batch_size)
+    world = distributed.init_from_env(device)  # under torchrun: join the process group (gloo/NCCL)
     reg = registry()
     time_limit = parse_duration(time_budget)
     if resume_from:
@@ -59,11 +65,17 @@ def train_command(model_name, dataset, data_dir, image_size, steps, epochs, time
                              checkpoint_every=checkpoint_every)
     settings.validate(len(data.train))
     run_dir = Path(run_dir) if run_dir else Path("runs") / f"{model_name}-{slug(dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = distributed.broadcast_object(run_dir)  # rank 0's timestamp names the one run folder
+    if world.distributed:
+        distributed.check_batch_size(settings.batch_size, world.size)
     if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
         raise UsageError(f"{run_dir} already holds a run; use --resume {run_dir} or another --run-dir")
     run_config = {"dataset_args": {"name": dataset, "data_dir": data_dir, "image_size": image_size}}
     trainer = Trainer(model, data, settings, run_dir, run_config=run_config)
-    _report(_fit(trainer, progress))
+    result = _fit(trainer, progress)
+    if world.is_main:
+        _report(result)
+    distributed.shutdown()
 
 
 def _resume(reg, source: Path, steps, epochs, time_limit, progress) -> None:
@@ -90,18 +102,49 @@ def _resume(reg, source: Path, steps, epochs, time_limit, progress) -> None:
         raise UsageError(f"{run_dir} is already at step {state['step']}; pass a larger --steps to continue")
     trainer = Trainer(model, data, settings, run_dir, run_config=saved)
     trainer.load_state_dict(state)
-    _report(_fit(trainer, progress))
+    result = _fit(trainer, progress)
+    if trainer.world.is_main:
+        _report(result)
 
 
 def _fit(trainer, progress: bool | None):  # noqa: ANN202
-    """Train with a bar on a terminal, plain lines elsewhere, nothing with --no-progress."""
+    """Train with a bar on a terminal, plain lines elsewhere, nothing with --no-progress (or off rank 0)."""
     from zoo.cli.progress import progress_mode, training_bar
     from zoo.trainer import log_progress
 
-    mode = progress_mode(progress)
+    mode = progress_mode(progress) if trainer.world.is_main else "off"
     with training_bar(trainer.model.name, mode == "bars") as bar:
         trainer.progress = bar or (log_progress(trainer.settings.log_every) if mode == "lines" else None)
         return trainer.fit()
+
+
+def _launch_torchrun(nproc: int, batch_size: int | None) -> None:
+    """Replace this process by ``torchrun --standalone --nproc-per-node N -m zoo train ...`` (same arguments)."""
+    import os
+    import sys
+
+    from zoo.errors import UsageError
+
+    if os.environ.get("WORLD_SIZE") not in (None, "", "1"):
+        raise UsageError("--nproc-per-node is for a plain zoo train; this process already runs under torchrun")
+    if batch_size is not None and batch_size % nproc:
+        raise UsageError(f"--batch-size {batch_size} is the global batch and must be divisible by --nproc-per-node {nproc}")
+    args, skip = [], False
+    argv = sys.argv[1:]
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg == "--nproc-per-node":
+            skip = i + 1 < len(argv)
+            continue
+        if arg.startswith("--nproc-per-node="):
+            continue
+        args.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "zoo", *args]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, command)
 
 
 def _report(result) -> None:
