@@ -210,3 +210,10 @@ class GAN(GenerativeModel):
             return self.generator(z).float()
         finally:
             self.generator.train(was_training)
+
+    def export_spec(self) -> Any:
+        """For ``zoo export``: the generator :meth:`sample` runs (EMA copy if any), ``z ~ N(0, I)`` -> image."""
+        from zoo.export import generator_spec
+
+        net = self.generator_ema.shadow if self.generator_ema is not None else self.generator
+        return generator_spec(self, net, self.config.latent_dim)

@@ -271,6 +271,12 @@ class VAE(GenerativeModel):
         u = u.clamp(1e-6, 1 - 1e-6)
         return quantize(loc + log_scale.exp() * (torch.log(u) - torch.log1p(-u)))
 
+    def export_spec(self) -> Any:
+        """For ``zoo export``: the decoder's location (``output=mean`` sampling) for ``z ~ N(0, I)``."""
+        from zoo.export import generator_spec
+
+        return generator_spec(self, self.decoder, self.config.latent_dim, index=0)
+
 
 @contextlib.contextmanager
 def _eval_mode(module: nn.Module) -> Iterator[None]:
