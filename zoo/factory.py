@@ -102,9 +102,15 @@ def list_models(family: str | None = None, registry: Registry | None = None) -> 
 
 
 def default_data_dir() -> Path:
-    """``$ZOO_DATA_DIR``, else ``~/.cache/genzoo/data``: where downloadable datasets are cached."""
+    """``$ZOO_DATA_DIR``, else ``data/`` in the platform's user cache folder for genzoo
+    (platformdirs: ``$XDG_CACHE_HOME/genzoo/data`` or ``~/.cache/genzoo/data`` on Linux):
+    where downloadable datasets are cached."""
     env = os.environ.get("ZOO_DATA_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "genzoo" / "data"
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("genzoo", appauthor=False)) / "data"
 
 
 def load_dataset(

@@ -34,9 +34,15 @@ class CacheWarning(UserWarning):
 
 
 def cache_dir() -> Path:
-    """``$ZOO_CACHE_DIR`` or ``~/.cache/genzoo``: where metric statistics and trained backbones live."""
+    """``$ZOO_CACHE_DIR``, else the platform's user cache folder for genzoo (platformdirs:
+    ``$XDG_CACHE_HOME/genzoo`` or ``~/.cache/genzoo`` on Linux, ``~/Library/Caches/genzoo`` on
+    macOS): where metric statistics and trained backbones live."""
     env = os.environ.get("ZOO_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "genzoo"
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("genzoo", appauthor=False))
 
 
 def metrics_cache_dir() -> Path:
