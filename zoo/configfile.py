@@ -141,6 +141,8 @@ def _run_config(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
                       ("checkpoint_every", "checkpoint_every")):
         if train.get(key) is not None:
             out[name] = train[key]
+    if train.get("loggers"):
+        out["logger"] = list(train["loggers"])
     if train.get("budget"):  # a benchmark run's budget: the units zoo train takes
         budget = Budget.parse(str(train["budget"]))
         if budget.kind == "steps":
