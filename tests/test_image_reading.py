@@ -7,6 +7,7 @@ EXIF rotation, animations, mixed sizes).
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 
@@ -144,3 +145,33 @@ def test_a_folder_without_a_readable_image_is_one_clear_error(tmp_path):
     (tmp_path / "x.png").write_bytes(b"")
     with pytest.raises(DataError, match="no readable images.*1 empty files"):
         read_image_folder(tmp_path)
+
+
+def test_zoo_eval_scores_rgba_samples_against_an_rgba_npz_and_warns_about_jpeg(tmp_path, capsys):
+    """zoo sample writes RGBA PNGs for RGBA data; zoo eval FOLDER --dataset npz:rgba.npz must score them."""
+    from zoo.cli.app import run
+    from zoo.factory import load_dataset
+    from zoo.metrics.backbones import SHIPPED_LENET
+    from zoo.sampling import write_folder
+
+    digits = load_dataset("mnist-5k").train[:200]
+    rgba = torch.cat([digits, 255 - digits, digits // 2, torch.where(digits > 0, 255, 128).to(torch.uint8)], dim=1)
+    np.savez(tmp_path / "rgba.npz", images=rgba.permute(0, 2, 3, 1).numpy())
+    samples = write_folder(rgba[:30], tmp_path / "samples")
+    assert Image.open(next(samples.iterdir())).mode == "RGBA"
+    args = ["--dataset", f"npz:{tmp_path / 'rgba.npz'}", "--backbone", "lenet", "--backbone-weights",
+            str(SHIPPED_LENET["mnist-5k"]), "--num-real", "100", "--num-fake", "20", "--json"]
+    code = run(["eval", str(samples), *args])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert json.loads(out.out)["protocol"]["image_shape"] == [4, 28, 28]
+    # The same images as JPEG (no alpha: RGB against the 4-channel reference): scored, and warned about.
+    jpegs = tmp_path / "jpegs"
+    jpegs.mkdir()
+    for i, img in enumerate(rgba[:30, :3]):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(jpegs / f"{i}.jpg", quality=75)
+    code = run(["eval", str(jpegs), *args])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    err = " ".join(out.err.split())
+    assert "30 of 30 images are lossy" in err and "opaque alpha channel added" in err

@@ -248,7 +248,7 @@ def test_corrupt_cache_files_are_recomputed_not_fatal(ds, small, tmp_path, monke
     fake = blurred(floor_images(ds, small))
     first = compute_metrics(fake, ds, small)
     floor = compute_floor(ds, small)
-    ref = stats_cache.reference_path(small.hash, ds.fingerprint())
+    ref = stats_cache.reference_path(small.reference_hash, ds.fingerprint())
     flo = stats_cache.floor_path(small.hash)
     assert ref.is_file() and flo.is_file()
 
@@ -264,7 +264,8 @@ def test_corrupt_cache_files_are_recomputed_not_fatal(ds, small, tmp_path, monke
     with pytest.warns(CacheWarning, match="corrupt"):
         assert compute_metrics(fake, ds, small) == first
     # A cache file written for another key is not trusted.
-    features, mu, sigma = stats_cache.load_reference(ref, f"{small.hash}-{ds.fingerprint()}", ["logits", "penultimate"], 500, "penultimate")
+    layers = ["logits", "penultimate", stats_cache.RADII]
+    features, mu, sigma = stats_cache.load_reference(ref, f"{small.reference_hash}-{ds.fingerprint()}", layers, 500, "penultimate")
     stats_cache.save_reference(ref, "another-key", features, mu, sigma)
     with pytest.warns(CacheWarning, match="key mismatch"):
         assert compute_metrics(fake, ds, small) == first

@@ -35,13 +35,16 @@ def test_eval_an_image_array_prints_json_with_protocol_and_floor(ds, tmp_path, c
     code, out, err = zoo_eval(capsys, str(tmp_path / "digits.npz"), *ARGS, "--json")
     assert code == 0, err
     result = json.loads(out)
-    assert set(result) == {"source", "metrics", "floor", "protocol"}
+    assert set(result) == {"source", "metrics", "floor", "protocol", "warnings", "memorisation_threshold", "nearest"}
     assert result["protocol"]["hash"] == make_protocol(ds, num_real=500, num_fake=200).hash
     assert result["protocol"]["num_fake"] == 200 and result["source"]["kind"] == "array"
     metrics, floor = result["metrics"], result["floor"]
     assert set(metrics) == set(floor) == {
-        "fid_lenet", "is_lenet", "is_lenet_std", "kid_lenet", "kid_lenet_std", "precision_lenet", "recall_lenet"
+        "fid_lenet", "is_lenet", "is_lenet_std", "kid_lenet", "kid_lenet_std", "precision_lenet", "recall_lenet",
+        "density_lenet", "coverage_lenet", "memorised_lenet", "classes_lenet", "kl_classes_lenet",
     }
+    # 200 images in 10 IS splits: the warning says so and what to change.
+    assert any(w.startswith("is_lenet on 200 images") for w in result["warnings"])
     # Held-out real digits score like the floor (which is also held-out real digits).
     assert metrics["fid_lenet"] < 2 * floor["fid_lenet"]
 

@@ -303,7 +303,7 @@ def create_extractor(feature_extractor: str, path: str | os.PathLike[str], layer
 
     register_extractors()
     weights: Any = safe_inception_state(Path(path)) if feature_extractor == INCEPTION_EXTRACTOR else str(path)
-    if feature_extractor in GENZOO_DINOV2:
+    if feature_extractor in GENZOO_DINOV2.values():
         register_dinov2()
     try:
         extractor = create_feature_extractor(

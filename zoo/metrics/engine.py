@@ -292,13 +292,16 @@ class Evaluation:
     memorisation_threshold: float | None = None
 
 
-def _check_fake(fake: torch.Tensor, dataset: ImageDataset, protocol: Protocol) -> None:
+def _check_fake(fake: torch.Tensor, dataset: ImageDataset, protocol: Protocol) -> str:
+    """The dataset's fingerprint, after checking the images, the dataset and the count (in that order)."""
     check_images(fake, "generated images")
+    fingerprint = _check_dataset(dataset, protocol)
     if tuple(fake.shape[1:]) != tuple(dataset.image_shape):
         got, want = "x".join(map(str, fake.shape[1:])), "x".join(map(str, dataset.image_shape))
         raise DataError(f"generated images are {got} (C x H x W) but {dataset.name} images are {want}")
     if len(fake) < protocol.num_fake:
         raise MetricsError(f"protocol {protocol.hash} scores {protocol.num_fake} generated images, got only {len(fake)}")
+    return fingerprint
 
 
 def evaluate(
@@ -317,8 +320,7 @@ def evaluate(
     protocol also scores the floor (held-out images), whose nearest-training distances set the
     memorisation threshold; both are cached.
     """
-    _check_fake(fake, dataset, protocol)
-    fingerprint = _check_dataset(dataset, protocol)
+    fingerprint = _check_fake(fake, dataset, protocol)
     real, real_stats = reference_features(
         dataset, protocol, batch_size=batch_size, device=device, progress=progress, fingerprint=fingerprint
     )
