@@ -1,4 +1,5 @@
-"""``zoo eval``: FID, IS, KID and precision/recall of a run, a checkpoint or a set of images.
+"""``zoo eval``: FID, IS, KID, precision/recall, density/coverage, memorisation and mode coverage
+of a run, a checkpoint or a set of images.
 
 Every number is printed with the protocol it was measured under (and its hash) and next to the
 floor of that protocol: held-out real images scored exactly like the generated ones.
@@ -17,12 +18,20 @@ from zoo.cli.progress import task_bars
 from zoo.metric_names import BACKBONES, higher_is_better
 
 
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def _format(key: str, value: float | None) -> str:
     if value is None:
         return "-"
     if key.startswith("kid"):
         return f"{value:.5f}"
-    return f"{value:.4f}" if key.startswith(("precision", "recall")) else f"{value:.3f}"
+    if key.startswith("classes"):
+        return f"{value:.0f}"
+    return f"{value:.4f}" if key.startswith(("precision", "recall", "density", "coverage", "memorised", "kl")) else f"{value:.3f}"
 
 
 def _print_human(result: dict[str, Any]) -> None:
@@ -58,6 +67,21 @@ def _print_human(result: dict[str, Any]) -> None:
             value = "x".join(str(v) for v in value)
         ptable.add_row(key, str(value))
     stdout.print(ptable)
+    threshold = result.get("memorisation_threshold")
+    if threshold is not None:
+        tag = protocol.get("metric_tag") or protocol["backbone"]
+        stdout.print(
+            f"memorised_{tag}: share of generated images nearer to a training image than {threshold:.4g}, the "
+            f"{protocol['memorisation_quantile']:.0%} quantile of held-out real images' nearest-training distances",
+            highlight=False, markup=False,
+        )
+    for note in result.get("warnings", []):
+        warn(escape(note))
+    if "export" in result:
+        e = result["export"]
+        stdout.print(f"export: {e['format']}, quantize {e['quantize']}, {e['size_bytes'] / 1e6:.3f} MB on disk, "
+                     f"{e['images_per_s']:.1f} images/s sampling (NFE {e['nfe']}, batch {e['batch_size']})",
+                     highlight=False, markup=False)
 
 
 @cli.command("eval")
@@ -68,31 +92,39 @@ def _print_human(result: dict[str, Any]) -> None:
 @click.option("--num-fake", type=int, help="Generated images to score (default: 10k capped by the held-out split).")
 @click.option("--num-real", type=int, help="Reference images (default: 50k capped by the train split).")
 @click.option("--backbone", type=click.Choice(["auto", *BACKBONES]), default="auto", show_default=True,
-              help="auto: lenet for the MNIST family, inception for RGB data.")
+              help="Feature space. auto: lenet for the MNIST family, inception for RGB data; dinov2-*/clip-* "
+                   "are torch-fidelity's DINOv2/CLIP extractors (metrics named fd_dinov2, fd_clip, ...).")
+@click.option("--backbone-weights", type=click.Path(dir_okay=False, path_type=Path),
+              help="Local weights of the chosen backbone (offline machines; also $ZOO_BACKBONE_WEIGHTS).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the reference draw, KID subsets and sampling.")
 @click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path),
               help="Local Inception-v3 weights (offline machines; also $ZOO_INCEPTION_WEIGHTS).")
-@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Sampling option (checkpoints only).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Sampling option (checkpoints and exports only).")
 @click.option("--batch-size", type=int, default=200, show_default=True, help="Batch size for sampling and features.")
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 def eval_command(
     source: Path, dataset: str | None, data_dir: str | None, image_size: int | None, num_fake: int | None,
-    num_real: int | None, backbone: str, seed: int, inception_weights: Path | None, options: tuple[str, ...],
+    num_real: int | None, backbone: str, backbone_weights: Path | None, seed: int, inception_weights: Path | None,
+    options: tuple[str, ...],
     batch_size: int, device: str, as_json: bool,
 ) -> None:
-    """Score SOURCE (a run directory, checkpoint, image folder or .npz/.npy of images) against a dataset.
+    """Score SOURCE (a run directory, checkpoint, `zoo export` folder, image folder or .npz/.npy of images) against a dataset.
 
-    Prints FID, IS, KID and precision/recall next to the floor (held-out real images scored the
-    same way) and the protocol they were measured under; compare only results with the same
-    protocol hash. A run or checkpoint is sampled with --seed and --option.
+    Prints FID, IS, KID, precision/recall, density/coverage, memorisation and (labelled data) mode
+    coverage next to the floor (held-out real images scored the same way) and the protocol they
+    were measured under; compare only results with the same protocol hash. A run or checkpoint is
+    sampled with --seed and --option. Warns where a number means little at these counts.
     """
+    import warnings
+
     from zoo.config import parse_assignments
     from zoo.data import DEFAULT_DATASET
     from zoo.device import resolve_device
     from zoo.errors import UsageError
     from zoo.factory import load_dataset
-    from zoo.metrics import compute_floor, compute_metrics, make_protocol
+    from zoo.data import ImageReadWarning, ReadReport
+    from zoo.metrics import compute_floor, evaluate, make_protocol
     from zoo.metrics.protocol import default_counts
     from zoo.metrics.sources import load_image_array, load_image_folder, match_channels, source_kind
 
@@ -104,7 +136,12 @@ def eval_command(
     model: Any = None
     meta: dict[str, Any] = {}
     images = None
-    if kind in ("run", "checkpoint"):
+    export_info: dict[str, Any] | None = None
+    if kind == "export":
+        from zoo.export import load_export
+
+        meta = dict(load_export(source)[1])  # checks the folder and the runtime before any work
+    elif kind in ("run", "checkpoint"):
         from zoo.checkpoint import load_model
 
         model, meta = load_model(source, map_location=dev)
@@ -112,7 +149,13 @@ def eval_command(
     else:
         if parsed_options:
             raise UsageError("--option applies to run directories and checkpoints, not to image files")
-        images = load_image_folder(source) if kind == "folder" else load_image_array(source)
+        with warnings.catch_warnings():  # the report below says it once, in zoo's own words
+            warnings.simplefilter("ignore", ImageReadWarning)
+            report = ReadReport(str(source))
+            images = load_image_folder(source, report) if kind == "folder" else load_image_array(source)
+        if kind == "folder":
+            for note in report.notes():
+                warn(escape(note))
 
     name = dataset or meta.get("dataset") or DEFAULT_DATASET
     size = image_size
@@ -120,7 +163,9 @@ def eval_command(
         size = int(meta["image_shape"][1])
     ds = load_dataset(name, data_dir=data_dir, image_size=size)
     if images is not None:
-        images = match_channels(images, ds.image_shape[0])
+        images, note = match_channels(images, ds.image_shape[0])
+        if note:
+            warn(escape(f"{source}: {note}"))
         if num_fake is None:
             num_fake = min(default_counts(ds)[1], len(images))
         elif num_fake > len(images):
@@ -129,10 +174,16 @@ def eval_command(
     with task_bars(stderr.is_terminal) as progress:  # bars only for a person watching
         protocol = make_protocol(
             ds, num_real=num_real, num_fake=num_fake, backbone=backbone, seed=seed,
+            weights_path=str(backbone_weights) if backbone_weights else None,
             inception_weights=str(inception_weights) if inception_weights else None, progress=progress,
         )
         if inception_weights is not None and protocol.backbone != "inception":
             warn(f"--inception-weights ignored: the backbone is {protocol.backbone}")
+        if kind == "export":
+            from zoo.export import generate_from_export
+
+            images, export_info = generate_from_export(source, protocol.num_fake, seed=seed, batch_size=batch_size,
+                                                       options=parsed_options)
         if model is not None:
             from zoo.sampling import generate
 
@@ -145,13 +196,21 @@ def eval_command(
 
             images = generate(model, protocol.num_fake, seed=seed, batch_size=batch_size, options=parsed_options, progress=on_batch)
         assert images is not None
-        metrics = compute_metrics(images, ds, protocol, batch_size=batch_size, device=dev, progress=progress)
+        evaluation = evaluate(images, ds, protocol, batch_size=batch_size, device=dev, progress=progress)
         floor = compute_floor(ds, protocol, batch_size=batch_size, device=dev, progress=progress)
 
     src: dict[str, Any] = {"path": str(source), "kind": kind, "num_images": protocol.num_fake}
     if model is not None:
         src.update(model=meta.get("model"), step=meta.get("step"), checkpoint=meta.get("path"), sample_options=parsed_options)
-    result = {"source": src, "metrics": metrics, "floor": floor, "protocol": protocol.to_dict()}
+    result = {
+        "source": src, "metrics": evaluation.metrics, "floor": floor, "protocol": protocol.to_dict(),
+        "warnings": evaluation.warnings, "memorisation_threshold": evaluation.memorisation_threshold,
+        "nearest": evaluation.nearest,
+    }
+    if export_info is not None:
+        src.update(model=meta.get("model"), step=(meta.get("source") or {}).get("step"), sample_options=export_info["options"])
+        result["export"] = {"format": meta["format"], "quantize": meta["quantize"], "size_bytes": export_info["size_bytes"],
+                            "images_per_s": export_info["images_per_s"], "nfe": export_info["nfe"], "batch_size": batch_size}
     if as_json:
         echo_json(result)
     else:
