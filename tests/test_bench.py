@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import types
 
 import pytest
@@ -67,6 +68,10 @@ def test_smoke_bench_writes_rows_leaderboard_and_html(capsys, tmp_path, monkeypa
         for key in ("train_images_per_s", "sample_images_per_s", "params", "train_flops_per_image", "batch_size"):
             assert row.costs[key] > 0, key
         assert row.environment["torch"] == torch.__version__
+        # Memorisation, density/coverage and mode coverage in every row; the nearest pairs beside the grid.
+        assert {"memorised_lenet", "density_lenet", "coverage_lenet", "classes_lenet", "kl_classes_lenet"} <= set(row.metrics)
+        pairs = Path(row.images["nearest_neighbours"])
+        assert pairs.is_file() and pairs.parent == Path(row.grid_path).parent
     ddpm = [r for r in rows if r.model == "ddpm"][0]
     assert ddpm.sample_options["sampler"] == "ddim" and ddpm.sample_options["steps"] == 5
     assert ddpm.costs["sample_steps"] == 5
