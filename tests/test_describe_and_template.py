@@ -7,13 +7,17 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 from dataclasses import dataclass, field
 
 import pytest
 
 from tests.helpers import ROOT, zoo_in_process
 from zoo.config import ModelConfig, field_docs
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 
 def test_field_docs_read_comments_and_metadata_and_inherit():
@@ -93,7 +97,9 @@ def test_a_generated_plugin_installs_in_a_fresh_venv_and_shows_up_everywhere(tmp
 
     root = write_plugin("venv-check", tmp_path)
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    # --without-pip: the venv would otherwise bring its own old setuptools, which shadows the
+    # system one under --no-build-isolation; the system pip then installs into the venv.
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     py = str(venv / "bin" / "python")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ZOO_LOAD_PLUGINS")}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
