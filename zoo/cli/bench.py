@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from zoo.cli.app import cli, echo_json, registry, stderr, stdout
+from zoo.cli.configuration import config_option
 from zoo.cli.options import data_dir_option, device_option, parse_seeds
+from zoo.configfile import bench_settings
 
 
 @cli.command("bench")
@@ -45,6 +47,8 @@ from zoo.cli.options import data_dir_option, device_option, parse_seeds
               metavar="MINUTES", help="Wall-time limit of each Slurm job.")
 @click.option("--collect", "collect_dir", type=click.Path(file_okay=False, path_type=Path), metavar="RUNS_DIR",
               help="Only ingest the rows.json files jobs wrote under RUNS_DIR into the store, then print the leaderboard.")
+@config_option(bench_settings, "Settings from a TOML file (models, preset, seeds, [set.MODEL], [option.MODEL], ...); "
+                               "options given here win. See docs/configuration.md.")
 def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_budget, batch_size, overrides, options,
                   num_fake, curve_points, backbone, inception_weights, device, precision, results, runs_dir, html_path,
                   rerun, fail_fast, as_json, progress, executor, jobs, slurm_partition, slurm_gpus_per_job,
@@ -85,7 +89,7 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
         boards = build_leaderboard(result.rows)
         print_leaderboards(boards, stdout)
         html = write_html(boards, html_path or result.store.path.parent / "leaderboard.html", base_dir=result.store.folder)
-        stdout.print(f"results: {result.store.path}  html: {html}", highlight=False, markup=False)
+        stdout.print(f"results: {_shown(result.store.path)}\nhtml: {_shown(html)}", highlight=False, markup=False)
     if result.failed:
         stderr.print(f"zoo bench: {len(result.failed)} run(s) failed: "
                      + "; ".join(f"{r.model} seed {r.seed}: {r.error}" for r in result.failed), highlight=False, markup=False)
@@ -111,3 +115,10 @@ def _collect(runs_dir: Path, results: Path | None, as_json: bool, html_path: Pat
         html = write_html(boards, html_path or store.path.parent / "leaderboard.html", base_dir=store.folder)
         stdout.print(f"results: {store.path}  html: {html}", highlight=False, markup=False)
 
+
+def _shown(path: Path) -> str:
+    """A path as short as it can be written: relative to the current directory when under it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

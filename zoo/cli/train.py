@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
-from zoo.cli.app import cli, registry, stdout
+from zoo.cli.app import cli, echo_json, registry, stdout
+from zoo.cli.configuration import config_option
 from zoo.cli.options import data_dir_option, device_option, parse_duration, precision_option
+from zoo.configfile import train_settings
 from zoo.text import slug
 
 
@@ -32,12 +34,18 @@ from zoo.text import slug
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.option("--nproc-per-node", type=click.IntRange(min=1), metavar="N",
               help="Data-parallel training on N processes of this machine: runs torchrun (docs/distributed.md).")
+@click.option("--logger", "loggers", multiple=True, metavar="NAME",
+              help="Training log (repeatable): csv (losses.csv, the default), tensorboard (pip install 'genzoo[tensorboard]').")
+@click.option("--json", "as_json", is_flag=True, help="Print what the run wrote (run directory, steps, seconds, losses, paths) as JSON.")
+@config_option(train_settings, "Settings from a TOML file (or a run's config.json); options given here win. See docs/configuration.md.")
 def train_command(model_name, dataset, data_dir, image_size, steps, epochs, time_budget, batch_size, overrides,
-                  seed, device, precision, run_dir, checkpoint_every, resume_from, progress, nproc_per_node) -> None:
+                  seed, device, precision, run_dir, checkpoint_every, resume_from, progress, nproc_per_node,
+                  loggers, as_json) -> None:
     """Train MODEL on a dataset and write a run directory.
 
     The run directory holds config.json, environment.json, losses.csv, checkpoints/ and a sample
     grid (samples.png). Ctrl-C saves a checkpoint at the step boundary; --resume continues it.
+    --config run.toml reads the options from a file (a run's config.json trains it again).
     """
     from zoo import distributed
     from zoo.config import parse_assignments
@@ -52,7 +60,7 @@ def train_command(model_name, dataset, data_dir, image_size, steps, epochs, time
     reg = registry()
     time_limit = parse_duration(time_budget)
     if resume_from:
-        return _resume(reg, Path(resume_from), steps, epochs, time_limit, progress)
+        return _resume(reg, Path(resume_from), steps, epochs, time_limit, progress, loggers, as_json)
     if not model_name:
         raise UsageError("missing argument MODEL (see `zoo list`), or pass --resume RUN_DIR")
     parsed = parse_assignments(overrides)
@@ -62,7 +70,7 @@ def train_command(model_name, dataset, data_dir, image_size, steps, epochs, time
     recommended = model.recipe.precision if model.recipe else None
     settings = TrainSettings(steps=steps, epochs=epochs, time_limit=time_limit, batch_size=batch_size or model.default_batch_size,
                              seed=seed, device=device, precision=resolve_precision(precision, resolve_device(device), recommended),
-                             checkpoint_every=checkpoint_every)
+                             checkpoint_every=checkpoint_every, loggers=_loggers(reg, loggers))
     settings.validate(len(data.train))
     run_dir = Path(run_dir) if run_dir else Path("runs") / f"{model_name}-{slug(dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = distributed.broadcast_object(run_dir)  # rank 0's timestamp names the one run folder
@@ -74,11 +82,11 @@ def train_command(model_name, dataset, data_dir, image_size, steps, epochs, time
     trainer = Trainer(model, data, settings, run_dir, run_config=run_config)
     result = _fit(trainer, progress)
     if world.is_main:
-        _report(result)
+        _report(result, as_json)
     distributed.shutdown()
 
 
-def _resume(reg, source: Path, steps, epochs, time_limit, progress) -> None:
+def _resume(reg, source: Path, steps, epochs, time_limit, progress, loggers=(), as_json=False) -> None:
     from zoo.checkpoint import latest_checkpoint, load_checkpoint
     from zoo.errors import CheckpointError, UsageError
     from zoo.factory import create_model_from_checkpoint, load_dataset
@@ -97,6 +105,8 @@ def _resume(reg, source: Path, steps, epochs, time_limit, progress) -> None:
         raise CheckpointError(f"{ckpt}: its training settings no longer fit this genzoo ({exc})") from None
     if steps is not None or epochs is not None or time_limit is not None:  # a new budget replaces the old one
         settings.steps, settings.epochs, settings.time_limit = steps, epochs, time_limit
+    if loggers:
+        settings.loggers = _loggers(reg, loggers)
     total = settings.total_steps(len(data.train))
     if total is not None and total <= state["step"]:
         raise UsageError(f"{run_dir} is already at step {state['step']}; pass a larger --steps to continue")
@@ -104,7 +114,7 @@ def _resume(reg, source: Path, steps, epochs, time_limit, progress) -> None:
     trainer.load_state_dict(state)
     result = _fit(trainer, progress)
     if trainer.world.is_main:
-        _report(result)
+        _report(result, as_json)
 
 
 def _fit(trainer, progress: bool | None):  # noqa: ANN202
@@ -147,7 +157,18 @@ def _launch_torchrun(nproc: int, batch_size: int | None) -> None:
     os.execv(sys.executable, command)
 
 
-def _report(result) -> None:
+def _loggers(reg, names) -> tuple[str, ...]:  # noqa: ANN001
+    """The --logger names, each checked against the registry (default: csv)."""
+    names = tuple(dict.fromkeys(names or ("csv",)))
+    for name in names:
+        reg.logger(name)
+    return names
+
+
+def _report(result, as_json: bool = False) -> None:
+    if as_json:
+        echo_json(_result_dict(result))
+        return
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.last_losses.items())
     stdout.print(f"trained {result.steps} steps in {result.seconds:.1f}s ({result.images_per_s:.0f} img/s); {losses}")
     for key, value in result.validation.items():
@@ -155,6 +176,30 @@ def _report(result) -> None:
     stdout.print(f"run directory: {result.run_dir}")
     if result.grid:
         stdout.print(f"sample grid: {result.grid}")
+
+
+def _result_dict(result) -> dict:  # noqa: ANN001
+    """What ``zoo train --json`` prints: what was trained and every file written."""
+    run_dir = result.run_dir
+    files = {}
+    if run_dir is not None:
+        for name in ("config.json", "environment.json", "losses.csv", "tensorboard"):
+            if (run_dir / name).exists():
+                files[name.split(".")[0]] = str(run_dir / name)
+    return {
+        "run_dir": None if run_dir is None else str(run_dir),
+        "steps": result.steps,
+        "seconds": result.seconds,
+        "images_per_s": result.images_per_s,
+        "kimg": result.kimg,
+        "flops": result.flops,
+        "stopped_by": result.stopped_by,
+        "losses": result.last_losses,
+        "validation": result.validation,
+        "checkpoint": None if result.checkpoint is None else str(result.checkpoint),
+        "grid": None if result.grid is None else str(result.grid),
+        "files": files,
+    }
 
 
 def _read_run_config(run_dir: Path) -> dict:
