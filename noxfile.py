@@ -31,9 +31,11 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Check the docs: every hook documented, README commands current."""
-    session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", "-p", "no:xdist", "tests/test_docs.py")
+    """Check the docs (every hook documented, README commands current) and build the site
+    (mkdocs.yml, API reference from docstrings) with warnings as errors."""
+    session.install("-e", ".[test,docs]")
+    session.run("python", "-m", "pytest", "-n0", "tests/test_docs.py")  # addopts has -n auto
+    session.run("mkdocs", "build", "--strict")
 
 
 @nox.session
