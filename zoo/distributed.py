@@ -35,6 +35,7 @@ import datetime
 import hashlib
 import os
 import random
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -187,6 +188,18 @@ def broadcast_parameters(module: torch.nn.Module, src: int = 0) -> None:
             dist.broadcast(tensor.data, src=src)
 
 
+def broadcast_batchnorm_buffers(module: torch.nn.Module, src: int = 0) -> None:
+    """Copy rank ``src``'s BatchNorm running statistics to every rank, as DDP's ``broadcast_buffers``
+    does before each forward; per-rank BatchNorm (no SyncBatchNorm) would otherwise drift apart."""
+    if not current().distributed:
+        return
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm) and not isinstance(layer, torch.nn.SyncBatchNorm):
+                for tensor in layer.buffers():
+                    dist.broadcast(tensor.data, src=src)
+
+
 def broadcast_object(obj: Any, src: int = 0) -> Any:
     """Rank ``src``'s ``obj`` on every rank (picklable objects; ``obj`` itself in a single process)."""
     if not current().distributed:
@@ -242,13 +255,18 @@ def _first_line(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:300]
 
 
-def convert_sync_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+def convert_sync_batchnorm(model: torch.nn.Module, device: torch.device | str = "cuda") -> torch.nn.Module:
     """Replace the BatchNorm layers of ``model`` by SyncBatchNorm in place when it asks for it.
 
     A model class asks with ``sync_batchnorm = True``; otherwise (or in a single process) the model
     is returned unchanged. The layers keep their parameter objects, so optimizers made before or
-    after see the same tensors.
+    after see the same tensors. PyTorch's SyncBatchNorm runs on CUDA (and XPU) only: on a CPU
+    (gloo) run the layers stay per-rank BatchNorm and a warning says so.
     """
     if not current().distributed or not getattr(type(model), "sync_batchnorm", False):
+        return model
+    if torch.device(device).type == "cpu":
+        warnings.warn(f"{type(model).__name__} asks for synchronised BatchNorm, which PyTorch runs on CUDA only: "
+                      "on CPU each rank normalises its own shard", stacklevel=2)
         return model
     return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # the top module is kept; BN children replaced

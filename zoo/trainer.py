@@ -336,7 +336,7 @@ class Trainer:
         if self.world.distributed and self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", self.world.local_rank)
         self.precision = Precision.create(settings.precision, self.device)
-        self.model = distributed.convert_sync_batchnorm(model).to(self.device)
+        self.model = distributed.convert_sync_batchnorm(model, self.device).to(self.device)
         distributed.broadcast_parameters(self.model)  # every rank starts from rank 0's weights
         self.dataset = dataset.to(self.device)
         self.run_dir = Path(run_dir) if run_dir else None
@@ -505,6 +505,7 @@ class Trainer:
         optimizer step (zoo.distributed); nothing in a single process."""
         if self.world.distributed:
             distributed.seed_step(self.settings.seed, self.step, self.world.rank)
+            distributed.broadcast_batchnorm_buffers(self.model)  # rank 0's running stats, as DDP does
             ctx.before_step = self._average_gradients
 
     def _average_gradients(self, optimizer: torch.optim.Optimizer) -> None:
