@@ -86,15 +86,23 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise CheckpointError(f"corrupt checkpoint {path}: {kind}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a genzoo checkpoint")
-    if state.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} was written by a newer genzoo (format {state['format_version']})")
+    version = state.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{path}: unknown checkpoint format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} was written by a newer genzoo (format {version})")
     stored = state.pop("checksum", None)
     if stored is None or content_hash(state) != stored:
         raise CheckpointError(f"corrupt checkpoint {path}: checksum mismatch")
+    step = state.get("step", 0)
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise CheckpointError(f"{path}: step must be a non-negative integer, got {step!r}")
     return state
 
 
 def checkpoint_path(run_dir: str | os.PathLike[str], step: int) -> Path:
+    if step < 0:
+        raise CheckpointError(f"a checkpoint step must be >= 0, got {step}")
     return Path(run_dir) / CHECKPOINT_DIR / f"step-{step:08d}.pt"
 
 

@@ -20,6 +20,8 @@ from zoo.errors import CheckpointError, ConfigError, DataError, ZooError
 from zoo.model import GenerativeModel
 from zoo.registry import Registry, get_registry
 
+MAX_IMAGE_SIDE = 4096  # a checkpoint claiming larger images is refused before anything is built
+
 
 def resolve(name_or_class: str | type[GenerativeModel], registry: Registry | None = None,
             ) -> tuple[type[GenerativeModel], dict[str, Any]]:
@@ -77,23 +79,49 @@ def create_model_from_checkpoint(state: Mapping[str, Any], *, model_cls: type[Ge
                                  registry: Registry | None = None, where: str = "checkpoint") -> GenerativeModel:
     """Rebuild the model a checkpoint records (``model``, ``config``, ``image_shape``, ``model_state``).
 
+    The file is checked before it costs anything: the model is first built on PyTorch's ``meta``
+    device (no memory), and its parameter names and shapes must equal the file's tensors, so a
+    small crafted checkpoint whose config asks for a huge network is refused without allocating it.
     Any mismatch (a model that is no longer installed, a config that no longer fits the class,
     weights of another shape) is one :class:`~zoo.errors.CheckpointError` naming ``where``.
     """
     name = state.get("model")
     if model_cls is not None and model_cls.name != name:
         raise CheckpointError(f"{where} holds model {name!r}, not {model_cls.name!r}")
-    config = state.get("config")
-    if not isinstance(name, str) or not isinstance(config, Mapping) or "image_shape" not in state:
-        raise CheckpointError(f"{where} does not record its model, config and image shape")
+    config, shape, weights = state.get("config"), state.get("image_shape"), state.get("model_state")
+    if not isinstance(name, str) or not isinstance(config, Mapping) or not isinstance(weights, Mapping):
+        raise CheckpointError(f"{where} does not record its model, config and weights")
+    if not (isinstance(shape, (list, tuple)) and len(shape) == 3
+            and all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= MAX_IMAGE_SIDE for s in shape)):
+        raise CheckpointError(f"{where}: image shape {shape!r} is not C x H x W with sides in 1..{MAX_IMAGE_SIDE}")
+    target = model_cls or name
     try:
-        return create_model(model_cls or name, state["image_shape"], config, state.get("model_state"), registry=registry)
+        expected = _shapes_on_meta(target, shape, config, registry)
+        found = {k: tuple(v.shape) for k, v in weights.items() if isinstance(v, torch.Tensor)}
+        if expected is not None and expected != found:
+            diff = sorted(set(expected) ^ set(found)) or [k for k in expected if expected[k] != found.get(k)]
+            raise CheckpointError(f"weights do not match {name}'s config (first difference: {diff[0]!r})")
+        return create_model(target, shape, config, weights, registry=registry)
     except CheckpointError as exc:
         raise CheckpointError(f"{where}: {exc}") from None
     except (ConfigError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{where}: its config no longer fits {name} ({exc})") from None
     except ZooError as exc:  # an uninstalled model, an unsupported shape
         raise CheckpointError(f"{where}: {exc}") from None
+
+
+def _shapes_on_meta(target: str | type[GenerativeModel], shape: Sequence[int], config: Mapping[str, Any],
+                    registry: Registry | None) -> dict[str, tuple[int, ...]] | None:
+    """Parameter and buffer shapes of the model ``config`` describes, built on the ``meta`` device
+    (no memory); ``None`` for a model whose constructor cannot run there (it reads tensor values)."""
+    try:
+        with torch.device("meta"):
+            skeleton = create_model(target, shape, config, registry=registry)
+    except (NotImplementedError, RuntimeError) as exc:
+        if "meta" in str(exc).lower():
+            return None
+        raise
+    return {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
 
 
 def list_models(family: str | None = None, registry: Registry | None = None) -> list[str]:
@@ -133,8 +161,8 @@ def load_dataset(
     ds = spec.load(arg, Path(data_dir).expanduser() if data_dir else default_data_dir(), download)
     if not isinstance(ds, ImageDataset):
         raise DataError(f"dataset {name!r} loader returned {type(ds).__name__}, not an ImageDataset")
+    if spec.backbone and "backbone" not in ds.info:  # the scoring backbone the dataset declares
+        ds.info["backbone"] = spec.backbone
     if image_size is not None and ds.image_shape[1:] != (image_size, image_size):
         ds = resize_dataset(ds, image_size)
     return ds
-    if spec.backbone and "backbone" not in ds.info:  # the scoring backbone the dataset declares
-        ds.info["backbone"] = spec.backbone

@@ -69,7 +69,9 @@ class NoiseSchedule:
         cls, num_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
     ) -> NoiseSchedule:
         """Ho et al. 2020, sec. 4: betas linear from 1e-4 to 0.02 over T = 1000 steps."""
-        return cls(torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64))
+        # Computed on the CPU whatever the default device (a model built on "meta" to check a
+        # checkpoint still needs the schedule's values).
+        return cls(torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64, device="cpu"))
 
     @property
     def num_timesteps(self) -> int:
