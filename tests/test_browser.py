@@ -13,6 +13,7 @@ a fresh profile.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 from pathlib import Path
@@ -90,6 +91,12 @@ def make_store(root: Path) -> Path:
                                       floor={"fid_lenet": 1.2, "is_lenet": 9.8, "kid_lenet": 1e-4}, costs=costs,
                                       sample_options=options, grid_path=str(grid), curve=curve,
                                       budget_kind="steps", budget_amount=500.0))
+    if "images" in {f.name for f in dataclasses.fields(ResultRow)}:  # nearest-neighbour pairs, shown on the card
+        pairs = root / "runs" / "ddpm-0" / "nearest.png"
+        save_image(torch.rand(8, 1, 28, 28), pairs, nrow=2)
+        for r in rows:
+            if r.model == "ddpm" and r.seed == 0:
+                r.images = {"nearest training images": str(pairs)}
     error = "RuntimeError: " + "a very long error message from a broken plugin " * 8 + "\nTraceback (most recent call last): ..."
     rows.append(ResultRow(model="broken-plugin-model", dataset="mnist-5k", seed=0, protocol_hash="3bb635b91b25",
                           protocol=P, status="failed", error=error, budget_kind="steps", budget_amount=500.0))
@@ -164,6 +171,10 @@ def test_long_errors_are_folded_and_the_page_is_labelled(page):
         assert all(scope == "col" for scope, _ in headers)
         assert any(text.startswith("fid_lenet ↓") for _, text in headers) and any("is_lenet ↑" in t for _, t in headers)
         assert driver.execute_script("return document.querySelectorAll('table caption').length") >= 1
+        if "images" in {f.name for f in dataclasses.fields(ResultRow)}:
+            extra = driver.execute_script("return Array.from(document.querySelectorAll('.card figure.extra img'))"
+                                          ".map(i => [i.alt, i.naturalWidth])")
+            assert extra and extra[0][0].startswith("nearest training images for ddpm") and extra[0][1] > 0
         ranks = driver.execute_script("return Array.from(document.querySelectorAll('.card .rank-words')).map(p => p.textContent)")
         assert ranks[0].startswith("rank 1 of") or ranks[0].startswith("rank =1 of")
     finally:
