@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.data import ImageDataset, read_image_array, read_image_folder, split_holdout
+from zoo.data import ImageDataset, ReadReport, read_image_array, read_image_folder, split_holdout
 from zoo.errors import DataError
 from zoo.text import one_line
 
@@ -61,11 +61,13 @@ def torchvision_loader(name: str) -> Callable[[str | None, Path, bool], ImageDat
 
 def load_folder(arg: str | None, _data_dir: Path, _download: bool) -> ImageDataset:
     root = Path(arg or "").expanduser()
-    images = read_image_folder(root, square_size="first", what=f"folder:{arg}")
+    report = ReadReport(f"folder:{arg}")
+    images = read_image_folder(root, square_size="first", what=f"folder:{arg}", report=report)
     if len(images) < 2:
         raise DataError(f"folder:{arg}: need at least 2 images for a train/test split, found {len(images)}")
     train, test, _, _ = split_holdout(images, None, test_fraction=0.1, seed=0)
-    return ImageDataset(f"folder:{root}", train, test, info={"source": str(root), "files": len(images)})
+    info = {"source": str(root), "files": len(images), "read": report.summary(), "lossy_files": len(report.lossy)}
+    return ImageDataset(f"folder:{root}", train, test, info=info)
 
 
 def load_npz(arg: str | None, _data_dir: Path, _download: bool) -> ImageDataset:
