@@ -66,7 +66,7 @@ def test_density_and_coverage_agree_with_an_independent_computation(seed):
     ref_density, ref_coverage = prdc_reference(real, fake, k)
     assert density == pytest.approx(ref_density, abs=1e-6)
     assert coverage == pytest.approx(ref_coverage, abs=1e-6)
-    assert 0 < density and 0 < coverage < 1
+    assert density > 0 and 0 < coverage < 1
 
 
 def test_density_and_coverage_on_the_protocol_features(ds, small):

@@ -119,11 +119,10 @@ def eval_command(
     import warnings
 
     from zoo.config import parse_assignments
-    from zoo.data import DEFAULT_DATASET
+    from zoo.data import DEFAULT_DATASET, ImageReadWarning, ReadReport
     from zoo.device import resolve_device
     from zoo.errors import UsageError
     from zoo.factory import load_dataset
-    from zoo.data import ImageReadWarning, ReadReport
     from zoo.metrics import compute_floor, evaluate, make_protocol
     from zoo.metrics.protocol import default_counts
     from zoo.metrics.sources import load_image_array, load_image_folder, match_channels, source_kind
