@@ -162,7 +162,7 @@ def plot_quality_vs_compute(lb: Leaderboard, x_key: str = "train_flops") -> byte
     if not curves:
         return None
     fig, ax = _figure()
-    xs_all = []
+    xs_all: list[float] = []
     for label, points in curves.items():
         xs, ys, sd = zip(*points, strict=True)
         xs_all += xs

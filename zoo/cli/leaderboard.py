@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli.app import cli, stdout
+from zoo.cli.app import cli, stdout, warn
 
 
 @cli.command("leaderboard")
@@ -32,12 +32,17 @@ def leaderboard(results: Path | None, dataset: str | None, protocol: str | None,
     if fmt not in formats:
         raise UnknownNameError("output format", fmt, list(formats))
     spec = formats[fmt].spec
-    store = ResultsStore(results if results is not None else default_store_path(), create=False)
-    boards = leaderboards(store, dataset=dataset, protocol=protocol)
+    store_path = Path(results if results is not None else default_store_path())
+    if store_path.exists():
+        store = ResultsStore(store_path, create=False)
+        store_path, boards = store.path, leaderboards(store, dataset=dataset, protocol=protocol)
+    else:  # nothing measured yet: an empty leaderboard ([] in JSON, a CSV header), said once on stderr
+        warn(f"no results store at {store_path} yet (run `zoo bench` first, or pass --results PATH)")
+        boards = []
 
     to_stdout = output is None and fmt != "html" or output == Path("-")
     if to_stdout and fmt == "table":  # the live terminal: fitted to its width, styled
-        print_leaderboards(boards, stdout, source=str(store.path))
+        print_leaderboards(boards, stdout, source=str(store_path))
         return
     document = spec.render(boards)
     if to_stdout:
@@ -46,7 +51,7 @@ def leaderboard(results: Path | None, dataset: str | None, protocol: str | None,
         else:
             click.echo(document if document.endswith("\n") else document + "\n", nl=False)
         return
-    target = output if output is not None else store.path.parent / f"leaderboard{spec.suffix}"
+    target = output if output is not None else store_path.parent / f"leaderboard{spec.suffix}"
     if isinstance(document, bytes):
         path = atomic_write_bytes(target, document)
     else:
