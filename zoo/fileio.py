@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from zoo.errors import UsageError
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], mode: str = "wb") -> Path:
@@ -59,3 +62,39 @@ def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
     for p in stale:
         p.unlink(missing_ok=True)
     return stale
+
+
+class RunLockedError(UsageError):
+    """Another live process holds the run directory (exit code 2)."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold ``run_dir/.lock`` exclusively while a run writes there (train, resume, bench jobs).
+
+    A second writer gets a one-line :class:`RunLockedError` naming the holder's PID instead of
+    interleaving its checkpoints, config and losses with the first one's. The lock is an
+    ``fcntl.flock`` on an open file, so the kernel releases it when the holder exits, even after
+    SIGKILL; a stale ``.lock`` file from a dead process never blocks anyone.
+    """
+    import fcntl
+
+    folder = Path(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".lock"
+    handle = open(path, "a+")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunLockedError(f"{folder} is in use by another genzoo process (PID {holder}); "
+                                 "wait for it to finish or use another run directory") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield path
+    finally:
+        handle.close()  # closing the file releases the lock
