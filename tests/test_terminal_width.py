@@ -116,3 +116,19 @@ def test_training_line_bounds_the_losses_column():
         loss_text = info.split("img/s", 1)[1].strip() if "img/s" in info else ""
         assert len(loss_text) <= LOSSES_WIDTH
         assert 12 + 12 + len(steps) + len(clock) + len(info) + 4 <= width
+
+
+def test_progress_lines_fit_the_width_for_logs():
+    from zoo.cli.progress import progress_lines
+
+    meter = BudgetMeter(Budget("steps", 4), batch_size=64, clock=lambda: 2.0)
+    meter.start()
+    out = io.StringIO()
+    console = Console(file=out, width=80, color_system=None)
+    show = progress_lines("a-plugin-model-with-a-long-name", every=200, console=console)
+    for _ in range(4):
+        meter.step_done()
+        show(progress_at(meter, {f"loss_{i}": 0.5 for i in range(12)}))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and len(lines[0]) <= 80  # only the last step (every=200)
+    assert lines[0].startswith("[a-plugin-mo…] 4/4 0:00:00 eta ") and lines[0].endswith("…")

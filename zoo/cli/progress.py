@@ -88,6 +88,22 @@ def training_bar(label: str, enabled: bool, console: Any = None) -> Iterator[Cal
         yield update
 
 
+def progress_lines(label: str, every: int, console: Any = None) -> Callable[[TrainProgress], None]:
+    """Plain progress lines for a log (stderr not a terminal): ``[label] steps elapsed eta ETA
+    img/s losses`` every ``every`` steps and at the last, cut to the console's width like the bar."""
+    console = console or stderr
+    name = label if len(label) <= LABEL_WIDTH else label[: LABEL_WIDTH - 1] + "…"
+
+    def show(p: TrainProgress) -> None:
+        if p.step % every and p.step != p.total_steps:
+            return
+        prefix = f"[{name}] "
+        steps, clock, info = training_line(p, console.width - len(prefix) + LABEL_WIDTH + BAR_WIDTH + 1)
+        console.print(f"{prefix}{steps} {clock} {info}".rstrip(), markup=False, highlight=False, soft_wrap=False)
+
+    return show
+
+
 @contextlib.contextmanager
 def task_bars(enabled: bool) -> Iterator[ProgressFn | None]:
     """Yield a ``progress(task, done, total)`` callback drawing one bar per task, or ``None``."""
@@ -128,7 +144,6 @@ def bench_progress(mode: str) -> Any:
     """A :class:`zoo.bench.BenchProgress` printing messages to stderr; ``mode`` from :func:`progress_mode`."""
     interactive = mode == "bars"
     from zoo.bench.runner import BenchProgress
-    from zoo.trainer import log_progress
 
     class CliBenchProgress(BenchProgress):
         def message(self, text: str) -> None:
@@ -137,7 +152,7 @@ def bench_progress(mode: str) -> Any:
         @contextlib.contextmanager
         def training(self, label: str) -> Iterator[Callable[[TrainProgress], None] | None]:
             if not interactive:
-                yield log_progress(every=200) if mode == "lines" else None
+                yield progress_lines(label, every=200) if mode == "lines" else None
                 return
             with training_bar(label, True) as bar:
                 yield bar
