@@ -282,7 +282,8 @@ def test_sampling_options_are_validated() -> None:
         model.sample(1, steps="many")
     # CLI strings parse; "auto" picks the sampler's default; parsing is idempotent.
     parsed = DDPM.parse_sample_options({"sampler": "ddpm", "steps": "auto", "eta": "0.5"})
-    assert parsed == {"sampler": "ddpm", "steps": None, "eta": 0.5, "spacing": "uniform"}
+    assert parsed == {"sampler": "ddpm", "steps": None, "eta": 0.5, "spacing": "uniform",
+                      "precision": "fp32"}
     assert DDPM.parse_sample_options(parsed) == parsed
     assert model.sample(2, **parsed).shape == (2, 1, 16, 16)
 

@@ -86,6 +86,9 @@ class TrainSettings:
     log_every: int = 50
     sample_grid: int = 64  # images in the final sample grid (0 to skip)
     loggers: tuple[str, ...] = ("csv",)  # training loggers (zoo.loggers): csv writes losses.csv, tensorboard event files
+    # torch.compile (inductor) the model's trainable networks (zoo.accel.compile_networks): same
+    # computation up to float rounding; the first steps pay the compile time (minutes on a CPU)
+    compile: bool = False
 
     def validate(self, num_train: int) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
@@ -338,6 +341,10 @@ class Trainer:
         self.precision = Precision.create(settings.precision, self.device)
         self.model = distributed.convert_sync_batchnorm(model, self.device).to(self.device)
         distributed.broadcast_parameters(self.model)  # every rank starts from rank 0's weights
+        if settings.compile:
+            from zoo.accel import compile_networks
+
+            compile_networks(self.model)
         self.dataset = dataset.to(self.device)
         self.run_dir = Path(run_dir) if run_dir else None
         if isinstance(progress, bool):

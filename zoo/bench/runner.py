@@ -378,6 +378,7 @@ class BenchRunner:
         """``(metrics, sampling costs, grid path, other images)``; with ``grid`` the sample grid and
         the (sample | nearest training image) pairs of the most suspicious samples are written."""
         from zoo.metrics import evaluate, nearest_pairs
+        from zoo.accel import sample_batch_size
         from zoo.sampling import generate, write_grid
 
         n = self.protocol.num_fake
@@ -391,6 +392,7 @@ class BenchRunner:
                     tasks(label, done[0], n)
 
             generate(model, 2, seed=job.seed, options=options)  # warm-up, excluded from timing
+            sample_batch_size(model, n, model.parse_sample_options(options))  # measured once, cached
             synchronize(self.device)
             start = time.perf_counter()
             images = generate(model, n, seed=job.seed, options=options, progress=on_batch)

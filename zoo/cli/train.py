@@ -37,10 +37,13 @@ from zoo.text import slug
 @click.option("--logger", "loggers", multiple=True, metavar="NAME",
               help="Training log (repeatable): csv (losses.csv, the default), tensorboard (pip install 'genzoo[tensorboard]').")
 @click.option("--json", "as_json", is_flag=True, help="Print what the run wrote (run directory, steps, seconds, losses, paths) as JSON.")
+@click.option("--compile", "compile_networks", is_flag=True, default=False,
+              help="torch.compile the model's networks (inductor): faster steps after a compile of minutes on a CPU; "
+                   "see docs/benchmarks.md.")
 @config_option(train_settings, "Settings from a TOML file (or a run's config.json); options given here win. See docs/configuration.md.")
 def train_command(model_name, dataset, data_dir, image_size, steps, epochs, time_budget, batch_size, overrides,
                   seed, device, precision, run_dir, checkpoint_every, resume_from, progress, nproc_per_node,
-                  loggers, as_json) -> None:
+                  loggers, as_json, compile_networks=False) -> None:
     """Train MODEL on a dataset and write a run directory.
 
     The run directory holds config.json, environment.json, losses.csv, checkpoints/ and a sample
@@ -70,7 +73,8 @@ def train_command(model_name, dataset, data_dir, image_size, steps, epochs, time
     recommended = model.recipe.precision if model.recipe else None
     settings = TrainSettings(steps=steps, epochs=epochs, time_limit=time_limit, batch_size=batch_size or model.default_batch_size,
                              seed=seed, device=device, precision=resolve_precision(precision, resolve_device(device), recommended),
-                             checkpoint_every=checkpoint_every, loggers=_loggers(reg, loggers))
+                             checkpoint_every=checkpoint_every, loggers=_loggers(reg, loggers),
+                             compile=compile_networks)
     settings.validate(len(data.train))
     run_dir = Path(run_dir) if run_dir else Path("runs") / f"{model_name}-{slug(dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = distributed.broadcast_object(run_dir)  # rank 0's timestamp names the one run folder
