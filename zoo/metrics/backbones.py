@@ -1,6 +1,8 @@
 """Feature backbones: where their weights come from, how they are hashed, how torch-fidelity runs them.
 
-Two backbones, both run as torch-fidelity feature extractors:
+Backbones, all run as torch-fidelity feature extractors (DINOv2 and CLIP are described at the
+end of this module: torch-fidelity 0.4's extractors, with local weights for offline machines via
+``weights_path`` / ``$ZOO_BACKBONE_WEIGHTS``):
 
 * ``inception``: torch-fidelity's standard ``inception-v3-compat`` (the TensorFlow FID Inception,
   Szegedy et al. 2016; Heusel et al. 2017). Weights come from ``weights_path``, else

@@ -177,8 +177,10 @@ def make_protocol(
     """Fix the protocol for ``dataset``: counts, backbone (and its weights' hash), seed.
 
     This is the one place a backbone is chosen: ``backbone="auto"`` picks the domain classifier for
-    labelled gray data (the MNIST family) and Inception-v3 otherwise. ``weights_path`` is a local
-    weight file for the chosen backbone; ``inception_weights`` is used only when the choice is
+    labelled gray data (the MNIST family) and Inception-v3 otherwise; ``dinov2-vit-*-14`` and
+    ``clip-*`` name torch-fidelity's DINOv2 / CLIP extractors (metrics ``fd_dinov2``, ...). Raises
+    :class:`MetricsError` with one line when weights are unavailable offline. ``weights_path`` is a
+    local weight file for the chosen backbone; ``inception_weights`` is used only when the choice is
     Inception (so callers can pass a user's ``--inception-weights`` without knowing the choice).
     Resolving the backbone may train the domain classifier on first use (cached) or look up
     Inception weights (``$ZOO_INCEPTION_WEIGHTS``, torch's hub cache, or a download);
