@@ -284,8 +284,9 @@ def test_cli_empty_missing_and_bad_filters(tmp_path, capsys):
 
 def test_cli_uses_zoo_results_by_default(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert run(["leaderboard"]) == 2  # ./runs/results.sqlite does not exist
+    assert run(["leaderboard"]) == 0  # ./runs/results.sqlite does not exist: nothing to rank yet
     assert "runs/results.sqlite" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
     ResultsStore(tmp_path / "elsewhere.sqlite").add(row("gan", 0, 3.0))
     monkeypatch.setenv("ZOO_RESULTS", str(tmp_path / "elsewhere.sqlite"))
     assert run(["leaderboard", "--format", "csv"]) == 0

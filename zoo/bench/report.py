@@ -23,6 +23,7 @@ import io
 import math
 import os
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -114,6 +115,11 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
+def _wrap(label: str, width: int = 32) -> str:
+    """A legend or axis label on several short lines (sampler options make long labels)."""
+    return textwrap.fill(label, width, break_long_words=False, break_on_hyphens=False) or label
+
+
 def _floor_line(ax: Any, lb: Leaderboard) -> None:
     floor = lb.floor.get(lb.primary_metric, math.nan)
     if not math.isnan(floor):
@@ -166,7 +172,7 @@ def plot_quality_vs_compute(lb: Leaderboard, x_key: str = "train_flops") -> byte
     for label, points in curves.items():
         xs, ys, sd = zip(*points, strict=True)
         xs_all += xs
-        (handle,) = ax.plot(xs, ys, marker="o", markersize=4, label=label)
+        (handle,) = ax.plot(xs, ys, marker="o", markersize=4, label=_wrap(label))
         if any(s > 0 for s in sd):
             ax.fill_between(xs, [y - s for y, s in zip(ys, sd, strict=True)], [y + s for y, s in zip(ys, sd, strict=True)],
                             color=handle.get_color(), alpha=0.18, linewidth=0)
@@ -206,7 +212,7 @@ def plot_quality_vs_steps(lb: Leaderboard) -> bytes | None:
     for label, points in sorted(curves.items()):
         xs = sorted(points)
         stats = [_mean_std(points[x]) for x in xs]
-        ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=label)
+        ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=_wrap(label))
     _floor_line(ax, lb)
     ticks = sorted({s for points in curves.values() for s in points})
     if len(ticks) > 1:
@@ -237,10 +243,10 @@ def plot_throughput(lb: Leaderboard) -> bytes | None:
     found = _throughputs(lb)
     if not found:
         return None
-    labels = [f[0] for f in found]
+    labels = [_wrap(f[0], 24) for f in found]
     train = [f[1] for f in found]
     sample = [f[2] for f in found]
-    fig, ax = _figure(height=max(2.5, 0.55 * len(labels) + 1.2))
+    fig, ax = _figure(height=max(2.5, 0.3 * sum(label.count("\n") + 1 for label in labels) + 0.4 * len(labels) + 1.2))
     ys = list(range(len(labels)))
     ax.barh([y - 0.2 for y in ys], [0 if math.isnan(v) else v for v in train], height=0.4, label="train img/s", color="#0969da")
     ax.barh([y + 0.2 for y in ys], [0 if math.isnan(v) else v for v in sample], height=0.4, label="sample img/s", color="#9a6700")
