@@ -333,8 +333,9 @@ def section_sample(args: argparse.Namespace, device: torch.device) -> list[Row]:
     shape, T = model.image_shape, model.config.num_timesteps
     betas = model.schedule.betas.numpy()
     ddim_steps = 5 if args.tiny else 50
-    anc_steps = 5 if args.tiny else (50 if args.quick else 1000)
-    b = 4 if args.tiny else accel.sample_batch_size(model, 256, model.parse_sample_options({"steps": ddim_steps}))
+    anc_steps = 5 if args.tiny else (20 if args.quick else 1000)  # per-step cost is what is compared
+    largest = 64 if args.quick else 256  # --quick: the measured batch among 32 and 64
+    b = 4 if args.tiny else accel.sample_batch_size(model, largest + 1, model.parse_sample_options({"steps": ddim_steps}))
     rows: list[Row] = []
 
     def ours(options: dict[str, Any]) -> Unit:
@@ -490,6 +491,14 @@ def section_profile(args: argparse.Namespace, device: torch.device, peaks: dict[
 # -- driver -------------------------------------------------------------------------------------
 
 
+def write_csv(path: Path, rows: list[Row]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(Row("", "", "", "", "", 0.0).as_dict()))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row.as_dict())
+
+
 def _device_tag(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device).replace(" ", "_").lower()
@@ -531,6 +540,9 @@ def main(argv: list[str] | None = None) -> int:
     if "matmul" in sections or "train" in sections or "profile" in sections:
         matmul_rows, peaks = section_matmul(args, device)
         rows += matmul_rows if "matmul" in sections else []
+    tag = "tiny" if args.tiny else "quick" if args.quick else "full"
+    name = f"peers-{tag}-{_device_tag(device)}{args.threads}-fp32+bf16-torch{torch.__version__.split('+')[0]}.csv"
+    path = args.out / name
     for name in sections:
         begun = time.perf_counter()
         if name == "train":
@@ -542,14 +554,8 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "profile":
             rows += section_profile(args, device, peaks, args.out)
         print(f"[{name}] {time.perf_counter() - begun:.0f} s", file=sys.stderr, flush=True)
-    tag = "tiny" if args.tiny else "quick" if args.quick else "full"
-    name = f"peers-{tag}-{_device_tag(device)}{args.threads}-fp32+bf16-torch{torch.__version__.split('+')[0]}.csv"
-    path = args.out / name
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(Row("", "", "", "", "", 0.0).as_dict()))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row.as_dict())
+        write_csv(path, rows)  # after every section, so a long run keeps what it measured
+    write_csv(path, rows)
     meta = {"torch": torch.__version__, "python": platform.python_version(), "threads": args.threads,
             "device": str(device), "rounds": args.rounds, "seconds": round(time.perf_counter() - started, 1),
             "cpu": platform.processor() or platform.machine(), "load_average": os.getloadavg()}
