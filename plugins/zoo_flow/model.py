@@ -106,6 +106,13 @@ class FlowMatching(GenerativeModel):
     supported_sizes = (16, 28, 32, 64)
     supported_channels = (1, 3)
     default_batch_size = 128
+    # zoo bench rows: Euler and Heun at about 10 and 50 network evaluations (Heun 5 and 25 steps:
+    # NFE 9 and 49), beside DDPM's DDIM 10 and 50 on the quality-versus-steps plot; each row
+    # records its NFE as the ``sample_nfe`` cost.
+    bench_sweep: ClassVar[list[dict[str, Any]]] = [
+        {"sampler": "euler", "steps": 10}, {"sampler": "euler", "steps": 50},
+        {"sampler": "heun", "steps": 5}, {"sampler": "heun", "steps": 25},
+    ]
     # As DDPM's CPU recipe: bf16 autocast where the processor runs it natively (1.6x on the U-Net).
     recipe = Recipe(precision="bf16", batch_size=128)
     tiny_config: ClassVar[dict[str, Any]] = {"base_channels": 8, "channel_mults": (1, 2), "warmup_steps": 0}
