@@ -216,6 +216,11 @@ def plain_gan_loop(model: Any, batch: torch.Tensor) -> Callable[[], None]:
     return step
 
 
+def repeat_unit(fn: Callable[[], None], batch: int, steps: int, device: torch.device) -> Unit:
+    """A unit that runs ``steps`` training steps of ``batch`` images: ``(images, seconds)``."""
+    return lambda: (batch * steps, timed(device, lambda: [fn() for _ in range(steps)]))
+
+
 def genzoo_step(model: Any, batch: torch.Tensor, precision: str, compile: bool = False) -> tuple[Callable[[], None], float]:
     """One ``zoo.trainer.train_one_step`` on a copy of ``model``; returns it and the compile seconds."""
     from zoo import accel
@@ -262,12 +267,13 @@ def section_train(args: argparse.Namespace, device: torch.device, peaks: dict[st
         plain = plain_ddpm_loop(model, batch, precision) if name == "ddpm" else plain_gan_loop(model, batch)
         units: dict[str, Unit] = {}
         for label, fn in (("genzoo", g_step), ("plain PyTorch", plain)):
-            fn(); fn()  # warm-up
-            units[label] = (lambda fn=fn: (bs * steps, timed(device, lambda: [fn() for _ in range(steps)])))
+            fn()  # warm-up, twice
+            fn()
+            units[label] = repeat_unit(fn, bs, steps, device)
         notes: dict[str, str] = {}
         if args.compile and name == "ddpm":
             c_step, compile_s = genzoo_step(model, batch, precision, compile=True)
-            units["genzoo --compile"] = lambda: (bs * steps, timed(device, lambda: [c_step() for _ in range(steps)]))
+            units["genzoo --compile"] = repeat_unit(c_step, bs, steps, device)
             notes["genzoo --compile"] = f"compile {compile_s:.0f} s (not timed)"
         rates = interleaved(units, args.rounds)
         if name == "ddpm":  # FLOPs of one step: the fraction of the matmul peak it reaches
@@ -365,7 +371,7 @@ def section_sample(args: argparse.Namespace, device: torch.device) -> list[Row]:
                 sched = diffusers.DDPMScheduler(**common, variance_type="fixed_small")
                 peer = "diffusers DDPMScheduler fp32"
             loops = {k: diffusers_loop(model.ema, sched, k, shape, device) for k in (2, steps)}
-            units[peer] = lambda k=None, loops=loops: (b, timed(device, lambda: loops[k or steps](b)))
+            units[peer] = lambda k=None, loops=loops, full=steps: (b, timed(device, lambda: loops[k or full](b)))
         for unit in units.values():
             unit(2)  # warm-up: two steps build every kernel and buffer a trajectory uses
         rates = interleaved(units, args.rounds)
@@ -470,12 +476,13 @@ def section_profile(args: argparse.Namespace, device: torch.device, peaks: dict[
     rows: list[Row] = []
     for precision in ("bf16",):
         step, _ = genzoo_step(model, batch, precision)
-        step(); step()
+        step()  # warm-up, twice
+        step()
         flops = count_flops(step)
         n = 1 if args.tiny else 3
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
         with profile(activities=activities) as prof:
-            seconds = timed(device, lambda: [step() for _ in range(n)])
+            seconds = timed(device, lambda: [step() for _ in range(n)])  # noqa: B023 (called here)
         table = prof.key_averages().table(sort_by="self_cpu_time_total" if device.type == "cpu" else "self_device_time_total",
                                           row_limit=25)
         path = out / f"profile-ddpm-{precision}-{_device_tag(device)}-torch{torch.__version__.split('+')[0]}.txt"
