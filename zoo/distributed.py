@@ -119,7 +119,8 @@ def init_from_env(device: str = "auto", timeout: datetime.timedelta = DEFAULT_TI
     if missing:
         raise UsageError(f"WORLD_SIZE={size} but {', '.join(missing)} is not set: launch with torchrun "
                          "(or zoo train --nproc-per-node N)")
-    rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    _env_int("RANK", 0)  # a malformed RANK fails here, as one line
+    local_rank = _env_int("LOCAL_RANK", 0)
     use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
         if not torch.cuda.is_available():

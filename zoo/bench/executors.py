@@ -286,7 +286,7 @@ def _run_local(pending: list[_Pending], settings: ExecutorSettings, runs_dir: Pa
                                  + ("finished" if error is None else f"failed: {error}"))
                 yield item, error, os.fspath(item.log)
     finally:  # Ctrl-C or an error here: stop the children (SIGTERM: they checkpoint and exit)
-        for _, child, log in running:
+        for _, child, _log in running:
             if child.poll() is None:
                 child.terminate()
         for _, child, log in running:
