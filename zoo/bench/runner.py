@@ -35,7 +35,7 @@ from zoo.data import ImageDataset
 from zoo.device import environment, resolve_precision, synchronize
 from zoo.errors import ConfigError, UnknownNameError, UsageError, ZooError
 from zoo.factory import create_model
-from zoo.fileio import atomic_write_text
+from zoo.fileio import atomic_write_text, run_lock
 from zoo.metrics.protocol import Protocol
 from zoo.model import GenerativeModel
 from zoo.registry import ModelEntry, Registry
@@ -271,7 +271,7 @@ class BenchRunner:
                 self.floor = compute_floor(self.dataset, self.protocol, progress=tasks)
         batch = job.plan.batch_size
         try:
-            with PeakMemory(self.device) as memory:
+            with run_lock(job.run_dir), PeakMemory(self.device) as memory:
                 while True:
                     try:
                         model, result, curve = self._train(job, batch)
@@ -412,6 +412,8 @@ class BenchRunner:
         costs = {
             "sample_images_per_s": n / seconds,
             "sample_steps": options.get("steps"),
+            # network evaluations per image, where the model says (flow: Heun costs 2 steps - 1)
+            "sample_nfe": model.sample_nfe(**options) if hasattr(model, "sample_nfe") else None,
             "sample_flops_per_image": sample_flops_per_image(model, options),
         }
         return metrics, costs, path, extra

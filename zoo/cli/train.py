@@ -97,7 +97,8 @@ def _resume(reg, source: Path, steps, epochs, time_limit, progress, loggers=(), 
     from zoo.trainer import Trainer, TrainSettings
 
     ckpt = latest_checkpoint(source)
-    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else source
+    # A run directory, a file in its checkpoints/, or a loose checkpoint file (its folder becomes the run).
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
     state = load_checkpoint(ckpt)
     model = create_model_from_checkpoint(state, registry=reg, where=str(ckpt))
     saved = _read_run_config(run_dir)
@@ -123,11 +124,15 @@ def _resume(reg, source: Path, steps, epochs, time_limit, progress, loggers=(), 
 
 def _fit(trainer, progress: bool | None):  # noqa: ANN202
     """Train with a bar on a terminal, plain lines elsewhere, nothing with --no-progress (or off rank 0)."""
+    import contextlib
+
     from zoo.cli.progress import progress_mode, training_bar
+    from zoo.fileio import run_lock
     from zoo.trainer import log_progress
 
     mode = progress_mode(progress) if trainer.world.is_main else "off"
-    with training_bar(trainer.model.name, mode == "bars") as bar:
+    lock = run_lock(trainer.run_dir) if trainer.world.is_main else contextlib.nullcontext()  # rank 0 writes
+    with lock, training_bar(trainer.model.name, mode == "bars") as bar:
         trainer.progress = bar or (log_progress(trainer.settings.log_every) if mode == "lines" else None)
         return trainer.fit()
 
