@@ -253,9 +253,9 @@ def test_corrupt_cache_files_are_recomputed_not_fatal(ds, small, tmp_path, monke
     assert ref.is_file() and flo.is_file()
 
     ref.write_bytes(ref.read_bytes()[:500])  # truncated
-    flo.write_text("{not json")
     with pytest.warns(CacheWarning):
         assert compute_metrics(fake, ds, small) == first
+    flo.write_text("{not json")  # (compute_metrics reads the floor too: it holds the memorisation threshold)
     with pytest.warns(CacheWarning):
         assert compute_floor(ds, small) == floor
 
