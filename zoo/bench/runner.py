@@ -377,8 +377,8 @@ class BenchRunner:
                   ) -> tuple[dict[str, float], dict[str, Any], Path | None, dict[str, str]]:
         """``(metrics, sampling costs, grid path, other images)``; with ``grid`` the sample grid and
         the (sample | nearest training image) pairs of the most suspicious samples are written."""
-        from zoo.metrics import evaluate, nearest_pairs
         from zoo.accel import sample_batch_size
+        from zoo.metrics import evaluate, nearest_pairs
         from zoo.sampling import generate, write_grid
 
         n = self.protocol.num_fake
