@@ -360,7 +360,8 @@ class BenchRunner:
         atomic_write_text(marker, text)
 
     def _train_costs(self, model: GenerativeModel, result: TrainResult, batch: int) -> dict[str, Any]:
-        per_image = result.flops_per_step / batch if result.flops_per_step else None
+        images_per_step = batch * getattr(model, "batches_per_step", 1)  # WGAN-GP: n_critic batches a step
+        per_image = result.flops_per_step / images_per_step if result.flops_per_step else None
         return {
             **result.spent,
             "train_images_per_s": result.images_per_s,
