@@ -37,7 +37,12 @@ def main() -> int:
     args = parser.parse_args()
 
     from zoo.bench import BenchRequest, ResultsStore, build_leaderboard, run_benchmark
-    from zoo.bench.report import publish_results, write_html
+    from zoo.bench.report import (
+        plot_quality_vs_compute,
+        plot_quality_vs_steps,
+        publish_results,
+        write_html,
+    )
     from zoo.bench.runner import BenchProgress
     from zoo.device import resolve_device
     from zoo.errors import ZooError
@@ -70,6 +75,12 @@ def main() -> int:
         if row.status == "ok" and row.grid_path and row.seed == 0:
             tag = "-".join(f"{k}{v}" for k, v in row.sample_options.items() if k in ("sampler", "steps"))
             shutil.copyfile(row.grid_path, grids / f"{row.model}{'-' + tag if tag else ''}.png")
+    for board in boards:  # the curves, as pictures the README can show
+        for stem, png in ((f"{args.preset}-curve-flops", plot_quality_vs_compute(board, "train_flops")),
+                          (f"{args.preset}-curve-seconds", plot_quality_vs_compute(board, "train_seconds")),
+                          (f"{args.preset}-quality-vs-steps", plot_quality_vs_steps(board))):
+            if png:
+                (RESULTS / f"{stem}.png").write_bytes(png)
     print(f"published {csv_path} and {md_path}; grids in {grids}; page {html}")
     return 1 if any(r.status == "failed" for r in rows) else 0
 
