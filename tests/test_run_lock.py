@@ -14,9 +14,8 @@ from zoo.fileio import RunLockedError, run_lock
 
 
 def test_a_second_holder_is_refused_with_the_first_ones_pid(tmp_path):
-    with run_lock(tmp_path / "run"):
-        with pytest.raises(RunLockedError, match=f"PID {os.getpid()}"), run_lock(tmp_path / "run"):
-            pass
+    with run_lock(tmp_path / "run"), pytest.raises(RunLockedError, match=f"PID {os.getpid()}"), run_lock(tmp_path / "run"):
+        pass
     with run_lock(tmp_path / "run"):  # released when the block ends
         pass
 

@@ -87,6 +87,8 @@ class SampleOption:
                 parsed = self.type(value)
         except (TypeError, ValueError):
             raise ConfigError(self.name, f"expected {self.type.__name__}, got {value!r}", "option") from None
+        if isinstance(parsed, float) and not math.isfinite(parsed):
+            raise ConfigError(self.name, f"expected a finite number, got {value!r}", "option")
         if self.choices and parsed not in self.choices:
             raise UnknownNameError(f"value for option {self.name!r}", str(parsed), [str(c) for c in self.choices])
         if self.min is not None and parsed < self.min:

@@ -48,3 +48,9 @@ def one_line(exc: BaseException, *, where: bool = False) -> str:
         frame = traceback.extract_tb(exc.__traceback__)[-1]
         text += f" (at {Path(frame.filename).name}:{frame.lineno})"
     return text
+
+
+def printable(text: str) -> str:
+    """``text`` with terminal control characters (escape sequences, bells, carriage returns) shown
+    as ``\\xNN`` escapes, so third-party text cannot move the cursor or retitle a terminal."""
+    return "".join(c if c in "\n\t" or (c.isprintable() and c not in "\x7f") else f"\\x{ord(c):02x}" for c in text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,10 +49,8 @@ def _mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     raw_x, raw_y = mnist_module.mnist_data()
     x, y = raw_x.astype(np.uint8), raw_y.astype(np.int64)
     if cached is not None:
-        try:
+        with contextlib.suppress(OSError):  # a read-only cache only costs the parse next time
             atomic_write(cached, lambda f: np.savez(f, x=x, y=y))
-        except OSError:  # a read-only cache only costs the parse next time
-            pass
     return x, y
 
 

@@ -249,7 +249,10 @@ class VAE(GenerativeModel):
         defaults (Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03), both from torchmetrics with
         data range 1. Deterministic (no z draw), so a reconstruction score is repeatable.
         """
-        from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+        from torchmetrics.functional.image import (
+            peak_signal_noise_ratio,
+            structural_similarity_index_measure,
+        )
 
         target = (batch.float().clamp(-1, 1) + 1) / 2
         recon = (self.reconstruct(batch) + 1) / 2

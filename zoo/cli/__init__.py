@@ -5,7 +5,18 @@ from __future__ import annotations
 import sys
 
 # Each command module registers itself on ``cli`` when imported.
-from zoo.cli import bench, data, describe, eval, export, leaderboard, listing, new_plugin, sample, train  # noqa: E402,F401,I001
+from zoo.cli import (  # noqa: E402,F401,I001
+    bench,
+    data,
+    describe,
+    eval,
+    export,
+    leaderboard,
+    listing,
+    new_plugin,
+    sample,
+    train,
+)
 from zoo.cli.app import cli, run
 
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.markup import escape
 
 from zoo import __version__
 from zoo.errors import UsageError, ZooError
+from zoo.text import printable
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
@@ -29,7 +29,11 @@ def echo_json(data: Any) -> None:
 
 
 def warn(message: str) -> None:
-    stderr.print(f"[yellow]zoo: warning:[/] {message}", highlight=False)
+    """One warning line on stderr; ``message`` is plain text (never parsed as markup, control
+    characters shown escaped), so plugin errors and file names cannot break or restyle it."""
+    from rich.text import Text
+
+    stderr.print(Text.assemble(("zoo: warning:", "yellow"), " ", printable(message)), highlight=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -50,12 +54,12 @@ def registry():  # noqa: ANN201 - a small accessor commands share
     if root is not None and not root.meta.get("zoo.plugin_warnings"):
         root.meta["zoo.plugin_warnings"] = True
         for record in reg.errors:
-            warn(escape(f"plugin {record.name!r} ({record.distribution or record.module}) skipped: {record.error}"))
+            warn(f"plugin {record.name!r} ({record.distribution or record.module}) skipped: {record.error}")
         for record in reg.plugins.values():
             for message in record.warnings:
-                warn(escape(f"plugin {record.name!r} ({record.distribution or record.module}): {message}"))
+                warn(f"plugin {record.name!r} ({record.distribution or record.module}): {message}")
         for message in reg.warnings:
-            warn(escape(message))
+            warn(message)
     return reg
 
 
@@ -99,5 +103,9 @@ def run(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # an unwritable path, a full disk: the environment, not a bug
+        where = f": {exc.filename}" if exc.filename else ""
+        stderr.print(f"zoo: error: {exc.strerror or exc}{where}", highlight=False, markup=False)
+        return 1
     finally:
         sys.stdout.flush()

@@ -36,11 +36,11 @@ def _format(key: str, value: float | None) -> str:
 
 def _print_human(result: dict[str, Any]) -> None:
     from rich.table import Table
-
+    from rich.text import Text
 
     protocol, metrics, floor = result["protocol"], result["metrics"], result["floor"]
     table = Table(
-        title=f"{result['source']['path']}: {protocol['num_fake']} generated images vs {protocol['dataset']}",
+        title=Text(f"{result['source']['path']}: {protocol['num_fake']} generated images vs {protocol['dataset']}"),
         caption=f"floor: {protocol['num_fake']} held-out real images scored exactly like generated ones",
         title_justify="left", caption_justify="left",
     )
@@ -65,7 +65,7 @@ def _print_human(result: dict[str, Any]) -> None:
             value = ", ".join(f"{k}={v}" for k, v in value.items())
         elif isinstance(value, list):
             value = "x".join(str(v) for v in value)
-        ptable.add_row(key, str(value))
+        ptable.add_row(key, Text(str(value)))
     stdout.print(ptable)
     threshold = result.get("memorisation_threshold")
     if threshold is not None:
@@ -76,7 +76,7 @@ def _print_human(result: dict[str, Any]) -> None:
             highlight=False, markup=False,
         )
     for note in result.get("warnings", []):
-        warn(escape(note))
+        warn(note)
     if "export" in result:
         e = result["export"]
         stdout.print(f"export: {e['format']}, quantize {e['quantize']}, {e['size_bytes'] / 1e6:.3f} MB on disk, "
@@ -154,7 +154,7 @@ def eval_command(
             images = load_image_folder(source, report) if kind == "folder" else load_image_array(source)
         if kind == "folder":
             for note in report.notes():
-                warn(escape(note))
+                warn(note)
 
     name = dataset or meta.get("dataset") or DEFAULT_DATASET
     size = image_size
@@ -164,7 +164,7 @@ def eval_command(
     if images is not None:
         images, note = match_channels(images, ds.image_shape[0])
         if note:
-            warn(escape(f"{source}: {note}"))
+            warn(f"{source}: {note}")
         if num_fake is None:
             num_fake = min(default_counts(ds)[1], len(images))
         elif num_fake > len(images):

@@ -55,7 +55,7 @@ def list_plugins(as_json: bool, show_all: bool) -> None:
     reg = get_registry()  # errors are shown in the table, not as warnings
     records = [r for r in reg.plugins.values() if show_all or not r.builtin or not r.ok or r.warnings]
     for message in reg.warnings:
-        warn(escape(message))
+        warn(message)
     if as_json:
         echo_json([r.to_dict() for r in records])
         return

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 from zoo.cli.app import stderr
+from zoo.text import printable
 
 if TYPE_CHECKING:
     from zoo.trainer import TrainProgress
@@ -147,7 +148,7 @@ def bench_progress(mode: str) -> Any:
 
     class CliBenchProgress(BenchProgress):
         def message(self, text: str) -> None:
-            stderr.print(f"[dim]zoo bench:[/] {escape(text)}", highlight=False, soft_wrap=False)  # wrap at the width
+            stderr.print(f"[dim]zoo bench:[/] {escape(printable(text))}", highlight=False, soft_wrap=False)  # wrap at the width
 
         @contextlib.contextmanager
         def training(self, label: str) -> Iterator[Callable[[TrainProgress], None] | None]:

@@ -15,7 +15,7 @@ from zoo.cli.options import device_option
 @click.option("-n", "--num", "n", type=click.IntRange(min=1), default=64, show_default=True, help="Number of images.")
 @click.option("--out", "out", type=click.Path(), default="samples.png", show_default=True,
               help="A .png grid, an .npz array (key 'images'), or a folder for one PNG per image.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True)
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Sampling option, e.g. steps=50 (see zoo list --json).")
 @click.option("--nrow", type=click.IntRange(min=1), help="Images per grid row (default: square).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)

@@ -25,7 +25,7 @@ from zoo.text import slug
 @click.option("--time", "time_budget", metavar="DURATION", help="Wall-clock budget: 90s, 5m, 1h.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Default: the model's paper batch size.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field (repeatable).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True)
 @device_option
 @precision_option
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Default: runs/MODEL-DATASET-TIMESTAMP.")
@@ -179,12 +179,12 @@ def _report(result, as_json: bool = False) -> None:
         echo_json(_result_dict(result))
         return
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.last_losses.items())
-    stdout.print(f"trained {result.steps} steps in {result.seconds:.1f}s ({result.images_per_s:.0f} img/s); {losses}")
+    stdout.print(f"trained {result.steps} steps in {result.seconds:.1f}s ({result.images_per_s:.0f} img/s); {losses}", highlight=False, markup=False)
     for key, value in result.validation.items():
-        stdout.print(f"validation {key}: {value:.4f}")
-    stdout.print(f"run directory: {result.run_dir}")
+        stdout.print(f"validation {key}: {value:.4f}", highlight=False, markup=False)
+    stdout.print(f"run directory: {result.run_dir}", highlight=False, markup=False)
     if result.grid:
-        stdout.print(f"sample grid: {result.grid}")
+        stdout.print(f"sample grid: {result.grid}", highlight=False, markup=False)
 
 
 def _result_dict(result) -> dict:  # noqa: ANN001

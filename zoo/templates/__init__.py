@@ -36,8 +36,16 @@ def plugin_names(name: str) -> dict[str, str]:
     if not NAME_PATTERN.match(name):
         raise UsageError(f"plugin name {name!r}: use lowercase letters, digits and single hyphens, starting with a "
                          "letter (e.g. my-flow)")
-    from zoo import __version__
+    import importlib.util
 
+    from zoo import __version__
+    from zoo.registry import get_registry
+
+    module = "zoo_" + name.replace("-", "_")
+    if name in get_registry().models or importlib.util.find_spec(module) is not None:
+        # An installed package of the same module name would shadow (or be shadowed by) it.
+        raise UsageError(f"plugin name {name!r} is taken: a model or the module {module!r} already exists; "
+                         "choose another name")
     return {
         "name": name,
         "dist": f"zoo-{name}",
