@@ -36,16 +36,8 @@ def plugin_names(name: str) -> dict[str, str]:
     if not NAME_PATTERN.match(name):
         raise UsageError(f"plugin name {name!r}: use lowercase letters, digits and single hyphens, starting with a "
                          "letter (e.g. my-flow)")
-    import importlib.util
-
     from zoo import __version__
-    from zoo.registry import get_registry
 
-    module = "zoo_" + name.replace("-", "_")
-    if name in get_registry().models or importlib.util.find_spec(module) is not None:
-        # An installed package of the same module name would shadow (or be shadowed by) it.
-        raise UsageError(f"plugin name {name!r} is taken: a model or the module {module!r} already exists; "
-                         "choose another name")
     return {
         "name": name,
         "dist": f"zoo-{name}",
@@ -66,9 +58,22 @@ def write_plugin(name: str, directory: str | Path = ".", *, force: bool = False)
     root = Path(directory).expanduser() / names["dist"]
     if root.exists() and any(root.iterdir()) and not force:
         raise UsageError(f"{root} exists and is not empty; choose another --dir (or pass --force)")
+    _check_name_is_free(names)
     for template, target in FILES.items():
         text = string.Template((TEMPLATE_DIR / template).read_text()).substitute(names)
         path = root / target.format(**names)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return root
+
+
+def _check_name_is_free(names: dict[str, str]) -> None:
+    """Refuse a name a registered model or an importable module already has: installing the
+    package would shadow it (``zoo new-plugin gan`` would replace genzoo's own ``zoo_gan``)."""
+    import importlib.util
+
+    from zoo.registry import get_registry
+
+    if names["name"] in get_registry().models or importlib.util.find_spec(names["module"]) is not None:
+        raise UsageError(f"plugin name {names['name']!r} is taken: a model or the module {names['module']!r} "
+                         "already exists; choose another name")
