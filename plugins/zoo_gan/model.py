@@ -132,7 +132,41 @@ class Discriminator(nn.Module):
 # -- the model --------------------------------------------------------------------------------
 
 
-class GAN(GenerativeModel):
+class LatentGeneratorSampling:
+    """Sampling, EMA updates and export for a model whose ``self.generator`` maps
+    ``z ~ N(0, I)`` of size ``config.latent_dim`` to an image, with an optional EMA copy
+    ``self.generator_ema`` (GAN, DCGAN and WGAN-GP share it)."""
+
+    generator: nn.Module
+    generator_ema: EMA | None
+    config: Any
+
+    def after_optimizer_step(self, step: int) -> None:
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None, **options: Any) -> torch.Tensor:
+        self.parse_sample_options(options)  # this model has none: rejects unknown ones
+        z = self.randn(n, self.config.latent_dim, generator=generator)
+        if self.generator_ema is not None:
+            return self.generator_ema(z).float()  # the EMA copy is always in eval mode
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            return self.generator(z).float()
+        finally:
+            self.generator.train(was_training)
+
+    def export_spec(self) -> Any:
+        """For ``zoo export``: the generator :meth:`sample` runs (EMA copy if any), ``z ~ N(0, I)`` -> image."""
+        from zoo.export import generator_spec
+
+        net = self.generator_ema.shadow if self.generator_ema is not None else self.generator
+        return generator_spec(self, net, self.config.latent_dim)
+
+
+class GAN(LatentGeneratorSampling, GenerativeModel):
     """Goodfellow et al. 2014 (arXiv:1406.2661): MLP generator and maxout discriminator with the
     non-saturating generator loss."""
 
@@ -193,27 +227,3 @@ class GAN(GenerativeModel):
             "d_real": float(torch.sigmoid(real_logits.detach()).mean()),  # D's mean P(real) on data
             "d_fake": float(torch.sigmoid(fake_logits.detach()).mean()),  # ... and on fakes
         }
-
-    def after_optimizer_step(self, step: int) -> None:
-        if self.generator_ema is not None:
-            self.generator_ema.update(self.generator)
-
-    @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None, **options: Any) -> torch.Tensor:
-        self.parse_sample_options(options)  # this model has none: rejects unknown ones
-        z = self.randn(n, self.config.latent_dim, generator=generator)
-        if self.generator_ema is not None:
-            return self.generator_ema(z).float()  # the EMA copy is always in eval mode
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
-            return self.generator(z).float()
-        finally:
-            self.generator.train(was_training)
-
-    def export_spec(self) -> Any:
-        """For ``zoo export``: the generator :meth:`sample` runs (EMA copy if any), ``z ~ N(0, I)`` -> image."""
-        from zoo.export import generator_spec
-
-        net = self.generator_ema.shadow if self.generator_ema is not None else self.generator
-        return generator_spec(self, net, self.config.latent_dim)

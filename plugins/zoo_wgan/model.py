@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
+from zoo_gan.model import LatentGeneratorSampling
 
 from zoo.ema import EMA
 from zoo.model import GenerativeModel, ModelConfig, Recipe, TrainStep
@@ -124,7 +124,7 @@ def _finite_mean(values: list[float]) -> float:
 # -- the model --------------------------------------------------------------------------------
 
 
-class WGANGP(GenerativeModel):
+class WGANGP(LatentGeneratorSampling, GenerativeModel):
     """Gulrajani et al. 2017 (arXiv:1704.00028): Wasserstein GAN with a gradient penalty,
     ``n_critic`` critic updates per generator update, all in one training step."""
 
@@ -189,20 +189,3 @@ class WGANGP(GenerativeModel):
             "gp": _finite_mean(penalties),
             "w_distance": _finite_mean(distances),  # the critic's estimate of W(P_r, P_g)
         }
-
-    def after_optimizer_step(self, step: int) -> None:
-        if self.generator_ema is not None:
-            self.generator_ema.update(self.generator)
-
-    @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None, **options: Any) -> torch.Tensor:
-        self.parse_sample_options(options)  # this model has none: rejects unknown ones
-        z = self.randn(n, self.config.latent_dim, generator=generator)
-        if self.generator_ema is not None:
-            return self.generator_ema(z).float()  # the EMA copy is always in eval mode
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
-            return self.generator(z).float()
-        finally:
-            self.generator.train(was_training)
