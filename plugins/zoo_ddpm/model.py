@@ -169,15 +169,7 @@ class DDPM(GenerativeModel):
 
     def __init__(self, config: DDPMConfig, image_shape: tuple[int, int, int]):
         super().__init__(config, image_shape)
-        self.unet = UNet(
-            in_channels=self.image_shape[0],
-            base_channels=config.base_channels,
-            channel_mults=config.channel_mults,
-            num_res_blocks=config.num_res_blocks,
-            attention=config.attention,
-            dropout=config.dropout,
-            norm_groups=config.norm_groups,
-        )
+        self.unet = UNet.from_config(config, self.image_shape[0])
         self.ema = EMA(self.unet, config.ema_decay)
         self.schedule = NoiseSchedule.linear(
             config.num_timesteps, config.beta_start, config.beta_end

@@ -15,6 +15,7 @@ matching skip connection, so odd sizes work too (28 -> 14 -> 7 -> 14 -> 28, or 7
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -146,6 +147,14 @@ class UNet(nn.Module):
 
         self.norm_out = norm(ch, norm_groups)
         self.conv_out = zero_init(nn.Conv2d(ch, in_channels, 3, padding=1))
+
+    @classmethod
+    def from_config(cls, config: Any, in_channels: int) -> UNet:
+        """The U-Net a model config describes (its ``base_channels``, ``channel_mults``,
+        ``num_res_blocks``, ``attention``, ``dropout`` and ``norm_groups`` fields): DDPM and flow."""
+        return cls(in_channels=in_channels, base_channels=config.base_channels, channel_mults=config.channel_mults,
+                   num_res_blocks=config.num_res_blocks, attention=config.attention, dropout=config.dropout,
+                   norm_groups=config.norm_groups)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         temb = self.time_mlp(timestep_embedding(t, self.base_channels))

@@ -121,15 +121,7 @@ class FlowMatching(GenerativeModel):
 
     def __init__(self, config: FlowConfig, image_shape: tuple[int, int, int]):
         super().__init__(config, image_shape)
-        self.net = VelocityNet(UNet(
-            in_channels=self.image_shape[0],
-            base_channels=config.base_channels,
-            channel_mults=config.channel_mults,
-            num_res_blocks=config.num_res_blocks,
-            attention=config.attention,
-            dropout=config.dropout,
-            norm_groups=config.norm_groups,
-        ))
+        self.net = VelocityNet(UNet.from_config(config, self.image_shape[0]))
         self.ema = EMA(self.net, config.ema_decay)
 
     # -- training ---------------------------------------------------------------------------
