@@ -329,6 +329,12 @@ class GenerativeModel(nn.Module):
         """
         raise NotImplementedError
 
+    @classmethod
+    def sample_nfe(cls, **options: Any) -> int | None:
+        """Network evaluations per image of a sampling setting, for quality-per-NFE comparisons
+        (flow's Heun costs ``2 * steps - 1``); ``None`` when the model does not say."""
+        return None
+
     @torch.no_grad()
     def validation_metrics(self, batch: torch.Tensor) -> dict[str, float]:
         """Optional family-specific validation numbers on a held-out batch (VAE: ``bpd``)."""

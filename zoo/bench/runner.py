@@ -360,7 +360,7 @@ class BenchRunner:
         atomic_write_text(marker, text)
 
     def _train_costs(self, model: GenerativeModel, result: TrainResult, batch: int) -> dict[str, Any]:
-        images_per_step = batch * getattr(model, "batches_per_step", 1)  # WGAN-GP: n_critic batches a step
+        images_per_step = batch * model.batches_per_step  # WGAN-GP: n_critic batches a step
         per_image = result.flops_per_step / images_per_step if result.flops_per_step else None
         return {
             **result.spent,
@@ -414,7 +414,7 @@ class BenchRunner:
             "sample_images_per_s": n / seconds,
             "sample_steps": options.get("steps"),
             # network evaluations per image, where the model says (flow: Heun costs 2 steps - 1)
-            "sample_nfe": model.sample_nfe(**options) if hasattr(model, "sample_nfe") else None,
+            "sample_nfe": model.sample_nfe(**options),
             "sample_flops_per_image": sample_flops_per_image(model, options),
         }
         return metrics, costs, path, extra

@@ -112,7 +112,7 @@ def _resume(reg, source: Path, steps, epochs, time_limit, progress, loggers=(), 
         settings.steps, settings.epochs, settings.time_limit = steps, epochs, time_limit
     if loggers:
         settings.loggers = _loggers(reg, loggers)
-    total = settings.total_steps(len(data.train), getattr(model, "batches_per_step", 1))
+    total = settings.total_steps(len(data.train), model.batches_per_step)
     if total is not None and total <= state["step"]:
         raise UsageError(f"{run_dir} is already at step {state['step']}; pass a larger --steps to continue")
     trainer = Trainer(model, data, settings, run_dir, run_config=saved)
