@@ -41,7 +41,7 @@ def _rewrite(path, **changes):
 def test_a_config_asking_for_a_huge_network_is_refused_without_allocating_it(tmp_path):
     run, ckpt = _train_gan(tmp_path)
     config = load_checkpoint(ckpt)["config"]
-    _rewrite(ckpt, config={**config, "g_hidden": 2_000_000})  # ~ 6 GB of weights if it were built
+    _rewrite(ckpt, config={**config, "g_hidden": 40_000})  # a 40,000 x 40,000 layer: 6.4 GB if it were built
     probe = (
         "import resource, sys\n"
         "from zoo.checkpoint import load_model\n"
@@ -53,7 +53,7 @@ def test_a_config_asking_for_a_huge_network_is_refused_without_allocating_it(tmp
     assert out.returncode == 0, out.stderr[-1500:]
     message, peak_mb = out.stdout.strip().splitlines()
     assert "refused:" in message and "weights do not match gan's config" in message
-    assert int(peak_mb) < 2000, f"peak memory {peak_mb} MB: the network was allocated"
+    assert int(peak_mb) < 4000, f"peak memory {peak_mb} MB: the network was allocated"  # ~0.6-2 GB: imports
     sample = run_zoo("sample", str(run), "-n", "4", "--out", str(tmp_path / "x.png"), cwd=tmp_path)
     assert sample.returncode == 1 and len(sample.stderr.strip().splitlines()) == 1 and "Traceback" not in sample.stderr
 
