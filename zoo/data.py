@@ -28,9 +28,14 @@ import numpy as np
 import torch
 
 from zoo.errors import DataError
-from zoo.text import one_line
+from zoo.text import one_line, printable
 
 DEFAULT_DATASET = "mnist-5k"
+
+
+def _shown(text: str) -> str:
+    """A file name or value from the user on one line: control characters and newlines escaped."""
+    return printable(str(text)).replace("\n", "\\n").replace("\t", "\\t")
 
 
 @dataclass
@@ -209,7 +214,7 @@ class ReadReport:
     @staticmethod
     def _parts(groups: dict[str, list[str]]) -> str:
         def names(files: list[str]) -> str:
-            shown = ", ".join(one_line(f) for f in files[:3])
+            shown = ", ".join(_shown(f) for f in files[:3])
             return shown + (f", ... {len(files) - 3:,} more" if len(files) > 3 else "")
 
         return "; ".join(f"{len(files):,} {reason} ({names(files)})" for reason, files in groups.items())
@@ -230,7 +235,7 @@ class ReadReport:
         if self.lossy:
             out.append(
                 f"{self.what}: {len(self.lossy):,} of {self.read:,} images are lossy (JPEG or lossy WebP, e.g. "
-                f"{one_line(self.lossy[0])}): compression artefacts change FID and the other metrics; prefer PNG"
+                f"{_shown(self.lossy[0])}): compression artefacts change FID and the other metrics; prefer PNG"
             )
         return out
 
@@ -288,15 +293,76 @@ def image_files(root: Path, report: ReadReport | None = None) -> list[Path]:
     return sorted(found)
 
 
-def _open_image(path: Path, rel: str, report: ReadReport) -> Any | None:
-    """One file as a loaded Pillow image (first frame, EXIF-upright), or None (counted as skipped)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+@dataclass(frozen=True)
+class _Header:
+    """What a file's header says, before any pixel is decoded."""
+
+    path: Path
+    rel: str
+    width: int
+    height: int
+    mode: str
+    alpha: bool  # the decoded image will (probably) carry an alpha channel
+    gray: bool  # ... and one colour channel
+
+    @property
+    def decoded_bytes(self) -> int:
+        """What Pillow holds for the decoded image: 1 byte a pixel for 1/L/P, 2 for 16-bit, else 4."""
+        per_pixel = 1 if self.mode in ("1", "L", "P") else 2 if self.mode.startswith("I;16") else 4
+        return self.width * self.height * per_pixel
+
+
+_UNREADABLE = "not readable as PNG/JPEG/BMP/WebP/GIF/TIFF (corrupt, truncated or another format)"
+
+
+def _bomb(label: str, rel: str, pixels: str) -> DataError:
+    from PIL import Image
+
+    return DataError(f"{label}: {_shown(rel)} is {pixels}, over the limit of {Image.MAX_IMAGE_PIXELS:,} pixels "
+                     "per image (a decompression bomb?); remove it or shrink it")
+
+
+def _probe(path: Path, rel: str, report: ReadReport, label: str) -> _Header | None:
+    """A file's header (size, mode) without decoding its pixels, or None (counted as skipped).
+
+    Raises :class:`~zoo.errors.DataError` naming the file for a decompression bomb: more pixels than
+    Pillow's ``Image.MAX_IMAGE_PIXELS`` (89 million by default).
+    """
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
 
     try:
         if path.stat().st_size == 0:
             report.skip("empty files", rel)
             return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, as an error
+            with Image.open(path, formats=list(PIL_FORMATS)) as im:
+                (w, h), mode, info = im.size, im.mode, im.info
+    except Image.DecompressionBombError:
+        raise _bomb(label, rel, "a decompression bomb") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        report.skip(_UNREADABLE, rel)
+        return None
+    if Image.MAX_IMAGE_PIXELS is not None and w * h > Image.MAX_IMAGE_PIXELS:
+        raise _bomb(label, rel, f"{w}x{h} = {w * h:,} pixels")
+    alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa") or (mode == "P" and "transparency" in info)
+    gray = mode in _GRAY_MODES or mode in ("LA", "La")
+    return _Header(path, rel, w, h, mode, alpha, gray)
+
+
+def _open_image(path: Path, rel: str, report: ReadReport, label: str) -> Any | None:
+    """One file as a loaded Pillow image (first frame, EXIF-upright), or None (counted as skipped).
+
+    Raises :class:`~zoo.errors.DataError` naming the file for a decompression bomb.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
         with Image.open(path, formats=list(PIL_FORMATS)) as im:
+            if Image.MAX_IMAGE_PIXELS is not None and im.size[0] * im.size[1] > Image.MAX_IMAGE_PIXELS:
+                raise _bomb(label, rel, f"{im.size[0]}x{im.size[1]} pixels")  # replaced since its header was read
             if getattr(im, "n_frames", 1) > 1:
                 report.convert("animations (first frame used)", rel)
                 im.seek(0)
@@ -308,10 +374,9 @@ def _open_image(path: Path, rel: str, report: ReadReport) -> Any | None:
                 out = ImageOps.exif_transpose(out)
                 report.convert("rotated upright per EXIF orientation", rel)
     except Image.DecompressionBombError:
-        report.skip(f"larger than Pillow's limit of {Image.MAX_IMAGE_PIXELS:,} pixels", rel)
-        return None
+        raise _bomb(label, rel, "a decompression bomb") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
-        report.skip("not readable as PNG/JPEG/BMP/WebP/GIF/TIFF (corrupt, truncated or another format)", rel)
+        report.skip(_UNREADABLE, rel)
         return None
     if fmt == "JPEG" or (fmt == "WEBP" and _webp_is_lossy(path)):
         report.lossy.append(rel)
@@ -361,8 +426,53 @@ def _to_channels(arr: np.ndarray, has_alpha: bool, gray: bool, keep_alpha: bool)
     return np.concatenate([colour, alpha], axis=-1) if keep_alpha else colour
 
 
+#: The most bytes a folder may make the reader allocate: the decoded images summed, and the images
+#: it returns. Set ``ZOO_MAX_DECODED_BYTES`` (a whole number of bytes) or pass ``max_bytes=`` to
+#: change it.
+MAX_DECODED_BYTES = 2**31
+
+#: The largest image side genzoo reads a folder at, or builds a model for (a checkpoint claiming
+#: larger images is refused before anything is built, see :mod:`zoo.factory`).
+MAX_IMAGE_SIDE = 4096
+
+
+def _bytes_text(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
+
+
+def decode_budget(max_bytes: int | None = None) -> int:
+    """``max_bytes``, else ``ZOO_MAX_DECODED_BYTES``, else :data:`MAX_DECODED_BYTES` (bytes).
+
+    Raises :class:`~zoo.errors.UsageError` when the variable is not a positive whole number.
+    """
+    from zoo.errors import UsageError
+
+    if max_bytes is not None:
+        return int(max_bytes)
+    env = os.environ.get("ZOO_MAX_DECODED_BYTES", "").strip()
+    if not env:
+        return MAX_DECODED_BYTES
+    try:
+        value = int(env.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"ZOO_MAX_DECODED_BYTES must be a positive whole number of bytes, got {_shown(env)!r}")
+    return value
+
+
+def _widen(buf: np.ndarray, filled: int, channels: int) -> np.ndarray:
+    """The first ``filled`` images of ``buf`` (``N x c x H x W``, c in 1, 3) with ``channels`` (3, 4)."""
+    out = np.empty((buf.shape[0], channels, *buf.shape[2:]), np.uint8)
+    out[:filled, :3] = buf[:filled, :3]  # gray broadcasts to RGB
+    if channels == 4:
+        out[:filled, 3] = 255
+    return out
+
+
 def read_image_folder(root: str | os.PathLike[str], *, square_size: int | str | None = None,
-                      what: str | None = None, report: ReadReport | None = None) -> torch.Tensor:
+                      what: str | None = None, report: ReadReport | None = None,
+                      max_bytes: int | None = None) -> torch.Tensor:
     """Every image under ``root`` as ``uint8 N x C x H x W``, by one rule for training and metrics.
 
     * Channels: 1 when every image is gray (L, 1-bit, 16-bit, without transparency), 4 when some
@@ -372,15 +482,25 @@ def read_image_folder(root: str | os.PathLike[str], *, square_size: int | str | 
       and other modes are converted; EXIF orientation is applied; an animation gives its first frame.
     * Skipped, each counted: hidden files and folders, folders behind links, broken links, empty
       files, files that are not PNG/JPEG/BMP/WebP/GIF/TIFF (Pillow opens only those decoders),
-      corrupt or truncated files, decompression bombs; files with other extensions.
+      corrupt or truncated files; files with other extensions.
     * Sizes: ``square_size=None`` keeps images as they are and requires one size for all (how
-      generated images are scored); an int centre-crops each image square and resizes it to that
-      size; ``"first"`` uses the first image's shorter side (how a training folder is read).
+      generated images are scored); an int (1 to :data:`MAX_IMAGE_SIDE`) centre-crops each image
+      square and resizes it to that size; ``"smallest"`` (``"first"`` is its old name) uses the
+      smallest shorter side of all images, at most :data:`MAX_IMAGE_SIDE` (how a training folder is
+      read), so a folder is never upsampled to its largest image.
+    * Untrusted folders are bounded before any pixel is decoded: every file's header is read first,
+      and a folder whose images would decode to more than ``max_bytes`` (default
+      :func:`decode_budget`: ``ZOO_MAX_DECODED_BYTES`` or :data:`MAX_DECODED_BYTES`, 2 GiB; Pillow's
+      in-memory sizes, 1 to 4 bytes a pixel), or whose result would exceed it, is refused. Images
+      are then decoded and resized one at a time into the result, so the peak is the result (a
+      third more while an opaque alpha channel is still possible) plus one decoded image.
 
     What was skipped or converted is warned about once per call as an :class:`ImageReadWarning`
     (``"1,000 images read, 3 skipped: ..."``), and lossy files (JPEG, lossy WebP) once more;
-    ``report`` (a :class:`ReadReport`) receives the details. Raises
-    :class:`~zoo.errors.DataError` when no image can be read or sizes differ.
+    ``report`` (a :class:`ReadReport`) receives the details. Raises a one-line
+    :class:`~zoo.errors.DataError` when no image can be read, sizes differ (``square_size=None``),
+    the folder is over the budget, or a file is a decompression bomb (more pixels than Pillow's
+    ``Image.MAX_IMAGE_PIXELS``; the message names the file).
     """
     import warnings
 
@@ -390,45 +510,103 @@ def read_image_folder(root: str | os.PathLike[str], *, square_size: int | str | 
     label = what or str(folder)
     if not folder.is_dir():
         raise DataError(f"{label}: no such directory")
+    budget = decode_budget(max_bytes)
     rep = report if report is not None else ReadReport(label)
     rep.what = label
-    files = image_files(folder, rep)
-    loaded: list[tuple[str, Any, np.ndarray, bool]] = []
-    for path in files:
-        rel = str(path.relative_to(folder))
-        im = _open_image(path, rel, rep)
+    headers = []
+    for path in image_files(folder, rep):
+        header = _probe(path, str(path.relative_to(folder)), rep, label)
+        if header is not None:
+            headers.append(header)
+    if not headers:
+        detail = f"; {rep.summary()}" if rep.skipped else ""
+        raise DataError(f"{label}: no readable images ({', '.join(IMAGE_EXTENSIONS)}) found{detail}")
+    first = headers[0]
+    if square_size in ("smallest", "first"):
+        size: int | None = min(MAX_IMAGE_SIDE, *(min(h.width, h.height) for h in headers))
+    elif square_size is None:
+        size = None
+        for h in headers[1:]:  # an EXIF rotation swaps the sides; it is checked again once decoded
+            if sorted((h.width, h.height)) != sorted((first.width, first.height)):
+                raise DataError(f"{label}: image {_shown(h.rel)} is {h.width}x{h.height}, the first image "
+                                f"({_shown(first.rel)}) is {first.width}x{first.height}; generated images are "
+                                "scored at one size")
+    elif isinstance(square_size, int) and not isinstance(square_size, bool) and 1 <= square_size <= MAX_IMAGE_SIDE:
+        size = square_size
+    else:
+        raise DataError(f"{label}: square size must be 1 to {MAX_IMAGE_SIDE}, 'smallest' or None, got {square_size!r}")
+    channels = 4 if any(h.alpha for h in headers) else 1 if all(h.gray for h in headers) else 3
+    decoded = sum(h.decoded_bytes for h in headers)
+    result = len(headers) * channels * (size * size if size is not None else first.width * first.height)
+    if max(decoded, result) > budget:
+        raise DataError(f"{label}: {len(headers):,} images would decode to {_bytes_text(max(decoded, result))}, "
+                        f"over the limit of {_bytes_text(budget)}; use fewer or smaller images, or raise "
+                        "ZOO_MAX_DECODED_BYTES (bytes)")
+
+    buf: np.ndarray | None = None
+    n = 0
+    alphas: list[tuple[str, bool]] = []
+    gray = True
+    keep_alpha = False
+    ref: tuple[str, int, int] | None = None
+    for header in headers:
+        rel = header.rel
+        im = _open_image(header.path, rel, rep, label)
         if im is None:
             continue
         arr, has_alpha = _pixels(im, rel, rep)
-        loaded.append((rel, im, arr, has_alpha))
-    if not loaded:
+        del im
+        colours = arr.shape[-1] - int(has_alpha)
+        gray = gray and colours == 1
+        keep_alpha = keep_alpha or (has_alpha and bool((arr[..., -1] < 255).any()))
+        h, w = arr.shape[:2]
+        if size is None:
+            if ref is None:
+                ref = (rel, w, h)
+            elif (w, h) != ref[1:]:
+                raise DataError(f"{label}: image {_shown(rel)} is {w}x{h}, the first image ({_shown(ref[0])}) is "
+                                f"{ref[1]}x{ref[2]}; generated images are scored at one size")
+        elif (w, h) != (size, size):
+            # Resized in its own channels: bilinear works channel by channel (with alpha premultiplied),
+            # so this equals resizing after the folder's channel rule is applied.
+            square = _center_square(Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr))
+            arr = np.asarray(square.resize((size, size), Image.Resampling.BILINEAR))
+            arr = arr[..., None] if arr.ndim == 2 else arr
+        if buf is None:
+            buf = np.empty((len(headers), channels, *arr.shape[:2]), np.uint8)
+        elif buf.shape[1] < 4 and (has_alpha or colours > buf.shape[1]):  # a mode its header did not tell
+            buf = _widen(buf, n, 4 if has_alpha else 3)
+        dst = buf[n]
+        colour = np.moveaxis(arr[..., :colours], -1, 0)
+        if buf.shape[1] == 1:
+            dst[0] = colour[0]
+        else:
+            dst[:3] = colour
+        if buf.shape[1] == 4:
+            dst[3] = arr[..., -1] if has_alpha else 255
+        alphas.append((rel, has_alpha))
+        n += 1
+        del arr
+    if buf is None:
         detail = f"; {rep.summary()}" if rep.skipped else ""
         raise DataError(f"{label}: no readable images ({', '.join(IMAGE_EXTENSIONS)}) found{detail}")
-    gray = all(arr.shape[-1] - int(alpha) == 1 for _, _, arr, alpha in loaded)
-    keep_alpha = any(alpha and bool((arr[..., -1] < 255).any()) for _, _, arr, alpha in loaded)
-    first_w, first_h = loaded[0][1].size
-    size = min(first_w, first_h) if square_size == "first" else square_size
-    arrays = []
-    for rel, _, arr, has_alpha in loaded:
+    for rel, has_alpha in alphas:
         if has_alpha and not keep_alpha:
             rep.convert("fully opaque alpha channels dropped", rel)
         elif keep_alpha and not has_alpha:
             rep.convert("opaque alpha channels added (the folder has transparency)", rel)
-        out = _to_channels(arr, has_alpha, gray, keep_alpha)
-        h, w = out.shape[:2]
-        if isinstance(size, int):
-            if (w, h) != (size, size):
-                im = Image.fromarray(out[..., 0] if out.shape[-1] == 1 else out)
-                out = np.asarray(_center_square(im).resize((size, size), Image.Resampling.BILINEAR))
-                out = out[..., None] if out.ndim == 2 else out
-        elif (w, h) != (first_w, first_h):
-            raise DataError(f"{label}: image {one_line(rel)} is {w}x{h}, the first image ({one_line(loaded[0][0])}) is "
-                            f"{first_w}x{first_h}; generated images are scored at one size")
-        arrays.append(out)
-    rep.read = len(arrays)
+    final = 4 if keep_alpha else 1 if gray else 3
+    per_old, per_new = buf[0].size, buf[0].size // buf.shape[1] * final
+    if final < buf.shape[1]:
+        # Keep the first ``final`` channels of each image, in place: no second copy of the folder.
+        flat = buf.reshape(-1)
+        for i in range(1, n):
+            flat[i * per_new:(i + 1) * per_new] = flat[i * per_old:i * per_old + per_new].copy()
+    out = buf.reshape(-1)[: n * per_new].reshape(n, final, *buf.shape[2:])
+    rep.read = n
     for note in rep.notes():
         warnings.warn(note, ImageReadWarning, stacklevel=2)
-    return images_from_array(np.stack(arrays), label)
+    return images_from_array(out, label)
 
 
 def _center_square(im: Any) -> Any:
@@ -461,6 +639,33 @@ def read_image_array(path: str | os.PathLike[str], *, what: str | None = None) -
     except Exception as exc:  # zip errors, pickled object arrays, truncated files
         raise DataError(f"{label}: cannot read the array ({one_line(exc)})") from None
     return images_from_array(array, label), labels
+
+
+#: The most classes a labelled dataset may have: labels are class indices ``0 .. MAX_NUM_CLASSES - 1``
+#: (a classifier over them is built for the metrics, so a label of 10**12 must not reach it).
+MAX_NUM_CLASSES = 100_000
+
+
+def labels_from_array(labels: Any, what: str) -> torch.Tensor:
+    """Class labels as ``int64`` of shape ``N``, or a one-line :class:`DataError`.
+
+    Labels must be whole numbers (any integer dtype, or floats holding whole numbers) in
+    ``0 .. MAX_NUM_CLASSES - 1``; negative, huge, fractional, non-finite or non-numeric labels and
+    labels that are not one per image (``N`` or ``N x 1``) are refused.
+    """
+    arr = np.asarray(labels)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise DataError(f"{what}: labels must be one number per image, got shape {arr.shape}")
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise DataError(f"{what}: labels must be whole numbers, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) and arr.size and not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
+        raise DataError(f"{what}: labels must be whole numbers, got NaN, infinite or fractional values")
+    if arr.size and (arr.min() < 0 or arr.max() >= MAX_NUM_CLASSES):
+        raise DataError(f"{what}: labels must be class indices 0 to {MAX_NUM_CLASSES - 1:,}, got "
+                        f"{arr.min():.15g} to {arr.max():.15g}")
+    return torch.from_numpy(arr.astype(np.int64))
 
 
 def images_from_array(array: Any, what: str) -> torch.Tensor:

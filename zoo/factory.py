@@ -15,12 +15,12 @@ from typing import Any
 
 import torch
 
-from zoo.data import DEFAULT_DATASET, ImageDataset, resize_dataset
+from zoo.data import DEFAULT_DATASET, MAX_IMAGE_SIDE, ImageDataset, resize_dataset
 from zoo.errors import CheckpointError, ConfigError, DataError, ZooError
 from zoo.model import GenerativeModel
 from zoo.registry import Registry, get_registry
 
-MAX_IMAGE_SIDE = 4096  # a checkpoint claiming larger images is refused before anything is built
+# MAX_IMAGE_SIDE (zoo.data): a checkpoint claiming larger images is refused before anything is built
 
 
 def resolve(name_or_class: str | type[GenerativeModel], registry: Registry | None = None,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.data import ImageDataset, ReadReport, read_image_array, read_image_folder, split_holdout
+from zoo.data import ImageDataset, ReadReport, labels_from_array, read_image_array, read_image_folder, split_holdout
 from zoo.errors import DataError
 from zoo.text import one_line
 
@@ -99,7 +99,7 @@ def torchvision_loader(name: str) -> Callable[[str | None, Path, bool], ImageDat
 def load_folder(arg: str | None, _data_dir: Path, _download: bool) -> ImageDataset:
     root = Path(arg or "").expanduser()
     report = ReadReport(f"folder:{arg}")
-    images = read_image_folder(root, square_size="first", what=f"folder:{arg}", report=report)
+    images = read_image_folder(root, square_size="smallest", what=f"folder:{arg}", report=report)
     if len(images) < 2:
         raise DataError(f"folder:{arg}: need at least 2 images for a train/test split, found {len(images)}")
     train, test, _, _ = split_holdout(images, None, test_fraction=0.1, seed=0)
@@ -112,7 +112,8 @@ def load_npz(arg: str | None, _data_dir: Path, _download: bool) -> ImageDataset:
     images, labels = read_image_array(path, what=f"npz:{arg}")
     if len(images) < 2:
         raise DataError(f"npz:{arg}: need at least 2 images for a train/test split")
-    y = torch.as_tensor(labels, dtype=torch.int64) if labels is not None and len(labels) == len(images) else None
+    y = labels_from_array(labels, f"npz:{arg}") if labels is not None else None
+    y = y if y is not None and len(y) == len(images) else None  # labels not one per image are ignored, as before
     train, test, ytr, yte = split_holdout(images, y, test_fraction=0.1, seed=0)
     n_classes = int(y.max()) + 1 if y is not None else None
     return ImageDataset(f"npz:{path}", train, test, ytr, yte, n_classes, {"source": str(path)})
