@@ -315,11 +315,13 @@ class _Header:
 _UNREADABLE = "not readable as PNG/JPEG/BMP/WebP/GIF/TIFF (corrupt, truncated or another format)"
 
 
-def _bomb(label: str, rel: str, pixels: str) -> DataError:
+def _bomb(label: str, rel: str, size: tuple[int, int] | None) -> DataError:
     from PIL import Image
 
-    return DataError(f"{label}: {_shown(rel)} is {pixels}, over the limit of {Image.MAX_IMAGE_PIXELS:,} pixels "
-                     "per image (a decompression bomb?); remove it or shrink it")
+    limit = Image.MAX_IMAGE_PIXELS or 0
+    what = f"is {size[0]}x{size[1]} = {size[0] * size[1]:,} pixels" if size else f"has over {2 * limit:,} pixels"
+    return DataError(f"{label}: {_shown(rel)} {what}, over the limit of {limit:,} pixels per image (a decompression "
+                     "bomb?); remove or shrink it")
 
 
 def _probe(path: Path, rel: str, report: ReadReport, label: str) -> _Header | None:
@@ -341,12 +343,12 @@ def _probe(path: Path, rel: str, report: ReadReport, label: str) -> _Header | No
             with Image.open(path, formats=list(PIL_FORMATS)) as im:
                 (w, h), mode, info = im.size, im.mode, im.info
     except Image.DecompressionBombError:
-        raise _bomb(label, rel, "a decompression bomb") from None
+        raise _bomb(label, rel, None) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         report.skip(_UNREADABLE, rel)
         return None
     if Image.MAX_IMAGE_PIXELS is not None and w * h > Image.MAX_IMAGE_PIXELS:
-        raise _bomb(label, rel, f"{w}x{h} = {w * h:,} pixels")
+        raise _bomb(label, rel, (w, h))
     alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa") or (mode == "P" and "transparency" in info)
     gray = mode in _GRAY_MODES or mode in ("LA", "La")
     return _Header(path, rel, w, h, mode, alpha, gray)
@@ -362,7 +364,7 @@ def _open_image(path: Path, rel: str, report: ReadReport, label: str) -> Any | N
     try:
         with Image.open(path, formats=list(PIL_FORMATS)) as im:
             if Image.MAX_IMAGE_PIXELS is not None and im.size[0] * im.size[1] > Image.MAX_IMAGE_PIXELS:
-                raise _bomb(label, rel, f"{im.size[0]}x{im.size[1]} pixels")  # replaced since its header was read
+                raise _bomb(label, rel, im.size)  # replaced since its header was read
             if getattr(im, "n_frames", 1) > 1:
                 report.convert("animations (first frame used)", rel)
                 im.seek(0)
@@ -374,7 +376,7 @@ def _open_image(path: Path, rel: str, report: ReadReport, label: str) -> Any | N
                 out = ImageOps.exif_transpose(out)
                 report.convert("rotated upright per EXIF orientation", rel)
     except Image.DecompressionBombError:
-        raise _bomb(label, rel, "a decompression bomb") from None
+        raise _bomb(label, rel, None) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         report.skip(_UNREADABLE, rel)
         return None
@@ -437,7 +439,10 @@ MAX_IMAGE_SIDE = 4096
 
 
 def _bytes_text(n: int) -> str:
-    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n:,} bytes"
 
 
 def decode_budget(max_bytes: int | None = None) -> int:
