@@ -8,7 +8,8 @@ functions on those features:
 * FID (Heusel et al. 2017, arXiv:1706.08500): ``fid_features_to_statistics`` and
   ``fid_statistics_to_metric``;
 * IS (Salimans et al. 2016, arXiv:1606.03498): ``isc_features_to_metric`` on the logits;
-* KID (Binkowski et al. 2018, arXiv:1801.01401): ``kid_features_to_metric``;
+* KID (Binkowski et al. 2018, arXiv:1801.01401): torch-fidelity's subsets and kernel, each kernel
+  entry computed once (:mod:`zoo.metrics.kid`; equal to ``kid_features_to_metric`` to ~1e-6);
 * precision / recall (Kynkaanniemi et al. 2019, arXiv:1904.06991): ``prc_features_to_metric``,
   generated set first, real set second;
 * density / coverage, memorisation and mode coverage: :mod:`zoo.metrics.nearest` on the same
@@ -39,11 +40,7 @@ from torch_fidelity.metric_isc import (
     KEY_METRIC_ISC_STD,
     isc_features_to_metric,
 )
-from torch_fidelity.metric_kid import (
-    KEY_METRIC_KID_MEAN,
-    KEY_METRIC_KID_STD,
-    kid_features_to_metric,
-)
+from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD
 from torch_fidelity.metric_prc import (
     KEY_METRIC_PRECISION,
     KEY_METRIC_RECALL,
@@ -54,6 +51,7 @@ from zoo.data import ImageDataset, check_images
 from zoo.errors import DataError, MetricsError
 from zoo.metrics import nearest, stats_cache
 from zoo.metrics.backbones import create_extractor, resolve_backbone, weights_digest
+from zoo.metrics.kid import kid_features_to_metric
 from zoo.metrics.protocol import Protocol
 
 #: ``progress(task, done, total)``
@@ -223,7 +221,7 @@ def _evaluate_features(
             isc = isc_features_to_metric(fake[p.layer("isc")], p.isc_splits, True, p.seed) if p.has_isc else None
             kid = kid_features_to_metric(
                 fake[p.layer("kid")], real[p.layer("kid")],
-                kid_subsets=p.kid_subsets, kid_subset_size=p.kid_subset_size, rng_seed=p.seed, verbose=False,
+                kid_subsets=p.kid_subsets, kid_subset_size=p.kid_subset_size, rng_seed=p.seed,
             )
             prc = prc_features_to_metric(
                 fake[p.layer("prc")], real[p.layer("prc")],
