@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -53,15 +55,58 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text), mode="w")
 
 
-def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
-    """Delete temp files a killed writer left behind (``.NAME.*.tmp``); completed files are untouched."""
+#: A temp file of :func:`atomic_write` untouched for this many seconds is a dead writer's: a live
+#: writer creates it and writes it at once (seconds even for a large checkpoint), on this machine or
+#: another sharing the folder, so age works where a PID check cannot (PIDs are per machine).
+STALE_TEMP_SECONDS = 600.0
+# mkstemp's names: ".NAME." + 8 random characters + ".tmp"
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_temp_files(folder: str | os.PathLike[str], older_than: float | None = None) -> list[Path]:
+    """Delete temp files a killed writer left behind (``.NAME.*.tmp``); completed files are untouched.
+
+    With ``older_than=None`` every temp file goes: for a folder only its caller writes (a run
+    folder under :func:`run_lock`). With ``older_than`` seconds, only :func:`atomic_write`'s temp
+    files (``.NAME.XXXXXXXX.tmp``) not modified for that long: for folders several processes write at
+    once (the metrics cache, the store's folder), where a younger one may be a live writer's. Returns
+    the files removed; files that vanish or cannot be removed meanwhile are skipped.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    stale = [p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file()]
-    for p in stale:
-        p.unlink(missing_ok=True)
+    now = time.time()
+    stale = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    for p in entries:
+        if not (p.name.startswith(".") and p.name.endswith(".tmp")):
+            continue
+        try:
+            if not p.is_file():
+                continue
+            if older_than is not None and (not _TEMP_NAME.match(p.name) or now - p.stat().st_mtime < older_than):
+                continue
+            p.unlink()
+        except OSError:
+            continue  # removed by someone else, or a read-only folder
+        stale.append(p)
     return stale
+
+
+_cleaned: set[str] = set()
+
+
+def remove_stale_temp_files_once(folder: str | os.PathLike[str], older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """:func:`remove_stale_temp_files` with ``older_than``, at most once per folder and process (for
+    folders read on every call, such as the metrics cache)."""
+    key = os.path.abspath(folder)
+    if key in _cleaned:
+        return []
+    _cleaned.add(key)
+    return remove_stale_temp_files(folder, older_than=older_than)
 
 
 class RunLockedError(UsageError):
@@ -75,7 +120,8 @@ def run_lock(run_dir: str | os.PathLike[str]) -> Iterator[Path]:
     A second writer gets a one-line :class:`RunLockedError` naming the holder's PID instead of
     interleaving its checkpoints, config and losses with the first one's. The lock is an
     ``fcntl.flock`` on an open file, so the kernel releases it when the holder exits, even after
-    SIGKILL; a stale ``.lock`` file from a dead process never blocks anyone.
+    SIGKILL; a stale ``.lock`` file from a dead process never blocks anyone. Temp files a killed
+    writer left in the folder (``.NAME.*.tmp``) are removed once the lock is held.
     """
     import fcntl
 
@@ -95,6 +141,8 @@ def run_lock(run_dir: str | os.PathLike[str]) -> Iterator[Path]:
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
         handle.flush()
+        # Only the lock holder writes here, so every temp file in the folder is a dead writer's.
+        remove_stale_temp_files(folder)
         yield path
     finally:
         handle.close()  # closing the file releases the lock

@@ -10,7 +10,8 @@ keeps its own cache here instead:
   the settings only generated sets use), floors by the protocol hash; both cover the dataset's content fingerprint, the backbone's
   weight hash and every count and setting.
 
-Files are written atomically (temp file in the same folder, fsync, ``os.replace``). A file that is
+Files are written atomically (temp file in the same folder, fsync, ``os.replace``); temp files a
+killed writer left are removed by the next process (see :func:`cache_dir`). A file that is
 truncated, malformed or does not match its key is reported with a warning and recomputed.
 """
 
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.fileio import atomic_write_bytes
+from zoo.fileio import atomic_write_bytes, remove_stale_temp_files_once
 
 
 class CacheWarning(UserWarning):
@@ -39,10 +40,33 @@ def cache_dir() -> Path:
     macOS): where metric statistics and trained backbones live."""
     env = os.environ.get("ZOO_CACHE_DIR")
     if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
+        root = Path(env).expanduser()
+    else:
+        from platformdirs import user_cache_dir
 
-    return Path(user_cache_dir("genzoo", appauthor=False))
+        root = Path(user_cache_dir("genzoo", appauthor=False))
+    _clean_cache(root)
+    return root
+
+
+def _clean_cache(root: Path) -> None:
+    """Once per process and cache root: remove temp files a killed writer left in the cache's
+    folders (``metrics``, ``backbones``, ``accel``, ...), untouched for
+    :data:`zoo.fileio.STALE_TEMP_SECONDS` (younger ones may be a live writer's, in this process or
+    another sharing the cache)."""
+    key = os.path.abspath(root)
+    if key in _CLEANED:
+        return
+    _CLEANED.add(key)
+    try:
+        folders = [root, *(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
+    except OSError:
+        return
+    for folder in folders:
+        remove_stale_temp_files_once(folder)
+
+
+_CLEANED: set[str] = set()
 
 
 def metrics_cache_dir() -> Path:
