@@ -306,7 +306,8 @@ class BenchRunner:
         return self._commit(rows), False
 
     def _commit(self, rows: list[ResultRow]) -> list[ResultRow]:
-        self.store.add_many(rows)
+        # A store that cannot take the rows (disk full, I/O error) keeps them in the run folder's rows.json.
+        self.store.add_many(rows, keep_side_file=True)
         return rows
 
     def _reset(self, job: Job) -> None:

@@ -24,6 +24,20 @@ stores is still read (version 1 = ``m001_initial`` applied) and still written (i
 number of migrations applied) so that an older genzoo refuses a newer store instead of writing
 rows it does not understand. A store recording a migration this genzoo does not know is refused
 with a :class:`~zoo.errors.UsageError` before anything touches the file (not even a PRAGMA).
+
+**Read-only stores.** When the store file or its folder cannot be written (a read-only mount, a
+shared folder), the store opens read-only (:func:`open_mode`): SQLite's ``mode=ro``, or
+``immutable=1`` when a WAL store's ``-shm`` file cannot be created either. Readers (``zoo
+leaderboard``, reports) work; a write fails with one line.
+
+**Malformed rows.** A row whose columns do not load (bad JSON, a wrong type, a seed that is not an
+integer) is skipped, not fatal: :meth:`ResultsStore.rows` leaves it out and records its id and
+reason in :attr:`ResultsStore.skipped`, which the CLI reports as one warning line.
+
+**Failed writes keep the row.** When writing finished rows fails (disk full, I/O error, a read-only
+file, locked beyond the timeout), :meth:`ResultsStore.add_many` with ``keep_side_file=True`` keeps
+them in ``rows.json`` in their run folder (the file ``zoo bench --collect RUNS_DIR`` ingests,
+idempotently) and raises a :class:`StoreWriteError` saying so.
 """
 
 from __future__ import annotations
@@ -33,6 +47,7 @@ import json
 import math
 import os
 import random
+import shlex
 import sqlite3
 import time
 import urllib.parse
@@ -44,6 +59,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from zoo.errors import UsageError, ZooError
+from zoo.fileio import STALE_TEMP_SECONDS, atomic_write_text, remove_stale_temp_files
 
 __all__ = [
     "BUDGET_KINDS",
@@ -54,9 +70,11 @@ __all__ = [
     "STATUSES",
     "ResultRow",
     "ResultsStore",
+    "StoreWriteError",
     "canonical_json",
     "config_hash",
     "default_store_path",
+    "open_mode",
     "rows_to_frame",
 ]
 
@@ -520,6 +538,51 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
+class StoreWriteError(ZooError):
+    """Finished rows could not be written to the store (disk full, I/O error, read-only, locked)."""
+
+
+# SQLite primary result codes of a write that failed for reasons outside the rows themselves.
+_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN = 8, 10, 13, 14
+
+
+def _is_write_error(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in (_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_FULL, _SQLITE_CANTOPEN)
+
+
+def _is_wal(path: Path) -> bool:
+    """Whether the database file says WAL mode (header bytes 18 and 19 are 2)."""
+    try:
+        with path.open("rb") as fh:
+            header = fh.read(20)
+    except OSError:
+        return False
+    return len(header) == 20 and header[18] == 2 and header[19] == 2
+
+
+def open_mode(path: str | os.PathLike[str]) -> str:
+    """How a store at ``path`` can be opened: ``"rw"``, ``"ro"`` or ``"immutable"``.
+
+    ``"rw"`` when the file (or, for a new store, its folder) and its folder are writable, since
+    SQLite creates its journal or ``-wal``/``-shm`` files beside the database. ``"ro"``
+    (``mode=ro``) otherwise. ``"immutable"`` (``immutable=1``: SQLite assumes nobody writes the file
+    and creates nothing) when even ``mode=ro`` cannot work: a WAL store in an unwritable folder
+    without an existing ``-shm`` file. Decided with :func:`os.access`, so root on a read-only
+    mount and a test's monkeypatch both get the answer the kernel would give a write.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    folder_ok = os.access(folder, os.W_OK)
+    file_ok = os.access(path, os.W_OK) if path.exists() else folder_ok
+    if folder_ok and file_ok:
+        return "rw"
+    shm = Path(f"{path}-shm")
+    if not folder_ok and _is_wal(path) and not shm.exists():
+        return "immutable"
+    return "ro"
+
+
 class ResultsStore:
     """A results database at ``path`` (created with its parent folders unless ``create=False``).
 
@@ -541,9 +604,18 @@ class ResultsStore:
         self.path = Path(path if path is not None else default_store_path()).expanduser()
         self.timeout = float(timeout)
         self.retry_seconds = float(retry_seconds)
+        #: ``(row_id, reason)`` of each malformed row the last :meth:`rows` call skipped.
+        self.skipped: list[tuple[str, str]] = []
         self._check_file(create)
+        #: ``"rw"``, ``"ro"`` or ``"immutable"`` (see :func:`open_mode`), decided once on opening.
+        self.mode = open_mode(self.path)
         self._with_retry(self._inspect)  # read-only: refuses foreign and newer stores untouched
-        self._with_retry(self._migrate)
+        if self.mode == "rw":
+            self._with_retry(self._migrate)
+            # Reports and side files written atomically beside the store by a killed process.
+            remove_stale_temp_files(self.path.parent, older_than=STALE_TEMP_SECONDS)
+        else:
+            self._with_retry(self._check_current)
 
     def __repr__(self) -> str:
         return f"ResultsStore({str(self.path)!r})"
@@ -576,11 +648,18 @@ class ResultsStore:
         except OSError as exc:
             raise UsageError(f"cannot create the folder for results store {self.path}: {exc.strerror or exc}") from None
 
+    @property
+    def read_only(self) -> bool:
+        """Whether the store was opened read-only (its file or folder is not writable)."""
+        return self.mode != "rw"
+
     def _connect(self, read_only: bool = False) -> sqlite3.Connection:
         # isolation_level=None: no implicit transactions; every write says BEGIN IMMEDIATE itself,
         # which takes the write lock up front instead of failing to upgrade a read lock later.
-        if read_only:
-            uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+        mode = getattr(self, "mode", "rw")
+        if read_only or mode != "rw":
+            query = "immutable=1" if mode == "immutable" else "mode=ro"
+            uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?" + query
             conn = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None)
         else:
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
@@ -606,6 +685,17 @@ class ResultsStore:
             self._refuse_unknown(tables, *_applied(conn, tables))
         finally:
             conn.close()
+
+    def _check_current(self, conn: sqlite3.Connection) -> None:
+        """A read-only store cannot be migrated: it must already have every migration."""
+        tables = _tables(conn)
+        if not tables:
+            raise UsageError(f"results store {self.path} is read-only and empty (run `zoo bench` with a writable --results)")
+        names, legacy = _applied(conn, tables)
+        missing = [n for n in _KNOWN if n not in names]
+        if missing:
+            raise UsageError(f"results store {self.path} is read-only and was written by an older genzoo (it needs "
+                             f"migration {missing[0]}); open it once where it is writable, or copy it somewhere writable")
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         tables = _tables(conn)
@@ -656,7 +746,9 @@ class ResultsStore:
                     delay = min(delay * 2, 1.0)
                     continue
                 if _is_lock_error(exc):
-                    raise ZooError(f"results store {self.path} stayed locked for over {self.timeout + self.retry_seconds:.0f}s; is another process stuck holding it?") from None
+                    raise StoreWriteError(f"results store {self.path} stayed locked for over {self.timeout + self.retry_seconds:.0f}s; is another process stuck holding it?") from None
+                if _is_write_error(exc):  # the file is fine; the disk, the mount or the permissions are not
+                    raise StoreWriteError(f"results store {self.path} could not be written: {exc}") from None
                 raise UsageError(f"{self.path} is not a usable genzoo results store: {exc}") from None
             finally:
                 if conn is not None:
@@ -675,8 +767,15 @@ class ResultsStore:
         """Insert ``row``, replacing any row with the same identity; committed before returning."""
         self.add_many([row])
 
-    def add_many(self, rows: Iterable[ResultRow]) -> None:
-        """Insert several rows in one transaction (all or none)."""
+    def add_many(self, rows: Iterable[ResultRow], *, keep_side_file: bool = False) -> None:
+        """Insert several rows in one transaction (all or none).
+
+        With ``keep_side_file``, a write that fails for a reason outside the rows (disk full, I/O
+        error, read-only store, locked beyond the timeout: a :class:`StoreWriteError`) keeps the
+        rows in ``rows.json`` in their run folder (atomic write, merged with rows already kept
+        there) and raises a :class:`StoreWriteError` naming the file and the ingest command.
+        """
+        rows = list(rows)
         values = [self._to_db(r) for r in rows]
         if not values:
             return
@@ -686,7 +785,22 @@ class ResultsStore:
             conn.executemany(_INSERT, values)
             conn.execute("COMMIT")
 
-        self._with_retry(write)
+        try:
+            self._with_retry(write)
+        except StoreWriteError as exc:
+            if not keep_side_file:
+                raise
+            kept = keep_rows(rows)
+            if not kept:
+                raise
+            where = "; ".join(str(p) for p in kept)
+            # One --collect per runs folder (the folder holding the run folders); quoted for a shell.
+            command = "; ".join(f"zoo bench --collect {shlex.quote(runs)} --results {shlex.quote(str(self.path))}"
+                                for runs in sorted({str(p.parent.parent) for p in kept}))
+            raise StoreWriteError(
+                f"{exc}; the {len(rows)} finished row(s) are kept in {where}: once the store is writable, "
+                f"ingest them with `{command}`"
+            ) from None
 
     def delete(self, row_id: str) -> bool:
         """Remove one row by id; returns whether it existed."""
@@ -726,7 +840,27 @@ class ResultsStore:
         def read(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
             return conn.execute(sql, {k: v for k, v in filters.items() if v is not None}).fetchall()
 
-        return [self._from_db(r) for r in self._with_retry(read)]
+        return self._load_rows(self._with_retry(read))
+
+    def _load_rows(self, found: Iterable[Sequence[Any]]) -> list[ResultRow]:
+        """Rows from database tuples; a malformed one is skipped and recorded in :attr:`skipped`."""
+        self.skipped = []
+        rows = []
+        for values in found:
+            try:
+                rows.append(self._from_db(values))
+            except (ValueError, TypeError, OverflowError, KeyError, AttributeError) as exc:
+                row_id = values[_COLUMNS.index("row_id")]
+                self.skipped.append((str(row_id), f"{type(exc).__name__}: {exc}"))
+        return rows
+
+    def skipped_message(self) -> str | None:
+        """One warning line about the rows the last :meth:`rows` call skipped, or None."""
+        if not self.skipped:
+            return None
+        shown = "; ".join(f"row {row_id} ({reason})" for row_id, reason in self.skipped[:5])
+        more = f"; and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+        return f"skipped {len(self.skipped)} malformed row(s) in results store {self.path}: {shown}{more}"
 
     def find(self, identity: Sequence[Any] | ResultRow) -> ResultRow | None:
         """The row with this identity (a :attr:`ResultRow.identity` tuple, or a row), or None.
@@ -745,7 +879,8 @@ class ResultsStore:
         )
         sql = f"SELECT {', '.join(_COLUMNS)} FROM results WHERE {where}"
         found = self._with_retry(lambda conn: conn.execute(sql, params).fetchone())
-        return self._from_db(found) if found is not None else None
+        loaded = self._load_rows([found]) if found is not None else []
+        return loaded[0] if loaded else None  # a malformed row counts as absent: a re-run replaces it
 
     def has_ok(self, identity: Sequence[Any] | ResultRow) -> bool:
         """Whether a successful row with this identity is already stored."""
@@ -768,6 +903,44 @@ class ResultsStore:
         ``metrics.*``, ``floor.*``, ``costs.*``, ``sample_options.*`` and ``environment.*`` columns
         (``protocol``, ``config`` and ``curve`` stay as they are)."""
         return rows_to_frame(self.rows(**filters))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+#: The file finished rows are kept in when the store cannot take them (the one ``--collect`` reads).
+SIDE_FILE = "rows.json"
+
+
+def keep_rows(rows: Sequence[ResultRow]) -> list[Path]:
+    """Keep ``rows`` in ``<run_dir>/rows.json`` for each run folder they name (atomic write, merged
+    by identity with rows already kept there, newest wins); returns the files written. Rows
+    without a run folder are not kept. ``zoo bench --collect RUNS_DIR`` ingests these files."""
+    by_dir: dict[str, list[ResultRow]] = {}
+    for row in rows:
+        if row.run_dir:
+            by_dir.setdefault(os.path.abspath(row.run_dir), []).append(row)
+    written = []
+    for folder, kept in by_dir.items():
+        path = Path(folder) / SIDE_FILE
+        merged: dict[tuple[Any, ...], ResultRow] = {}
+        if path.exists():
+            try:
+                merged = {r.identity: r for r in (ResultRow.from_dict(d) for d in json.loads(path.read_text()))}
+            except (OSError, ValueError, TypeError, KeyError):  # unreadable: set aside, never overwritten
+                os.replace(path, path.with_name(f"{SIDE_FILE}.damaged-{int(time.time())}"))
+        merged.update({r.identity: r for r in kept})
+        data = [_finite(r.to_dict()) for r in merged.values()]  # strict JSON: NaN becomes null
+        atomic_write_text(path, json.dumps(data, indent=1, default=_json_default, allow_nan=False) + "\n")
+        written.append(path)
+    return written
 
 
 def rows_to_frame(rows: Iterable[ResultRow]):  # noqa: ANN201

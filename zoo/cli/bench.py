@@ -46,7 +46,8 @@ from zoo.configfile import bench_settings
 @click.option("--slurm-timeout", "slurm_timeout_min", type=click.IntRange(min=1), default=24 * 60, show_default=True,
               metavar="MINUTES", help="Wall-time limit of each Slurm job.")
 @click.option("--collect", "collect_dir", type=click.Path(file_okay=False, path_type=Path), metavar="RUNS_DIR",
-              help="Only ingest the rows.json files jobs wrote under RUNS_DIR into the store, then print the leaderboard.")
+              help="Only ingest the rows.json files under RUNS_DIR into the store (rows of --executor jobs, and finished "
+                   "rows a store could not take: disk full, I/O error), then print the leaderboard. Safe to repeat.")
 @config_option(bench_settings, "Settings from a TOML file (models, preset, seeds, [set.MODEL], [option.MODEL], ...); "
                                "options given here win. See docs/configuration.md.")
 def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_budget, batch_size, overrides, options,

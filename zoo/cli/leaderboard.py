@@ -21,7 +21,8 @@ from zoo.cli.app import cli, stdout, warn
 def leaderboard(results: Path | None, dataset: str | None, protocol: str | None, fmt: str, output: Path | None) -> None:
     """Show the leaderboard: mean ± std over seeds with a 95% interval, ranked by the protocol's
     primary metric (ties by Welch's t-test marked =N), with the real-vs-real floor. Rows of
-    different protocols are never ranked together."""
+    different protocols are never ranked together. A read-only store (file or folder) is opened
+    read-only; malformed rows are skipped with one warning line naming them."""
     from zoo.bench.leaderboard import leaderboards, print_leaderboards
     from zoo.bench.store import ResultsStore, default_store_path
     from zoo.errors import UnknownNameError
@@ -34,8 +35,11 @@ def leaderboard(results: Path | None, dataset: str | None, protocol: str | None,
     spec = formats[fmt].spec
     store_path = Path(results if results is not None else default_store_path())
     if store_path.exists():
-        store = ResultsStore(store_path, create=False)
+        store = ResultsStore(store_path, create=False)  # read-only when the file or its folder is
         store_path, boards = store.path, leaderboards(store, dataset=dataset, protocol=protocol)
+        skipped = store.skipped_message()
+        if skipped:  # one malformed row never hides the others
+            warn(skipped)
     else:  # nothing measured yet: an empty leaderboard ([] in JSON, a CSV header), said once on stderr
         warn(f"no results store at {store_path} yet (run `zoo bench` first, or pass --results PATH)")
         boards = []
