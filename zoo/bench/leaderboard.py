@@ -22,6 +22,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,6 +153,9 @@ class Leaderboard:
     costs: list[str]
     rows: list[ResultRow] = field(repr=False, default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: The folder of the store the rows came from (set by :func:`leaderboards`): the HTML report
+    #: embeds images from inside it and from the rows' run folders only.
+    store_folder: str | None = None
 
     @property
     def title(self) -> str:
@@ -226,7 +230,10 @@ def leaderboards(store: ResultsStore, dataset: str | None = None, protocol: str 
             what = "matches no" if not matches else "is ambiguous among"
             raise UsageError(f"protocol {protocol!r} {what} protocol hashes in the store (known: {', '.join(h[:12] for h in hashes)})")
         protocol_hash = matches[0]
-    return build_leaderboard(rows, dataset=dataset, protocol_hash=protocol_hash)
+    boards = build_leaderboard(rows, dataset=dataset, protocol_hash=protocol_hash)
+    for board in boards:
+        board.store_folder = store.folder
+    return boards
 
 
 def build_leaderboard(
@@ -693,7 +700,7 @@ def render_table(lb: Leaderboard, width: int | None = None):  # noqa: ANN201 - r
 
     # Numbers never wrap (a wrapped "12.00 ± 2.00" is unreadable); long names and errors fold,
     # but not below their fold widths.
-    widths = {c.key: max([len(c.title)] + [len(r[i]) for r in body]) for i, c in enumerate(cols)}
+    widths = {c.key: max([len(_clean(c.title))] + [len(r[i]) for r in body]) for i, c in enumerate(cols)}
     widths = {c.key: min(widths[c.key], c.fold) if c.fold else widths[c.key] for c in cols}
 
     def needed(shown: list[Column]) -> int:  # content + padding and borders
@@ -714,17 +721,17 @@ def render_table(lb: Leaderboard, width: int | None = None):  # noqa: ANN201 - r
             excess -= give
 
     floor_text = format_number(lb.floor.get(lb.primary_metric, math.nan))
-    caption = "\n".join(footnote(lb))
+    caption = "\n".join(_clean(note) for note in footnote(lb))  # warnings quote protocol values
     if hidden:
         caption += f"\nnot shown (terminal too narrow): {', '.join(hidden)}; try --format markdown"
     table = Table(
-        title=Text(f"{lb.title} · {lb.primary_metric} ({lb.direction}) · floor {floor_text}"),
+        title=Text(_clean(f"{lb.title} · {lb.primary_metric} ({lb.direction}) · floor {floor_text}")),
         title_justify="left",
         caption=Text(caption),
         caption_justify="left",
     )
     for col in shown:
-        table.add_column(Text(col.title), justify="left" if col.align == "left" else "right", no_wrap=col.fold is None,
+        table.add_column(Text(_clean(col.title)), justify="left" if col.align == "left" else "right", no_wrap=col.fold is None,
                          overflow="fold", min_width=widths[col.key] if col.fold else None,
                          max_width=widths[col.key] if col.fold and width is not None else None)
     keep = [cols.index(c) for c in shown]
@@ -739,8 +746,10 @@ def render_table(lb: Leaderboard, width: int | None = None):  # noqa: ANN201 - r
 
 
 def _clean(text: str) -> str:
-    """Drop terminal control characters (a name could carry escape sequences)."""
-    return "".join(ch if ch.isprintable() or ch == " " else "�" for ch in text)
+    """Replace terminal control characters (escape sequences, bells, CR, newlines, tabs) with
+    ``�``: a name could retitle the terminal or move the cursor. Used for every string the table
+    shows: cells, titles, column headers, captions."""
+    return "".join(ch if ch.isprintable() or ch == " " else "�" for ch in str(text))
 
 
 def print_leaderboards(leaderboards: Sequence[Leaderboard], console: Any = None, source: str = "") -> None:
@@ -751,7 +760,7 @@ def print_leaderboards(leaderboards: Sequence[Leaderboard], console: Any = None,
 
         console = Console()
     if not leaderboards:
-        where = f" in {source}" if source else ""
+        where = f" in {_clean(source)}" if source else ""
         console.print(f"No results yet{where}. Run `zoo bench` to add some.", highlight=False, markup=False)
         return
     for i, lb in enumerate(leaderboards):
@@ -789,10 +798,16 @@ def _csv_frame(lb: Leaderboard) -> pd.DataFrame:
 
 
 def _csv_safe(value: Any) -> Any:
-    """OWASP CSV injection: a text cell starting with = + - @ tab or CR is prefixed with '."""
-    if isinstance(value, str) and value.startswith(_CSV_FORMULA):
-        return "'" + value
-    return value
+    """OWASP CSV injection: a text cell starting with = + - @ tab or CR is prefixed with '.
+
+    Only text: numbers (a negative mean included) stay numbers. A CR inside the text becomes a
+    newline, since the CSV writer quotes fields holding ``\n`` but not a lone ``\r``, which a
+    reader (and Excel) takes as the end of the row."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith(_CSV_FORMULA):
+        value = "'" + value
+    return value.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def to_csv(leaderboards: Sequence[Leaderboard]) -> str:
@@ -812,11 +827,31 @@ def to_csv(leaderboards: Sequence[Leaderboard]) -> str:
     for col in frame.columns:
         if frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col]):
             frame[col] = frame[col].map(_csv_safe)
+    # Headers are text from plugins too (metric and cost names): the same rule.
+    frame.columns = [_csv_safe(str(c)) for c in frame.columns]
     return frame.to_csv(index=False, lineterminator="\n")
 
 
+# Markdown's own syntax in a cell: backslash first (so "a\\|b" cannot turn an escaped pipe into a
+# live one), then pipes (cell borders), backticks (code spans), brackets (links, images).
+_MD_SPECIAL = re.compile(r"([\\|`\[\]])")
+
+
 def _md_cell(text: str) -> str:
-    return html.escape(_clean(str(text)), quote=False).replace("|", "\\|").replace("\n", " ")
+    """Text for a Markdown table cell or line: control characters and newlines replaced, HTML
+    escaped, and ``\\ | ` [ ]`` backslash-escaped, so the text stays in its cell and can open no
+    link, image, code span or tag."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(_clean(str(text)), quote=False))
+
+
+def _md_code(text: str) -> str:
+    """``text`` as an inline code span: fenced by more backticks than any run inside it (CommonMark),
+    so it cannot close early; HTML inside a code span is shown, not rendered."""
+    text = _clean(str(text))
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or longest else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def to_markdown(leaderboards: Sequence[Leaderboard]) -> str:
@@ -827,9 +862,9 @@ def to_markdown(leaderboards: Sequence[Leaderboard]) -> str:
     parts = []
     for lb in leaderboards:
         cols = human_columns(lb)
-        parts.append(f"### {_md_cell(lb.dataset)} · protocol `{_md_cell(lb.protocol_hash)}`\n")
+        parts.append(f"### {_md_cell(lb.dataset)} · protocol {_md_code(lb.protocol_hash)}\n")
         if lb.protocol:
-            parts.append(f"Protocol: `{_md_cell(canonical_json(lb.protocol))}`\n")
+            parts.append(f"Protocol: {_md_code(canonical_json(lb.protocol))}\n")
         align = ["---" if c.align == "left" else "---:" for c in cols]
         lines = ["| " + " | ".join(_md_cell(c.title) for c in cols) + " |", "| " + " | ".join(align) + " |"]
         floor = [_md_cell(c.floor) for c in cols]

@@ -115,8 +115,18 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
+def _plot_text(text: str) -> str:
+    """Text from a row made safe for matplotlib: control characters shown as ``\\xNN`` and ``$``
+    escaped, since a name holding ``$\\frac{$`` is parsed as mathtext and fails the whole page."""
+    from zoo.text import printable
+
+    return printable(str(text)).replace("\n", " ").replace("$", r"\$")
+
+
 def _wrap(label: str, width: int = 32) -> str:
-    """A legend or axis label on several short lines (sampler options make long labels)."""
+    """A legend or axis label on several short lines (sampler options make long labels); made safe
+    with :func:`_plot_text`."""
+    label = _plot_text(label)
     return textwrap.fill(label, width, break_long_words=False, break_on_hyphens=False) or label
 
 
@@ -180,7 +190,7 @@ def plot_quality_vs_compute(lb: Leaderboard, x_key: str = "train_flops") -> byte
     if max(xs_all) / min(xs_all) > 10:
         ax.set_xscale("log")
     ax.set_xlabel(COMPUTE_AXES.get(x_key, x_key))
-    ax.set_ylabel(f"{lb.primary_metric} ({lb.direction})")
+    ax.set_ylabel(_plot_text(f"{lb.primary_metric} ({lb.direction})"))
     ax.set_title(f"Quality vs {COMPUTE_AXES.get(x_key, x_key).split(' (')[0]}")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small")
@@ -220,7 +230,7 @@ def plot_quality_vs_steps(lb: Leaderboard) -> bytes | None:
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.minorticks_off()
     ax.set_xlabel("sampling steps (NFE)")
-    ax.set_ylabel(f"{lb.primary_metric} ({lb.direction})")
+    ax.set_ylabel(_plot_text(f"{lb.primary_metric} ({lb.direction})"))
     ax.set_title("Quality vs sampling steps")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small")
@@ -304,20 +314,66 @@ def _data_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _read_png(path: str | None, base_dir: Path | None) -> bytes | None:
-    """The PNG bytes of an image file, or None when it is missing, too big or not a PNG."""
+OUTSIDE = "not embedded: outside the store's run folders"
+#: Files a genzoo bench run folder holds (the job marker, the run lock): a row's ``run_dir`` is
+#: trusted as a place to embed images from only when it is such a folder, so a planted row cannot
+#: name ``/home/user`` as its run folder and have the page embed what lies there.
+_RUN_MARKERS = ("job.json", ".lock")
+
+
+def _real(path: str | os.PathLike[str]) -> Path | None:
+    try:
+        return Path(path).expanduser().resolve(strict=False)
+    except (OSError, RuntimeError, ValueError):  # symlink loops, NUL bytes
+        return None
+
+
+def allowed_roots(base_dir: Path | str | None, rows: Sequence[ResultRow]) -> list[Path]:
+    """The folders the page may embed images from, resolved (symlinks followed): the store's folder
+    ``base_dir`` and the run folders the rows record, when those are genzoo run folders (hold
+    ``job.json`` or ``.lock``)."""
+    roots = []
+    if base_dir is not None:
+        root = _real(base_dir)
+        if root is not None:
+            roots.append(root)
+    for row in rows:
+        if row.run_dir:
+            root = _real(row.run_dir)
+            if root is not None and root.parent != root and any((root / m).is_file() for m in _RUN_MARKERS):
+                roots.append(root)
+    return list(dict.fromkeys(roots))
+
+
+def _inside(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def _read_png(path: str | None, base_dir: Path | None, roots: Sequence[Path] | None = None) -> bytes | str | None:
+    """The PNG bytes of an image file; :data:`OUTSIDE` when the file resolves (after symlinks)
+    outside ``roots`` (the store's run folders, see :func:`allowed_roots`; default: ``base_dir``
+    alone), so a planted row cannot embed ``/home/user/secret.png``; None when it is missing, too
+    big or not a PNG."""
     if not path:
         return None
     candidate = Path(path).expanduser()
     if not candidate.is_absolute() and base_dir is not None and not candidate.exists():
         candidate = base_dir / candidate
+    if roots is None:
+        roots = allowed_roots(base_dir, [])
+    real = _real(candidate)
+    if real is None:
+        return None
+    if not _inside(real, roots):
+        return OUTSIDE
     try:
-        if not candidate.is_file() or candidate.stat().st_size > _MAX_GRID_BYTES:
+        if not real.is_file() or real.stat().st_size > _MAX_GRID_BYTES:
             return None
-        data = candidate.read_bytes()
+        with real.open("rb") as fh:  # the resolved path: a symlink swapped in now cannot lead outside
+            data = fh.read(_MAX_GRID_BYTES + 1)
     except OSError:
         return None
-    return data if data.startswith(_PNG_MAGIC) else None
+    return data if data.startswith(_PNG_MAGIC) and len(data) <= _MAX_GRID_BYTES else None
 
 
 def _cell(col: Column, line: Mapping[str, Any], rows: list[ResultRow], primary: str) -> dict[str, Any]:
@@ -408,17 +464,24 @@ def _card(lb: Leaderboard, line: Mapping[str, Any], ranked: int, base_dir: Path 
     rows = lb.rows_of(line)
     best = next((r for r in rows if r.seed == line["best_seed"] and r.status == "ok"), None)
     label = lb.line_label(line)
-    grid = _read_png(str(line["grid_path"]), base_dir)
-    if grid is not None:
+    if base_dir is None and lb.store_folder:
+        base_dir = Path(lb.store_folder)
+    roots = allowed_roots(base_dir, rows)
+    grid = _read_png(str(line["grid_path"]), base_dir, roots) if line["grid_path"] else None
+    if grid == OUTSIDE:
+        grid, grid_note = None, f"sample grid {OUTSIDE}: {line['grid_path']}"
+    elif grid is not None:
         grid_note = f"samples from {label}, seed {line['best_seed']} (the best seed by {lb.primary_metric})"
     elif line["grid_path"]:
         grid_note = f"sample grid not found: {line['grid_path']}"
     else:
         grid_note = "no sample grid recorded"
-    images = []
+    images, image_notes = [], []
     for name, path in (getattr(best, "images", None) or {}).items():
-        data = _read_png(str(path), base_dir)
-        if data is not None:
+        data = _read_png(str(path), base_dir, roots)
+        if data == OUTSIDE:
+            image_notes.append(f"{name} {OUTSIDE}: {path}")
+        elif isinstance(data, bytes):
             images.append({"src": _data_uri(data), "name": str(name), "alt": f"{name} for {label}"})
     primary = lb.primary_metric
     return {
@@ -432,9 +495,10 @@ def _card(lb: Leaderboard, line: Mapping[str, Any], ranked: int, base_dir: Path 
         "seeds": f"{int(line['n_seeds'])} seed{'s' if int(line['n_seeds']) != 1 else ''}"
                  + (f" ({line['seeds']})" if line["seeds"] else ""),
         "status": str(line["status"]),
-        "grid": _data_uri(grid) if grid is not None else None,
+        "grid": _data_uri(grid) if isinstance(grid, bytes) else None,
         "grid_note": grid_note,
         "images": images,
+        "image_notes": image_notes,
         "costs": _costs(lb, line, best),
     }
 
@@ -542,8 +606,16 @@ def page_context(leaderboards: Sequence[Leaderboard], title: str = "genzoo leade
 def _environment():  # noqa: ANN202 - jinja2 is imported lazily
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
+    # finalize: every value the template prints loses its control characters (shown as \xNN) before
+    # autoescaping, so no escape sequence or bell from a name reaches the page's text.
     return Environment(loader=PackageLoader("zoo.bench", "templates"), autoescape=True, undefined=StrictUndefined,
-                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, finalize=_printable)
+
+
+def _printable(value: Any) -> Any:
+    from zoo.text import printable
+
+    return printable(value) if isinstance(value, str) else value
 
 
 def render_html(leaderboards: Sequence[Leaderboard], title: str = "genzoo leaderboard", base_dir: Path | None = None) -> str:
@@ -562,7 +634,9 @@ def write_html(
     summary card per line (rank, primary metric with its 95% interval, sample grid, cost), plots
     (quality vs training FLOPs and seconds, quality vs sampling steps, throughput), failures, the
     protocol and the environments. Relative grid paths are looked up under ``base_dir`` when they
-    do not exist as given. Written atomically."""
+    do not exist as given. Only images inside ``base_dir`` (the store's folder) or a genzoo run
+    folder a row records are embedded (see :func:`allowed_roots`); others get a "not embedded"
+    note. Written atomically."""
     text = render_html(leaderboards, title=title, base_dir=Path(base_dir) if base_dir is not None else None)
     return write_text_atomic(path, text)
 

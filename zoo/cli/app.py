@@ -8,6 +8,7 @@ and keeps its traceback.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from typing import Any
@@ -24,8 +25,18 @@ stderr = Console(stderr=True, soft_wrap=True)
 
 
 def echo_json(data: Any) -> None:
-    """Machine output: plain JSON on stdout, no colour or wrapping."""
-    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+    """Machine output: strict JSON on stdout (NaN and infinities become null), no colour or wrapping."""
+    click.echo(json.dumps(_finite(data), indent=2, sort_keys=False, default=str, allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):  # numpy floats are floats too
+        return None
+    return value
 
 
 def warn(message: str) -> None:
