@@ -12,6 +12,7 @@ sees the same numbers whether it is drawn alone, third in a batch of 3 or last i
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -28,10 +29,13 @@ __all__ = [
     "ImageGenerators",
     "check_samples",
     "generate",
+    "generate_batches",
     "image_seed",
     "rand",
     "randn",
     "save_grid",
+    "stream_folder",
+    "stream_npz",
     "write_folder",
     "write_grid",
 ]
@@ -189,7 +193,6 @@ def check_samples(model: GenerativeModel, images: Any, k: int, *, first: int = 0
                           "end the sampler with tanh or clamp where the model's method says so")
 
 
-@torch.no_grad()
 def generate(
     model: GenerativeModel, n: int, *, seed: int = 0, batch_size: int | None = None,
     options: dict[str, Any] | None = None, progress: Any = None, compile: bool = False,
@@ -210,7 +213,24 @@ def generate(
     cached per model, config, options and device; one batch for up to 64 images).
     ``compile=True`` compiles the model's inference networks with ``torch.compile`` first
     (:func:`zoo.accel.compile_for_inference`; worth it only when sampling takes minutes) and
-    drops them afterwards.
+    drops them afterwards. All ``n`` images are held in memory: for large ``n`` iterate
+    :func:`generate_batches` (the same images, one batch at a time) and write as you go
+    (:func:`stream_folder`, :func:`stream_npz`).
+    """
+    return torch.cat(list(generate_batches(model, n, seed=seed, batch_size=batch_size, options=options,
+                                           progress=progress, compile=compile)))
+
+
+def generate_batches(
+    model: GenerativeModel, n: int, *, seed: int = 0, batch_size: int | None = None,
+    options: dict[str, Any] | None = None, progress: Any = None, compile: bool = False,
+) -> Iterator[torch.Tensor]:
+    """The images of :func:`generate` as ``uint8 k x C x H x W`` CPU batches, in order, made lazily.
+
+    Bit for bit the images :func:`generate` returns for the same arguments (it concatenates these),
+    so a writer that consumes them one at a time holds one batch, never all ``n`` images. Arguments
+    are checked at the call (not at the first ``next``); ``progress(k)`` is called after each batch.
+    Closing the iterator early restores the model's training mode.
     """
     from zoo import accel
 
@@ -221,38 +241,45 @@ def generate(
     parsed = model.parse_sample_options(options)
     if batch_size is None:
         batch_size = accel.sample_batch_size(model, n, parsed)
+    return _batches(model, n, seed, batch_size, parsed, progress, compile)
+
+
+def _batches(model: GenerativeModel, n: int, seed: int, batch_size: int, parsed: dict[str, Any], progress: Any,
+             compile: bool) -> Iterator[torch.Tensor]:
+    from zoo import accel
+
     if compile:
         accel.compile_for_inference(model, {batch_size, n % batch_size or batch_size}, parsed)
     was_training = model.training
     model.eval()
-    out = []
     warned = False
     try:
         done = 0
         while done < n:
             k = min(batch_size, n - done)
-            generators = ImageGenerators.for_range(seed, done, k, device=model.device)
-            batch_state = generators.get_state()
-            images = model.sample(k, generator=generators, **parsed)
-            check_samples(model, images, k, first=done)
-            if not warned and not torch.equal(batch_state, generators.get_state()):
-                warned = True
-                warnings.warn(
-                    f"{model.name or type(model).__name__}.sample drew noise from `generator` as one plain "
-                    "torch.Generator (torch.randn(..., generator=generator)), so its images change with the "
-                    "batch size; draw through self.randn(n, ...) / self.rand(n, ...) instead",
-                    BatchDependentSamplingWarning,
-                    stacklevel=3,  # the caller of generate (past the no_grad wrapper)
-                )
-            out.append(to_uint8(images).cpu())
+            with torch.no_grad():
+                generators = ImageGenerators.for_range(seed, done, k, device=model.device)
+                batch_state = generators.get_state()
+                images = model.sample(k, generator=generators, **parsed)
+                check_samples(model, images, k, first=done)
+                if not warned and not torch.equal(batch_state, generators.get_state()):
+                    warned = True
+                    warnings.warn(
+                        f"{model.name or type(model).__name__}.sample drew noise from `generator` as one plain "
+                        "torch.Generator (torch.randn(..., generator=generator)), so its images change with the "
+                        "batch size; draw through self.randn(n, ...) / self.rand(n, ...) instead",
+                        BatchDependentSamplingWarning,
+                        stacklevel=3,  # the caller of generate (list() adds no frame)
+                    )
+                batch = to_uint8(images).cpu()
             done += k
             if progress is not None:
                 progress(k)
+            yield batch
     finally:
         model.train(was_training)
         if compile:
             accel.release_compiled(model)
-    return torch.cat(out)
 
 
 def save_grid(
@@ -281,13 +308,74 @@ def write_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) 
     return path
 
 
-def write_folder(images: torch.Tensor, folder: str | Path) -> Path:
-    """One PNG per image, ``000000.png`` onwards."""
+def _png(image: torch.Tensor) -> Any:
     from PIL import Image
 
+    array = image.permute(1, 2, 0).numpy()
+    return Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+
+
+def write_folder(images: torch.Tensor, folder: str | Path) -> Path:
+    """One PNG per image, ``000000.png`` onwards (each written under a temp name, then renamed)."""
+    return stream_folder([images], folder)
+
+
+def stream_folder(batches: Iterable[torch.Tensor], folder: str | Path) -> Path:
+    """Write ``uint8 k x C x H x W`` batches as one PNG per image, ``000000.png`` onwards, as they come.
+
+    Each PNG is saved under a hidden temp name (``.000123.png.tmp``) and renamed, so an interrupted
+    run leaves only whole images under their final names (the temp file of the image being written
+    is removed). Holds one batch at a time.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for i, img in enumerate(images):
-        array = img.permute(1, 2, 0).numpy()
-        Image.fromarray(array[..., 0] if array.shape[2] == 1 else array).save(folder / f"{i:06d}.png")
+    i = 0
+    for batch in batches:
+        for image in batch:
+            name = f"{i:06d}.png"
+            tmp = folder / f".{name}.tmp"
+            try:
+                _png(image).save(tmp, format="PNG")
+                os.replace(tmp, folder / name)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            i += 1
     return folder
+
+
+def stream_npz(batches: Iterable[torch.Tensor], path: str | Path, shape: Sequence[int]) -> Path:
+    """Write ``uint8`` batches as an ``.npz`` holding ``images`` of ``shape`` (``n x C x H x W``), as they come.
+
+    The archive is a ZIP64 file (``zipfile``, deflated) whose ``images.npy`` member is written
+    incrementally: numpy's ``.npy`` header with the final shape, then each batch's bytes, so memory
+    holds one batch however large ``n`` is; ``numpy.load`` reads it like ``np.savez_compressed``'s.
+    Written to a temp file beside ``path`` and renamed when complete (:func:`zoo.fileio.atomic_write`):
+    an interrupted run leaves no half file under ``path``. Raises :class:`ValueError` when the
+    batches do not add up to ``shape``.
+    """
+    import zipfile
+
+    import numpy as np
+
+    from zoo.fileio import atomic_write
+
+    shape = tuple(int(s) for s in shape)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
+
+    def write(f: Any) -> None:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            with archive.open("images.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array_header_1_0(member, header)
+                count = 0
+                for batch in batches:
+                    if tuple(batch.shape[1:]) != shape[1:] or batch.dtype != torch.uint8:
+                        raise ValueError(f"batch of {tuple(batch.shape)} {batch.dtype} does not fit {shape} uint8")
+                    count += len(batch)
+                    if count > shape[0]:
+                        raise ValueError(f"more than the {shape[0]} images the header promises")
+                    member.write(batch.contiguous().numpy().tobytes())
+                if count != shape[0]:
+                    raise ValueError(f"{count} images written, the header promises {shape[0]}")
+
+    return atomic_write(path, write)

@@ -6,8 +6,13 @@ from pathlib import Path
 
 import click
 
-from zoo.cli.app import cli, echo_json, stdout
+from zoo.cli.app import cli, echo_json, stderr, stdout
 from zoo.cli.options import device_option
+
+
+#: A .png grid holds all its images in memory at once: at most this many, and this many bytes of pixels.
+MAX_GRID_IMAGES = 4096
+MAX_GRID_BYTES = 2**30
 
 
 @cli.command("sample")
@@ -26,21 +31,25 @@ def sample_command(source, n, out, seed, options, nrow, batch_size, force, as_js
     """Sample images from a run directory or checkpoint file.
 
     The same seed gives the same images for any --batch-size. An existing --out is never
-    overwritten without --force.
+    overwritten without --force. A folder or .npz --out is written batch by batch as the images
+    are made (memory holds one batch, any -n; a progress bar on a terminal), and an interrupted
+    run leaves no half file under a final name; a .png grid holds every image at once, so it is
+    refused up front above 4,096 images or 1 GiB of pixels (write a folder or .npz instead).
     """
     import time
 
-    import numpy as np
-
     from zoo.checkpoint import load_model
+    from zoo.cli.progress import task_bars
     from zoo.config import parse_assignments
     from zoo.device import resolve_device
     from zoo.errors import UsageError
-    from zoo.fileio import atomic_write
-    from zoo.sampling import generate, write_folder, write_grid
+    from zoo.sampling import generate, generate_batches, stream_folder, stream_npz, write_grid
 
     out_path = Path(out)
     kind = "grid" if out_path.suffix.lower() == ".png" else "npz" if out_path.suffix.lower() == ".npz" else "folder"
+    if kind == "grid" and n > MAX_GRID_IMAGES:
+        raise UsageError(f"-n {n:,} is over the limit of {MAX_GRID_IMAGES:,} images for a .png grid (held in memory "
+                         "at once); write a folder or an .npz --out, which are streamed")
     if not force and (out_path.is_file() or (out_path.is_dir() and any(out_path.iterdir()))):
         raise UsageError(f"{out_path} already exists; pass --force to overwrite it or choose another --out")
     if kind != "folder" and out_path.is_dir():
@@ -48,18 +57,34 @@ def sample_command(source, n, out, seed, options, nrow, batch_size, force, as_js
     target = resolve_device(device)
     model, meta = load_model(source, map_location=target)
     parsed = model.parse_sample_options(parse_assignments(options, "--option"))
+    shape = (n, *(int(s) for s in model.image_shape))
+    if kind == "grid" and n * shape[1] * shape[2] * shape[3] > MAX_GRID_BYTES:
+        raise UsageError(f"-n {n:,} images of {shape[1]}x{shape[2]}x{shape[3]} make a grid over the limit of "
+                         f"{MAX_GRID_BYTES // 2**30} GiB (held in memory at once); write a folder or an .npz --out, "
+                         "which are streamed")
     start = time.perf_counter()
-    images = generate(model, n, seed=seed, batch_size=batch_size, options=parsed)
+    with task_bars(stderr.is_terminal) as bars:
+        done = 0
+
+        def progress(k: int) -> None:
+            nonlocal done
+            done += k
+            if bars is not None:
+                bars("sampling", done, n)
+
+        if kind == "grid":
+            write_grid(generate(model, n, seed=seed, batch_size=batch_size, options=parsed, progress=progress),
+                       out_path, nrow=nrow)
+        else:
+            batches = generate_batches(model, n, seed=seed, batch_size=batch_size, options=parsed, progress=progress)
+            if kind == "npz":
+                stream_npz(batches, out_path, shape)
+            else:
+                stream_folder(batches, out_path)
     seconds = time.perf_counter() - start
-    if kind == "grid":
-        write_grid(images, out_path, nrow=nrow)
-    elif kind == "npz":
-        atomic_write(out_path, lambda f: np.savez_compressed(f, images=images.numpy()))
-    else:
-        write_folder(images, out_path)
     if as_json:
         echo_json({"path": str(out_path), "kind": kind, "num": n, "seed": seed, "model": meta["model"],
-                   "step": meta["step"], "options": parsed, "shape": list(images.shape), "seconds": seconds,
+                   "step": meta["step"], "options": parsed, "shape": list(shape), "seconds": seconds,
                    "images_per_s": n / seconds if seconds > 0 else None, "source": str(source)})
         return
     opts = ", ".join(f"{k}={v}" for k, v in parsed.items())
