@@ -364,18 +364,18 @@ def stream_npz(batches: Iterable[torch.Tensor], path: str | Path, shape: Sequenc
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
 
     def write(f: Any) -> None:
-        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            with archive.open("images.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array_header_1_0(member, header)
-                count = 0
-                for batch in batches:
-                    if tuple(batch.shape[1:]) != shape[1:] or batch.dtype != torch.uint8:
-                        raise ValueError(f"batch of {tuple(batch.shape)} {batch.dtype} does not fit {shape} uint8")
-                    count += len(batch)
-                    if count > shape[0]:
-                        raise ValueError(f"more than the {shape[0]} images the header promises")
-                    member.write(batch.contiguous().numpy().tobytes())
-                if count != shape[0]:
-                    raise ValueError(f"{count} images written, the header promises {shape[0]}")
+        with (zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+              archive.open("images.npy", "w", force_zip64=True) as member):
+            np.lib.format.write_array_header_1_0(member, header)
+            count = 0
+            for batch in batches:
+                if tuple(batch.shape[1:]) != shape[1:] or batch.dtype != torch.uint8:
+                    raise ValueError(f"batch of {tuple(batch.shape)} {batch.dtype} does not fit {shape} uint8")
+                count += len(batch)
+                if count > shape[0]:
+                    raise ValueError(f"more than the {shape[0]} images the header promises")
+                member.write(batch.contiguous().numpy().tobytes())
+            if count != shape[0]:
+                raise ValueError(f"{count} images written, the header promises {shape[0]}")
 
     return atomic_write(path, write)

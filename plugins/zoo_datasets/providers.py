@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.data import ImageDataset, ReadReport, labels_from_array, read_image_array, read_image_folder, split_holdout
+from zoo.data import (
+    ImageDataset,
+    ReadReport,
+    labels_from_array,
+    read_image_array,
+    read_image_folder,
+    split_holdout,
+)
 from zoo.errors import DataError
 from zoo.text import one_line
 

@@ -9,7 +9,6 @@ import click
 from zoo.cli.app import cli, echo_json, stderr, stdout
 from zoo.cli.options import device_option
 
-
 #: A .png grid holds all its images in memory at once: at most this many, and this many bytes of pixels.
 MAX_GRID_IMAGES = 4096
 MAX_GRID_BYTES = 2**30
