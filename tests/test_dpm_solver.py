@@ -173,3 +173,19 @@ def test_sampler_option_and_default_steps():
     assert out.shape == (3, 1, 16, 16) and float(out.abs().max()) <= 1.0
     with pytest.raises(UnknownNameError):
         model.sample(1, sampler="dpm")
+
+
+def test_network_evaluations_per_sampler_setting():
+    """sample_nfe counts U-Net calls: the bench's quality-per-NFE comparisons rest on it."""
+    torch.manual_seed(0)
+    model = DDPM(DDPM.Config.from_overrides(DDPM.tiny_config), (1, 16, 16)).eval()
+    calls = []
+    model.ema.register_forward_hook(lambda *_: calls.append(1))
+    from zoo.sampling import ImageGenerators
+
+    for sampler, steps in (("ddim", 3), ("dpmpp2m", 4), ("ddpm", 5)):
+        calls.clear()
+        model.sample(2, generator=ImageGenerators.for_range(0, 0, 2), sampler=sampler, steps=steps)
+        assert len(calls) == steps == DDPM.sample_nfe(sampler=sampler, steps=steps, precision="bf16")
+    assert DDPM.sample_nfe() == 50 and DDPM.sample_nfe(sampler="dpmpp2m") == 20
+    assert DDPM.sample_nfe(sampler="ddpm") == DDPM.Config().num_timesteps

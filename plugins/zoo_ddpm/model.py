@@ -225,6 +225,17 @@ class DDPM(GenerativeModel):
 
     # -- sampling ---------------------------------------------------------------------------
 
+    @classmethod
+    def sample_nfe(cls, **options: Any) -> int:
+        """U-Net evaluations per image of a sampling setting: ``steps`` for every sampler (DDIM,
+        ancestral DDPM, and DPM-Solver++(2M), a multistep method with one evaluation per step);
+        without ``steps``, the sampler's default for the default ``num_timesteps``."""
+        opts = cls.parse_sample_options(options)
+        if opts["steps"] is not None:
+            return int(opts["steps"])
+        full = cls.Config().num_timesteps
+        return min({"ddim": DEFAULT_DDIM_STEPS, "dpmpp2m": DEFAULT_DPM_STEPS}.get(opts["sampler"], full), full)
+
     @torch.no_grad()
     def sample(
         self, n: int, *, generator: torch.Generator | None = None, **options: Any

@@ -1,0 +1,144 @@
+"""Quality against network evaluations (NFE) for every sampler of a diffusion run, and what bf16 costs.
+
+    python benchmarks/sampler_sweep.py RUN [--quick] [--num-fake 1000] [--num-real 4000]
+                                           [--threads 2] [--out benchmarks/results]
+
+``RUN`` is a run directory or checkpoint of a model with a ``sampler`` option (``zoo train ddpm``).
+Every setting of the grid samples the same ``--num-fake`` images (image ``i`` from seed ``(0, i)``,
+:func:`zoo.sampling.generate`) and scores them under one protocol (:func:`zoo.metrics.make_protocol`,
+the run's dataset, LeNet on the MNIST family): FID, KID, precision/recall, with the floor (held-out
+real images) as the line no sampler can cross. The grid is every sampler at several step counts in
+bf16 (``--option precision=bf16``, the fast path) and the reference settings again in fp32, so the
+table states the quality change of bf16 sampling beside its speed (images/s, timed per setting,
+sampling only).
+
+Writes ``sampler-nfe-<dataset>-<device><threads>-torch<version>.csv`` and a plot ``.png`` (FID
+against NFE, log scale, one line per sampler and precision) under ``--out``, and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+#: (sampler, steps, precision): the default grid; --quick keeps the first point of each line and
+#: the bf16-versus-fp32 pairs.
+GRID: list[tuple[str, int, str]] = (
+    [("ddim", s, "bf16") for s in (10, 20, 50, 100)]
+    + [("dpmpp2m", s, "bf16") for s in (5, 10, 20)]
+    + [("ddpm", s, "bf16") for s in (50, 100, 250, 1000)]
+    + [("ddim", 50, "fp32"), ("dpmpp2m", 10, "fp32"), ("ddpm", 250, "fp32")]
+)
+QUICK: list[tuple[str, int, str]] = [
+    ("ddim", 10, "bf16"), ("ddim", 50, "bf16"), ("dpmpp2m", 10, "bf16"), ("dpmpp2m", 20, "bf16"),
+    ("ddpm", 100, "bf16"), ("ddim", 50, "fp32"), ("dpmpp2m", 10, "fp32"),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="a run directory or checkpoint of a diffusion model")
+    parser.add_argument("--quick", action="store_true", help="fewer settings (about a quarter of the time)")
+    parser.add_argument("--num-fake", type=int, default=1000)
+    parser.add_argument("--num-real", type=int, default=4000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    from zoo.checkpoint import load_model
+    from zoo.device import resolve_device
+    from zoo.errors import ZooError
+    from zoo.factory import load_dataset
+    from zoo.metrics import compute_floor, evaluate, make_protocol
+    from zoo.sampling import generate
+
+    torch.set_num_threads(args.threads)
+    try:
+        device = resolve_device(args.device)
+        model, meta = load_model(args.run, map_location=device)
+        if "sampler" not in {o.name for o in getattr(model, "sample_options", ())}:
+            raise ZooError(f"{args.run}: {meta['model']} has no sampler option")
+        dataset = load_dataset(meta["dataset"], image_size=int(meta["image_shape"][1]))
+        protocol = make_protocol(dataset, num_real=args.num_real, num_fake=args.num_fake, seed=0)
+    except ZooError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    floor = compute_floor(dataset, protocol, device=device)
+    fid = protocol.primary_metric
+    rows: list[dict[str, Any]] = []
+    for sampler, steps, precision in QUICK if args.quick else GRID:
+        options = model.parse_sample_options({"sampler": sampler, "steps": steps, "precision": precision})
+        start = time.perf_counter()
+        images = generate(model, protocol.num_fake, seed=0, options=options)
+        seconds = time.perf_counter() - start
+        scores = evaluate(images, dataset, protocol, device=device).metrics
+        b = protocol.tag
+        rows.append({
+            "sampler": sampler, "steps": steps, "nfe": model.sample_nfe(**options), "precision": precision,
+            fid: round(scores[fid], 3), f"kid_{b}": f"{scores[f'kid_{b}']:.5f}",
+            f"precision_{b}": round(scores[f"precision_{b}"], 4), f"recall_{b}": round(scores[f"recall_{b}"], 4),
+            "images_per_s": round(protocol.num_fake / seconds, 2), "sample_seconds": round(seconds, 1),
+            "floor": round(floor[fid], 3), "protocol": protocol.hash, "step": meta.get("step"),
+        })
+        print(json.dumps(rows[-1]), flush=True)
+    tag = f"{meta['dataset']}-{device.type}{args.threads}-torch{torch.__version__.split('+')[0]}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"sampler-nfe-{'quick-' if args.quick else ''}{tag}.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    _plot(rows, fid, floor[fid], path.with_suffix(".png"), f"{meta['model']} step {meta.get('step')}, {meta['dataset']}")
+    _print_bf16_change(rows, fid)
+    print(f"wrote {path} and {path.with_suffix('.png').name}")
+    return 0
+
+
+def _print_bf16_change(rows: list[dict[str, Any]], fid: str) -> None:
+    by_key = {(r["sampler"], r["steps"], r["precision"]): r for r in rows}
+    for (sampler, steps, precision), row in by_key.items():
+        other = by_key.get((sampler, steps, "fp32"))
+        if precision == "bf16" and other is not None:
+            print(f"{sampler}-{steps}: bf16 {fid} {row[fid]:.2f} vs fp32 {other[fid]:.2f} "
+                  f"({row[fid] - other[fid]:+.2f}); {row['images_per_s'] / other['images_per_s']:.2f}x the images/s")
+
+
+def _plot(rows: list[dict[str, Any]], fid: str, floor: float, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    lines: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        lines.setdefault((row["sampler"], row["precision"]), []).append(row)
+    for (sampler, precision), points in sorted(lines.items()):
+        points.sort(key=lambda r: r["nfe"])
+        ax.plot([p["nfe"] for p in points], [p[fid] for p in points], marker="o" if precision == "bf16" else "s",
+                linestyle="-" if precision == "bf16" else "none", label=f"{sampler} ({precision})")
+    ax.axhline(floor, color="grey", linestyle=":", label="floor (held-out real)")
+    ax.set_xscale("log")
+    ax.set_xlabel("network evaluations per image (NFE)")
+    ax.set_ylabel(fid.replace("_", " ").upper().replace("FID LENET", "FID (LeNet)"))
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
