@@ -118,6 +118,21 @@ def test_sampler_options_are_separate_lines():
     assert lb.table["rank"].tolist() == [1, 2]
 
 
+def test_network_evaluations_are_a_column_when_a_row_records_them():
+    costs = {"sample_images_per_s": 10.0}
+    rows = [row("ddpm", 0, 4.0, sample_options={"sampler": "ddim", "steps": 50}, costs={**costs, "sample_nfe": 50}),
+            row("ddpm", 0, 3.0, sample_options={"sampler": "dpmpp2m", "steps": 10}, costs={**costs, "sample_nfe": 10}),
+            row("gan", 0, 9.0)]
+    (lb,) = build_leaderboard(rows)
+    md = to_markdown([lb])
+    header = next(line for line in md.splitlines() if line.startswith("| #"))
+    assert "| NFE |" in header
+    by_options = {line.split("|")[3].strip(): line for line in md.splitlines() if line.startswith("| ") and "ddpm" in line}
+    assert "| 50 |" in by_options["ddim, steps=50"] and "| 10 |" in by_options["dpmpp2m, steps=10"]
+    (plain,) = build_leaderboard([row("gan", 0, 9.0)])
+    assert "NFE" not in to_markdown([plain])
+
+
 def test_floor_is_shown_in_every_format():
     (lb,) = build_leaderboard(board_rows())
     assert lb.floor == FLOOR

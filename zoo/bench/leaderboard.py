@@ -62,6 +62,7 @@ _METRIC_ORDER = ("fid", "fd", "kid", "is", "isc", "precision", "recall", "densit
 COST_COLUMNS = (
     "train_images_per_s",
     "sample_images_per_s",
+    "sample_nfe",
     "sample_steps",
     "peak_memory_mb",
     "params",
@@ -610,6 +611,10 @@ def columns(lb: Leaderboard) -> list[Column]:
     if lb.has_options:
         cols.append(Column("options", "options", cell=lambda line: str(line["options"]), align="left", fold=18,
                            fields=("options", "sample_options")))
+    if "sample_nfe" in lb.table.columns and lb.table["sample_nfe"].notna().any():
+        # network evaluations per image: quality per unit of sampling work (diffusion, flow)
+        cols.append(Column("sample_nfe", "NFE", cell=lambda line: format_count(line.get("sample_nfe")), drop=5,
+                           fields=("sample_nfe",)))
     cols.append(_metric_column(lb, lb.primary_metric, None))
     cols.append(Column("ci", "95% CI", cell=lambda line: format_interval(line["ci_low"], line["ci_high"]), drop=4,
                        fields=("ci_low", "ci_high")))
