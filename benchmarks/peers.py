@@ -1,6 +1,6 @@
 """genzoo against the code a user would otherwise write, measured side by side in one run.
 
-    python benchmarks/peers.py [--quick] [--sections matmul,train,sample,metrics,profile]
+    python benchmarks/peers.py [--quick] [--sections matmul,train,sample,metrics,profile,quality]
                                [--threads 1] [--rounds 5] [--device auto] [--compile] [--out DIR]
 
 Contenders (each figure is genzoo / peer, so above 1 means genzoo is faster):
@@ -20,6 +20,8 @@ Contenders (each figure is genzoo / peer, so above 1 means genzoo is faster):
 * **matmul**: the one-thread and all-thread matmul rate in fp32 and bf16 (GFLOP/s), the peak the
   training step is held against.
 * **profile**: torch.profiler over bf16 DDPM training steps: the operators that take the time.
+* **quality** (needs ``--checkpoint``, a trained DDPM run): FID of DDIM-50 samples drawn in fp32 and
+  in bf16 from the same noise, what the faster sampling costs in quality (ratio: bf16 / fp32).
 
 Rounds alternate the contenders (ABAB, then BABA), so a neighbour's load falls on both alike; a
 ratio is the median of the per-round ratios, with their min and max as its spread. Everything runs
@@ -357,9 +359,13 @@ def section_sample(args: argparse.Namespace, device: torch.device) -> list[Row]:
             units["genzoo bf16"] = ours({"sampler": sampler, "steps": steps, "precision": "bf16"})
         notes: dict[str, str] = {}
         if args.compile and sampler == "ddim":
-            compile_s = accel.compile_for_inference(model, [b], {"sampler": sampler, "precision": "fp32"})
-            units["genzoo fp32 compiled"] = ours({"sampler": sampler, "steps": steps})
-            notes["genzoo fp32 compiled"] = f"compile {compile_s:.0f} s (not timed)"
+            for precision in ("fp32", "bf16"):
+                options = {"sampler": sampler, "steps": steps, "precision": precision}
+                compile_s = accel.compile_for_inference(model, [b], options)
+                table = model.__dict__.pop(accel.COMPILED_ATTRIBUTE)  # each unit installs its own graphs
+                label = f"genzoo {precision} compiled"
+                units[label] = with_compiled(model, table, ours(options))
+                notes[label] = f"compile {compile_s:.0f} s (not timed)"
         peer = ""
         if diffusers is not None:
             common = {"num_train_timesteps": T, "trained_betas": betas, "timestep_spacing": "trailing",
@@ -375,10 +381,55 @@ def section_sample(args: argparse.Namespace, device: torch.device) -> list[Row]:
         for unit in units.values():
             unit(2)  # warm-up: two steps build every kernel and buffer a trajectory uses
         rates = interleaved(units, args.rounds)
-        if args.compile and sampler == "ddim":
-            accel.release_compiled(model)
         rows += pair_rows("sample", f"{figure}-{steps} batch {b}", "img/s", rates, peer, notes)
     return rows
+
+
+def with_compiled(model: Any, table: dict[str, Any], unit: Unit) -> Unit:
+    """``unit`` run with ``table`` (compiled networks of :func:`zoo.accel.compile_for_inference`)
+    installed on ``model`` for its duration, so eager and compiled contenders share one model."""
+    from zoo import accel
+
+    def run(*args: Any) -> tuple[float, float]:
+        model.__dict__[accel.COMPILED_ATTRIBUTE] = table
+        try:
+            return unit(*args)
+        finally:
+            accel.release_compiled(model)
+
+    return run
+
+
+# -- quality ------------------------------------------------------------------------------------
+
+
+def section_quality(args: argparse.Namespace, device: torch.device) -> list[Row]:
+    """What bf16 sampling costs in quality: FID of DDIM-50 images of the trained ``--checkpoint``
+    drawn in fp32 and in bf16 from the same noise, scored under one protocol (LeNet on MNIST)."""
+    from zoo.checkpoint import load_model
+    from zoo.factory import load_dataset
+    from zoo.metrics import compute_floor, evaluate, make_protocol
+    from zoo.sampling import generate
+
+    if not args.checkpoint:
+        print("the quality section needs --checkpoint (a trained DDPM run): skipped", file=sys.stderr)
+        return []
+    model, meta = load_model(args.checkpoint, device)
+    dataset = load_dataset(meta["dataset"], image_size=int(meta["image_shape"][1]))
+    n = 100 if args.tiny else (500 if args.quick else 1000)
+    protocol = make_protocol(dataset, num_real=min(4000, len(dataset.train)), num_fake=n, seed=0)
+    fid = protocol.primary_metric
+    floor = compute_floor(dataset, protocol, device=device)[fid]
+    scores, images = {}, {}
+    for precision in ("fp32", "bf16"):
+        options = model.parse_sample_options({"sampler": "ddim", "steps": 5 if args.tiny else 50, "precision": precision})
+        images[precision] = generate(model, n, seed=0, options=options)
+        scores[precision] = evaluate(images[precision], dataset, protocol, device=device).metrics[fid]
+    changed = (images["fp32"].int() - images["bf16"].int()).abs().float().mean().item()
+    note = (f"{fid} over {n} images, floor {floor:.2f}, protocol {protocol.hash}, step {meta.get('step')}; "
+            f"mean |pixel change| {changed:.2f} of 255")
+    return [Row("quality", f"DDIM-50 {fid}, bf16 vs fp32", "genzoo bf16", "genzoo fp32", fid, scores["bf16"],
+                scores["fp32"], [scores["bf16"] / scores["fp32"]], note)]
 
 
 # -- metrics ------------------------------------------------------------------------------------
@@ -516,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few minutes on a 2-core CPU")
     parser.add_argument("--tiny", action="store_true", help="tiny networks and counts (tests; meaningless numbers)")
-    parser.add_argument("--sections", default="matmul,train,sample,metrics")
+    parser.add_argument("--sections", default="matmul,train,sample,metrics,profile,quality")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5; --quick 3)")
     parser.add_argument("--device", default="auto")
@@ -535,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = set(sections) - {"matmul", "train", "sample", "metrics", "profile"}
+    unknown = set(sections) - {"matmul", "train", "sample", "metrics", "profile", "quality"}
     if unknown:
         print(f"error: unknown section(s) {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
@@ -560,6 +611,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += section_metrics(args, device)
         elif name == "profile":
             rows += section_profile(args, device, peaks, args.out)
+        elif name == "quality":
+            rows += section_quality(args, device)
         print(f"[{name}] {time.perf_counter() - begun:.0f} s", file=sys.stderr, flush=True)
         write_csv(path, rows)  # after every section, so a long run keeps what it measured
     write_csv(path, rows)

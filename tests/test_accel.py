@@ -218,6 +218,24 @@ def test_peers_tiny_run_writes_its_csv(tmp_path, capsys):
     assert "ratio (min-max)" in capsys.readouterr().out
 
 
+def test_peers_quality_section_scores_bf16_against_fp32_samples(tmp_path, capsys):
+    from tests.helpers import zoo_in_process
+
+    run_dir = tmp_path / "run"
+    sets = [x for k, v in (("base_channels", 8), ("channel_mults", "[1,2]"), ("num_timesteps", 20)) for x in ("--set", f"{k}={v}")]
+    assert zoo_in_process(capsys, "train", "ddpm", "--steps", "2", "--batch-size", "8", *sets, "--run-dir", str(run_dir),
+                          "--no-progress")[0] == 0
+    peers = _peers()
+    assert peers.main(["--tiny", "--sections", "quality", "--checkpoint", str(run_dir), "--out", str(tmp_path)]) == 0
+    (row,) = list(csv.DictReader(next(tmp_path.glob("peers-tiny-*.csv")).open()))
+    assert (row["section"], row["contender"], row["peer"], row["unit"]) == ("quality", "genzoo bf16", "genzoo fp32", "fid_lenet")
+    assert float(row["ratio"]) == pytest.approx(float(row["rate"]) / float(row["peer_rate"]), rel=1e-3)
+    assert "floor" in row["note"] and "pixel change" in row["note"]
+    # Without a checkpoint the section says why it is skipped and writes no row.
+    assert peers.main(["--tiny", "--sections", "quality", "--out", str(tmp_path / "none")]) == 0
+    assert "needs --checkpoint" in capsys.readouterr().err
+
+
 def test_peers_interleaves_and_takes_ratios_per_round():
     peers = _peers()
     order = []

@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 CANDIDATE_BATCHES = (32, 64, 128, 256)
 #: Below this many images, sampling runs in one batch and nothing is measured.
 MEASURE_ABOVE = 64
-_COMPILED = "_zoo_compiled"
+#: Where :func:`compile_for_inference` keeps the compiled networks on a model (a plain attribute).
+COMPILED_ATTRIBUTE = "_zoo_compiled"
 
 
 # -- the sampling batch -------------------------------------------------------------------------
@@ -197,7 +198,7 @@ def inference_autocast(precision: str, device: torch.device) -> Any:
 def compiled(model: Any, name: str) -> Any:
     """The compiled form of ``model``'s submodule ``name`` if :func:`compile_for_inference` made one,
     else the submodule itself (what a model's sampler calls)."""
-    table = model.__dict__.get(_COMPILED) or {}
+    table = model.__dict__.get(COMPILED_ATTRIBUTE) or {}
     found = table.get(name)
     return found if found is not None else getattr(model, name)
 
@@ -221,7 +222,7 @@ def compile_for_inference(
 
     start = time.perf_counter()
     table = {name: torch.compile(getattr(model, name), backend="inductor", mode=mode) for name in targets}
-    object.__setattr__(model, _COMPILED, table)  # not a submodule: state_dict keys are unchanged
+    object.__setattr__(model, COMPILED_ATTRIBUTE, table)  # not a submodule: state_dict keys are unchanged
     probe = _probe_options(model, options or {})
     from zoo.sampling import ImageGenerators
 
@@ -255,4 +256,4 @@ def compile_networks(model: nn.Module, *, mode: str | None = None) -> list[str]:
 
 def release_compiled(model: Any) -> None:
     """Drop the compiled networks, so the model runs (and trains) eagerly again."""
-    model.__dict__.pop(_COMPILED, None)
+    model.__dict__.pop(COMPILED_ATTRIBUTE, None)
