@@ -10,6 +10,7 @@ import pytest
 
 from tests.helpers import zoo_in_process
 from zoo.cli.configuration import merge_config
+from zoo.config import parse_assignments
 from zoo.configfile import bench_settings, train_settings
 from zoo.errors import UsageError
 
@@ -74,7 +75,9 @@ def test_command_line_wins_and_values_are_checked_by_the_option_type():
     ctx = command.make_context("command", ["--seed", "7", "--set", "lr=0.1"])
     merged = merge_config(ctx, dict(ctx.params), {"steps": 5, "seed": 1, "time_budget": 90, "overrides": {"lr": 0.5, "depth": 2}})
     assert merged["steps"] == 5 and merged["seed"] == 7 and merged["time_budget"] == "90"
-    assert merged["overrides"] == ("lr=0.5", "depth=2", "lr=0.1")  # later wins: the command line's lr
+    # A file's config values stay typed (so a bool cannot pass as an int); later wins: the command line's lr.
+    assert merged["overrides"] == (("lr", 0.5), ("depth", 2), "lr=0.1")
+    assert parse_assignments(merged["overrides"]) == {"lr": "0.1", "depth": 2}
     with pytest.raises(click.BadParameter, match="from --config"):
         merge_config(ctx, dict(ctx.params), {"steps": 0})
 
@@ -117,7 +120,7 @@ def test_zoo_bench_config_sets_the_request(tmp_path, capsys, monkeypatch):
     assert code == 2 and "stop here" in err
     request = seen["request"]
     assert request.models == ["gan", "vae"] and request.seeds == [0, 1] and request.preset == "quick"
-    assert dict(request.overrides) == {"gan.g_hidden": "32"}
+    assert dict(request.overrides) == {"gan.g_hidden": 32}  # typed, as the file wrote it
 
 
 def test_cache_folders_follow_platformdirs_and_zoo_variables_win(monkeypatch, tmp_path):

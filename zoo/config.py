@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import sys
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -10,6 +12,11 @@ from typing import Any, TypeVar
 
 from zoo.errors import ConfigError, UnknownNameError
 from zoo.text import parse_bool
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 C = TypeVar("C", bound="ModelConfig")
 
@@ -19,14 +26,18 @@ class ModelConfig:
     """Base class of every model's config.
 
     Subclasses are ``@dataclass``es whose field defaults are the paper's. Types are checked from the
-    annotations (``int``, ``float``, ``bool``, ``str``, ``tuple[int, ...]`` and ``X | None``);
-    override :meth:`validate` for value checks and call :meth:`require` so errors name the field.
+    annotations (``int``, ``float``, ``bool``, ``str``, ``tuple[int, ...]``, ``list[...]`` and
+    ``X | None``); a wrong kind is a :class:`~zoo.errors.ConfigError` naming the field. Every float
+    must be finite (NaN and infinities are refused) unless its field says otherwise with
+    ``field(default=math.inf, metadata={"finite": False})``. Override :meth:`validate` for value
+    checks and call :meth:`require` so errors name the field.
     """
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
-            setattr(self, f.name, _coerce(getattr(self, f.name), hints[f.name], f.name, self))
+            finite = f.metadata.get("finite", True) is not False
+            setattr(self, f.name, _coerce(getattr(self, f.name), hints[f.name], f.name, self, finite))
         self.validate()
 
     def validate(self) -> None:
@@ -34,7 +45,7 @@ class ModelConfig:
 
     def require(self, ok: bool, field: str, message: str) -> None:
         if not ok:
-            raise ConfigError(field, f"{message} (got {getattr(self, field)!r})", type(self).__name__)
+            raise ConfigError(field, f"{message} (got {_show(getattr(self, field))})", type(self).__name__)
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -57,60 +68,110 @@ class ModelConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
-def parse_assignments(items: Iterable[str], what: str = "--set") -> dict[str, str]:
-    """Parse ``["key=value", ...]`` into a dict, with a clear error for malformed items."""
-    out: dict[str, str] = {}
+def parse_assignments(items: Iterable[str | tuple[str, Any]], what: str = "--set") -> dict[str, Any]:
+    """Parse ``["key=value", ...]`` into a dict, with a clear error for malformed items.
+
+    An item may also be a ``(key, value)`` pair: a configuration file's typed value (``lr = 2e-4``,
+    ``use_ema = true``), kept typed so a file's ``true`` cannot pass as an int nor ``1`` as a bool.
+    """
+    out: dict[str, Any] = {}
     for item in items:
+        if isinstance(item, tuple):
+            key, value = item
+            out[str(key).strip()] = value
+            continue
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(item, f"expected key=value in {what}")
+            raise ConfigError(_show(item), f"expected key=value in {what}")
         out[key.strip()] = value.strip()
     return out
 
 
-def _coerce(value: Any, hint: Any, name: str, owner: object) -> Any:
+#: Largest integer a float holds exactly: an integral float beyond it is not taken as an int.
+_EXACT_INT = 2**53
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so an error about a huge value stays one short line."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's digit limit
+        text = f"<int of about {value.bit_length() * 0.30103:.0f} digits>"
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
+def _parse_list(text: str, name: str, where: str) -> list[Any]:
+    """``"1,2"``, ``"(1, 2)"``, ``"[1, 2]"`` or ``'["a", "b"]'`` (TOML/JSON array syntax) -> a list."""
+    body = text.strip()
+    if body.startswith("(") and body.endswith(")"):
+        body = f"[{body[1:-1]}]"
+    if not body.startswith("["):
+        return [v.strip() for v in body.split(",") if v.strip()]
+    try:
+        value = tomllib.loads(f"v = {body}")["v"] if "\n" not in body else None
+    except tomllib.TOMLDecodeError:
+        value = None
+    if not isinstance(value, list):
+        raise ConfigError(name, f"expected a list like [1, 2], got {_show(text)}", where)
+    return value
+
+
+def _coerce(value: Any, hint: Any, name: str, owner: object, finite: bool = True) -> Any:
+    """``value`` as the type ``hint`` declares, or a :class:`ConfigError` naming ``name``.
+
+    Strings (from ``--set``) are parsed; typed values (from files and checkpoints) must already be
+    of the field's kind: a bool is neither an int nor a float, an int is not a bool, a float is an
+    int only when it is integral (and exact). Floats must be finite unless ``finite`` is False (a
+    field declared with ``metadata={"finite": False}``).
+    """
     where = type(owner).__name__
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if value is None or (isinstance(value, str) and value.lower() in {"none", "null", ""}):
             return None
-        return _coerce(value, args[0], name, owner)
-    if origin is tuple:
+        return _coerce(value, args[0], name, owner, finite)
+    if origin in (tuple, list):
         (item_type, *_rest) = typing.get_args(hint) or (Any,)
         if isinstance(value, str):
-            value = [v for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
+            value = _parse_list(value, name, where)
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(name, f"expected a tuple, got {value!r}", where)
-        return tuple(_coerce(v, item_type, name, owner) for v in value)
+            raise ConfigError(name, f"expected a list like [1, 2], got {_show(value)}", where)
+        items = [_coerce(v, item_type, f"{name}[{i}]", owner, finite) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
     if hint is bool:
         if isinstance(value, bool):
             return value
         parsed = parse_bool(value) if isinstance(value, str) else None
         if parsed is not None:
             return parsed
-        raise ConfigError(name, f"expected true or false, got {value!r}", where)
+        raise ConfigError(name, f"expected true or false, got {_show(value)}", where)
     if hint in (int, float):
         if isinstance(value, str):
             try:
-                value = hint(value) if hint is float else int(value, 0)
+                value = float(value) if hint is float else int(value, 0)
             except ValueError:
-                raise ConfigError(name, f"expected {hint.__name__}, got {value!r}", where) from None
+                raise ConfigError(name, f"expected {hint.__name__}, got {_show(value)}", where) from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(name, f"expected {hint.__name__}, got {value!r}", where)
+            raise ConfigError(name, f"expected {hint.__name__}, got {_show(value)}", where)
         if hint is int and isinstance(value, float):
-            if not value.is_integer():
-                raise ConfigError(name, f"expected int, got {value!r}", where)
+            if not (value.is_integer() and abs(value) <= _EXACT_INT):
+                raise ConfigError(name, f"expected int, got {_show(value)}", where)
             value = int(value)
         if hint is float:
-            value = float(value)
-            if value != value or value in (float("inf"), float("-inf")):
-                raise ConfigError(name, f"expected a finite number, got {value!r}", where)
+            try:
+                value = float(value)
+            except OverflowError:  # an int too large for a float
+                raise ConfigError(name, f"expected a finite number, got {_show(value)}", where) from None
+            if finite and not math.isfinite(value):
+                raise ConfigError(name, f"expected a finite number, got {_show(value)}", where)
         return value
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(name, f"expected str, got {value!r}", where)
+            raise ConfigError(name, f"expected str, got {_show(value)}", where)
         return value
+    if finite and isinstance(value, float) and not math.isfinite(value):  # an untyped (Any) field
+        raise ConfigError(name, f"expected a finite number, got {_show(value)}", where)
     return value
 
 

@@ -15,6 +15,7 @@ file is read as JSON, so the ``config.json`` a training run writes can be passed
     seed = 1
     precision = "bf16"
     logger = ["csv", "tensorboard"]
+    compile = false         # --compile
 
     [set]                   # model config overrides, as --set KEY=VALUE
     base_channels = 32
@@ -33,7 +34,9 @@ file is read as JSON, so the ``config.json`` a training run writes can be passed
     steps = 50
 
 Errors (a missing or unreadable file, bad TOML, an unknown key) are :class:`zoo.errors.UsageError`
-with one line naming the file; values are checked by the command exactly like its options.
+with one line naming the file; values are checked by the command exactly like its options, and must
+have the option's kind (``steps = true`` or ``steps = 2.5`` is refused, not read as 1 or 2).
+Values under ``[set]`` stay typed and are checked by the model's config (a bool is not an int).
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ TRAIN_KEYS = {
     "model": "model_name", "dataset": "dataset", "data_dir": "data_dir", "image_size": "image_size",
     "steps": "steps", "epochs": "epochs", "time": "time_budget", "batch_size": "batch_size", "set": "overrides",
     "seed": "seed", "device": "device", "precision": "precision", "run_dir": "run_dir",
-    "checkpoint_every": "checkpoint_every", "progress": "progress", "logger": "loggers",
+    "checkpoint_every": "checkpoint_every", "progress": "progress", "logger": "loggers", "compile": "compile_networks",
 }
 #: ``zoo bench`` file keys and the option each one sets.
 BENCH_KEYS = {
@@ -138,7 +141,7 @@ def _run_config(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
             out[key] = value
     for key, name in (("steps", "steps"), ("epochs", "epochs"), ("time_limit", "time"), ("batch_size", "batch_size"),
                       ("seed", "seed"), ("device", "device"), ("precision", "precision"),
-                      ("checkpoint_every", "checkpoint_every")):
+                      ("checkpoint_every", "checkpoint_every"), ("compile", "compile")):
         if train.get(key) is not None:
             out[name] = train[key]
     if train.get("loggers"):

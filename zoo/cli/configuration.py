@@ -34,6 +34,9 @@ def merge_config(ctx: click.Context, params: dict[str, Any], file_values: Mappin
     merged = dict(params)
     for name, value in file_values.items():
         param = known[name]
+        if name == "overrides":  # config fields stay typed: the model's config checks each value's kind
+            merged[name] = tuple((k, v) for k, v in value.items()) + tuple(params.get(name) or ())
+            continue
         if name in ASSIGNMENTS:
             merged[name] = tuple(_assignment(k, v) for k, v in value.items()) + tuple(params.get(name) or ())
             continue
@@ -41,6 +44,8 @@ def merge_config(ctx: click.Context, params: dict[str, Any], file_values: Mappin
             continue
         if param.multiple and not isinstance(value, (list, tuple)):
             value = [value]
+        for item in value if param.multiple else [value]:
+            _check_kind(ctx, param, item)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(param.type, click.types.StringParamType):
             value = str(value)  # time = 90 in a file is --time 90
         try:
@@ -48,6 +53,24 @@ def merge_config(ctx: click.Context, params: dict[str, Any], file_values: Mappin
         except click.BadParameter as exc:
             raise click.BadParameter(f"{exc.message} (from --config)", ctx=ctx, param=param) from None
     return merged
+
+
+def _check_kind(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """A file's value must have the option's kind: click's own conversion takes ``true`` as 1 and
+    truncates ``2.7`` to 2, which is right for command-line text but hides a mistake in a file."""
+    kind, wrong = param.type, None
+    if isinstance(value, (dict, list)) or (isinstance(value, bool) and not isinstance(kind, click.types.BoolParamType)):
+        wrong = f"got {type(value).__name__} {value!r}"
+    elif isinstance(kind, click.types.IntParamType) and isinstance(value, float) and not (
+            value.is_integer() and abs(value) <= 2**53):
+        wrong = f"expected a whole number, got {value!r}"
+    elif isinstance(kind, click.types.BoolParamType) and not isinstance(value, bool):
+        wrong = f"expected true or false, got {value!r}"
+    elif isinstance(kind, (click.Path, click.Choice)) and not isinstance(value, str):
+        wrong = f"expected a string, got {value!r}"
+    if wrong:
+        text = wrong if len(wrong) <= 80 else f"{wrong[:77]}..."
+        raise click.BadParameter(f"{text} (from --config)", ctx=ctx, param=param)
 
 
 def config_option(read: Callable[[str | Path], dict[str, Any]], help_text: str) -> Callable[[Callable[..., Any]], Any]:
