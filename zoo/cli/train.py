@@ -63,7 +63,7 @@ def train_command(model_name, dataset, data_dir, image_size, steps, epochs, time
     reg = registry()
     time_limit = parse_duration(time_budget)
     if resume_from:
-        return _resume(reg, Path(resume_from), steps, epochs, time_limit, progress, loggers, as_json)
+        return _resume(reg, Path(resume_from), steps, epochs, time_limit, progress, loggers, as_json, model_name)
     if not model_name:
         raise UsageError("missing argument MODEL (see `zoo list`), or pass --resume RUN_DIR")
     parsed = parse_assignments(overrides)
@@ -90,7 +90,10 @@ def train_command(model_name, dataset, data_dir, image_size, steps, epochs, time
     distributed.shutdown()
 
 
-def _resume(reg, source: Path, steps, epochs, time_limit, progress, loggers=(), as_json=False) -> None:
+def _resume(reg, source: Path, steps, epochs, time_limit, progress, loggers=(), as_json=False, model_name=None) -> None:
+    """Continue the run at ``source`` to its budget (or the new one given). A MODEL given with
+    --resume must be the run's model (or a variant of it); the checkpoint's training settings and the
+    new budget are checked (finite, positive) before any training."""
     from zoo.checkpoint import latest_checkpoint, load_checkpoint
     from zoo.errors import CheckpointError, UsageError
     from zoo.factory import create_model_from_checkpoint, load_dataset
@@ -100,16 +103,21 @@ def _resume(reg, source: Path, steps, epochs, time_limit, progress, loggers=(), 
     # A run directory, a file in its checkpoints/, or a loose checkpoint file (its folder becomes the run).
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
     state = load_checkpoint(ckpt)
+    if model_name is not None and reg.entry(model_name).cls.name != state.get("model"):
+        raise UsageError(f"zoo train {model_name} --resume {source}: that run trains {state.get('model')!r}, "
+                         f"not {model_name!r} (leave MODEL out to resume it)")
     model = create_model_from_checkpoint(state, registry=reg, where=str(ckpt))
     saved = _read_run_config(run_dir)
     args = saved.get("dataset_args", {"name": state.get("dataset")})
     data = load_dataset(args["name"], data_dir=args.get("data_dir"), image_size=args.get("image_size"), registry=reg)
     try:
         settings = TrainSettings(**state["train"])
-    except (KeyError, TypeError) as exc:
+        settings.validate(len(data.train))
+    except (KeyError, TypeError, UsageError) as exc:
         raise CheckpointError(f"{ckpt}: its training settings no longer fit this genzoo ({exc})") from None
     if steps is not None or epochs is not None or time_limit is not None:  # a new budget replaces the old one
         settings.steps, settings.epochs, settings.time_limit = steps, epochs, time_limit
+        settings.validate(len(data.train))  # --epochs nan or inf is one line here, not a traceback
     if loggers:
         settings.loggers = _loggers(reg, loggers)
     total = settings.total_steps(len(data.train), model.batches_per_step)
