@@ -103,6 +103,7 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
 
         settings_from(request).validate()  # a bad --executor/--jobs/--slurm-* fails before any work
     budget = Budget.parse(request.budget or preset.budget)
+    _check_count(request.num_fake)
     device = resolve_device(request.device)
     if request.precision != "auto":
         check_precision(request.precision, device)
@@ -144,8 +145,24 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
     return result
 
 
+def _check_count(num_fake: int | None) -> None:
+    """``num_fake`` below what a protocol scores is a usage error before the store or any run exists."""
+    from zoo.metrics.protocol import MIN_IMAGES
+
+    if num_fake is not None and (isinstance(num_fake, bool) or not isinstance(num_fake, int) or num_fake < MIN_IMAGES):
+        raise UsageError(f"--num-fake must be a whole number of at least {MIN_IMAGES} generated images, got {num_fake!r}")
+
+
 def _check_seeds(seeds: Sequence[int]) -> list[int]:
-    out = [int(s) for s in seeds]
+    """Seeds as ints in 0..2**63-1 (SQLite's INTEGER, torch.manual_seed), none repeated; else UsageError."""
+    import operator
+
+    try:  # operator.index takes ints (numpy's too) and refuses 1.5 instead of truncating it
+        if isinstance(seeds, (str, bytes)) or any(isinstance(s, bool) for s in seeds):
+            raise TypeError
+        out = [operator.index(s) for s in seeds]
+    except TypeError:
+        raise UsageError(f"seeds must be whole numbers, got {seeds!r}") from None
     if not out:
         raise UsageError("at least one seed is needed")
     if any(s < 0 or s > MAX_SEED for s in out):

@@ -84,19 +84,36 @@ def _print_human(result: dict[str, Any]) -> None:
                      highlight=False, markup=False)
 
 
+def _check_counts(ds: Any, num_fake: int | None, num_real: int | None) -> None:
+    """--num-fake and --num-real within what the protocol can score on ``ds``: a usage error (exit 2)
+    before any sampling, naming the option, instead of the protocol's MetricsError (exit 1)."""
+    from zoo.errors import UsageError
+    from zoo.metrics.nearest import PRDC_NEIGHBORHOOD
+    from zoo.metrics.protocol import MIN_IMAGES
+
+    if num_fake is not None and not MIN_IMAGES <= num_fake <= len(ds.test):
+        raise UsageError(f"--num-fake must be between {MIN_IMAGES} and the {len(ds.test)} held-out images of "
+                         f"{ds.name} (the floor scores that many real images), got {num_fake}")
+    low = max(MIN_IMAGES, PRDC_NEIGHBORHOOD + 1)
+    if num_real is not None and not low <= num_real <= len(ds.train):
+        raise UsageError(f"--num-real must be between {low} and the {len(ds.train)} images of {ds.name}'s train "
+                         f"split, got {num_real}")
+
+
 @cli.command("eval")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--dataset", help="Reference dataset (default: the run's dataset, else mnist-5k).")
 @data_dir_option
-@click.option("--image-size", type=int, help="Resize the reference dataset to this size (as training did).")
-@click.option("--num-fake", type=int, help="Generated images to score (default: 10k capped by the held-out split).")
-@click.option("--num-real", type=int, help="Reference images (default: 50k capped by the train split).")
+@click.option("--image-size", type=click.IntRange(4, 1024), help="Resize the reference dataset to this size (as training did).")
+@click.option("--num-fake", type=click.IntRange(min=1), help="Generated images to score (default: 10k capped by the held-out split).")
+@click.option("--num-real", type=click.IntRange(min=1), help="Reference images (default: 50k capped by the train split).")
 @click.option("--backbone", type=click.Choice(["auto", *BACKBONES]), default="auto", show_default=True,
               help="Feature space. auto: lenet for the MNIST family, inception for RGB data; dinov2-*/clip-* "
                    "are torch-fidelity's DINOv2/CLIP extractors (metrics named fd_dinov2, fd_clip, ...).")
 @click.option("--backbone-weights", type=click.Path(dir_okay=False, path_type=Path),
               help="Local weights of the chosen backbone (offline machines; also $ZOO_BACKBONE_WEIGHTS).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the reference draw, KID subsets and sampling.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Seed of the reference draw, KID subsets and sampling.")
 @click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path),
               help="Local Inception-v3 weights (offline machines; also $ZOO_INCEPTION_WEIGHTS).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Sampling option (checkpoints and exports only).")
@@ -170,6 +187,7 @@ def eval_command(
         elif num_fake > len(images):
             raise UsageError(f"--num-fake {num_fake} but {source} holds only {len(images)} images")
 
+    _check_counts(ds, num_fake, num_real)
     with task_bars(stderr.is_terminal) as progress:  # bars only for a person watching
         protocol = make_protocol(
             ds, num_real=num_real, num_fake=num_fake, backbone=backbone, seed=seed,
