@@ -117,10 +117,12 @@ def _shapes_on_meta(target: str | type[GenerativeModel], shape: Sequence[int], c
     try:
         with torch.device("meta"):
             skeleton = create_model(target, shape, config, registry=registry)
-    except (NotImplementedError, RuntimeError) as exc:
+    except (NotImplementedError, RuntimeError, OverflowError) as exc:
         if "meta" in str(exc).lower():
             return None
-        raise
+        # Sizes no tensor can have (a 2**62-wide layer overflows even on meta): refused, not a traceback.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise CheckpointError(f"its config asks for a network that cannot be built ({first})") from None
     return {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
 
 
