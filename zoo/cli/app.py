@@ -11,6 +11,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -20,6 +21,28 @@ from zoo import __version__
 from zoo.errors import UsageError, ZooError
 from zoo.text import printable
 
+#: Terminal widths genzoo lays out for; COLUMNS outside them is not a width a person has.
+MIN_COLUMNS, MAX_COLUMNS = 40, 10_000
+
+
+def sane_columns(environ: Any = os.environ) -> None:
+    """Fix ``COLUMNS`` in ``environ`` before any console reads it: rich prints nothing at
+    ``COLUMNS=0`` and garbles tables at 5. A value that is not a number, is <= 0 or is absurdly large
+    is dropped (the terminal's own width is used, else 80); a small one is raised to MIN_COLUMNS."""
+    text = environ.get("COLUMNS")
+    if text is None:
+        return
+    try:
+        width = int(text.strip())
+    except ValueError:
+        width = 0
+    if width <= 0 or width > MAX_COLUMNS:
+        del environ["COLUMNS"]
+    elif width < MIN_COLUMNS:
+        environ["COLUMNS"] = str(MIN_COLUMNS)
+
+
+sane_columns()  # the consoles below read COLUMNS when they are made
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
 
@@ -45,6 +68,15 @@ def warn(message: str) -> None:
     from rich.text import Text
 
     stderr.print(Text.assemble(("zoo: warning:", "yellow"), " ", printable(message)), highlight=False)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` for the CLI: a warning (an image that was skipped, a corrupt cache
+    file) is one ``zoo: warning:`` line, not Python's ``/path/x.py:123: ImageReadWarning: ...`` pair."""
+    text = str(message)
+    own = (getattr(category, "__module__", "") or "").startswith("zoo")  # genzoo's and its plugins' (zoo_*)
+    warn(text if own else f"{category.__name__}: {text}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -90,6 +122,13 @@ def run(argv: list[str] | None = None) -> int:
         return 2
     if "--strict-plugins" in args:  # plugins load before click parses options
         os.environ["ZOO_STRICT_PLUGINS"] = "1"
+    sane_columns()  # for click's help and any console made later
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(args, argv)
+
+
+def _run(args: list[str], argv: list[str] | None) -> int:
     try:
         _add_plugin_commands()
         # Without standalone mode click returns (not raises) the code of a ctx.exit / Exit.
