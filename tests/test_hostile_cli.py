@@ -72,6 +72,9 @@ def test_resume_under_another_model_name_is_refused_and_the_same_name_is_accepte
     code, _, err = zoo_in_process(capsys, "train", "vae", "--resume", str(run), "--steps", "3", "--no-progress")
     assert code == 2 and _one_line(err) and "'gan'" in err and "'vae'" in err
     assert _snapshot(run) == before
+    code, _, err = zoo_in_process(capsys, "train", "--resume", str(run), "--set", "lr=nan", "--steps", "3")
+    assert code == 2 and _one_line(err) and "--set" in err  # not silently ignored
+    assert _snapshot(run) == before
     code, _, err = zoo_in_process(capsys, "train", "gan", "--resume", str(run), "--steps", "3", "--no-progress")
     assert code == 0, err
 

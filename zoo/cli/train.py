@@ -63,6 +63,8 @@ def train_command(model_name, dataset, data_dir, image_size, steps, epochs, time
     reg = registry()
     time_limit = parse_duration(time_budget)
     if resume_from:
+        if overrides:  # the run's config is the checkpoint's; a silently ignored --set would mislead
+            raise UsageError(f"--set does not apply with --resume: {resume_from} keeps the config it was trained with")
         return _resume(reg, Path(resume_from), steps, epochs, time_limit, progress, loggers, as_json, model_name)
     if not model_name:
         raise UsageError("missing argument MODEL (see `zoo list`), or pass --resume RUN_DIR")
