@@ -155,6 +155,28 @@ def test_compiled_sampling_matches_eager():
 
 
 @pytest.mark.slow
+def test_zoo_sample_compile_reports_the_compile_apart(tmp_path, capsys):
+    from tests.helpers import zoo_in_process
+
+    run_dir = tmp_path / "run"
+    sets = [x for k, v in (("base_channels", 8), ("channel_mults", "[1,2]"), ("num_timesteps", 20)) for x in ("--set", f"{k}={v}")]
+    assert zoo_in_process(capsys, "train", "ddpm", "--steps", "2", "--batch-size", "8", *sets, "--run-dir", str(run_dir),
+                          "--no-progress")[0] == 0
+    outs = {}
+    for flag in ((), ("--compile",)):
+        out = tmp_path / f"x{len(flag)}.npz"
+        code, stdout, err = zoo_in_process(capsys, "sample", str(run_dir), "-n", "6", "--out", str(out), "--option", "steps=4",
+                                           "--json", *flag)
+        assert code == 0, err
+        outs[flag] = (json.loads(stdout), np.load(out)["images"])
+    (eager, eager_images), (fast, fast_images) = outs[()], outs[("--compile",)]
+    assert eager["compiled"] is False and eager["compile_seconds"] is None
+    assert fast["compiled"] is True and fast["compile_seconds"] > 0 and fast["batch_size"] == 6
+    # Compiling rounds differently, no more: uint8 images within a step or two of grey.
+    assert np.abs(fast_images.astype(int) - eager_images.astype(int)).max() <= 2
+
+
+@pytest.mark.slow
 def test_train_with_compile(tmp_path):
     from tests.helpers import run_zoo
 

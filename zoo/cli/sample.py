@@ -22,14 +22,18 @@ MAX_GRID_BYTES = 2**30
 @click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True)
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Sampling option, e.g. steps=50 (see zoo list --json).")
 @click.option("--nrow", type=click.IntRange(min=1), help="Images per grid row (default: square).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Images per batch (default: the fastest of 32-256, measured once per model and device, cached).")
+@click.option("--compile", "compile_networks", is_flag=True,
+              help="torch.compile the sampling networks first (inductor, frozen weights): minutes of compile on a "
+                   "CPU that pay off for long jobs; the compile time is reported apart.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written (path, count, model, step, options, seconds) as JSON.")
 @device_option
-def sample_command(source, n, out, seed, options, nrow, batch_size, force, as_json, device) -> None:
+def sample_command(source, n, out, seed, options, nrow, batch_size, force, as_json, device, compile_networks) -> None:
     """Sample images from a run directory or checkpoint file.
 
-    The same seed gives the same images for any --batch-size. An existing --out is never
+    The same seed gives the same images for any --batch-size (--compile rounds differently). An existing --out is never
     overwritten without --force. A folder or .npz --out is written batch by batch as the images
     are made (memory holds one batch, any -n; a progress bar on a terminal), and an interrupted
     run leaves no half file under a final name; a .png grid holds every image at once, so it is
@@ -37,6 +41,7 @@ def sample_command(source, n, out, seed, options, nrow, batch_size, force, as_js
     """
     import time
 
+    from zoo import accel
     from zoo.checkpoint import load_model
     from zoo.cli.progress import task_bars
     from zoo.config import parse_assignments
@@ -61,6 +66,11 @@ def sample_command(source, n, out, seed, options, nrow, batch_size, force, as_js
         raise UsageError(f"-n {n:,} images of {shape[1]}x{shape[2]}x{shape[3]} make a grid over the limit of "
                          f"{MAX_GRID_BYTES // 2**30} GiB (held in memory at once); write a folder or an .npz --out, "
                          "which are streamed")
+    if batch_size is None:
+        batch_size = accel.sample_batch_size(model, n, parsed)
+    compile_seconds = None
+    if compile_networks:  # before the clock starts: the compile is reported apart
+        compile_seconds = accel.compile_for_inference(model, {batch_size, n % batch_size or batch_size}, parsed)
     start = time.perf_counter()
     with task_bars(stderr.is_terminal) as bars:
         done = 0
@@ -81,11 +91,15 @@ def sample_command(source, n, out, seed, options, nrow, batch_size, force, as_js
             else:
                 stream_folder(batches, out_path)
     seconds = time.perf_counter() - start
+    accel.release_compiled(model)
     if as_json:
         echo_json({"path": str(out_path), "kind": kind, "num": n, "seed": seed, "model": meta["model"],
                    "step": meta["step"], "options": parsed, "shape": list(shape), "seconds": seconds,
-                   "images_per_s": n / seconds if seconds > 0 else None, "source": str(source)})
+                   "images_per_s": n / seconds if seconds > 0 else None, "source": str(source),
+                   "batch_size": batch_size, "compiled": compile_networks, "compile_seconds": compile_seconds})
         return
     opts = ", ".join(f"{k}={v}" for k, v in parsed.items())
     stdout.print(f"{n} samples from {meta['model']} (step {meta['step']}{', ' + opts if opts else ''}) -> {out_path}",
                  highlight=False, markup=False)
+    if compile_seconds is not None:
+        stdout.print(f"compiled in {compile_seconds:.0f} s, then sampled {n / seconds:.3g} images/s", highlight=False)
