@@ -185,3 +185,13 @@ def test_image_read_warnings_are_one_zoo_warning_line(capsys, tmp_path):
     lines = [line for line in err.splitlines() if line.strip()]
     assert any(line.startswith("zoo: warning:") and "bad.png" in line for line in lines), err
     assert "ImageReadWarning" not in err and ".py:" not in err, err
+
+
+@pytest.mark.parametrize("command", [["train", "gan"], ["bench", "--models", "gan", "--preset", "smoke"]],
+                         ids=["train", "bench"])
+def test_a_duration_that_overflows_a_float_is_named_as_such(capsys, tmp_path, monkeypatch, command):
+    monkeypatch.setenv("ZOO_RESULTS", str(tmp_path / "results.db"))
+    code, _, err = zoo_in_process(capsys, *command, "--time", "9" * 400 + "h", "--run-dir" if command[0] == "train" else
+                                  "--runs-dir", str(tmp_path / "runs"))
+    assert code == 2 and _one_line(err) and "finite duration" in err and "infs" not in err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "results.db").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import click
@@ -16,7 +17,10 @@ def parse_duration(value: str | None) -> float | None:
     m = _DURATION.match(value)
     if not m or float(m.group(1)) <= 0:
         raise click.BadParameter(f"expected a positive duration like 90s, 5m or 1h, got {value!r}", param_hint="--time")
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    if not math.isfinite(seconds):  # digits enough to overflow a float: no budget at all
+        raise click.BadParameter(f"expected a finite duration like 90s, 5m or 1h, got {value[:40]!r}", param_hint="--time")
+    return seconds
 
 
 def parse_seeds(value: str) -> list[int]:
