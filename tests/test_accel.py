@@ -61,6 +61,8 @@ def test_batch_is_measured_once_and_cached(monkeypatch, tmp_path):
     files = list((tmp_path / "accel").glob("sample-batch-*.json"))
     assert len(files) == 1 and set(json.loads(files[0].read_text())["images_per_s"]) == {"32", "64", "128", "256"}
     assert accel.sample_batch_size(model, 300, options) == 64 and len(calls) == 1  # from the cache
+    # the batch is measured per step, so another step count shares the answer
+    assert accel.sample_batch_size(model, 300, model.parse_sample_options({"steps": 9})) == 64 and len(calls) == 1
     # other options or another config are another key
     accel.sample_batch_size(model, 300, model.parse_sample_options({"steps": 4, "precision": "bf16"}))
     assert len(calls) == 2

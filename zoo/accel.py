@@ -134,7 +134,8 @@ def sample_batch_size(model: Any, n: int, options: Mapping[str, Any] | None = No
     """The batch to sample ``n`` images of ``model`` in.
 
     ``n <= MEASURE_ABOVE`` images: ``n`` (one batch, nothing measured). Otherwise the candidate
-    (:data:`CANDIDATE_BATCHES`, capped at ``n``) with the most images/s, measured once with
+    (:data:`CANDIDATE_BATCHES`, capped at ``n``) with the most images/s, measured once (per step: one
+    answer serves every step count) with
     :func:`measure_sample_batch` and cached on disk (JSON, atomic write) under
     :func:`accel_cache_dir` keyed by model class, config, image shape, options, device, CPU/GPU name,
     thread count, torch and genzoo versions. ``measure=False`` (or ``ZOO_SAMPLE_BATCH=N``, a fixed
@@ -147,7 +148,7 @@ def sample_batch_size(model: Any, n: int, options: Mapping[str, Any] | None = No
     if n <= MEASURE_ABOVE:
         return max(n, 1)
     candidates = [b for b in CANDIDATE_BATCHES if b <= n] or [n]
-    path = accel_cache_dir() / f"sample-batch-{_batch_key(model, options)}.json"
+    path = accel_cache_dir() / f"sample-batch-{_batch_key(model, _probe_options(model, options))}.json"
     try:
         cached = json.loads(path.read_text())
         rates = {int(k): float(v) for k, v in cached["images_per_s"].items()}
