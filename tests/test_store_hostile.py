@@ -359,3 +359,15 @@ def test_run_lock_clears_temp_files_of_a_dead_writer_in_its_folder(tmp_path):
     with run_lock(tmp_path / "run"):
         assert not stale.exists() and not fresh.exists()
     assert done.read_text() == "[]"
+
+
+def test_bench_refuses_a_read_only_store_before_training(tmp_path, capsys, monkeypatch):
+    """Rows measured now could not be stored: zoo bench says so (exit 2) before any run exists."""
+    path = tmp_path / "results.sqlite"
+    ResultsStore(path).add(make_row())
+    before = _snapshot(tmp_path)
+    _deny_writes(monkeypatch, path)
+    code, _, err = zoo_in_process(capsys, "bench", "--models", "gan", "--preset", "smoke", "--results", str(path),
+                                  "--runs-dir", str(tmp_path / "runs"))
+    assert code == 2 and "read-only" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists() and _snapshot(tmp_path) == before

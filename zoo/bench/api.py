@@ -16,7 +16,7 @@ from typing import Any
 
 from zoo.bench.presets import Preset, get_preset
 from zoo.bench.runner import BenchProgress, BenchRunner, ModelPlan, plan_models
-from zoo.bench.store import ResultRow, ResultsStore, default_store_path
+from zoo.bench.store import ResultRow, ResultsStore, default_store_path, open_mode
 from zoo.budget import Budget
 from zoo.device import check_precision, resolve_device
 from zoo.errors import UsageError, ZooError
@@ -112,7 +112,11 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
     plans = plan_models(reg, list(request.models), preset=preset, dataset=data, device=device,
                         precision=request.precision, batch_size=request.batch_size,
                         overrides=dict(request.overrides), options=dict(request.options))
-    store = ResultsStore(request.results or default_store_path())  # a bad store fails before training
+    store_path = Path(request.results or default_store_path())
+    if open_mode(store_path) != "rw":  # rows measured now could not be stored: refuse before training
+        raise UsageError(f"results store {store_path} is read-only here (its file or folder); "
+                         "pass --results with a writable path")
+    store = ResultsStore(store_path)  # a bad store fails before training
     runs_dir = Path(request.runs_dir) if request.runs_dir is not None else store.path.parent / "bench"
     with progress.tasks() as tasks:
         protocol = make_protocol(
