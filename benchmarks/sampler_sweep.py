@@ -12,8 +12,9 @@ bf16 (``--option precision=bf16``, the fast path) and the reference settings aga
 table states the quality change of bf16 sampling beside its speed (images/s, timed per setting,
 sampling only).
 
-Writes ``sampler-nfe-<dataset>-<device><threads>-torch<version>.csv`` and a plot ``.png`` (FID
-against NFE, log scale, one line per sampler and precision) under ``--out``, and prints the table.
+Writes ``sampler-nfe-<dataset>-<device><threads>-torch<version>.csv``, a plot ``.png`` (FID
+against NFE, log scale, one line per sampler and precision) and a Markdown table ``.md`` under
+``--out``; ``--from-csv FILE`` redraws the plot and table of an earlier sweep.
 """
 
 from __future__ import annotations
@@ -58,7 +59,14 @@ def main(argv: list[str] | None = None) -> int:
                         "makes torch wait on busy ones: several times slower on a shared machine)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--from-csv", type=Path, help="redraw the plot and Markdown of a sweep's CSV (RUN is ignored)")
     args = parser.parse_args(argv)
+    if args.from_csv:
+        with args.from_csv.open() as f:
+            rows = [_typed(r) for r in csv.DictReader(f)]
+        fid = next(k for k in rows[0] if k.startswith(("fid_", "fd_")))
+        _publish(rows, fid, args.from_csv, str(args.run))
+        return 0
 
     from zoo.checkpoint import load_model
     from zoo.device import resolve_device
@@ -83,9 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     grid = QUICK if args.quick else GRID + (FULL_EXTRA if args.full else [])
     for sampler, steps, precision in grid:
-        options = model.parse_sample_options({"sampler": sampler, "steps": steps, "precision": precision})
         start = time.perf_counter()
-        images = generate(model, protocol.num_fake, seed=0, options=options)
+        try:  # a setting the model refuses (more steps than its T, bf16 on a device without it) is skipped
+            options = model.parse_sample_options({"sampler": sampler, "steps": steps, "precision": precision})
+            images = generate(model, protocol.num_fake, seed=0, options=options)
+        except ZooError as exc:
+            print(f"{sampler}-{steps} {precision} skipped: {exc}", file=sys.stderr)
+            continue
         seconds = time.perf_counter() - start
         scores = evaluate(images, dataset, protocol, device=device).metrics
         b = protocol.tag
@@ -104,19 +116,59 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    _plot(rows, fid, floor[fid], path.with_suffix(".png"), f"{meta['model']} step {meta.get('step')}, {meta['dataset']}")
-    _print_bf16_change(rows, fid)
-    print(f"wrote {path} and {path.with_suffix('.png').name}")
+    _publish(rows, fid, path, f"{meta['model']} step {meta.get('step')}, {meta['dataset']}")
     return 0
 
 
-def _print_bf16_change(rows: list[dict[str, Any]], fid: str) -> None:
-    by_key = {(r["sampler"], r["steps"], r["precision"]): r for r in rows}
+def _typed(row: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        try:
+            out[key] = int(value)
+        except ValueError:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                out[key] = value
+    return out
+
+
+def _publish(rows: list[dict[str, Any]], fid: str, path: Path, title: str) -> None:
+    """The plot (``.png``) and a Markdown table (``.md``) beside the CSV at ``path``."""
+    _plot(rows, fid, float(rows[0]["floor"]), path.with_suffix(".png"), title)
+    changes = _bf16_changes(rows, fid)
+    lines = [f"# Quality against network evaluations: {title}", "",
+             f"`python benchmarks/sampler_sweep.py RUN` (CSV: `{path.name}`). Every setting draws the same "
+             f"images (seed 0) and is scored under protocol `{rows[0]['protocol']}`; the floor (held-out real "
+             f"images) is {float(rows[0]['floor']):.2f}. images/s is sampling alone, timed per setting "
+             "(not interleaved: read speed ratios from `benchmarks/peers.py`).", "",
+             f"| sampler | steps | NFE | precision | {fid} | KID | precision | recall | images/s |",
+             "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+    kid = next(k for k in rows[0] if k.startswith("kid_"))
+    prec = next(k for k in rows[0] if k.startswith("precision_"))
+    rec = next(k for k in rows[0] if k.startswith("recall_"))
+    for r in sorted(rows, key=lambda r: (r["sampler"], r["precision"], r["nfe"])):
+        lines.append(f"| {r['sampler']} | {r['steps']} | {r['nfe']} | {r['precision']} | {float(r[fid]):.2f} | "
+                     f"{float(r[kid]):.4g} | {float(r[prec]):.3f} | {float(r[rec]):.3f} | {float(r['images_per_s']):.3g} |")
+    if changes:
+        lines += ["", "What bf16 sampling changes (same noise, same protocol):", ""] + [f"- {c}" for c in changes]
+    lines += ["", f"![{fid} against NFE]({path.with_suffix('.png').name})", ""]
+    path.with_suffix(".md").write_text("\n".join(lines))
+    for change in changes:
+        print(change)
+    print(f"wrote {path}, {path.with_suffix('.png').name} and {path.with_suffix('.md').name}")
+
+
+def _bf16_changes(rows: list[dict[str, Any]], fid: str) -> list[str]:
+    by_key = {(r["sampler"], int(r["steps"]), r["precision"]): r for r in rows}
+    out = []
     for (sampler, steps, precision), row in by_key.items():
         other = by_key.get((sampler, steps, "fp32"))
         if precision == "bf16" and other is not None:
-            print(f"{sampler}-{steps}: bf16 {fid} {row[fid]:.2f} vs fp32 {other[fid]:.2f} "
-                  f"({row[fid] - other[fid]:+.2f}); {row['images_per_s'] / other['images_per_s']:.2f}x the images/s")
+            a, b = float(row[fid]), float(other[fid])
+            out.append(f"{sampler}-{steps}: {fid} {a:.2f} in bf16 against {b:.2f} in fp32 ({a - b:+.2f}), "
+                       f"at {float(row['images_per_s']) / float(other['images_per_s']):.2f}x the images/s")
+    return out
 
 
 def _plot(rows: list[dict[str, Any]], fid: str, floor: float, path: Path, title: str) -> None:

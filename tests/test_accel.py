@@ -260,6 +260,28 @@ def test_peers_quality_section_scores_bf16_against_fp32_samples(tmp_path, capsys
     assert "needs --checkpoint" in capsys.readouterr().err
 
 
+def test_sampler_sweep_scores_every_sampler_and_states_the_bf16_change(tmp_path, capsys):
+    from tests.helpers import zoo_in_process
+
+    run_dir = tmp_path / "run"
+    sets = [x for k, v in (("base_channels", 8), ("channel_mults", "[1,2]"), ("num_timesteps", 60)) for x in ("--set", f"{k}={v}")]
+    assert zoo_in_process(capsys, "train", "ddpm", "--steps", "2", "--batch-size", "8", *sets, "--run-dir", str(run_dir),
+                          "--no-progress")[0] == 0
+    spec = importlib.util.spec_from_file_location("sampler_sweep", ROOT / "benchmarks" / "sampler_sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    assert sweep.main([str(run_dir), "--quick", "--num-fake", "20", "--num-real", "100", "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("sampler-nfe-quick-mnist-5k-*.csv")
+    rows = list(csv.DictReader(path.open()))
+    assert {r["sampler"] for r in rows} == {"ddim", "dpmpp2m"}  # ancestral DDPM-100 is more steps than T = 60
+    assert all(int(r["nfe"]) == int(r["steps"]) and float(r["fid_lenet"]) > 0 for r in rows)
+    assert {r["protocol"] for r in rows} == {rows[0]["protocol"]}
+    out = capsys.readouterr()
+    assert "ddpm-100 bf16 skipped" in out.err and "in bf16 against" in out.out
+    md = path.with_suffix(".md").read_text()
+    assert "| dpmpp2m | 10 | 10 | fp32 |" in md and path.with_suffix(".png").stat().st_size > 1000
+
+
 def test_peers_interleaves_and_takes_ratios_per_round():
     peers = _peers()
     order = []
