@@ -195,3 +195,16 @@ def test_a_duration_that_overflows_a_float_is_named_as_such(capsys, tmp_path, mo
                                   "--runs-dir", str(tmp_path / "runs"))
     assert code == 2 and _one_line(err) and "finite duration" in err and "infs" not in err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "results.db").exists()
+
+
+@pytest.mark.parametrize(("body", "message"), [("[]", "must hold a JSON object"), ("{", "not readable JSON"),
+                                               ("", "not readable JSON")], ids=["list", "truncated", "empty"])
+def test_a_damaged_run_config_is_one_line_on_resume(capsys, tmp_path, body, message):
+    run = tmp_path / "r"
+    assert zoo_in_process(capsys, "train", "gan", "--steps", "2", "--batch-size", "8", "--set", "g_hidden=16",
+                          "--set", "d_units=16", "--run-dir", str(run), "--no-progress")[0] == 0
+    (run / "config.json").write_text(body)
+    before = sorted(p.name for p in (run / "checkpoints").iterdir())
+    code, _, err = zoo_in_process(capsys, "train", "--resume", str(run), "--steps", "3", "--no-progress")
+    assert code == 1 and _one_line(err) and message in err
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before and (run / "config.json").read_text() == body
