@@ -6,6 +6,7 @@ by row (a 20000x20000 bomb is about 400 KB, and is never held whole in memory wh
 
 from __future__ import annotations
 
+import os
 import struct
 import warnings
 import zlib
@@ -164,3 +165,23 @@ def test_good_labels_still_load(tmp_path):
     np.savez(path, images=np.zeros((8, 16, 16), np.uint8), labels=np.array([0, 1] * 4, np.uint8))
     ds = load_dataset(f"npz:{path}")
     assert ds.num_classes == 2 and ds.train_labels.dtype.is_floating_point is False
+
+
+def test_a_postscript_file_named_png_never_reaches_ghostscript(tmp_path, monkeypatch):
+    """Issue 17, case 1: Pillow would hand an EPS document to `gs` (known -dSAFER bypasses make that
+    code execution). A fake `gs` first on PATH records any call; the folder reader must never make one."""
+    from PIL import EpsImagePlugin
+
+    bin_dir, marker = tmp_path / "bin", tmp_path / "gs-ran"
+    bin_dir.mkdir()
+    (bin_dir / "gs").write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    (bin_dir / "gs").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None, raising=False)  # Pillow caches its gs lookup
+    monkeypatch.setattr(EpsImagePlugin, "gs_windows_binary", None, raising=False)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "ok.png")
+    (folder / "x.png").write_text("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nnewpath 0 0 moveto showpage\n%%EOF\n")
+    images = read_image_folder(folder)
+    assert images.shape[0] == 1 and not marker.exists()
