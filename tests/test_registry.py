@@ -145,3 +145,35 @@ def test_load_plugins_env_limits_external_plugins(site):
 def test_tracing_shows_hook_calls(site):
     out = run_zoo("list", "--json", env={"PYTHONPATH": str(site), "ZOO_TRACE_PLUGINS": "1"})
     assert "zoo_register_models" in out.stderr and out.returncode == 0
+
+
+def test_plugin_text_with_markup_and_escapes_never_breaks_a_command(tmp_path):
+    """Issue 17, case 2: an import error holding rich markup (`[/]`) made zoo list, plugins, train
+    and bench die with a MarkupError; a summary holding `[/x]` killed zoo list; escape sequences
+    reached the terminal. Each is now printed literally and escaped, and the commands carry on."""
+    site = tmp_path / "site"
+    site.mkdir()
+    make_distribution(site, "zoo-markup-import", {"markupimport": "zoo_markup_import"},
+                      {"zoo_markup_import": 'raise ImportError("bad [/] tag [bold]x[/bold] \\x1b]0;owned\\x07")\n'})
+    summary = '''
+        from zoo import hookimpl
+        from zoo_gan.model import GAN
+
+        class Loud(GAN):
+            name = "loud"
+            summary = "Closes a tag it never opened [/x] and sets the title \\x1b]0;owned\\x07."
+
+        @hookimpl
+        def zoo_register_models(register):
+            register(Loud)
+    '''
+    make_distribution(site, "zoo-loud", {"loud": "zoo_loud"}, {"zoo_loud": summary})
+    env = {"PYTHONPATH": str(site), "COLUMNS": "200"}
+    for args in (["list"], ["plugins"], ["train", "gan", "--steps", "1", "--batch-size", "8", "--set", "g_hidden=8",
+                                        "--set", "d_units=8", "--run-dir", str(tmp_path / "run"), "--no-progress"]):
+        out = run_zoo(*args, env=env, cwd=tmp_path)
+        assert out.returncode == 0, (args, out.stderr[-800:])
+        both = out.stdout + out.stderr
+        assert "Traceback" not in both and "MarkupError" not in both and "\x1b]0;" not in both, args
+    listed = run_zoo("list", env=env).stdout + run_zoo("plugins", env=env).stderr
+    assert "[/x]" in listed and "bad [/] tag" in run_zoo("plugins", env=env).stdout + run_zoo("plugins", env=env).stderr

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import click
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from zoo.cli.app import cli, echo_json, registry, stdout, warn
 from zoo.registry import FAMILIES
+from zoo.text import printable
+
+
+def _plain(text: str) -> Text:
+    """A table cell of third-party text: never parsed as markup, control characters shown escaped."""
+    return Text(printable(text))
 
 
 @cli.command("list")
@@ -41,7 +47,7 @@ def list_models(family: str | None, as_json: bool) -> None:
     for r in rows:
         plugin = f"{r['distribution'] or r['plugin']} {r['version'] or ''}".strip()
         summary = r["summary"] + (f" (variant of {r['variant_of']})" if r["variant_of"] else "")
-        table.add_row(r["name"], r["family"], plugin, summary)
+        table.add_row(*(_plain(x) for x in (r["name"], r["family"], plugin, summary)))
     stdout.print(table)
 
 
@@ -64,10 +70,10 @@ def list_plugins(as_json: bool, show_all: bool) -> None:
         table.add_column(col, overflow="fold")
     for r in records:
         contributes = ", ".join(r.models + r.variants + r.datasets + r.formats + [f"zoo {c}" for c in r.commands])
-        status = "[green]ok[/]" if r.ok else f"[red]error:[/] {escape(r.error or '')}"
-        if r.warnings:
-            status += "".join(f"\n[yellow]warning:[/] {escape(w)}" for w in r.warnings)
-        table.add_row(*(escape(x) for x in (r.name, r.distribution or "-", r.version or "-", ", ".join(r.hooks), contributes)),
+        status = Text("ok", style="green") if r.ok else Text.assemble(("error:", "red"), " ", printable(r.error or ""))
+        for w in r.warnings:
+            status.append_text(Text.assemble("\n", ("warning:", "yellow"), " ", printable(w)))
+        table.add_row(*(_plain(x) for x in (r.name, r.distribution or "-", r.version or "-", ", ".join(r.hooks), contributes)),
                       status)
     if not records:
         stdout.print("No external plugins installed. Built-in plugins: zoo plugins --all")
