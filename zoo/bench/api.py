@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.bench.presets import Preset, get_preset
-from zoo.bench.runner import BenchProgress, BenchRunner, ModelPlan, plan_models
+from zoo.bench.runner import BenchProgress, BenchRunner, ModelPlan, check_job_dir, plan_models
 from zoo.bench.store import ResultRow, ResultsStore, default_store_path, open_mode
 from zoo.budget import Budget
 from zoo.device import check_precision, resolve_device
@@ -130,22 +130,23 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
     runner = BenchRunner(dataset=data, protocol=protocol, store=store, preset=preset, budget=budget, device=device,
                          runs_dir=runs_dir, progress=progress, curve_points=request.curve_points, rerun=request.rerun)
     result = BenchResult([], store, protocol, plans)
+    jobs = [runner.job(plan, seed) for plan in plans for seed in seeds]
+    for job in jobs:  # every job folder is checked before the first job writes anything
+        check_job_dir(job)
     if request.executor != "serial":  # each job elsewhere writes rows.json; ingested here (zoo.bench.executors)
         from zoo.bench.executors import run_jobs, settings_from
 
-        jobs = [runner.job(plan, seed) for plan in plans for seed in seeds]
         for rows, reused in run_jobs(runner, jobs, request, settings_from(request), progress):
             result.rows.extend(rows)
             result.reused += reused
         return result
-    for plan in plans:
-        for seed in seeds:
-            rows, reused = runner.run(runner.job(plan, seed))
-            result.rows.extend(rows)
-            result.reused += reused
-            failed = [r for r in rows if r.status == "failed"]
-            if failed and request.fail_fast:
-                raise ZooError(f"{plan.name} (seed {seed}) failed: {failed[0].error} (--fail-fast)")
+    for job in jobs:
+        rows, reused = runner.run(job)
+        result.rows.extend(rows)
+        result.reused += reused
+        failed = [r for r in rows if r.status == "failed"]
+        if failed and request.fail_fast:
+            raise ZooError(f"{job.plan.name} (seed {job.seed}) failed: {failed[0].error} (--fail-fast)")
     return result
 
 

@@ -39,6 +39,7 @@ from zoo.fileio import atomic_write_text, run_lock
 from zoo.metrics.protocol import Protocol
 from zoo.model import GenerativeModel
 from zoo.registry import ModelEntry, Registry
+from zoo.rundir import check_new_run_dir
 from zoo.text import one_line, slug
 from zoo.trainer import (
     Interrupted,
@@ -202,6 +203,14 @@ def _check_options_used(options: dict[str, str], entries: list[ModelEntry]) -> N
             raise UnknownNameError("sampling option", opt, known)
 
 
+def check_job_dir(job: Job) -> None:
+    """Refuse a job folder that is neither this benchmark's (its ``job.json``; :meth:`BenchRunner._claim`
+    checks whose) nor new, empty, or a genzoo run without checkpoints (:func:`zoo.rundir.check_new_run_dir`).
+    Raises :class:`~zoo.errors.UsageError`; writes nothing."""
+    if not (job.run_dir / "job.json").is_file():
+        check_new_run_dir(job.run_dir, option="--runs-dir")
+
+
 @dataclass
 class Job:
     """One (model, seed) of a benchmark: the rows it writes share everything but the sampler setting."""
@@ -263,6 +272,7 @@ class BenchRunner:
             if all(r is not None and r.status == "ok" for r in found):
                 self.progress.message(f"[{job.plan.name} seed {job.seed}] already in the store; skipped")
                 return [r for r in found if r is not None], True
+        check_job_dir(job)  # a usage error for the whole benchmark, not a failed row: nothing is written
         if not self.floor:
             from zoo.metrics import compute_floor
 

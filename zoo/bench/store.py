@@ -42,6 +42,7 @@ idempotently) and raises a :class:`StoreWriteError` saying so.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -569,11 +570,15 @@ def open_mode(path: str | os.PathLike[str]) -> str:
     (``mode=ro``) otherwise. ``"immutable"`` (``immutable=1``: SQLite assumes nobody writes the file
     and creates nothing) when even ``mode=ro`` cannot work: a WAL store in an unwritable folder
     without an existing ``-shm`` file. Decided with :func:`os.access`, so root on a read-only
-    mount and a test's monkeypatch both get the answer the kernel would give a write.
+    mount and a test's monkeypatch both get the answer the kernel would give a write. A folder
+    that does not exist yet is judged by its nearest existing ancestor (where it would be created).
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    folder_ok = os.access(folder, os.W_OK)
+    # A folder that does not exist yet is created by whoever may write its nearest existing ancestor.
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    folder_ok = folder.is_dir() and os.access(folder, os.W_OK)
     file_ok = os.access(path, os.W_OK) if path.exists() else folder_ok
     if folder_ok and file_ok:
         return "rw"
@@ -581,6 +586,52 @@ def open_mode(path: str | os.PathLike[str]) -> str:
     if not folder_ok and _is_wal(path) and not shm.exists():
         return "immutable"
     return "ro"
+
+
+_SIDECAR_SUFFIXES = ("-wal", "-shm", "-journal")
+_WAL_DMS_LOCK = 128  # the -shm byte every connection with the WAL open holds a shared lock on (os_unix.c)
+
+
+def _sidecars(path: Path) -> set[str]:
+    """Which of SQLite's ``-wal``/``-shm``/``-journal`` files exist beside ``path`` now."""
+    return {s for s in _SIDECAR_SUFFIXES if os.path.lexists(f"{path}{s}")}
+
+
+def _in_use(shm: Path) -> bool:
+    """Whether another connection holds ``shm`` open (its DMS byte is locked); unreadable counts as in use."""
+    import fcntl
+
+    try:
+        fd = os.open(shm, os.O_RDWR)
+    except OSError:
+        return True
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _WAL_DMS_LOCK)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the test lock
+    return False
+
+
+def _remove_new_sidecars(path: Path, before: set[str]) -> None:
+    """Remove the ``-wal``/``-shm``/``-journal`` files that this process's refused open created.
+
+    SQLite creates them beside a WAL database even for a ``mode=ro`` read, and leaves them when
+    the read fails. Only files absent before the open go, and only while nobody else has the WAL
+    open and no frame was written to a new ``-wal``: another process's files are never touched.
+    """
+    created = {s for s in _SIDECAR_SUFFIXES if s not in before and os.path.lexists(f"{path}{s}")}
+    if not created:
+        return
+    wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+    if shm.is_file() and _in_use(shm):
+        return
+    if "-wal" in created and wal.is_file() and wal.stat().st_size > 0:
+        created.discard("-wal")  # frames someone wrote: not ours to drop
+    for suffix in created:
+        with contextlib.suppress(OSError):
+            os.unlink(f"{path}{suffix}")
 
 
 class ResultsStore:
@@ -606,16 +657,28 @@ class ResultsStore:
         self.retry_seconds = float(retry_seconds)
         #: ``(row_id, reason)`` of each malformed row the last :meth:`rows` call skipped.
         self.skipped: list[tuple[str, str]] = []
+        self.empty = False
         self._check_file(create)
         #: ``"rw"``, ``"ro"`` or ``"immutable"`` (see :func:`open_mode`), decided once on opening.
         self.mode = open_mode(self.path)
-        self._with_retry(self._inspect)  # read-only: refuses foreign and newer stores untouched
+        #: A zero-byte file opened by a reader (``create=False``): an empty store, never written.
+        self.empty = not create and self.path.stat().st_size == 0
+        if self.empty:
+            self.mode = "ro"
+            return
+        before = _sidecars(self.path)
+        try:
+            self._with_retry(self._inspect)  # read-only: refuses foreign and newer stores untouched
+            if self.mode == "rw":
+                self._with_retry(self._migrate)
+            else:
+                self._with_retry(self._check_current)
+        except BaseException:
+            _remove_new_sidecars(self.path, before)  # a refused store's folder stays exactly as it was
+            raise
         if self.mode == "rw":
-            self._with_retry(self._migrate)
             # Reports and side files written atomically beside the store by a killed process.
             remove_stale_temp_files(self.path.parent, older_than=STALE_TEMP_SECONDS)
-        else:
-            self._with_retry(self._check_current)
 
     def __repr__(self) -> str:
         return f"ResultsStore({str(self.path)!r})"
@@ -830,6 +893,9 @@ class ResultsStore:
         status: str | None = None,
     ) -> list[ResultRow]:
         """Rows matching every filter given, oldest first; paths come back absolute."""
+        if self.empty:
+            self.skipped = []
+            return []
         filters = {"dataset": dataset, "protocol_hash": protocol_hash, "model": model, "status": status}
         where = [f"{k} = :{k}" for k, v in filters.items() if v is not None]
         sql = f"SELECT {', '.join(_COLUMNS)} FROM results"
@@ -868,6 +934,8 @@ class ResultsStore:
         values = list(identity.identity if isinstance(identity, ResultRow) else identity)
         if len(values) != len(IDENTITY_COLUMNS):
             raise ValueError(f"an identity has {len(IDENTITY_COLUMNS)} values ({', '.join(IDENTITY_COLUMNS)}), got {len(values)}")
+        if self.empty:
+            return None
         params = dict(zip(IDENTITY_COLUMNS, values, strict=True))
         if not isinstance(params["sample_options"], str):
             params["sample_options"] = canonical_json(params["sample_options"])
@@ -888,14 +956,20 @@ class ResultsStore:
         return row is not None and row.status == "ok"
 
     def count(self) -> int:
+        if self.empty:
+            return 0
         return self._with_retry(lambda conn: conn.execute("SELECT COUNT(*) FROM results").fetchone()[0])
 
     def migrations(self) -> list[str]:
         """Names of the migrations this store records, in the order they were applied."""
+        if self.empty:
+            return []
         return self._with_retry(lambda conn: [r[0] for r in conn.execute("SELECT name FROM _zoo_migrations ORDER BY rowid")])
 
     def schema_version(self) -> int:
         """The legacy ``zoo_schema`` version: the number of migrations applied."""
+        if self.empty:
+            return 0
         return self._with_retry(lambda conn: conn.execute("SELECT MAX(version) FROM zoo_schema").fetchone()[0])
 
     def to_frame(self, **filters: Any):  # noqa: ANN201 - pandas is imported lazily

@@ -55,6 +55,7 @@ def train_command(model_name, dataset, data_dir, image_size, steps, epochs, time
     from zoo.device import resolve_device, resolve_precision
     from zoo.errors import UsageError
     from zoo.factory import create_model, load_dataset
+    from zoo.rundir import check_new_run_dir, mark_run_dir
     from zoo.trainer import Trainer, TrainSettings, seed_everything
 
     if nproc_per_node is not None:
@@ -82,10 +83,12 @@ def train_command(model_name, dataset, data_dir, image_size, steps, epochs, time
     run_dir = distributed.broadcast_object(run_dir)  # rank 0's timestamp names the one run folder
     if world.distributed:
         distributed.check_batch_size(settings.batch_size, world.size)
-    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
-        raise UsageError(f"{run_dir} already holds a run; use --resume {run_dir} or another --run-dir")
+    # New, empty, or genzoo's own run without checkpoints: never someone's folder (zoo.rundir).
+    check_new_run_dir(run_dir)
     run_config = {"dataset_args": {"name": dataset, "data_dir": data_dir, "image_size": image_size}}
     trainer = Trainer(model, data, settings, run_dir, run_config=run_config)
+    if world.is_main:
+        mark_run_dir(run_dir)
     result = _fit(trainer, progress)
     if world.is_main:
         _report(result, as_json)
