@@ -96,11 +96,18 @@ def create_model_from_checkpoint(state: Mapping[str, Any], *, model_cls: type[Ge
         raise CheckpointError(f"{where}: image shape {shape!r} is not C x H x W with sides in 1..{MAX_IMAGE_SIDE}")
     target = model_cls or name
     try:
-        expected = _shapes_on_meta(target, shape, config, registry)
+        skeleton = _skeleton_on_meta(target, shape, config, registry)
+        expected = None if skeleton is None else {k: tuple(v.shape) for k, v in skeleton.items()}
         found = {k: tuple(v.shape) for k, v in weights.items() if isinstance(v, torch.Tensor)}
         if expected is not None and expected != found:
             diff = sorted(set(expected) ^ set(found)) or [k for k in expected if expected[k] != found.get(k)]
             raise CheckpointError(f"weights do not match {name}'s config (first difference: {diff[0]!r})")
+        if skeleton is not None:
+            _check_dtypes(name, skeleton, weights)
+            return create_model(target, shape, config, weights, registry=registry)
+        # A model that cannot be built on meta: build it for real, then check dtypes before loading.
+        model = create_model(target, shape, config, registry=registry)
+        _check_dtypes(name, model.state_dict(), weights)
         return create_model(target, shape, config, weights, registry=registry)
     except CheckpointError as exc:
         raise CheckpointError(f"{where}: {exc}") from None
@@ -110,10 +117,11 @@ def create_model_from_checkpoint(state: Mapping[str, Any], *, model_cls: type[Ge
         raise CheckpointError(f"{where}: {exc}") from None
 
 
-def _shapes_on_meta(target: str | type[GenerativeModel], shape: Sequence[int], config: Mapping[str, Any],
-                    registry: Registry | None) -> dict[str, tuple[int, ...]] | None:
-    """Parameter and buffer shapes of the model ``config`` describes, built on the ``meta`` device
-    (no memory); ``None`` for a model whose constructor cannot run there (it reads tensor values)."""
+def _skeleton_on_meta(target: str | type[GenerativeModel], shape: Sequence[int], config: Mapping[str, Any],
+                      registry: Registry | None) -> dict[str, torch.Tensor] | None:
+    """The ``state_dict`` (parameters and buffers, shapes and dtypes only) of the model ``config``
+    describes, built on the ``meta`` device (no memory); ``None`` for a model whose constructor
+    cannot run there (it reads tensor values)."""
     try:
         with torch.device("meta"):
             skeleton = create_model(target, shape, config, registry=registry)
@@ -123,7 +131,18 @@ def _shapes_on_meta(target: str | type[GenerativeModel], shape: Sequence[int], c
         # Sizes no tensor can have (a 2**62-wide layer overflows even on meta): refused, not a traceback.
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
         raise CheckpointError(f"its config asks for a network that cannot be built ({first})") from None
-    return {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    return dict(skeleton.state_dict())
+
+
+def _check_dtypes(name: str, expected: Mapping[str, torch.Tensor], weights: Mapping[str, Any]) -> None:
+    """Raise :class:`CheckpointError` naming the first tensor of ``weights`` whose dtype differs from
+    the one the model builds (``load_state_dict`` would silently cast int8, float64 or complex
+    weights, dropping the imaginary part or sampling from a network nobody trained)."""
+    for key, want in expected.items():
+        got = weights.get(key)
+        if isinstance(got, torch.Tensor) and got.dtype != want.dtype:
+            raise CheckpointError(f"weights do not match {name}: {key!r} is {str(got.dtype).removeprefix('torch.')}, "
+                                  f"the model builds {str(want.dtype).removeprefix('torch.')}")
 
 
 def list_models(family: str | None = None, registry: Registry | None = None) -> list[str]:
@@ -137,7 +156,9 @@ def default_data_dir() -> Path:
     where downloadable datasets are cached."""
     env = os.environ.get("ZOO_DATA_DIR")
     if env:
-        return Path(env).expanduser()
+        from zoo.fileio import env_folder
+
+        return env_folder("ZOO_DATA_DIR", Path(env).expanduser())  # a file there: UsageError (exit 2)
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("genzoo", appauthor=False)) / "data"
