@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -152,8 +153,8 @@ def sample_batch_size(model: Any, n: int, options: Mapping[str, Any] | None = No
     try:
         cached = json.loads(path.read_text())
         rates = {int(k): float(v) for k, v in cached["images_per_s"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        rates = {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, MemoryError):
+        rates = {}  # a damaged (or crafted, deeply nested) cache file only costs a new measurement
     missing = [b for b in candidates if b not in rates]
     if missing and measure:
         rates.update(measure_sample_batch(model, options, missing))
@@ -163,7 +164,11 @@ def sample_batch_size(model: Any, n: int, options: Mapping[str, Any] | None = No
             atomic_write_text(path, json.dumps({"images_per_s": {str(k): v for k, v in sorted(rates.items())},
                                                 "torch": torch.__version__}, indent=1))
         except OSError as exc:  # a read-only cache only costs the measurement next time
-            log.warning("could not cache the sampling batch in %s: %s", path, exc)
+            from zoo.metrics.stats_cache import CacheWarning
+
+            # a warning, not logging: the CLI shows genzoo's warnings as one "zoo: warning:" line
+            warnings.warn(f"could not cache the sampling batch in {path}: {exc.strerror or exc}", CacheWarning,
+                          stacklevel=2)
     usable = {b: r for b, r in rates.items() if b in candidates}
     if not usable:
         return min(128, n)

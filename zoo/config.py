@@ -109,7 +109,7 @@ def _parse_list(text: str, name: str, where: str) -> list[Any]:
         return [v.strip() for v in body.split(",") if v.strip()]
     try:
         value = tomllib.loads(f"v = {body}")["v"] if "\n" not in body else None
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError, MemoryError):  # [[[... too deep: refused like bad syntax
         value = None
     if not isinstance(value, list):
         raise ConfigError(name, f"expected a list like [1, 2], got {_show(text)}", where)

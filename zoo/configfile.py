@@ -89,6 +89,9 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
             data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise UsageError(f"--config {path}: not UTF-8 text") from None
+    except (RecursionError, MemoryError):  # the parsers recurse per [ or {: a crafted file exhausts the stack
+        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
+        raise UsageError(f"--config {path}: not valid {kind} (nested too deeply)") from None
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
         raise UsageError(f"--config {path}: not valid {kind} ({exc})") from None

@@ -296,7 +296,7 @@ def is_export_dir(path: str | Path) -> bool:
         return False
     try:
         return "genzoo_export" in json.loads(meta.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError, MemoryError):  # unreadable, not JSON, or nested too deeply
         return False
 
 

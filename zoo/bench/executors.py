@@ -170,6 +170,8 @@ def read_job_rows(run_dir: str | os.PathLike[str]) -> list[ResultRow] | None:
         return [ResultRow.from_dict(item) for item in data]
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise ZooError(f"{path}: not a rows file written by a genzoo job ({one_line(exc)})") from None
+    except (RecursionError, MemoryError):  # a crafted [[[... exhausts json's stack
+        raise ZooError(f"{path}: not a rows file written by a genzoo job (nested too deeply)") from None
 
 
 def collect(store: ResultsStore, runs_dir: str | os.PathLike[str]) -> list[ResultRow]:

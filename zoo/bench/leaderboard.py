@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from zoo.bench.store import ResultRow, ResultsStore, canonical_json
+from zoo.bench.store import ResultRow, ResultsStore, _parse_json, canonical_json
 from zoo.metric_names import higher_is_better, protocol_warnings
 
 __all__ = [
@@ -95,7 +95,7 @@ def is_quality_metric(metric: str) -> bool:
 def options_label(options: dict[str, Any] | str) -> str:
     """Human label of sampling options: ``{"sampler": "ddim", "steps": 50}`` -> ``ddim, steps=50``."""
     if isinstance(options, str):
-        options = json.loads(options) if options else {}
+        options = _parse_json(options, "options") if options else {}  # deep nesting: ValueError
     if not options:
         return "default"
     parts = [str(options["sampler"])] if "sampler" in options else []

@@ -340,7 +340,12 @@ class BenchRunner:
             state = load_checkpoint(latest_checkpoint(job.run_dir), map_location=self.device)
             trainer.load_state_dict(state)
             if curve_path.is_file():
-                curve = [p for p in json.loads(curve_path.read_text()) if p["train_steps"] <= trainer.step]
+                try:
+                    curve = [p for p in json.loads(curve_path.read_text()) if p["train_steps"] <= trainer.step]
+                except (OSError, ValueError, TypeError, KeyError, RecursionError, MemoryError) as exc:
+                    # damaged or crafted ([[[... nested too deeply): one line, the run left as it is
+                    why = "nested too deeply" if isinstance(exc, (RecursionError, MemoryError)) else one_line(exc)
+                    raise ZooError(f"{curve_path}: not a learning curve written by genzoo ({why})") from None
             self.progress.message(f"[{plan.name} seed {job.seed}] resuming at step {trainer.step} from {job.run_dir}")
         else:
             self.progress.message(f"[{plan.name} seed {job.seed}] training ({job.budget}, {plan.precision}, "

@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from zoo.errors import UsageError, ZooError
-from zoo.fileio import STALE_TEMP_SECONDS, atomic_write_text, remove_stale_temp_files
+from zoo.fileio import STALE_TEMP_SECONDS, atomic_write_text, env_folder, remove_stale_temp_files
 
 __all__ = [
     "BUDGET_KINDS",
@@ -107,7 +107,13 @@ T = TypeVar("T")
 def default_store_path() -> Path:
     """``$ZOO_RESULTS`` when set, else ``runs/results.sqlite`` under the current directory."""
     env = os.environ.get("ZOO_RESULTS", "").strip()
-    return Path(env).expanduser() if env else Path("runs") / "results.sqlite"
+    if not env:
+        return Path("runs") / "results.sqlite"
+    path = Path(env).expanduser()
+    if path.is_dir():
+        raise UsageError(f"ZOO_RESULTS={path}: a folder, not a results file")
+    env_folder("ZOO_RESULTS", path.parent, path)  # a file where its folder should be: UsageError
+    return path
 
 
 def _utc_now() -> str:
@@ -142,12 +148,21 @@ def config_hash(config: Mapping[str, Any] | None) -> str:
     return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()[:12]
 
 
+def _parse_json(value: str | bytes, column: str) -> Any:
+    """``json.loads``; a value nested too deeply for the parser (RecursionError) is a ValueError
+    like any other malformed column, so callers report it in one line."""
+    try:
+        return json.loads(value)
+    except (RecursionError, MemoryError):
+        raise ValueError(f"result column {column!r} is nested too deeply") from None
+
+
 def _load_json(value: Any, column: str) -> dict[str, Any]:
     if value is None or value == "":
         return {}
     if isinstance(value, Mapping):
         return dict(value)
-    loaded = json.loads(value)
+    loaded = _parse_json(value, column)
     if not isinstance(loaded, dict):
         raise ValueError(f"result column {column!r} must hold a JSON object, got {type(loaded).__name__}")
     return loaded
@@ -156,7 +171,7 @@ def _load_json(value: Any, column: str) -> dict[str, Any]:
 def _load_curve(value: Any) -> list[dict[str, Any]]:
     if value is None or value == "":
         return []
-    loaded = json.loads(value) if isinstance(value, (str, bytes)) else value
+    loaded = _parse_json(value, "curve") if isinstance(value, (str, bytes)) else value
     if not isinstance(loaded, (list, tuple)) or not all(isinstance(p, Mapping) for p in loaded):
         raise ValueError("result column 'curve' must hold a JSON list of objects")
     return [dict(p) for p in loaded]
@@ -1008,7 +1023,7 @@ def keep_rows(rows: Sequence[ResultRow]) -> list[Path]:
         if path.exists():
             try:
                 merged = {r.identity: r for r in (ResultRow.from_dict(d) for d in json.loads(path.read_text()))}
-            except (OSError, ValueError, TypeError, KeyError):  # unreadable: set aside, never overwritten
+            except (OSError, ValueError, TypeError, KeyError, RecursionError, MemoryError):  # unreadable: set aside, never overwritten
                 os.replace(path, path.with_name(f"{SIDE_FILE}.damaged-{int(time.time())}"))
         merged.update({r.identity: r for r in kept})
         data = [_finite(r.to_dict()) for r in merged.values()]  # strict JSON: NaN becomes null

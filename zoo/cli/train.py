@@ -235,6 +235,8 @@ def _read_run_config(run_dir: Path) -> dict:
         saved = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is not readable JSON ({exc})") from None
+    except (RecursionError, MemoryError):  # json recurses per [ or {: a crafted file exhausts the stack
+        raise CheckpointError(f"{path} is not readable JSON (nested too deeply)") from None
     if not isinstance(saved, dict):
         raise CheckpointError(f"{path} must hold a JSON object, got {type(saved).__name__}")
     return saved
