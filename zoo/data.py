@@ -18,7 +18,9 @@ files are warned about, arrays are never unpickled.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -621,6 +623,43 @@ def _center_square(im: Any) -> Any:
     return im.crop((left, top, left + s, top + s))
 
 
+def _npy_header_bytes(fp: Any) -> int:
+    """Bytes the ``.npy`` array whose header starts at ``fp`` decodes to (the header only is read)."""
+    version = np.lib.format.read_magic(fp)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(fp)
+    return math.prod(int(s) for s in shape) * int(dtype.itemsize)  # Python ints: no overflow
+
+
+def _check_array_sizes(path: Path, label: str, budget: int) -> None:
+    """Refuse, from the ``.npy`` headers alone, an ``.npz``/``.npy`` whose arrays decode to more
+    than ``budget`` bytes (a 4 MB ``.npz`` of zeros can hold a 4 GB array). Raises DataError."""
+    arrays: list[tuple[str, int]] = []
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(6)
+            fh.seek(0)
+            if magic.startswith(b"PK\x03\x04"):
+                with zipfile.ZipFile(fh) as zf:
+                    for info in zf.infolist():
+                        if info.filename.endswith(".npy"):
+                            with zf.open(info) as member:
+                                arrays.append((info.filename[:-4], _npy_header_bytes(member)))
+            elif magic == np.lib.format.MAGIC_PREFIX:
+                arrays.append(("array", _npy_header_bytes(fh)))
+    except Exception as exc:  # a damaged header or zip: one line, like np.load's own errors below
+        raise DataError(f"{label}: cannot read the array ({one_line(exc)})") from None
+    if len(arrays) > 1:  # only the arrays read_image_array loads: images (else the first) and labels
+        first = next((a for a in arrays if a[0] == "images"), arrays[0])
+        arrays = [first, *(a for a in arrays if a[0] == "labels" and a is not first)]
+    total = sum(size for _, size in arrays)
+    if total > budget:
+        name, size = max(arrays, key=lambda a: a[1])
+        raise DataError(f"{label}: array {_shown(name)!r} would decode to {_bytes_text(size)}"
+                        f"{f' ({_bytes_text(total)} in all)' if len(arrays) > 1 else ''}, over the limit of "
+                        f"{_bytes_text(budget)}; use a smaller array, or raise ZOO_MAX_DECODED_BYTES (bytes)")
+
+
 def read_image_array(path: str | os.PathLike[str], *, what: str | None = None) -> tuple[torch.Tensor, np.ndarray | None]:
     """``(images, labels)`` from an ``.npz`` (key ``images``, else the first array; optional
     ``labels``) or an ``.npy`` file, never unpickled. Raises :class:`~zoo.errors.DataError`."""
@@ -628,6 +667,7 @@ def read_image_array(path: str | os.PathLike[str], *, what: str | None = None) -
     label = what or str(path)
     if not path.is_file():
         raise DataError(f"{label}: no such file")
+    _check_array_sizes(path, label, decode_budget())
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
