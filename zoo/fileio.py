@@ -14,6 +14,20 @@ from typing import IO, Any
 from zoo.errors import UsageError
 
 
+def env_folder(var: str, path: str | os.PathLike[str], value: str | os.PathLike[str] | None = None) -> Path:
+    """``path`` (a folder the environment variable ``var``, set to ``value`` (default ``path``),
+    names) when it is, or can be made, a folder. A :class:`~zoo.errors.UsageError` (exit 2) naming
+    ``var`` when it or a parent is a file, so the first write into it is not an ``OSError`` "Not a
+    directory" far from its cause."""
+    path = Path(path)
+    for probe in (path, *path.parents):
+        if probe.exists():
+            if not probe.is_dir():
+                raise UsageError(f"{var}={value if value is not None else path}: {probe} is a file, not a folder")
+            break
+    return path
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], mode: str = "wb") -> Path:
     """Call ``write(file)`` on a temp file beside ``path``, fsync it, then rename it into place.
 

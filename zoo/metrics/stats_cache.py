@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.fileio import atomic_write_bytes, remove_stale_temp_files_once
+from zoo.fileio import atomic_write_bytes, env_folder, remove_stale_temp_files_once
 
 
 class CacheWarning(UserWarning):
@@ -40,7 +40,7 @@ def cache_dir() -> Path:
     macOS): where metric statistics and trained backbones live."""
     env = os.environ.get("ZOO_CACHE_DIR")
     if env:
-        root = Path(env).expanduser()
+        root = env_folder("ZOO_CACHE_DIR", Path(env).expanduser())  # a file there: UsageError (exit 2)
     else:
         from platformdirs import user_cache_dir
 
