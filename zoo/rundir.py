@@ -38,7 +38,7 @@ def _genzoo_config(path: Path) -> bool:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return False
-    return isinstance(data, dict) and CONFIG_KEYS <= data.keys()
+    return isinstance(data, dict) and data.keys() >= CONFIG_KEYS
 
 
 def is_genzoo_run_dir(folder: str | os.PathLike[str]) -> bool:
