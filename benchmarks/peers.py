@@ -1,6 +1,6 @@
 """genzoo against the code a user would otherwise write, measured side by side in one run.
 
-    python benchmarks/peers.py [--quick] [--sections matmul,train,sample,metrics,profile,quality]
+    python benchmarks/peers.py [--quick] [--sections matmul,train,sample,metrics,profile,quality] [--update]
                                [--threads 1] [--rounds 5] [--device auto] [--compile] [--out DIR]
 
 Contenders (each figure is genzoo / peer, so above 1 means genzoo is faster):
@@ -549,10 +549,12 @@ def section_profile(args: argparse.Namespace, device: torch.device, peaks: dict[
 # -- driver -------------------------------------------------------------------------------------
 
 
-def write_csv(path: Path, rows: list[Row]) -> None:
+def write_csv(path: Path, rows: list[Row], kept: list[dict[str, str]] = ()) -> None:
+    """``kept`` (rows of other sections from an earlier run, ``--update``) first, then ``rows``."""
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(Row("", "", "", "", "", 0.0).as_dict()))
         writer.writeheader()
+        writer.writerows(kept)
         for row in rows:
             writer.writerow(row.as_dict())
 
@@ -574,6 +576,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="also genzoo with torch.compile (compile timed apart)")
     parser.add_argument("--checkpoint", default=None, help="a DDPM run directory or checkpoint to sample from")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--update", action="store_true",
+                        help="keep the rows of sections not run now from an existing CSV of the same name")
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (2 if args.tiny else 3 if args.quick else 5)
 
@@ -601,6 +605,10 @@ def main(argv: list[str] | None = None) -> int:
     tag = "tiny" if args.tiny else "quick" if args.quick else "full"
     name = f"peers-{tag}-{_device_tag(device)}{args.threads}-fp32+bf16-torch{torch.__version__.split('+')[0]}.csv"
     path = args.out / name
+    kept: list[dict[str, str]] = []
+    if args.update and path.exists():
+        with path.open(newline="") as f:
+            kept = [r for r in csv.DictReader(f) if r["section"] not in sections]
     for name in sections:
         begun = time.perf_counter()
         if name == "train":
@@ -614,11 +622,13 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "quality":
             rows += section_quality(args, device)
         print(f"[{name}] {time.perf_counter() - begun:.0f} s", file=sys.stderr, flush=True)
-        write_csv(path, rows)  # after every section, so a long run keeps what it measured
-    write_csv(path, rows)
+        write_csv(path, rows, kept)  # after every section, so a long run keeps what it measured
+    write_csv(path, rows, kept)
     meta = {"torch": torch.__version__, "python": platform.python_version(), "threads": args.threads,
             "device": str(device), "rounds": args.rounds, "seconds": round(time.perf_counter() - started, 1),
-            "cpu": platform.processor() or platform.machine(), "load_average": os.getloadavg()}
+            "cpu": platform.processor() or platform.machine(), "load_average": os.getloadavg(), "sections": sections}
+    if kept and path.with_suffix(".json").exists():  # what measured the rows kept from the earlier run
+        meta["earlier"] = json.loads(path.with_suffix(".json").read_text())
     path.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"\n{'figure':38} {'genzoo side':28} {'peer':34} {'ratio (min-max)':>20}")
     for row in rows:
