@@ -106,7 +106,8 @@ def test_eval_a_run_directory_samples_the_model_with_seed_and_options(ds, tmp_pa
         (lambda d: d.test[:200], ["--num-fake", "300"], "holds only 200 images"),
         (lambda d: torch.zeros(200, 1, 32, 32, dtype=torch.uint8), [], "1x32x32"),
         (lambda d: d.test[:200], ["--option", "steps=10"], "--option applies to run directories"),
-        (lambda d: d.test[:5], [], "num_fake must be between 10"),
+        (lambda d: d.test[:5], [], "holds 5 images; scoring needs at least 10"),
+        (lambda d: d.test[:200], ["--num-fake", "5"], "--num-fake must be between 10"),
     ],
 )
 def test_eval_errors_are_one_line(ds, tmp_path, capsys, make, extra, message):

@@ -183,6 +183,8 @@ def eval_command(
         if note:
             warn(f"{source}: {note}")
         if num_fake is None:
+            if len(images) < 10:  # the user gave no --num-fake: name what is short, not the option
+                raise UsageError(f"{source} holds {len(images)} images; scoring needs at least 10")
             num_fake = min(default_counts(ds)[1], len(images))
         elif num_fake > len(images):
             raise UsageError(f"--num-fake {num_fake} but {source} holds only {len(images)} images")
