@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                         "makes torch wait on busy ones: several times slower on a shared machine)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--from-csv", type=Path, help="redraw the plot and Markdown of a sweep's CSV (RUN is ignored)")
+    parser.add_argument("--from-csv", type=Path, help="redraw the plot and Markdown of a sweep's CSV (RUN is then the title)")
     args = parser.parse_args(argv)
     if args.from_csv:
         with args.from_csv.open() as f:
@@ -181,10 +181,13 @@ def _plot(rows: list[dict[str, Any]], fid: str, floor: float, path: Path, title:
     lines: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         lines.setdefault((row["sampler"], row["precision"]), []).append(row)
+    colours = {s: f"C{i}" for i, s in enumerate(sorted({r["sampler"] for r in rows}))}  # one colour per sampler
     for (sampler, precision), points in sorted(lines.items()):
         points.sort(key=lambda r: r["nfe"])
         ax.plot([p["nfe"] for p in points], [p[fid] for p in points], marker="o" if precision == "bf16" else "s",
-                linestyle="-" if precision == "bf16" else "none", label=f"{sampler} ({precision})")
+                linestyle="-" if precision == "bf16" else "none", color=colours[sampler],
+                markerfacecolor=None if precision == "bf16" else "none", markersize=6 if precision == "bf16" else 9,
+                label=f"{sampler} ({precision})")
     ax.axhline(floor, color="grey", linestyle=":", label="floor (held-out real)")
     ax.set_xscale("log")
     ax.set_xlabel("network evaluations per image (NFE)")
