@@ -132,3 +132,15 @@ def test_progress_lines_fit_the_width_for_logs():
     lines = out.getvalue().splitlines()
     assert len(lines) == 1 and len(lines[0]) <= 80  # only the last step (every=200)
     assert lines[0].startswith("[a-plugin-mo…] 4/4 0:00:00 eta ") and lines[0].endswith("…")
+
+
+def test_zoo_eval_of_a_run_names_its_sampler_and_fits_80_columns(tmp_path):
+    run = tmp_path / "run"
+    sets = [x for k, v in (("base_channels", 8), ("channel_mults", "[1,2]"), ("num_timesteps", 20)) for x in ("--set", f"{k}={v}")]
+    assert run_zoo("train", "ddpm", "--steps", "2", "--batch-size", "8", *sets, "--run-dir", str(run), "--no-progress",
+                   cwd=tmp_path).returncode == 0
+    out = run_zoo("eval", str(run), "--num-fake", "20", "--num-real", "200", "--option", "sampler=dpmpp2m",
+                  "--option", "steps=3", env={"COLUMNS": "80"}, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "ddpm step 2" in out.stdout and "sampler=dpmpp2m" in out.stdout and "steps=3" in out.stdout
+    assert max(len(line) for line in out.stdout.splitlines()) <= 80

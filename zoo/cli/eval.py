@@ -39,8 +39,15 @@ def _print_human(result: dict[str, Any]) -> None:
     from rich.text import Text
 
     protocol, metrics, floor = result["protocol"], result["metrics"], result["floor"]
+    source = result["source"]
+    drawn = ""
+    if source.get("model"):  # sampled now: say from what and how, so the number can be placed
+        options = ", ".join(f"{k}={v}" for k, v in (source.get("sample_options") or {}).items())
+        drawn = f" ({source['model']} step {source.get('step')}{'; ' + options if options else ''})"
+    # The title as its own line: a Table title does not wrap to the terminal's width.
+    stdout.print(Text(f"{source['path']}{drawn}: {protocol['num_fake']} generated images vs {protocol['dataset']}"),
+                 soft_wrap=False)
     table = Table(
-        title=Text(f"{result['source']['path']}: {protocol['num_fake']} generated images vs {protocol['dataset']}"),
         caption=f"floor: {protocol['num_fake']} held-out real images scored exactly like generated ones",
         title_justify="left", caption_justify="left",
     )
@@ -71,10 +78,10 @@ def _print_human(result: dict[str, Any]) -> None:
     if threshold is not None:
         tag = protocol.get("metric_tag") or protocol["backbone"]
         stdout.print(
-            f"memorised_{tag}: share of generated images nearer to a training image than {threshold:.4g}, the "
-            f"{protocol['memorisation_quantile']:.0%} quantile of held-out real images' nearest-training distances",
-            highlight=False, markup=False,
-        )
+            Text(f"memorised_{tag}: share of generated images nearer to a training image than {threshold:.4g}, the "
+                 f"{protocol['memorisation_quantile']:.0%} quantile of held-out real images' nearest-training distances"),
+            highlight=False, soft_wrap=False,
+        )  # prose, wrapped at the terminal's width
     for note in result.get("warnings", []):
         warn(note)
     if "export" in result:
