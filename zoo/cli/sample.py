@@ -98,7 +98,7 @@ def sample_command(source, n, out, seed, options, nrow, batch_size, force, as_js
                    "images_per_s": n / seconds if seconds > 0 else None, "source": str(source),
                    "batch_size": batch_size, "compiled": compile_networks, "compile_seconds": compile_seconds})
         return
-    opts = ", ".join(f"{k}={v}" for k, v in parsed.items())
+    opts = ", ".join(f"{k}={'auto' if v is None else v}" for k, v in parsed.items())  # None: the model's default
     stdout.print(f"{n} samples from {meta['model']} (step {meta['step']}{', ' + opts if opts else ''}) -> {out_path}",
                  highlight=False, markup=False)
     if compile_seconds is not None:

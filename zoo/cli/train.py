@@ -192,7 +192,9 @@ def _report(result, as_json: bool = False) -> None:
         echo_json(_result_dict(result))
         return
     losses = ", ".join(f"{k} {v:.4g}" for k, v in result.last_losses.items())
-    stdout.print(f"trained {result.steps} steps in {result.seconds:.1f}s ({result.images_per_s:.0f} img/s); {losses}", highlight=False, markup=False)
+    # steps and seconds count every session of the run; the rate is this session's
+    stdout.print(f"trained {result.steps} steps in {result.seconds:.1f}s of training (this session "
+                 f"{result.images_per_s:.0f} img/s); {losses}", highlight=False, markup=False)
     for key, value in result.validation.items():
         stdout.print(f"validation {key}: {value:.4f}", highlight=False, markup=False)
     stdout.print(f"run directory: {result.run_dir}", highlight=False, markup=False)
