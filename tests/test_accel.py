@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import zoo_in_process
 from zoo import accel
 from zoo.factory import create_model
 from zoo.sampling import ImageGenerators, generate
@@ -36,6 +37,16 @@ def tiny_ddpm(**overrides):
 
 
 # -- sampling batch -------------------------------------------------------------------------------
+
+
+def tiny_ddpm_run(capsys, tmp_path, num_timesteps: int = 20):
+    """A 2-step run of a tiny DDPM, made by `zoo train` (a real run folder with a checkpoint)."""
+    run_dir = tmp_path / "run"
+    sets = [x for k, v in (("base_channels", 8), ("channel_mults", "[1,2]"), ("num_timesteps", num_timesteps))
+            for x in ("--set", f"{k}={v}")]
+    assert zoo_in_process(capsys, "train", "ddpm", "--steps", "2", "--batch-size", "8", *sets, "--run-dir", str(run_dir),
+                          "--no-progress")[0] == 0
+    return run_dir
 
 
 def test_small_requests_sample_in_one_batch_without_measuring(monkeypatch):
@@ -158,12 +169,7 @@ def test_compiled_sampling_matches_eager():
 
 @pytest.mark.slow
 def test_zoo_sample_compile_reports_the_compile_apart(tmp_path, capsys):
-    from tests.helpers import zoo_in_process
-
-    run_dir = tmp_path / "run"
-    sets = [x for k, v in (("base_channels", 8), ("channel_mults", "[1,2]"), ("num_timesteps", 20)) for x in ("--set", f"{k}={v}")]
-    assert zoo_in_process(capsys, "train", "ddpm", "--steps", "2", "--batch-size", "8", *sets, "--run-dir", str(run_dir),
-                          "--no-progress")[0] == 0
+    run_dir = tiny_ddpm_run(capsys, tmp_path, num_timesteps=20)
     outs = {}
     for flag in ((), ("--compile",)):
         out = tmp_path / f"x{len(flag)}.npz"
@@ -243,12 +249,7 @@ def test_peers_tiny_run_writes_its_csv(tmp_path, capsys):
 
 
 def test_peers_quality_section_scores_bf16_against_fp32_samples(tmp_path, capsys):
-    from tests.helpers import zoo_in_process
-
-    run_dir = tmp_path / "run"
-    sets = [x for k, v in (("base_channels", 8), ("channel_mults", "[1,2]"), ("num_timesteps", 20)) for x in ("--set", f"{k}={v}")]
-    assert zoo_in_process(capsys, "train", "ddpm", "--steps", "2", "--batch-size", "8", *sets, "--run-dir", str(run_dir),
-                          "--no-progress")[0] == 0
+    run_dir = tiny_ddpm_run(capsys, tmp_path, num_timesteps=20)
     peers = _peers()
     assert peers.main(["--tiny", "--sections", "quality", "--checkpoint", str(run_dir), "--out", str(tmp_path)]) == 0
     (row,) = list(csv.DictReader(next(tmp_path.glob("peers-tiny-*.csv")).open()))
@@ -261,12 +262,7 @@ def test_peers_quality_section_scores_bf16_against_fp32_samples(tmp_path, capsys
 
 
 def test_sampler_sweep_scores_every_sampler_and_states_the_bf16_change(tmp_path, capsys):
-    from tests.helpers import zoo_in_process
-
-    run_dir = tmp_path / "run"
-    sets = [x for k, v in (("base_channels", 8), ("channel_mults", "[1,2]"), ("num_timesteps", 60)) for x in ("--set", f"{k}={v}")]
-    assert zoo_in_process(capsys, "train", "ddpm", "--steps", "2", "--batch-size", "8", *sets, "--run-dir", str(run_dir),
-                          "--no-progress")[0] == 0
+    run_dir = tiny_ddpm_run(capsys, tmp_path, num_timesteps=60)
     spec = importlib.util.spec_from_file_location("sampler_sweep", ROOT / "benchmarks" / "sampler_sweep.py")
     sweep = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(sweep)
