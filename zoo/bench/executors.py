@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.errors import UsageError, ZooError
 from zoo.fileio import atomic_write_text
+from zoo.rundir import mark_run_dir
 from zoo.text import one_line
 
 if TYPE_CHECKING:
@@ -221,7 +222,7 @@ def run_jobs(runner: BenchRunner, jobs: Sequence[Job], request: BenchRequest, se
                 progress.message(f"[{job.plan.name} seed {job.seed}] already in the store; skipped")
                 out[i] = ([r for r in found if r is not None], True)
                 continue
-        job.run_dir.mkdir(parents=True, exist_ok=True)
+        mark_run_dir(job.run_dir)  # checked before any job ran; the marker makes job.log genzoo's own
         (job.run_dir / ROWS_FILE).unlink(missing_ok=True)  # rows of an earlier attempt are not this run's
         spec = runner.runs_dir / ".jobs" / f"{job.run_dir.name}.json"
         log = job.run_dir / LOG_FILE
