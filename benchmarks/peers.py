@@ -566,7 +566,8 @@ def _device_tag(device: torch.device) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],  # the first line; the module docstring has the rest
+        epilog=f"Method and published results: docs/benchmarks.md; details: the docstring atop benchmarks/{Path(__file__).name}")
     parser.add_argument("--quick", action="store_true", help="a few minutes on a 2-core CPU")
     parser.add_argument("--tiny", action="store_true", help="tiny networks and counts (tests; meaningless numbers)")
     parser.add_argument("--sections", default="matmul,train,sample,metrics,profile,quality")

@@ -26,7 +26,8 @@ RESULTS = HERE / "results"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],  # the first line; the module docstring has the rest
+        epilog=f"Method and published results: docs/benchmarks.md; details: the docstring atop benchmarks/{Path(__file__).name}")
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--models", default="gan,dcgan,vae,ddpm")

@@ -49,7 +49,8 @@ QUICK: list[tuple[str, int, str]] = [
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],  # the first line; the module docstring has the rest
+        epilog=f"Method and published results: docs/benchmarks.md; details: the docstring atop benchmarks/{Path(__file__).name}")
     parser.add_argument("run", type=Path, help="a run directory or checkpoint of a diffusion model")
     parser.add_argument("--quick", action="store_true", help="fewer settings (about a quarter of the time)")
     parser.add_argument("--full", action="store_true", help="also ancestral DDPM with 1,000 steps")

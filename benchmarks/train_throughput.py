@@ -15,13 +15,15 @@ import argparse
 import json
 import statistics
 import sys
+from pathlib import Path
 
 import torch
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__.split("\n\n")[0],  # the first line; the module docstring has the rest
+        epilog=f"Method and published results: docs/benchmarks.md; details: the docstring atop benchmarks/{Path(__file__).name}"
     )
     parser.add_argument("--model", default="ddpm")
     parser.add_argument("--dataset", default="mnist-5k")
