@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from zoo.device import native_precision, synchronize
+from zoo.fileio import parse_json
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +152,9 @@ def sample_batch_size(model: Any, n: int, options: Mapping[str, Any] | None = No
     candidates = [b for b in CANDIDATE_BATCHES if b <= n] or [n]
     path = accel_cache_dir() / f"sample-batch-{_batch_key(model, _probe_options(model, options))}.json"
     try:
-        cached = json.loads(path.read_text())
+        cached = parse_json(path.read_text())
         rates = {int(k): float(v) for k, v in cached["images_per_s"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, MemoryError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         rates = {}  # a damaged (or crafted, deeply nested) cache file only costs a new measurement
     missing = [b for b in candidates if b not in rates]
     if missing and measure:

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from zoo.errors import ConfigError, UnknownNameError
+from zoo.fileio import parse_toml
 from zoo.text import parse_bool
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 C = TypeVar("C", bound="ModelConfig")
 
@@ -108,8 +103,8 @@ def _parse_list(text: str, name: str, where: str) -> list[Any]:
     if not body.startswith("["):
         return [v.strip() for v in body.split(",") if v.strip()]
     try:
-        value = tomllib.loads(f"v = {body}")["v"] if "\n" not in body else None
-    except (tomllib.TOMLDecodeError, RecursionError, MemoryError):  # [[[... too deep: refused like bad syntax
+        value = parse_toml(f"v = {body}")["v"] if "\n" not in body else None
+    except ValueError:  # bad syntax, or [[[... nested too deeply
         value = None
     if not isinstance(value, list):
         raise ConfigError(name, f"expected a list like [1, 2], got {_show(text)}", where)

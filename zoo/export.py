@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from zoo.errors import UsageError
+from zoo.fileio import parse_json
 from zoo.model import GenerativeModel
 
 __all__ = [
@@ -295,8 +296,8 @@ def is_export_dir(path: str | Path) -> bool:
     if not meta.is_file():
         return False
     try:
-        return "genzoo_export" in json.loads(meta.read_text())
-    except (OSError, ValueError, RecursionError, MemoryError):  # unreadable, not JSON, or nested too deeply
+        return "genzoo_export" in parse_json(meta.read_text())
+    except (OSError, ValueError):  # unreadable, not JSON, or nested too deeply
         return False
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +13,31 @@ from pathlib import Path
 from typing import IO, Any
 
 from zoo.errors import UsageError
+
+
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads`` for files and columns genzoo did not necessarily write: a value nested too
+    deeply for the parser (``[[[...``: it recurses per bracket, so a crafted file exhausts the stack)
+    is a ``ValueError`` like any other malformed JSON, so one ``except ValueError`` covers both."""
+    import json
+
+    try:
+        return json.loads(text)
+    except (RecursionError, MemoryError):
+        raise ValueError("nested too deeply") from None
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """``tomllib.loads`` with :func:`parse_json`'s rule: too deep a nesting is a ``ValueError``
+    (``tomllib.TOMLDecodeError`` is one too)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(text)
+    except (RecursionError, MemoryError):
+        raise ValueError("nested too deeply") from None
 
 
 def env_folder(var: str, path: str | os.PathLike[str], value: str | os.PathLike[str] | None = None) -> Path:

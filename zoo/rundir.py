@@ -16,11 +16,11 @@ before anything is written; a genzoo run with checkpoints is continued with ``--
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from zoo.errors import UsageError
+from zoo.fileio import parse_json
 
 #: Written into every run folder genzoo creates; its presence marks the folder as genzoo's.
 MARKER = ".genzoo-run"
@@ -35,8 +35,8 @@ def _genzoo_config(path: Path) -> bool:
     try:
         if not path.is_file() or path.stat().st_size > _MAX_CONFIG_BYTES:
             return False
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        data = parse_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return False
     return isinstance(data, dict) and data.keys() >= CONFIG_KEYS
 

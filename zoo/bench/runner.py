@@ -35,7 +35,7 @@ from zoo.data import ImageDataset
 from zoo.device import environment, resolve_precision, synchronize
 from zoo.errors import ConfigError, UnknownNameError, UsageError, ZooError
 from zoo.factory import create_model
-from zoo.fileio import atomic_write_text, run_lock
+from zoo.fileio import atomic_write_text, parse_json, run_lock
 from zoo.metrics.protocol import Protocol
 from zoo.model import GenerativeModel
 from zoo.registry import ModelEntry, Registry
@@ -341,11 +341,9 @@ class BenchRunner:
             trainer.load_state_dict(state)
             if curve_path.is_file():
                 try:
-                    curve = [p for p in json.loads(curve_path.read_text()) if p["train_steps"] <= trainer.step]
-                except (OSError, ValueError, TypeError, KeyError, RecursionError, MemoryError) as exc:
-                    # damaged or crafted ([[[... nested too deeply): one line, the run left as it is
-                    why = "nested too deeply" if isinstance(exc, (RecursionError, MemoryError)) else one_line(exc)
-                    raise ZooError(f"{curve_path}: not a learning curve written by genzoo ({why})") from None
+                    curve = [p for p in parse_json(curve_path.read_text()) if p["train_steps"] <= trainer.step]
+                except (OSError, ValueError, TypeError, KeyError) as exc:  # damaged or crafted: one line
+                    raise ZooError(f"{curve_path}: not a learning curve written by genzoo ({one_line(exc)})") from None
             self.progress.message(f"[{plan.name} seed {job.seed}] resuming at step {trainer.step} from {job.run_dir}")
         else:
             self.progress.message(f"[{plan.name} seed {job.seed}] training ({job.budget}, {plan.precision}, "

@@ -60,7 +60,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from zoo.errors import UsageError, ZooError
-from zoo.fileio import STALE_TEMP_SECONDS, atomic_write_text, env_folder, remove_stale_temp_files
+from zoo.fileio import (
+    STALE_TEMP_SECONDS,
+    atomic_write_text,
+    env_folder,
+    parse_json,
+    remove_stale_temp_files,
+)
 
 __all__ = [
     "BUDGET_KINDS",
@@ -149,12 +155,11 @@ def config_hash(config: Mapping[str, Any] | None) -> str:
 
 
 def _parse_json(value: str | bytes, column: str) -> Any:
-    """``json.loads``; a value nested too deeply for the parser (RecursionError) is a ValueError
-    like any other malformed column, so callers report it in one line."""
+    """:func:`zoo.fileio.parse_json` of a column; its ValueError names the column."""
     try:
-        return json.loads(value)
-    except (RecursionError, MemoryError):
-        raise ValueError(f"result column {column!r} is nested too deeply") from None
+        return parse_json(value)
+    except ValueError as exc:
+        raise ValueError(f"result column {column!r}: {exc}") from None
 
 
 def _load_json(value: Any, column: str) -> dict[str, Any]:

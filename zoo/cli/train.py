@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -229,16 +228,15 @@ def _result_dict(result) -> dict:  # noqa: ANN001
 def _read_run_config(run_dir: Path) -> dict:
     """The run's ``config.json`` (``{}`` when absent); a damaged file is one CheckpointError line."""
     from zoo.errors import CheckpointError
+    from zoo.fileio import parse_json
 
     path = run_dir / "config.json"
     if not path.is_file():
         return {}
     try:
-        saved = json.loads(path.read_text())
+        saved = parse_json(path.read_text())
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is not readable JSON ({exc})") from None
-    except (RecursionError, MemoryError):  # json recurses per [ or {: a crafted file exhausts the stack
-        raise CheckpointError(f"{path} is not readable JSON (nested too deeply)") from None
     if not isinstance(saved, dict):
         raise CheckpointError(f"{path} must hold a JSON object, got {type(saved).__name__}")
     return saved
