@@ -197,7 +197,7 @@ def _plot(rows: list[dict[str, Any]], fid: str, floor: float, path: Path, title:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, metadata={"Software": None})  # no tool name or address in a committed file
     plt.close(fig)
 
 
