@@ -106,13 +106,26 @@ class Recipe:
 
     ``zoo bench``'s presets apply ``overrides`` (loss weighting, say) and ``batch_size``;
     ``--precision auto`` uses ``precision`` where the hardware runs it natively (bf16 on CPUs with
-    avx512_bf16 or AMX and on GPUs that support it) and fp32 elsewhere. Rows record the resolved
-    config and precision, so a recipe never changes a number silently.
+    avx512_bf16 or AMX and on GPUs that support it) and fp32 elsewhere. There, a preset applies
+    ``fallback`` instead, if the model declares one: the recipe for hardware that only emulates
+    ``precision`` (DDPM's is a narrower U-Net that fits the quick budget in fp32). Rows record the
+    resolved config and precision, so a recipe never changes a number silently.
     """
 
     precision: str = "fp32"
     overrides: Mapping[str, Any] = field(default_factory=dict)
     batch_size: int | None = None
+    fallback: Recipe | None = None
+
+    def for_precision(self, precision: str, *, auto: bool = True) -> Recipe:
+        """The recipe a run in ``precision`` uses: ``fallback`` when ``precision`` was chosen by
+        ``--precision auto`` (``auto=True``) and differs from this recipe's, else this recipe.
+
+        An explicit ``--precision`` keeps this recipe's network: the user changed the arithmetic,
+        not the model."""
+        if auto and self.fallback is not None and precision != self.precision:
+            return self.fallback
+        return self
 
 
 @dataclass

@@ -123,6 +123,9 @@ def plan_models(registry: Registry, names: list[str], *, preset: Preset, dataset
     for entry in entries:
         cls, variant = entry.cls, entry.overrides
         recipe = cls.recipe if preset.use_recipes else None
+        resolved = resolve_precision(precision, device, recipe.precision if recipe else None)
+        if recipe is not None:
+            recipe = recipe.for_precision(resolved, auto=precision.strip().lower() == "auto")
         base = dict(cls.tiny_config) if preset.use_tiny_config else {}
         if recipe is not None:
             base.update(recipe.overrides)
@@ -142,7 +145,7 @@ def plan_models(registry: Registry, names: list[str], *, preset: Preset, dataset
         plans.append(ModelPlan(
             entry=entry, overrides=applied, config=config, config_label=label,
             config_hash=config_hash({"config": config, "batch_size": batch}), batch_size=batch,
-            precision=resolve_precision(precision, device, recipe.precision if recipe else None),
+            precision=resolved,
             sample_settings=settings, curve_setting=min(settings, key=lambda s: s.get("steps") or 0),
         ))
     return plans
