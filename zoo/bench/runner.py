@@ -282,6 +282,9 @@ class BenchRunner:
         batch = job.plan.batch_size
         try:
             with run_lock(job.run_dir), PeakMemory(self.device) as memory:
+                if self.rerun:  # train again from step 0; under the lock, so never another process's files
+                    self._claim(job)
+                    self._reset(job)
                 while True:
                     try:
                         model, result, curve = self._train(job, batch)
@@ -317,7 +320,10 @@ class BenchRunner:
 
     def _commit(self, rows: list[ResultRow]) -> list[ResultRow]:
         # A store that cannot take the rows (disk full, I/O error) keeps them in the run folder's rows.json.
-        self.store.add_many(rows, keep_side_file=True)
+        kept = self.store.add_many(rows, keep_side_file=True)
+        if kept:  # a failed or refused run: the store keeps its ok row of this identity
+            self.progress.message(f"[{rows[0].model} seed {rows[0].seed}] not stored: the store keeps "
+                                  f"its ok row of this run")
         return rows
 
     def _reset(self, job: Job) -> None:
