@@ -193,7 +193,7 @@ def format_seconds(seconds: float) -> str:
 
 
 #: Under fp16, a run stops after this many steps in a row in which a non-finite loss skipped an
-#: update (the scaler halves its scale at each: 2**16 falls below 1e-1 within 20 skips).
+#: update (the scaler halves its scale at each: 2**7 falls below 1e-3 within 20 skips).
 MAX_SKIPPED_STEPS = 20
 
 
