@@ -142,6 +142,19 @@ def test_load_plugins_env_limits_external_plugins(site):
     assert {r["name"] for r in listed} == BUILTINS | BUILTIN_VARIANTS  # built-ins always load
 
 
+@pytest.mark.parametrize("spelling", ["zoo_healthy", "Zoo-Healthy", "zoo.healthy", "ZOO__healthy"])
+def test_load_plugins_env_normalises_distribution_names(site, monkeypatch, spelling):
+    """PEP 503: every spelling pip accepts for the installed ``zoo-healthy`` selects it (they
+    selected nothing and warned that no such plugin was installed)."""
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", spelling)
+    registry = build_registry()
+    external = {name for name, record in registry.plugins.items() if not record.builtin}
+    assert external == {"healthy"} and registry.warnings == []
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "zoo_typo")  # an unknown name is still named as written
+    assert build_registry().warnings == ["ZOO_LOAD_PLUGINS names 'zoo_typo', which is no installed plugin or distribution"]
+
+
 def test_tracing_shows_hook_calls(site):
     out = run_zoo("list", "--json", env={"PYTHONPATH": str(site), "ZOO_TRACE_PLUGINS": "1"})
     assert "zoo_register_models" in out.stderr and out.returncode == 0

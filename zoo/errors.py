@@ -67,3 +67,8 @@ class MetricsError(ZooError):
 class SampleError(ZooError):
     """A model's ``sample`` returned the wrong shape or dtype, non-finite values, or values outside
     ``[-1, 1]`` (beyond :data:`zoo.sampling.RANGE_TOLERANCE`); raised by :func:`zoo.sampling.generate`."""
+
+
+class UserInterrupt(KeyboardInterrupt):
+    """Ctrl-C pressed by the user (raised by genzoo's SIGINT handlers), as opposed to a
+    ``KeyboardInterrupt`` that plugin code raised itself (a failure of that plugin)."""

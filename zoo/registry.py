@@ -14,7 +14,8 @@ skipped as a whole; everything else keeps working.
 
 Environment variables:
 
-* ``ZOO_LOAD_PLUGINS=a,b``: load only these external plugins (entry-point or distribution names);
+* ``ZOO_LOAD_PLUGINS=a,b``: load only these external plugins (entry-point or distribution names,
+  compared as PEP 503 normalises them: ``zoo_dup``, ``Zoo-Dup``, ``zoo.dup`` name ``zoo-dup``);
   set but empty loads none. Built-in plugins always load. A name that matches no installed plugin
   is a warning (:attr:`Registry.warnings`).
 * ``ZOO_TRACE_PLUGINS=1``: print, on stderr, each plugin as it loads (name, module, distribution),
@@ -34,6 +35,7 @@ from __future__ import annotations
 import difflib
 import importlib.metadata as md
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -466,11 +468,17 @@ class Registry:
         return register
 
 
-def _allowed_external() -> set[str] | None:
+def _allowed_external() -> dict[str, str] | None:
+    """``ZOO_LOAD_PLUGINS`` as ``{normalised name: name as written}`` (None when unset)."""
     raw = os.environ.get("ZOO_LOAD_PLUGINS")
     if raw is None:
         return None
-    return {n.strip() for n in raw.split(",") if n.strip()}
+    return {_normalise(n.strip()): n.strip() for n in raw.split(",") if n.strip()}
+
+
+def _normalise(name: str) -> str:
+    """A distribution name as PEP 503 compares them: ``Zoo.Dup``, ``zoo_dup``, ``zoo--dup`` are ``zoo-dup``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _entry_points() -> list[md.EntryPoint]:
@@ -524,9 +532,9 @@ def build_registry(
         dist = getattr(ep, "dist", None)
         dist_name = _dist_name(ep)
         builtin = dist_name == CORE_DISTRIBUTION
-        if allowed is not None:
-            matched |= allowed & {ep.name, dist_name or ""}
-        if not builtin and allowed is not None and ep.name not in allowed and dist_name not in allowed:
+        names = {_normalise(ep.name), _normalise(dist_name or "")} & set(allowed or ())
+        matched |= names
+        if not builtin and allowed is not None and not names:
             registry._trace(f"plugin {ep.name!r} ({dist_name}) not loaded: not named in ZOO_LOAD_PLUGINS")
             continue
         record = PluginRecord(name=ep.name, module=ep.value, distribution=dist_name,
@@ -551,7 +559,7 @@ def build_registry(
                 sys.stderr.write("".join(traceback.format_exception(exc)))
             continue
         registry.add(plugin, record)
-    for name in sorted((allowed or set()) - matched):
+    for name in sorted(allowed[key] for key in set(allowed or ()) - matched):  # type: ignore[index]
         registry.warnings.append(f"ZOO_LOAD_PLUGINS names {name!r}, which is no installed plugin or distribution")
     for name, plugin in extra_plugins:
         registry.add(plugin, PluginRecord(name=name, module=getattr(plugin, "__name__", repr(plugin))))

@@ -121,7 +121,7 @@ def run_job_spec(spec_path: str | os.PathLike[str]) -> str:
     spec = json.loads(Path(spec_path).read_text())
     request = BenchRequest(**{**spec["request"], "models": [spec["model"]], "seeds": [spec["seed"]],
                               "runs_dir": spec["runs_dir"], "executor": "serial", "jobs": None,
-                              "rerun": True, "fail_fast": False})
+                              "fail_fast": False})  # --rerun passes through: retrain, not resume
     log = spec.get("log", "")
     with tempfile.TemporaryDirectory(prefix="zoo-job-") as scratch:
         request = replace(request, results=str(Path(scratch) / "job.sqlite"))
@@ -174,7 +174,9 @@ def read_job_rows(run_dir: str | os.PathLike[str]) -> list[ResultRow] | None:
 
 
 def collect(store: ResultsStore, runs_dir: str | os.PathLike[str]) -> list[ResultRow]:
-    """Ingest every ``<runs_dir>/*/rows.json`` into ``store`` (rows replace rows of the same identity).
+    """Ingest every ``<runs_dir>/*/rows.json`` into ``store``, then remove it: each file is
+    ingested once, so a later ``--collect`` cannot put its (by then older) rows back. A row
+    replaces the stored row of its identity only as :func:`zoo.bench.store.replaces` allows.
 
     Returns the rows ingested. Raises :class:`~zoo.errors.UsageError` if ``runs_dir`` is not a folder.
     Run folders without ``rows.json`` (jobs still running, or killed) are left alone.
@@ -185,10 +187,16 @@ def collect(store: ResultsStore, runs_dir: str | os.PathLike[str]) -> list[Resul
     rows: list[ResultRow] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         found = read_job_rows(folder)
-        if found:
+        if found is not None:
             store.add_many(found)
             rows.extend(found)
+            ingested(folder)
     return rows
+
+
+def ingested(run_dir: str | os.PathLike[str]) -> None:
+    """Remove ``run_dir/rows.json`` once its rows are committed to the store (only then)."""
+    (Path(run_dir) / ROWS_FILE).unlink(missing_ok=True)
 
 
 # -- the submitting side ---------------------------------------------------------------------------
@@ -236,6 +244,7 @@ def run_jobs(runner: BenchRunner, jobs: Sequence[Job], request: BenchRequest, se
         for item, error, log in backend(pending, settings, runner.runs_dir, progress):
             rows = _finished_rows(runner, item.job, error, log)
             runner.store.add_many(rows)
+            ingested(item.job.run_dir)
             out[item.index] = (rows, False)
     return [out[i] for i in range(len(jobs))]
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from zoo import guard
 from zoo.bench.costs import PeakMemory, is_oom, sample_flops_per_image
 from zoo.bench.presets import Preset
 from zoo.bench.store import ResultRow, ResultsStore, canonical_json, config_hash
@@ -33,7 +34,7 @@ from zoo.budget import Budget, log_spaced_points
 from zoo.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from zoo.data import ImageDataset
 from zoo.device import environment, resolve_precision, synchronize
-from zoo.errors import ConfigError, UnknownNameError, UsageError, ZooError
+from zoo.errors import ConfigError, UnknownNameError, UsageError, UserInterrupt, ZooError
 from zoo.factory import create_model
 from zoo.fileio import atomic_write_text, parse_json, run_lock
 from zoo.metrics.protocol import Protocol
@@ -238,6 +239,7 @@ class BenchRunner:
         self.points = log_spaced_points(n)[:-1] if n > 1 else []  # the last point is the final evaluation
         self.floor: dict[str, float] = {}
         self.env = environment(device)
+        self._dog = guard.Watchdog()  # replaced by each job's own (run)
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -283,8 +285,27 @@ class BenchRunner:
             with self.progress.tasks() as tasks:
                 self.floor = compute_floor(self.dataset, self.protocol, progress=tasks)
         batch = job.plan.batch_size
+        # Plugin code can neither end nor stall the bench (zoo.guard): Ctrl-C is told from a plugin's
+        # KeyboardInterrupt, a step that never returns is stopped, torch's global state is restored.
+        with guard.torch_state(), guard.user_interrupts(), guard.Watchdog(self._killed(job)) as self._dog:
+            return self._run(job, batch)
+
+    def _killed(self, job: Job) -> Callable[[str, int], None]:
+        """What the watchdog does before it ends a process whose job could not be stopped."""
+
+        def record(message: str, _code: int) -> None:
+            self.progress.message(f"[{job.plan.name} seed {job.seed}] failed: {message}")
+            self._commit([ResultRow(**self._base(job, options)["fields"], status="failed", error=message)
+                          for options in job.plan.sample_settings])
+
+        return record
+
+    def _run(self, job: Job, batch: int) -> tuple[list[ResultRow], bool]:
         try:
             with run_lock(job.run_dir), PeakMemory(self.device) as memory:
+                if self.rerun:  # train again from step 0; under the lock, so never another process's files
+                    self._claim(job)
+                    self._reset(job)
                 while True:
                     try:
                         model, result, curve = self._train(job, batch)
@@ -296,14 +317,22 @@ class BenchRunner:
                         self.progress.message(f"[{job.plan.name} seed {job.seed}] out of memory: retrying with batch {batch}")
                         self._reset(job)
                 evaluations = [self._evaluate(model, job, options) for options in job.plan.sample_settings]
-        except (Interrupted, KeyboardInterrupt):
+        except (Interrupted, UserInterrupt):
             raise
-        except Exception as exc:  # the model failed; record it and carry on with the others
-            message = "out of memory even at batch size 1" if is_oom(exc) else str(exc) if isinstance(exc, ZooError) else one_line(exc, where=True)
+        except BaseException as exc:  # the model failed; record it and carry on with the others
+            self._dog.disarm()
+            fault = guard.fault_message(exc)
+            if fault is None and not isinstance(exc, Exception):
+                raise
+            message = fault or ("out of memory even at batch size 1" if is_oom(exc) else str(exc)
+                                if isinstance(exc, ZooError) else one_line(exc, where=True))
             self.progress.message(f"[{job.plan.name} seed {job.seed}] failed: {message}")
             rows = [ResultRow(**self._base(job, options)["fields"], status="failed", error=message)
                     for options in job.plan.sample_settings]
-            return self._commit(rows), False
+            self._commit(rows)
+            if self._dog.signum is not None:  # SIGTERM/SIGINT arrived: the bench stops after this row
+                raise guard.Stopped(self._dog.signum, f"{job.plan.name} seed {job.seed}: {message}") from None
+            return rows, False
         rows = []
         for options, (metrics, sample_costs, grid, images) in zip(job.plan.sample_settings, evaluations, strict=True):
             costs = {**self._train_costs(model, result, batch), **sample_costs,
@@ -320,7 +349,10 @@ class BenchRunner:
 
     def _commit(self, rows: list[ResultRow]) -> list[ResultRow]:
         # A store that cannot take the rows (disk full, I/O error) keeps them in the run folder's rows.json.
-        self.store.add_many(rows, keep_side_file=True)
+        kept = self.store.add_many(rows, keep_side_file=True)
+        if kept:  # a failed or refused run: the store keeps its ok row of this identity
+            self.progress.message(f"[{rows[0].model} seed {rows[0].seed}] not stored: the store keeps "
+                                  f"its ok row of this run")
         return rows
 
     def _reset(self, job: Job) -> None:
@@ -352,17 +384,35 @@ class BenchRunner:
             self.progress.message(f"[{plan.name} seed {job.seed}] training ({job.budget}, {plan.precision}, "
                                   f"batch {plan.batch_size}{', ' + plan.config_label if plan.config_label else ''})")
 
+        seconds = job.budget.amount if job.budget.kind == "time" else None
+
+        def arm(elapsed: float) -> None:  # a step still running this long after the budget ends is stopped
+            left = None if seconds is None else max(0.0, seconds - elapsed) + guard.BUDGET_GRACE_SECONDS
+            self._dog.arm(left, f"{plan.name}.train_step",
+                          f"within {guard.BUDGET_GRACE_SECONDS:g}s after the {job.budget} budget ran out")
+
         def on_point(trainer: Trainer, fraction: float, spent: dict[str, Any]) -> None:
+            self._dog.arm(None, f"{plan.name}")  # evaluation is not training time
             metrics, _, _, _ = self._evaluate(trainer.model, job, plan.curve_setting, grid=False)
             curve.append({"fraction": fraction, **spent, "metrics": metrics})
             atomic_write_text(curve_path, json.dumps(curve, indent=1))
             trainer.save()  # a job killed after this point resumes past it
             self.progress.message(f"[{plan.name} seed {job.seed}] {fraction:.0%} of the budget: "
                                   f"{self.protocol.primary_metric} {metrics[self.protocol.primary_metric]:.3f}")
+            arm(trainer.elapsed)
 
         with self.progress.training(plan.name) as callback:
-            trainer.progress = callback
-            result = trainer.fit(on_point=on_point, points=self.points)
+            def tick(progress: TrainProgress) -> None:
+                arm(progress.elapsed)
+                if callback is not None:
+                    callback(progress)
+
+            trainer.progress = tick if seconds is not None else callback
+            arm(trainer.elapsed)
+            try:
+                result = trainer.fit(on_point=on_point, points=self.points)
+            finally:
+                self._dog.arm(None, f"{plan.name}")
         synchronize(self.device)
         return trainer.model, result, curve
 

@@ -82,6 +82,7 @@ __all__ = [
     "config_hash",
     "default_store_path",
     "open_mode",
+    "replaces",
     "rows_to_frame",
 ]
 
@@ -335,6 +336,24 @@ _INSERT = (
     f"INSERT OR REPLACE INTO results ({', '.join(_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in _COLUMNS)})"
 )
+#: Matches the stored row of an identity (named parameters as :meth:`ResultRow._db_values` gives them).
+_IDENTITY_WHERE = " AND ".join(
+    "IFNULL(budget_amount, 'unknown') = IFNULL(:budget_amount, 'unknown')" if c == "budget_amount" else f"{c} = :{c}"
+    for c in IDENTITY_COLUMNS
+)
+
+
+def replaces(old_status: str, old_created: str, new_status: str, new_created: str) -> bool:
+    """Whether a row (``new_*``) may replace the stored row of its identity (``old_*``).
+
+    An ``ok`` row is replaced only by an ``ok`` row at least as new: a failed or refused run (a
+    rerun the run lock turned away, one that crashed) never loses a good result, and rows ingested
+    again by ``--collect`` never put an older result back. A failed row is replaced by any ``ok``
+    row and by a failed row at least as new. ``*_created`` are ISO-8601 UTC times (:attr:`ResultRow.created_at`).
+    """
+    if old_status == "ok":
+        return new_status == "ok" and new_created >= old_created
+    return new_status == "ok" or new_created >= old_created
 
 
 # -- paths relative to the store -----------------------------------------------------------------
@@ -846,12 +865,15 @@ class ResultsStore:
         values["images"] = canonical_json({k: _store_relative(v, self.folder) for k, v in row.images.items()})
         return values
 
-    def add(self, row: ResultRow) -> None:
-        """Insert ``row``, replacing any row with the same identity; committed before returning."""
-        self.add_many([row])
+    def add(self, row: ResultRow) -> bool:
+        """Insert ``row``, replacing the row with the same identity where :func:`replaces` allows;
+        committed before returning. Returns whether it was written."""
+        return not self.add_many([row])
 
-    def add_many(self, rows: Iterable[ResultRow], *, keep_side_file: bool = False) -> None:
-        """Insert several rows in one transaction (all or none).
+    def add_many(self, rows: Iterable[ResultRow], *, keep_side_file: bool = False) -> list[ResultRow]:
+        """Insert several rows in one transaction (all or none); returns the rows *not* written
+        because the store holds a better row of their identity (see :func:`replaces`: a failed row
+        never replaces an ``ok`` one, an older row never a newer one).
 
         With ``keep_side_file``, a write that fails for a reason outside the rows (disk full, I/O
         error, read-only store, locked beyond the timeout: a :class:`StoreWriteError`) keeps the
@@ -861,15 +883,23 @@ class ResultsStore:
         rows = list(rows)
         values = [self._to_db(r) for r in rows]
         if not values:
-            return
+            return []
+        find = f"SELECT status, created_at FROM results WHERE {_IDENTITY_WHERE}"
 
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(_INSERT, values)
+        def write(conn: sqlite3.Connection) -> list[ResultRow]:
+            conn.execute("BEGIN IMMEDIATE")  # the check and the write see one state of the store
+            superseded = []
+            for row, value in zip(rows, values, strict=True):
+                old = conn.execute(find, value).fetchone()
+                if old is None or replaces(str(old[0]), str(old[1]), row.status, row.created_at):
+                    conn.execute(_INSERT, value)
+                else:
+                    superseded.append(row)
             conn.execute("COMMIT")
+            return superseded
 
         try:
-            self._with_retry(write)
+            return self._with_retry(write)
         except StoreWriteError as exc:
             if not keep_side_file:
                 raise
@@ -961,11 +991,7 @@ class ResultsStore:
             params["sample_options"] = canonical_json(params["sample_options"])
         amount = _float(params["budget_amount"])
         params["budget_amount"] = None if math.isnan(amount) else amount
-        where = " AND ".join(
-            "IFNULL(budget_amount, 'unknown') = IFNULL(:budget_amount, 'unknown')" if c == "budget_amount" else f"{c} = :{c}"
-            for c in IDENTITY_COLUMNS
-        )
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM results WHERE {where}"
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM results WHERE {_IDENTITY_WHERE}"
         found = self._with_retry(lambda conn: conn.execute(sql, params).fetchone())
         loaded = self._load_rows([found]) if found is not None else []
         return loaded[0] if loaded else None  # a malformed row counts as absent: a re-run replaces it

@@ -7,6 +7,7 @@ and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -42,14 +43,35 @@ def sane_columns(environ: Any = os.environ) -> None:
         environ["COLUMNS"] = str(MIN_COLUMNS)
 
 
+class _DataStdout:
+    """Where a command's data goes: the stream that was ``sys.stdout`` when :func:`run` began, even
+    while ``sys.stdout`` points at stderr so that plugin code cannot print into JSON or CSV."""
+
+    stream: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream if self.stream is not None else sys.stdout, name)
+
+
+data_stdout: Any = _DataStdout()
 sane_columns()  # the consoles below read COLUMNS when they are made
-stdout = Console(soft_wrap=True)
+stdout = Console(soft_wrap=True, file=data_stdout)
 stderr = Console(stderr=True, soft_wrap=True)
 
 
 def echo_json(data: Any) -> None:
     """Machine output: strict JSON on stdout (NaN and infinities become null), no colour or wrapping."""
-    click.echo(json.dumps(_finite(data), indent=2, sort_keys=False, default=str, allow_nan=False))
+    click.echo(json.dumps(_finite(data), indent=2, sort_keys=False, default=str, allow_nan=False), file=data_stdout)
+
+
+def machine_output(args: list[str]) -> bool:
+    """Whether ``args`` ask for output a program reads (``--json``, ``--format`` other than table)."""
+    for i, arg in enumerate(args):
+        if arg == "--json" or arg.startswith("--format=") and arg != "--format=table":
+            return True
+        if arg == "--format" and i + 1 < len(args) and args[i + 1] != "table":
+            return True
+    return False
 
 
 def _finite(value: Any) -> Any:
@@ -123,25 +145,39 @@ def run(argv: list[str] | None = None) -> int:
     if "--strict-plugins" in args:  # plugins load before click parses options
         os.environ["ZOO_STRICT_PLUGINS"] = "1"
     sane_columns()  # for click's help and any console made later
-    with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
-        return _run(args, argv)
+    from zoo.guard import user_interrupts
+
+    _DataStdout.stream = sys.stdout
+    # Plugin code prints to stderr while a program reads stdout (its import always: see _run).
+    quiet = contextlib.redirect_stdout(sys.stderr) if machine_output(args) else contextlib.nullcontext()
+    try:
+        with warnings.catch_warnings(), user_interrupts(), quiet:
+            warnings.showwarning = _show_warning
+            return _run(args, argv)
+    finally:
+        _DataStdout.stream = None
 
 
 def _run(args: list[str], argv: list[str] | None) -> int:
+    from zoo.guard import fault_message
+
     try:
-        _add_plugin_commands()
+        with contextlib.redirect_stdout(sys.stderr):  # what a plugin prints at import is not data
+            _add_plugin_commands()
         # Without standalone mode click returns (not raises) the code of a ctx.exit / Exit.
         code = cli.main(args=argv, prog_name="zoo", standalone_mode=False)
         return code if isinstance(code, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.Abort:
-        stderr.print("zoo: interrupted", highlight=False)
-        return 130
-    except KeyboardInterrupt:
-        stderr.print("zoo: interrupted", highlight=False)
-        return 130
+    except (click.Abort, SystemExit, KeyboardInterrupt, MemoryError) as exc:  # from plugin code, or a real Ctrl-C
+        # click turns a KeyboardInterrupt inside a command into Abort: look at what caused it.
+        cause = exc.__cause__ if isinstance(exc, click.Abort) else exc
+        fault = fault_message(cause) if cause is not None else None
+        if fault is None:  # Ctrl-C (zoo.errors.UserInterrupt)
+            stderr.print("zoo: interrupted", highlight=False)
+            return 130
+        stderr.print(f"zoo: error: {fault}", highlight=False, markup=False)
+        return 1
     except click.ClickException as exc:
         stderr.print(f"zoo: error: {exc.format_message()}", highlight=False, markup=False)
         return 2 if isinstance(exc, click.UsageError) else exc.exit_code
@@ -158,4 +194,4 @@ def _run(args: list[str], argv: list[str] | None) -> int:
         stderr.print(f"zoo: error: {exc.strerror or exc}{where}", highlight=False, markup=False)
         return 1
     finally:
-        sys.stdout.flush()
+        data_stdout.flush()

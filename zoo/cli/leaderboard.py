@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli.app import cli, stdout, warn
+from zoo.cli.app import cli, data_stdout, stdout, warn
 
 
 @cli.command("leaderboard")
@@ -51,13 +51,13 @@ def leaderboard(results: Path | None, dataset: str | None, protocol: str | None,
     document = spec.render(boards)
     if to_stdout:
         if isinstance(document, bytes):
-            click.get_binary_stream("stdout").write(document)
+            data_stdout.buffer.write(document)
         else:
-            click.echo(document if document.endswith("\n") else document + "\n", nl=False)
+            click.echo(document if document.endswith("\n") else document + "\n", nl=False, file=data_stdout)
         return
     target = output if output is not None else store_path.parent / f"leaderboard{spec.suffix}"
     if isinstance(document, bytes):
         path = atomic_write_bytes(target, document)
     else:
         path = atomic_write_text(target, document if document.endswith("\n") else document + "\n")
-    click.echo(str(path))
+    click.echo(str(path), file=data_stdout)
