@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from zoo.data import DatasetSpec
+    from zoo.dataspec import DatasetSpec
 
 PROJECT = "zoo"
 
