@@ -8,6 +8,10 @@ Loading happens in two phases, so ``zoo --help`` never pays for torch:
    :attr:`~Registry.formats`, every plugin's ``zoo_register_*`` hooks are called, again one plugin
    at a time.
 
+Models may register lazily (a :class:`~zoo.modelspec.ModelSpec`: name, ``module:Class`` and what
+``zoo list`` / ``zoo describe`` show); their classes are imported on first use and checked against
+the spec (:class:`ModelSource`), so listing and describing built-in models imports no torch.
+
 A plugin that fails to import, has an invalid hookimpl or an unknown hook name, raises inside a
 hook, registers something invalid, or claims a name already taken is recorded with its error and
 skipped as a whole; everything else keeps working.
