@@ -14,14 +14,18 @@ from zoo.hookspecs import hookimpl
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from zoo.config import ModelConfig
     from zoo.factory import create_model, list_models
-    from zoo.model import GenerativeModel, ModelConfig, SampleOption, TrainStep
+    from zoo.model import GenerativeModel, TrainStep
+    from zoo.modelspec import ModelSpec, Recipe, SampleOption
     from zoo.registry import Variant
 
 _LAZY = {
     "GenerativeModel": "zoo.model",
-    "ModelConfig": "zoo.model",
-    "SampleOption": "zoo.model",
+    "ModelConfig": "zoo.config",  # this and the two spec names below are free of torch
+    "ModelSpec": "zoo.modelspec",
+    "Recipe": "zoo.modelspec",
+    "SampleOption": "zoo.modelspec",
     "TrainStep": "zoo.model",
     "Variant": "zoo.registry",
     "create_model": "zoo.factory",
@@ -31,6 +35,8 @@ _LAZY = {
 __all__ = [
     "GenerativeModel",
     "ModelConfig",
+    "ModelSpec",
+    "Recipe",
     "SampleOption",
     "TrainStep",
     "Variant",

@@ -21,7 +21,6 @@ import hashlib
 import math
 import os
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from zoo.dataspec import DatasetSpec  # noqa: F401  (declared torch-free; public here too)
 from zoo.errors import DataError
 from zoo.text import one_line, printable
 
@@ -88,31 +88,6 @@ class ImageDataset:
             self.name, self.train.to(device), self.test.to(device), move(self.train_labels),
             move(self.test_labels), self.num_classes, dict(self.info), self._fingerprint,
         )
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """A registered dataset.
-
-    ``load(arg, data_dir, download)`` returns an :class:`ImageDataset`. For a ``prefix`` spec such as
-    ``folder:`` the name ends with a colon and ``arg`` is what follows it (a path); otherwise ``arg``
-    is ``None``.
-
-    ``backbone`` names the metrics backbone the dataset is scored with under ``--backbone auto``
-    (one of :data:`zoo.metric_names.BACKBONES`, e.g. ``"lenet"`` for a labelled digit-like set,
-    ``"inception"`` or ``"dinov2-vit-s-14"``); :func:`zoo.factory.load_dataset` records it in the
-    loaded dataset's ``info["backbone"]``. ``None``: genzoo's rule (:func:`zoo.metrics.default_backbone`).
-    """
-
-    name: str
-    load: Callable[[str | None, Path, bool], ImageDataset]
-    summary: str = ""
-    labelled: bool = False
-    backbone: str | None = None
-
-    @property
-    def prefix(self) -> bool:
-        return self.name.endswith(":")
 
 
 def check_images(images: Any, what: str) -> None:

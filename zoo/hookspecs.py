@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from zoo.data import DatasetSpec
+    from zoo.dataspec import DatasetSpec
 
 PROJECT = "zoo"
 
@@ -32,6 +32,10 @@ def zoo_register_models(register: Callable[[Any], None]) -> None:
 
     Call ``register(ModelClass)`` once per model; ``ModelClass`` must subclass
     :class:`zoo.GenerativeModel` and set ``name``, ``family``, ``summary``, ``paper`` and ``Config``.
+    Or register lazily, without importing the class (and torch): ``register("name",
+    "package.module:Class", family=..., summary=..., config=..., ...)`` or
+    ``register(zoo.ModelSpec(...))``; the class is imported when a model is built and must agree
+    with every declared attribute (:mod:`zoo.modelspec`).
     Call ``register(zoo.Variant(name, model, overrides, summary))`` for a named variant of a
     registered model (``ddpm-small``: the ``ddpm`` class with a narrower U-Net), resolved by
     :func:`zoo.create_model` like any model name. A name that another plugin already registered is

@@ -51,9 +51,19 @@ import torch
 from torch import nn
 
 from zoo.config import ModelConfig
-from zoo.errors import ConfigError, DataError, TrainingError, UnknownNameError
-from zoo.registry import FAMILIES  # defined beside the registry, free of torch
-from zoo.text import parse_bool
+from zoo.errors import ConfigError, DataError, TrainingError
+
+# Torch-free declarations, re-exported here where plugins have always imported them.
+from zoo.modelspec import (
+    FAMILIES,
+    ModelSpec,
+    Recipe,
+    SampleOption,
+    check_config_class,
+    check_declarations,
+    check_model_name,
+    parse_sample_options,
+)
 
 __all__ = [
     "FAMILIES",
@@ -66,66 +76,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class SampleOption:
-    """A family-specific sampling option the CLI and the benchmark can set (``--option k=v``)."""
-
-    name: str
-    type: type
-    default: Any
-    help: str
-    choices: tuple[Any, ...] = ()
-    min: float | None = None
-
-    def parse(self, value: Any) -> Any:
-        try:
-            if self.type is bool:
-                parsed: Any = value if isinstance(value, bool) else parse_bool(value) if isinstance(value, str) else None
-                if parsed is None:
-                    raise ConfigError(self.name, f"expected true or false (or yes/no, on/off, 1/0), got {value!r}", "option")
-            else:
-                parsed = self.type(value)
-        except (TypeError, ValueError):
-            raise ConfigError(self.name, f"expected {self.type.__name__}, got {value!r}", "option") from None
-        if isinstance(parsed, float) and not math.isfinite(parsed):
-            raise ConfigError(self.name, f"expected a finite number, got {value!r}", "option")
-        if self.choices and parsed not in self.choices:
-            raise UnknownNameError(f"value for option {self.name!r}", str(parsed), [str(c) for c in self.choices])
-        if self.min is not None and parsed < self.min:
-            raise ConfigError(self.name, f"must be >= {self.min}, got {parsed!r}", "option")
-        return parsed
-
-
 def _no_scaling() -> torch.amp.GradScaler:
     return torch.amp.GradScaler("cpu", enabled=False)
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How a model family trains best, declared by the model and applied by genzoo.
-
-    ``zoo bench``'s presets apply ``overrides`` (loss weighting, say) and ``batch_size``;
-    ``--precision auto`` uses ``precision`` where the hardware runs it natively (bf16 on CPUs with
-    avx512_bf16 or AMX and on GPUs that support it) and fp32 elsewhere. There, a preset applies
-    ``fallback`` instead, if the model declares one: the recipe for hardware that only emulates
-    ``precision`` (DDPM's is a narrower U-Net that fits the quick budget in fp32). Rows record the
-    resolved config and precision, so a recipe never changes a number silently.
-    """
-
-    precision: str = "fp32"
-    overrides: Mapping[str, Any] = field(default_factory=dict)
-    batch_size: int | None = None
-    fallback: Recipe | None = None
-
-    def for_precision(self, precision: str, *, auto: bool = True) -> Recipe:
-        """The recipe a run in ``precision`` uses: ``fallback`` when ``precision`` was chosen by
-        ``--precision auto`` (``auto=True``) and differs from this recipe's, else this recipe.
-
-        An explicit ``--precision`` keeps this recipe's network: the user changed the arithmetic,
-        not the model."""
-        if auto and self.fallback is not None and precision != self.precision:
-            return self.fallback
-        return self
 
 
 @dataclass
@@ -303,6 +255,21 @@ class GenerativeModel(nn.Module):
     #: preset's family sweep (``[{"sampler": "euler", "steps": 10}, ...]``); ``None``: the preset's.
     bench_sweep: ClassVar[Sequence[Mapping[str, Any]] | None] = None
 
+    def __init_subclass__(cls, spec: ModelSpec | None = None, **kwargs: Any) -> None:
+        """``class DDPM(GenerativeModel, spec=SPEC)`` takes every attribute ``SPEC`` (a
+        :class:`~zoo.modelspec.ModelSpec`, the model's torch-free registration) declares, so the
+        two cannot drift; the class body may repeat one only with the same value (else
+        ``TypeError``)."""
+        super().__init_subclass__(**kwargs)
+        if spec is None:
+            return
+        declared = spec.declared()
+        differ = spec.disagreements(cls, [k for k in declared if k in vars(cls)])
+        if differ:
+            raise TypeError(f"{cls.__name__}: " + "; ".join(differ))
+        for key, value in declared.items():
+            setattr(cls, key, value)
+
     def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int]):
         super().__init__()
         if not isinstance(config, self.Config):
@@ -371,13 +338,7 @@ class GenerativeModel(nn.Module):
     @classmethod
     def parse_sample_options(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:
         """Validate ``options`` against :attr:`sample_options`, filling in defaults."""
-        declared = {o.name: o for o in cls.sample_options}
-        parsed = {name: o.default for name, o in declared.items()}
-        for key, value in (options or {}).items():
-            if key not in declared:
-                raise UnknownNameError(f"sampling option for {cls.name}", key, list(declared))
-            parsed[key] = declared[key].parse(value)
-        return parsed
+        return parse_sample_options(cls.name, cls.sample_options, options)
 
     @property
     def device(self) -> torch.device:
@@ -427,39 +388,10 @@ def validate_model_class(cls: Any) -> None:
     if not cls.name or not isinstance(cls.name, str) or cls.name != cls.name.strip().lower():
         raise TypeError(f"{cls.__name__}.name must be a non-empty lowercase string, got {cls.name!r}")
     check_model_name(cls.name, f"{cls.__name__}.name")
-    if cls.family not in FAMILIES:
-        raise TypeError(f"{cls.__name__}.family must be one of {FAMILIES}, got {cls.family!r}")
-    if not (isinstance(cls.Config, type) and issubclass(cls.Config, ModelConfig)):
-        raise TypeError(f"{cls.__name__}.Config must subclass zoo.ModelConfig")
-    for klass in cls.Config.__mro__:
-        if issubclass(klass, ModelConfig) and "__dataclass_fields__" not in vars(klass):
-            raise TypeError(f"{cls.__name__}.Config: {klass.__name__} is not decorated with @dataclass, so its "
-                            "fields are not config fields (they keep the parent's defaults); add @dataclass")
-    try:
-        cls.Config()
-    except Exception as exc:
-        raise TypeError(f"{cls.__name__}.Config() with defaults fails: {exc}") from exc
-    for opt in cls.sample_options:
-        if not isinstance(opt, SampleOption):
-            raise TypeError(f"{cls.__name__}.sample_options must hold zoo.SampleOption, got {opt!r}")
-    bps = cls.batches_per_step
-    if isinstance(bps, bool) or not isinstance(bps, int) or bps < 1:
-        raise TypeError(f"{cls.__name__}.batches_per_step must be an int >= 1, got {bps!r}")
-    if cls.bench_sweep is not None:
-        if isinstance(cls.bench_sweep, (str, Mapping)) or not cls.bench_sweep:
-            raise TypeError(f"{cls.__name__}.bench_sweep must be a non-empty list of option dicts, got {cls.bench_sweep!r}")
-        for setting in cls.bench_sweep:
-            if not isinstance(setting, Mapping):
-                raise TypeError(f"{cls.__name__}.bench_sweep entries must be dicts, got {setting!r}")
-            try:
-                cls.parse_sample_options(setting)
-            except Exception as exc:
-                raise TypeError(f"{cls.__name__}.bench_sweep entry {dict(setting)!r}: {exc}") from None
+    check_declarations(cls.__name__, {"family": cls.family})
+    check_config_class(cls.Config, f"{cls.__name__}.Config")
+    check_declarations(cls.__name__, {
+        "name": cls.name, "family": cls.family, "sample_options": tuple(cls.sample_options),
+        "batches_per_step": cls.batches_per_step, "bench_sweep": cls.bench_sweep})
 
 
-def check_model_name(name: str, what: str = "model name") -> None:
-    """Raise ``TypeError`` unless ``name`` can be addressed everywhere (``--set NAME.key=v``)."""
-    bad = [ch for ch in ",= /." if ch in name]
-    if bad or any(not ch.isprintable() for ch in name):
-        raise TypeError(f"{what} {name!r} must not contain ',', '=', ' ', '/', '.' or control characters "
-                        "('.' separates model and key in --set MODEL.KEY=VALUE)")

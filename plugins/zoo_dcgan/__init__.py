@@ -8,6 +8,6 @@ from zoo import hookimpl
 
 @hookimpl
 def zoo_register_models(register: Callable[[Any], None]) -> None:
-    from zoo_dcgan.model import DCGAN  # torch loads only when models are needed
+    from zoo_dcgan.spec import SPEC  # torch-free: zoo_dcgan.model loads when a model is built
 
-    register(DCGAN)
+    register(SPEC)

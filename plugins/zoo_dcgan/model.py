@@ -37,40 +37,12 @@ which is what the reference code's train-mode sampling does.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from zoo_gan.model import GAN, discriminator_loss, generator_loss  # noqa: F401  (the shared objective)
 
-from zoo.model import ModelConfig
-
-#: First feature-map size for each supported image size (the image is reached by doublings).
-START_SIZE = {28: 7, 32: 4, 64: 4}
-
-
-@dataclass
-class DCGANConfig(ModelConfig):
-    """Hyper-parameters of :class:`DCGAN`; defaults are the paper's except where noted."""
-
-    latent_dim: int = 100  # size of z (paper: 100)
-    width: int = 64  # channels of G's last hidden and D's first layer (paper, at 64x64: 128)
-    leaky_slope: float = 0.2  # LeakyReLU slope in D (paper: 0.2)
-    init_std: float = 0.02  # std of the N(0, std) weight initialisation (paper: 0.02)
-    lr: float = 5e-4  # Adam learning rate for G and D (paper: 2e-4; 5e-4 converges in minutes on CPU)
-    beta1: float = 0.5  # Adam beta1 (paper: 0.5, down from 0.9, which oscillated)
-    beta2: float = 0.999  # Adam beta2 (paper: the default 0.999)
-    ema_decay: float = 0.999  # sample from an EMA of G (not in the paper; Yazici et al. 2019); 0: off
-
-    def validate(self) -> None:
-        self.require(self.latent_dim >= 1, "latent_dim", "must be at least 1")
-        self.require(self.width >= 1, "width", "must be at least 1")
-        self.require(self.leaky_slope >= 0.0, "leaky_slope", "must be non-negative")
-        self.require(self.init_std > 0, "init_std", "must be positive")
-        self.require(self.lr > 0, "lr", "must be positive")
-        for name in ("beta1", "beta2", "ema_decay"):
-            self.require(0.0 <= getattr(self, name) < 1.0, name, "must be in [0, 1)")
-
+from zoo_dcgan.spec import SPEC, START_SIZE, DCGANConfig
 
 # -- networks ---------------------------------------------------------------------------------
 
@@ -135,21 +107,14 @@ def init_weights(module: nn.Module, std: float) -> None:
 # -- the model --------------------------------------------------------------------------------
 
 
-class DCGAN(GAN):
+class DCGAN(GAN, spec=SPEC):
     """Radford et al. 2015 (arXiv:1511.06434): all-convolutional GAN with batch norm.
 
     The training procedure (one D step, one non-saturating G step, EMA sampling) is the GAN
     plugin's; only the networks differ."""
 
-    name = "dcgan"
-    family = "gan"
-    summary = "Deep convolutional GAN: strided convolutions, batch norm, ReLU/LeakyReLU"
-    paper = "Radford et al. 2015, Unsupervised Representation Learning with DCGANs, arXiv:1511.06434"
-    Config = DCGANConfig
-    supported_sizes = tuple(START_SIZE)
-    supported_channels = (1, 3, 4)
-    default_batch_size = 128  # the paper's minibatch size
-    tiny_config = {"latent_dim": 8, "width": 4}
+    # name, family, summary, Config, sizes, ...: from SPEC, declared once and free of torch in
+    # the plugin's spec.py (zoo list and zoo describe read it without importing this module).
 
     config: DCGANConfig
 

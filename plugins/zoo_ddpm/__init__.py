@@ -17,9 +17,9 @@ from zoo import hookimpl
 @hookimpl
 def zoo_register_models(register: Callable[[Any], None]) -> None:
     from zoo.registry import Variant
-    from zoo_ddpm.model import DDPM  # torch loads only when models are needed
+    from zoo_ddpm.spec import SPEC  # torch-free: zoo_ddpm.model loads when a model is built
 
-    register(DDPM)
+    register(SPEC)
     register(Variant("ddpm-small", "ddpm", {"base_channels": 8, "norm_groups": 4},
                      "DDPM with half the U-Net width, for quick CPU trials"))
     register(Variant("ddpm-cifar10", "ddpm", {

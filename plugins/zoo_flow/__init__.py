@@ -8,6 +8,6 @@ from zoo import hookimpl
 
 @hookimpl
 def zoo_register_models(register: Callable[[Any], None]) -> None:
-    from zoo_flow.model import FlowMatching  # torch loads only when models are needed
+    from zoo_flow.spec import SPEC  # torch-free: zoo_flow.model loads when a model is built
 
-    register(FlowMatching)
+    register(SPEC)

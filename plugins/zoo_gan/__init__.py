@@ -8,6 +8,6 @@ from zoo import hookimpl
 
 @hookimpl
 def zoo_register_models(register: Callable[[Any], None]) -> None:
-    from zoo_gan.model import GAN  # torch loads only when models are needed
+    from zoo_gan.spec import SPEC  # torch-free: zoo_gan.model loads when a model is built
 
-    register(GAN)
+    register(SPEC)

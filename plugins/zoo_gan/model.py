@@ -23,7 +23,6 @@ few CPU minutes give recognisable digits:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -31,33 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.ema import EMA
-from zoo.model import GenerativeModel, ModelConfig, TrainStep
-
-
-@dataclass
-class GANConfig(ModelConfig):
-    """Hyper-parameters of :class:`GAN`: the paper's MNIST network, optimiser tuned for short runs."""
-
-    latent_dim: int = 100  # size of the noise vector z (paper's code: 100)
-    g_hidden: int = 1200  # units in each of G's two ReLU layers (paper's code: 1200)
-    d_units: int = 240  # maxout units in each of D's two hidden layers (paper's code: 240)
-    d_pieces: int = 5  # linear pieces per maxout unit (paper's code: 5)
-    d_input_dropout: float = 0.2  # dropout on D's input (paper's code keeps 80% of inputs)
-    d_dropout: float = 0.5  # dropout on D's hidden layers (paper's code: 0.5)
-    lr: float = 1e-3  # Adam learning rate for G and D (paper: SGD + momentum; see module docstring)
-    beta1: float = 0.5  # Adam beta1, lowered from 0.9 for stability (Radford et al. 2015)
-    beta2: float = 0.999  # Adam beta2
-    ema_decay: float = 0.999  # sample from an EMA of G (not in the paper; Yazici et al. 2019); 0: off
-
-    def validate(self) -> None:
-        for name in ("latent_dim", "g_hidden", "d_units", "d_pieces"):
-            self.require(getattr(self, name) >= 1, name, "must be at least 1")
-        for name in ("d_input_dropout", "d_dropout"):
-            self.require(0.0 <= getattr(self, name) < 1.0, name, "must be in [0, 1)")
-        self.require(self.lr > 0, "lr", "must be positive")
-        for name in ("beta1", "beta2", "ema_decay"):
-            self.require(0.0 <= getattr(self, name) < 1.0, name, "must be in [0, 1)")
-
+from zoo.model import GenerativeModel, TrainStep
+from zoo_gan.spec import SPEC, GANConfig
 
 # -- losses -----------------------------------------------------------------------------------
 
@@ -166,19 +140,12 @@ class LatentGeneratorSampling:
         return generator_spec(self, net, self.config.latent_dim)
 
 
-class GAN(LatentGeneratorSampling, GenerativeModel):
+class GAN(LatentGeneratorSampling, GenerativeModel, spec=SPEC):
     """Goodfellow et al. 2014 (arXiv:1406.2661): MLP generator and maxout discriminator with the
     non-saturating generator loss."""
 
-    name = "gan"
-    family = "gan"
-    summary = "Original GAN: MLP generator, maxout discriminator, non-saturating loss"
-    paper = "Goodfellow et al. 2014, Generative Adversarial Nets, arXiv:1406.2661"
-    Config = GANConfig
-    supported_sizes = None  # an MLP takes any image size
-    supported_channels = (1, 3, 4)
-    default_batch_size = 100  # the paper's code trains with minibatches of 100
-    tiny_config = {"latent_dim": 8, "g_hidden": 32, "d_units": 16, "d_pieces": 2}
+    # name, family, summary, Config, sizes, ...: from SPEC, declared once and free of torch in
+    # the plugin's spec.py (zoo list and zoo describe read it without importing this module).
 
     config: GANConfig
 

@@ -8,6 +8,6 @@ from zoo import hookimpl
 
 @hookimpl
 def zoo_register_models(register: Callable[[Any], None]) -> None:
-    from zoo_vae.model import VAE  # torch loads only when models are needed
+    from zoo_vae.spec import SPEC  # torch-free: zoo_vae.model loads when a model is built
 
-    register(VAE)
+    register(SPEC)

@@ -33,36 +33,17 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.model import GenerativeModel, ModelConfig, SampleOption, TrainStep
+from zoo.model import GenerativeModel, TrainStep
+from zoo_vae.spec import HALVINGS, SPEC, VAEConfig
 
-#: Number of stride-2 halvings of the encoder for each supported size (7x7 or 8x8 at the bottom).
-HALVINGS = {28: 2, 32: 2, 64: 3}
 #: Intensity levels of 8-bit data.
 BINS = 256
-
-
-@dataclass
-class VAEConfig(ModelConfig):
-    """Hyper-parameters of :class:`VAE`; the paper's values where it has one."""
-
-    latent_dim: int = 20  # size of z (the paper's MNIST figures use up to 20 for samples)
-    hidden: int = 500  # units of the fully connected layer in encoder and decoder (paper: 500)
-    width: int = 32  # channels of the first convolution; doubled at every halving
-    lr: float = 1e-3  # Adam learning rate (paper: Adagrad with step sizes 0.01-0.1)
-    min_log_scale: float = -7.0  # floor of the pixel log-scale, as in PixelCNN++
-
-    def validate(self) -> None:
-        for name in ("latent_dim", "hidden", "width"):
-            self.require(getattr(self, name) >= 1, name, "must be at least 1")
-        self.require(self.lr > 0, "lr", "must be positive")
-        self.require(self.min_log_scale < 0, "min_log_scale", "must be negative")
 
 
 # -- the discretised logistic likelihood ------------------------------------------------------
@@ -157,28 +138,12 @@ class Decoder(nn.Module):
 # -- the model --------------------------------------------------------------------------------
 
 
-class VAE(GenerativeModel):
+class VAE(GenerativeModel, spec=SPEC):
     """Kingma & Welling 2014 (arXiv:1312.6114): convolutional VAE with a discretised logistic
     likelihood over the 256 pixel bins (Salimans et al. 2017, arXiv:1701.05517)."""
 
-    name = "vae"
-    family = "vae"
-    summary = "Variational autoencoder, convolutional, discretised-logistic likelihood (bits/dim)"
-    paper = "Kingma & Welling 2014, Auto-Encoding Variational Bayes, arXiv:1312.6114"
-    Config = VAEConfig
-    sample_options = (
-        SampleOption(
-            "output",
-            str,
-            "mean",
-            "mean: the decoder's location for z ~ N(0, I); sample: also draw each pixel from p(x|z)",
-            choices=("mean", "sample"),
-        ),
-    )
-    supported_sizes = tuple(HALVINGS)
-    supported_channels = (1, 3, 4)
-    default_batch_size = 100  # the paper's minibatch size M = 100
-    tiny_config = {"latent_dim": 4, "hidden": 16, "width": 4}
+    # name, family, summary, Config, sizes, ...: from SPEC, declared once and free of torch in
+    # the plugin's spec.py (zoo list and zoo describe read it without importing this module).
 
     config: VAEConfig
 

@@ -8,6 +8,6 @@ from zoo import hookimpl
 
 @hookimpl
 def zoo_register_models(register: Callable[[Any], None]) -> None:
-    from zoo_vaegan.model import VAEGAN  # torch loads only when models are needed
+    from zoo_vaegan.spec import SPEC  # torch-free: zoo_vaegan.model loads when a model is built
 
-    register(VAEGAN)
+    register(SPEC)

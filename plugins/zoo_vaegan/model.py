@@ -39,50 +39,18 @@ statistics and each image depends on its own ``z`` only.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from zoo_dcgan.model import START_SIZE, init_weights
 from zoo_dcgan.model import Generator as DCGANGenerator
+from zoo_dcgan.model import init_weights
 from zoo_gan.model import discriminator_loss, generator_loss
 
 from zoo.ema import EMA
-from zoo.model import GenerativeModel, ModelConfig, TrainStep
-
-
-@dataclass
-class VAEGANConfig(ModelConfig):
-    """Hyper-parameters of :class:`VAEGAN`; the paper's values where it has one for these sizes."""
-
-    latent_dim: int = 32  # size of z (paper, CelebA 64x64: 128; digits need fewer)
-    width: int = 64  # channels of the decoder's last hidden layer and Dis's first (DCGAN's 28x28 width)
-    enc_hidden: int = 512  # units of the encoder's fully connected layer (paper: 2048 at 64x64)
-    # Weight of the feature-wise reconstruction L_llike against L_GAN in the decoder's objective
-    # (paper: a hyper-parameter, "gamma"). L_llike is a sum over Dis_l's 128x7x7 features (28x28),
-    # hundreds of nats, so a small gamma keeps the two terms comparable.
-    gamma: float = 1e-2
-    kl_weight: float = 1.0  # weight of L_prior in the encoder's objective (paper: 1, the ELBO)
-    leaky_slope: float = 0.2  # LeakyReLU slope in Dis (DCGAN: 0.2)
-    init_std: float = 0.02  # N(0, std) initialisation of convolutions (DCGAN: 0.02)
-    lr: float = 5e-4  # Adam learning rate of all three optimizers (paper: RMSProp, 3e-4)
-    beta1: float = 0.5  # Adam beta1 (DCGAN: 0.5)
-    beta2: float = 0.999  # Adam beta2
-    ema_decay: float = 0.999  # sample from an EMA of the decoder (not in the paper); 0: off
-
-    def validate(self) -> None:
-        for name in ("latent_dim", "width", "enc_hidden"):
-            self.require(getattr(self, name) >= 1, name, "must be at least 1")
-        self.require(self.gamma >= 0.0, "gamma", "must be non-negative")
-        self.require(self.kl_weight >= 0.0, "kl_weight", "must be non-negative")
-        self.require(self.leaky_slope >= 0.0, "leaky_slope", "must be non-negative")
-        self.require(self.init_std > 0, "init_std", "must be positive")
-        self.require(self.lr > 0, "lr", "must be positive")
-        for name in ("beta1", "beta2", "ema_decay"):
-            self.require(0.0 <= getattr(self, name) < 1.0, name, "must be in [0, 1)")
-
+from zoo.model import GenerativeModel, TrainStep
+from zoo_vaegan.spec import SPEC, START_SIZE, VAEGANConfig
 
 # -- networks ---------------------------------------------------------------------------------
 
@@ -150,19 +118,12 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 # -- the model --------------------------------------------------------------------------------
 
 
-class VAEGAN(GenerativeModel):
+class VAEGAN(GenerativeModel, spec=SPEC):
     """Larsen et al. 2016 (arXiv:1512.09300): a VAE whose reconstruction error is measured in a GAN
     discriminator's feature space, and whose decoder is also the GAN's generator."""
 
-    name = "vaegan"
-    family = "vae"
-    summary = "VAE-GAN: VAE with a discriminator-feature reconstruction loss, decoder trained as a GAN"
-    paper = "Larsen et al. 2016, Autoencoding beyond pixels using a learned similarity metric, arXiv:1512.09300"
-    Config = VAEGANConfig
-    supported_sizes = tuple(START_SIZE)
-    supported_channels = (1, 3, 4)
-    default_batch_size = 64  # the paper's minibatch size
-    tiny_config = {"latent_dim": 4, "width": 4, "enc_hidden": 8}
+    # name, family, summary, Config, sizes, ...: from SPEC, declared once and free of torch in
+    # the plugin's spec.py (zoo list and zoo describe read it without importing this module).
 
     config: VAEGANConfig
 

@@ -8,6 +8,6 @@ from zoo import hookimpl
 
 @hookimpl
 def zoo_register_models(register: Callable[[Any], None]) -> None:
-    from zoo_wgan.model import WGANGP  # torch loads only when models are needed
+    from zoo_wgan.spec import SPEC  # torch-free: zoo_wgan.model loads when a model is built
 
-    register(WGANGP)
+    register(SPEC)

@@ -29,44 +29,14 @@ arXiv:1806.04498), as for genzoo's other GANs; ``ema_decay=0`` samples from G it
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from zoo_gan.model import LatentGeneratorSampling
 
 from zoo.ema import EMA
-from zoo.model import GenerativeModel, ModelConfig, Recipe, TrainStep
-
-#: First feature-map size for each supported image size (the image is reached by doublings).
-START_SIZE = {28: 7, 32: 4}
-
-
-@dataclass
-class WGANGPConfig(ModelConfig):
-    """Hyper-parameters of :class:`WGANGP`; defaults are the paper's (Algorithm 1) except ``ema_decay``."""
-
-    latent_dim: int = 128  # size of z (paper's code: 128)
-    width: int = 64  # channels of G's last hidden and D's first layer (paper's code: DIM = 64)
-    n_critic: int = 5  # critic updates per generator update (paper: 5)
-    gp_weight: float = 10.0  # lambda, the gradient penalty's weight (paper: 10)
-    lr: float = 1e-4  # Adam learning rate of both networks (paper: 1e-4)
-    beta1: float = 0.0  # Adam beta1 (paper: 0)
-    beta2: float = 0.9  # Adam beta2 (paper: 0.9)
-    critic_norm: str = "none"  # "none" (paper's MNIST code) or "layer" (layer norm, the paper's advice)
-    leaky_slope: float = 0.2  # LeakyReLU slope in the critic (paper's code: 0.2)
-    ema_decay: float = 0.999  # sample from an EMA of G (not in the paper; Yazici et al. 2019); 0: off
-
-    def validate(self) -> None:
-        for name in ("latent_dim", "width", "n_critic"):
-            self.require(getattr(self, name) >= 1, name, "must be at least 1")
-        self.require(self.gp_weight >= 0, "gp_weight", "must be non-negative")
-        self.require(self.lr > 0, "lr", "must be positive")
-        for name in ("beta1", "beta2", "ema_decay"):
-            self.require(0.0 <= getattr(self, name) < 1.0, name, "must be in [0, 1)")
-        self.require(self.critic_norm in ("none", "layer"), "critic_norm", "must be 'none' or 'layer'")
-        self.require(self.leaky_slope >= 0, "leaky_slope", "must be non-negative")
-
+from zoo.model import GenerativeModel, TrainStep
+from zoo_wgan.spec import SPEC, START_SIZE, WGANGPConfig
 
 # -- networks ---------------------------------------------------------------------------------
 
@@ -124,21 +94,12 @@ def _finite_mean(values: list[float]) -> float:
 # -- the model --------------------------------------------------------------------------------
 
 
-class WGANGP(LatentGeneratorSampling, GenerativeModel):
+class WGANGP(LatentGeneratorSampling, GenerativeModel, spec=SPEC):
     """Gulrajani et al. 2017 (arXiv:1704.00028): Wasserstein GAN with a gradient penalty,
     ``n_critic`` critic updates per generator update, all in one training step."""
 
-    name = "wgan-gp"
-    family = "gan"
-    summary = "Wasserstein GAN with gradient penalty: 5 critic updates per G update, no batch norm in the critic"
-    paper = "Gulrajani et al. 2017, Improved Training of Wasserstein GANs, arXiv:1704.00028"
-    Config = WGANGPConfig
-    supported_sizes = tuple(START_SIZE)
-    supported_channels = (1, 3, 4)
-    default_batch_size = 64  # the paper's batch size
-    batches_per_step = 5  # the default n_critic; an instance follows its config (see __init__)
-    tiny_config = {"latent_dim": 8, "width": 4}
-    recipe = Recipe(precision="bf16")
+    # name, family, summary, Config, sizes, ...: from SPEC, declared once and free of torch in
+    # the plugin's spec.py (zoo list and zoo describe read it without importing this module).
 
     config: WGANGPConfig
 

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from zoo.bench.leaderboard import Leaderboard, to_csv, to_json, to_markdown, to_text
 from zoo.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from zoo.bench.leaderboard import Leaderboard
 
 __all__ = ["BUILTIN_FORMATS", "OutputFormat", "zoo_register_formats"]
 
@@ -30,6 +33,23 @@ class OutputFormat:
     suffix: str
     summary: str
     render: Callable[[Sequence[Leaderboard]], str | bytes]
+
+
+def _leaderboard_renderer(name: str) -> Callable[[Sequence[Leaderboard]], str]:
+    """``zoo.bench.leaderboard.<name>``, imported (with pandas) on the first render, so that
+    registering the formats (every command collects every hook) costs no pandas import."""
+
+    def render(leaderboards: Sequence[Leaderboard]) -> str:
+        import importlib
+
+        return getattr(importlib.import_module("zoo.bench.leaderboard"), name)(leaderboards)
+
+    render.__name__ = render.__qualname__ = name
+    return render
+
+
+to_text, to_csv = _leaderboard_renderer("to_text"), _leaderboard_renderer("to_csv")
+to_markdown, to_json = _leaderboard_renderer("to_markdown"), _leaderboard_renderer("to_json")
 
 
 def _render_html(leaderboards: Sequence[Leaderboard]) -> str:

@@ -92,6 +92,16 @@ def warn(message: str) -> None:
     stderr.print(Text.assemble(("zoo: warning:", "yellow"), " ", printable(message)), highlight=False)
 
 
+def announce(message: str) -> None:
+    """Say what a command is about to do, before its heavy imports (torch and the metrics stack
+    take seconds to load), so a person at a terminal sees it start at once. One dim line on stderr,
+    only when stderr is a terminal: scripts, logs and one-line errors see nothing extra."""
+    from rich.text import Text
+
+    if stderr.is_terminal:
+        stderr.print(Text(f"zoo: {printable(message)}", style="dim"), highlight=False)
+
+
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: Any = None, line: str | None = None) -> None:
     """``warnings.showwarning`` for the CLI: a warning (an image that was skipped, a corrupt cache

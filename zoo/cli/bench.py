@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli.app import cli, echo_json, registry, stderr, stdout
+from zoo.cli.app import announce, cli, echo_json, registry, stderr, stdout
 from zoo.cli.configuration import config_option
 from zoo.cli.options import data_dir_option, device_option, parse_seeds
 from zoo.configfile import bench_settings
@@ -62,6 +62,8 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
     timed, and written to the results store. Running the same command again skips what the store
     already holds and resumes interrupted jobs. Exit code 1 if any model failed.
     """
+    if collect_dir is None and models:
+        announce(f"benchmarking {models} on {dataset} ({preset}): loading torch...")
     from zoo.bench.api import BenchRequest, run_benchmark
     from zoo.bench.leaderboard import build_leaderboard, print_leaderboards
     from zoo.bench.report import write_html

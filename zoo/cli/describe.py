@@ -30,6 +30,14 @@ def _text(value: object) -> str:
     return escape(value if isinstance(value, str) else json.dumps(value, default=str))
 
 
+def _recipe_text(recipe: dict) -> str:
+    """``bf16, batch 128, snr_gamma=5.0``: precision, batch size and config changes, escaped."""
+    parts = [recipe["precision"]] + ([f"batch {recipe['batch_size']}"] if recipe["batch_size"] else [])
+    changes = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+                       for k, v in recipe["overrides"].items())
+    return escape(", ".join(parts + ([changes] if changes else [])))
+
+
 def _print(info: dict) -> None:
     title = f"[bold]{escape(info['name'])}[/] ({escape(info['family'])})"
     if info["variant_of"]:
@@ -42,7 +50,12 @@ def _print(info: dict) -> None:
     stdout.print(f"image sizes: {sizes}; channels: {', '.join(map(str, info['supported_channels']))}")
     stdout.print(f"batch size: {info['default_batch_size']}; batches per step: {info['batches_per_step']}")
     recipe = info["recipe"]
-    stdout.print("recipe: " + ("none (the paper's defaults in fp32)" if recipe is None else _text(recipe)))
+    if recipe is None:
+        stdout.print("recipe: none (the paper's defaults in fp32)")
+    else:
+        stdout.print("recipe: " + _recipe_text(recipe))
+        if recipe["fallback"] is not None:
+            stdout.print(f"recipe where {escape(recipe['precision'])} is emulated: " + _recipe_text(recipe["fallback"]))
     stdout.print("bench sweep: " + ("the preset's family sweep" if info["bench_sweep"] is None else _text(info["bench_sweep"])))
     stdout.print(f"tiny config (--preset smoke): {_text(info['tiny_config'])}")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from zoo.cli.app import cli, echo_json, stderr, stdout, warn
+from zoo.cli.app import announce, cli, echo_json, stderr, stdout, warn
 from zoo.cli.options import data_dir_option, device_option
 from zoo.cli.progress import task_bars
 from zoo.metric_names import BACKBONES, higher_is_better
@@ -140,6 +140,7 @@ def eval_command(
     were measured under; compare only results with the same protocol hash. A run or checkpoint is
     sampled with --seed and --option. Warns where a number means little at these counts.
     """
+    announce(f"scoring {source} against {dataset or 'its dataset'}: loading torch...")
     import warnings
 
     from zoo.config import parse_assignments

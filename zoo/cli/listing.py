@@ -26,15 +26,15 @@ def list_models(family: str | None, as_json: bool) -> None:
     rows = [
         {
             "name": e.name,
-            "family": e.cls.family,
+            "family": e.family,
             "plugin": e.plugin.name,
             "distribution": e.plugin.distribution,
             "version": e.plugin.version,
             "summary": e.summary,
             "variant_of": e.variant.model if e.variant else None,
             "overrides": e.overrides,
-            "paper": e.cls.paper,
-            "sample_options": [o.name for o in e.cls.sample_options],
+            "paper": e.paper,
+            "sample_options": [o.name for o in e.sample_options],
         }
         for e in entries
     ]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli.app import cli, echo_json, stderr, stdout
+from zoo.cli.app import announce, cli, echo_json, stderr, stdout
 from zoo.cli.options import device_option
 
 #: A .png grid holds all its images in memory at once: at most this many, and this many bytes of pixels.
@@ -39,6 +39,7 @@ def sample_command(source, n, out, seed, options, nrow, batch_size, force, as_js
     run leaves no half file under a final name; a .png grid holds every image at once, so it is
     refused up front above 4,096 images or 1 GiB of pixels (write a folder or .npz instead).
     """
+    announce(f"sampling {n} image{'s' if n != 1 else ''} from {source}: loading torch...")
     import time
 
     from zoo import accel

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli.app import cli, echo_json, registry, stdout
+from zoo.cli.app import announce, cli, echo_json, registry, stdout
 from zoo.cli.configuration import config_option
 from zoo.cli.options import data_dir_option, device_option, parse_duration, precision_option
 from zoo.configfile import train_settings
@@ -49,6 +49,10 @@ def train_command(model_name, dataset, data_dir, image_size, steps, epochs, time
     grid (samples.png). Ctrl-C saves a checkpoint at the step boundary; --resume continues it.
     --config run.toml reads the options from a file (a run's config.json trains it again).
     """
+    if resume_from:
+        announce(f"resuming {resume_from}: loading torch...")
+    elif model_name:
+        announce(f"training {model_name} on {dataset}: loading torch...")
     from zoo import distributed
     from zoo.config import parse_assignments
     from zoo.device import resolve_device, resolve_precision

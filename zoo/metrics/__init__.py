@@ -16,21 +16,40 @@ See ``docs/metrics.md`` for the protocol, the backbones, and why numbers from di
 must never be compared.
 """
 
-from zoo.metrics.backbones import default_backbone
-from zoo.metrics.engine import (
-    Evaluation,
-    backbone_features,
-    compute_floor,
-    compute_metrics,
-    evaluate,
-    floor_images,
-    frechet_distance,
-    metrics_from_features,
-    nearest_pairs,
-    reference_images,
-)
-from zoo.metrics.protocol import BACKBONES, Protocol, make_protocol, metric_higher_is_better
-from zoo.metrics.stats_cache import CacheWarning, cache_dir
+# Names are imported on first use (PEP 562): importing a light submodule (``zoo.metrics.stats_cache``
+# for the cache folder, as loading a dataset does) must not pull in torch-fidelity, which imports
+# torchvision's whole model zoo.
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from zoo.metrics.backbones import default_backbone
+    from zoo.metrics.engine import (
+        Evaluation,
+        backbone_features,
+        compute_floor,
+        compute_metrics,
+        evaluate,
+        floor_images,
+        frechet_distance,
+        metrics_from_features,
+        nearest_pairs,
+        reference_images,
+    )
+    from zoo.metrics.protocol import BACKBONES, Protocol, make_protocol, metric_higher_is_better
+    from zoo.metrics.stats_cache import CacheWarning, cache_dir
+
+_LAZY = {
+    "default_backbone": "zoo.metrics.backbones",
+    **dict.fromkeys(("Evaluation", "backbone_features", "compute_floor", "compute_metrics", "evaluate",
+                     "floor_images", "frechet_distance", "metrics_from_features", "nearest_pairs",
+                     "reference_images"), "zoo.metrics.engine"),
+    **dict.fromkeys(("BACKBONES", "Protocol", "make_protocol", "metric_higher_is_better"),
+                    "zoo.metrics.protocol"),
+    **dict.fromkeys(("CacheWarning", "cache_dir"), "zoo.metrics.stats_cache"),
+}
 
 __all__ = [
     "BACKBONES",
@@ -51,3 +70,13 @@ __all__ = [
     "nearest_pairs",
     "reference_images",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'zoo.metrics' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
