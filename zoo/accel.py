@@ -107,7 +107,7 @@ def measure_sample_batch(
     """Images/s of ``model.sample`` at each batch size in ``candidates`` (best of ``repeats`` runs,
     after one warm-up run), with the sampler's step count cut to 1 where the model has a ``steps``
     option: the per-step cost is what depends on the batch. Draws from a fixed-seed generator."""
-    from zoo.sampling import ImageGenerators
+    from zoo.randomness import ImageGenerators
 
     device = next(iter(model.parameters()), torch.empty(0)).device
     probe = _probe_options(model, options)
@@ -231,7 +231,7 @@ def compile_for_inference(
     table = {name: torch.compile(getattr(model, name), backend="inductor", mode=mode) for name in targets}
     object.__setattr__(model, COMPILED_ATTRIBUTE, table)  # not a submodule: state_dict keys are unchanged
     probe = _probe_options(model, options or {})
-    from zoo.sampling import ImageGenerators
+    from zoo.randomness import ImageGenerators
 
     device = next(iter(model.parameters()), torch.empty(0)).device
     was_training = model.training

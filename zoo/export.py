@@ -326,7 +326,7 @@ def generate_from_export(path: str | Path, n: int, *, seed: int = 0, batch_size:
     import numpy as np
 
     from zoo import export_sampler
-    from zoo.sampling import ImageGenerators, randn
+    from zoo.randomness import ImageGenerators, randn
 
     if n < 1:
         raise UsageError(f"number of samples must be >= 1, got {n}")

@@ -52,8 +52,9 @@ from torch import nn
 
 from zoo.config import ModelConfig
 from zoo.errors import ConfigError, DataError, TrainingError, UnknownNameError
-from zoo.registry import FAMILIES  # defined beside the registry, free of torch
+from zoo import randomness
 from zoo.text import parse_bool
+from zoo.vocabulary import FAMILIES
 
 __all__ = [
     "FAMILIES",
@@ -389,16 +390,12 @@ class GenerativeModel(nn.Module):
         :class:`torch.Generator` it is ``torch.randn`` on the generator's device; with ``None``, the
         global RNG. Either way the result is moved to the model's device.
         """
-        from zoo.sampling import randn
-
-        return randn(*shape, generator=generator, device=self.device, dtype=dtype)
+        return randomness.randn(*shape, generator=generator, device=self.device, dtype=dtype)
 
     def rand(self, *shape: int, generator: torch.Generator | None = None,
              dtype: torch.dtype | None = None) -> torch.Tensor:
         """Uniform ``[0, 1)`` noise of ``shape`` on the model's device, drawn like :meth:`randn`."""
-        from zoo.sampling import rand
-
-        return rand(*shape, generator=generator, device=self.device, dtype=dtype)
+        return randomness.rand(*shape, generator=generator, device=self.device, dtype=dtype)
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

@@ -44,6 +44,7 @@ import pluggy
 from zoo import hookspecs
 from zoo.errors import PluginError, UnknownNameError
 from zoo.text import env_flag, one_line
+from zoo.vocabulary import FAMILIES
 
 if TYPE_CHECKING:
     from zoo.data import DatasetSpec
@@ -51,8 +52,6 @@ if TYPE_CHECKING:
 
 CORE_DISTRIBUTION = "genzoo"
 ENTRY_POINT_GROUP = hookspecs.PROJECT
-#: Model families (kept here, free of torch, so the CLI can list them without importing torch).
-FAMILIES = ("gan", "vae", "diffusion", "other")
 
 
 @dataclass(frozen=True)
