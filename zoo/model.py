@@ -50,9 +50,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from zoo import randomness
 from zoo.config import ModelConfig
 from zoo.errors import ConfigError, DataError, TrainingError, UnknownNameError
-from zoo import randomness
 from zoo.text import parse_bool
 from zoo.vocabulary import FAMILIES
 
