@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -55,6 +55,9 @@ from zoo.config import ModelConfig
 from zoo.errors import ConfigError, DataError, TrainingError, UnknownNameError
 from zoo.text import parse_bool
 from zoo.vocabulary import FAMILIES
+
+if TYPE_CHECKING:
+    from zoo.export import ExportSpec
 
 __all__ = [
     "FAMILIES",
@@ -290,6 +293,13 @@ class GenerativeModel(nn.Module):
     #: The sampling settings ``zoo bench`` evaluates for this model, one row each, instead of its
     #: preset's family sweep (``[{"sampler": "euler", "steps": 10}, ...]``); ``None``: the preset's.
     bench_sweep: ClassVar[Sequence[Mapping[str, Any]] | None] = None
+    #: Whether sampling may run its network evaluations in bf16 autocast where the device computes
+    #: bf16 natively (:func:`zoo.accel.bf16_inference_ok`); rows record the precision used.
+    #: Default ``False``: sampling runs in fp32.
+    bf16_inference: ClassVar[bool] = False
+    #: Names of the submodules :func:`zoo.accel.compile_for_inference` compiles for sampling (the
+    #: sampler reaches them through :func:`zoo.accel.compiled`); default ``()``: nothing compiled.
+    compile_targets: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int]):
         super().__init__()
@@ -340,6 +350,13 @@ class GenerativeModel(nn.Module):
     def validation_metrics(self, batch: torch.Tensor) -> dict[str, float]:
         """Optional family-specific validation numbers on a held-out batch (VAE: ``bpd``)."""
         return {}
+
+    def export_spec(self) -> ExportSpec | None:
+        """For ``zoo export``: the network and sampling recipe to write out, an
+        :class:`zoo.export.ExportSpec` (build it with :func:`zoo.export.generator_spec` or
+        :func:`zoo.export.denoiser_spec`). Default ``None``: the model does not support export, and
+        ``zoo export`` says so (exit code 2)."""
+        return None
 
     # -- helpers for implementers ------------------------------------------------------------
 
@@ -426,6 +443,11 @@ def validate_model_class(cls: Any) -> None:
     for opt in cls.sample_options:
         if not isinstance(opt, SampleOption):
             raise TypeError(f"{cls.__name__}.sample_options must hold zoo.SampleOption, got {opt!r}")
+    if not isinstance(cls.bf16_inference, bool):
+        raise TypeError(f"{cls.__name__}.bf16_inference must be True or False, got {cls.bf16_inference!r}")
+    targets = cls.compile_targets
+    if not isinstance(targets, tuple) or not all(isinstance(t, str) and t for t in targets):
+        raise TypeError(f"{cls.__name__}.compile_targets must be a tuple of submodule names, got {targets!r}")
     bps = cls.batches_per_step
     if isinstance(bps, bool) or not isinstance(bps, int) or bps < 1:
         raise TypeError(f"{cls.__name__}.batches_per_step must be an int >= 1, got {bps!r}")
