@@ -465,7 +465,8 @@ def validate_model_class(cls: Any) -> None:
 
 def check_model_name(name: str, what: str = "model name") -> None:
     """Raise ``TypeError`` unless ``name`` can be addressed everywhere (``--set NAME.key=v``)."""
-    bad = [ch for ch in ",= /." if ch in name]
+    bad = [ch for ch in ",= /.:" if ch in name]
     if bad or any(not ch.isprintable() for ch in name):
-        raise TypeError(f"{what} {name!r} must not contain ',', '=', ' ', '/', '.' or control characters "
-                        "('.' separates model and key in --set MODEL.KEY=VALUE)")
+        raise TypeError(f"{what} {name!r} must not contain ',', '=', ' ', '/', '.', ':' or control "
+                        "characters ('.' separates model and key in --set MODEL.KEY=VALUE, ':' "
+                        "plugin and model in plugin:model)")

@@ -9,8 +9,15 @@ Loading happens in two phases, so ``zoo --help`` never pays for torch:
    at a time.
 
 A plugin that fails to import, has an invalid hookimpl or an unknown hook name, raises inside a
-hook, registers something invalid, or claims a name already taken is recorded with its error and
-skipped as a whole; everything else keeps working.
+hook, or registers something invalid is recorded with its error and skipped as a whole, its
+commands included; everything else keeps working.
+
+A name clash disables only the clashing name. A model named like one an earlier plugin registered
+(built-ins load first) stays reachable by its qualified name ``plugin:model`` (``zoo train
+myplugin:wgan-gp``; ``zoo list`` shows both), and models built from it record that name in their
+checkpoints and result rows. A dataset, output format or logger whose name is taken is left out.
+Either way the plugin gets a warning (``zoo plugins``; an error in strict mode) and the rest of it
+loads normally. Any model can be named ``plugin:model``.
 
 Environment variables:
 
@@ -121,6 +128,10 @@ class ModelEntry:
     cls: type[GenerativeModel]
     plugin: PluginRecord
     variant: Variant | None = None
+    #: The name models built from this entry answer to (``model.name``, recorded in checkpoints
+    #: and result rows): the class's own name, or ``plugin:model`` when an earlier plugin had
+    #: registered that name (a variant: its base model's). Empty: the class's own name.
+    model_name: str = ""
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -219,6 +230,7 @@ class Registry:
         self._formats: dict[str, FormatEntry] = {}
         self._loggers: dict[str, LoggerEntry] = {}
         self._done: set[str] = set()  # plugins whose registration hooks have run
+        self._cli: Any = None  # the click group plugin commands were added to
         self.trace = False
         #: Problems of the installation as a whole (an unknown name in ZOO_LOAD_PLUGINS).
         self.warnings: list[str] = []
@@ -258,10 +270,14 @@ class Registry:
     # -- lookups ---------------------------------------------------------------------------
 
     def entry(self, name: str) -> ModelEntry:
-        """The model or variant registered as ``name``."""
-        if name not in self.models:
-            raise UnknownNameError("model", name, list(self.models))
-        return self.models[name]
+        """The model or variant registered as ``name``, or as ``plugin:name`` by that plugin."""
+        if name in self.models:
+            return self.models[name]
+        plugin, sep, bare = name.partition(":")
+        for entry in self.models.values() if sep else ():
+            if entry.plugin.name == plugin and entry.name in (bare, name):
+                return entry
+        raise UnknownNameError("model", name, list(self.models))
 
     def model(self, name: str) -> type[GenerativeModel]:
         """The class behind a model or variant name."""
@@ -304,6 +320,10 @@ class Registry:
         record.error = message
         record.models, record.variants, record.datasets, record.formats = [], [], [], []
         record.loggers = []
+        for name in record.commands:  # added before its registrations ran: taken back
+            if self._cli is not None:
+                self._cli.commands.pop(name, None)
+        record.commands = []
 
     def problems(self) -> list[str]:
         """One line per broken plugin, per plugin warning and per installation warning."""
@@ -349,12 +369,13 @@ class Registry:
                 self._collect_one(plugin, record)
 
     def _collect_one(self, plugin: object, record: PluginRecord) -> None:
-        found: dict[str, dict[str, Any]] = {"models": {}, "datasets": {}, "formats": {}, "loggers": {}}
+        found: dict[str, dict[str, Any]] = {"models": {}, "datasets": {}, "formats": {}, "loggers": {},
+                                            "clashes": {}}
         try:
-            self._call(plugin, "zoo_register_models", self._model_collector(record, found["models"]))
-            self._call(plugin, "zoo_register_datasets", self._named_collector("dataset", self._datasets, record, found["datasets"]))
-            self._call(plugin, "zoo_register_formats", self._named_collector("output format", self._formats, record, found["formats"]))
-            self._call(plugin, "zoo_register_loggers", self._named_collector("logger", self._loggers, record, found["loggers"]))
+            clashes = found["clashes"]
+            self._call(plugin, "zoo_register_models", self._model_collector(record, found["models"], clashes))
+            for kind, key in (("dataset", "datasets"), ("output format", "formats"), ("logger", "loggers")):
+                self._call(plugin, f"zoo_register_{key}", self._named_collector(kind, record, found[key], clashes))
         except _Rejected as exc:
             self.pm.unregister(plugin)
             return self.fail(record, str(exc))
@@ -370,6 +391,7 @@ class Registry:
         record.variants = sorted(n for n, e in found["models"].items() if e.variant is not None)
         record.datasets, record.formats = sorted(found["datasets"]), sorted(found["formats"])
         record.loggers = sorted(found["loggers"])
+        record.warnings.extend(found["clashes"].values())
 
     def _call(self, plugin: object, hook_name: str, register: Callable[[Any], None]) -> None:
         if self.trace and hook_name in _hook_names_of(plugin):
@@ -387,6 +409,7 @@ class Registry:
         for plugin, record in self._objects:
             if not record.ok or "zoo_register_commands" not in record.hooks:
                 continue
+            self._cli = cli
             before = dict(cli.commands)
             self._trace(f"plugin {record.name!r}: calling zoo_register_commands")
             others = [p for p in self.pm.get_plugins() if p is not plugin]
@@ -401,7 +424,23 @@ class Registry:
                     record.warnings.append(f"command {name!r} refused: the name is taken by {owner}")
                 elif name not in before:
                     record.commands.append(name)
+                    self._guard(command, record)
         self.raise_if_strict()
+
+    def _guard(self, command: Any, record: PluginRecord) -> None:
+        """Make ``command`` run only while its plugin is healthy. Commands are added before any
+        registration hook runs (``zoo --help`` stays free of torch); a plugin whose registrations
+        then fail is skipped whole, so its command refuses to run and names the plugin's error."""
+        invoke = command.invoke
+
+        def guarded(ctx: Any) -> Any:
+            self._collect()
+            if not record.ok:
+                raise PluginError(f"plugin {record.name!r} ({record.distribution or record.module}) "
+                                  f"was skipped: {record.error}")
+            return invoke(ctx)
+
+        command.invoke = guarded
 
     def _command_owner(self, name: str) -> str:
         for record in self._plugins.values():
@@ -409,16 +448,31 @@ class Registry:
                 return f"plugin {record.name!r}"
         return f"zoo's own 'zoo {name}'"
 
-    def _taken(self, kind: str, name: str, mine: Mapping[str, Any], record: PluginRecord) -> None:
+    def _taken(self, kind: str, name: str, mine: Mapping[str, Any], record: PluginRecord,
+               clashes: dict[str, str]) -> str | None:
+        """The key ``name`` is registered under: ``name``; ``plugin:name`` for a model whose name an
+        earlier plugin took; ``None`` for another kind of entry whose name is taken (left out).
+        Registering one name twice in one plugin is an error (:class:`_Rejected`)."""
         owners: dict[str, Mapping[str, Any]] = {"model": self._models, "dataset": self._datasets,
                                                 "output format": self._formats, "logger": self._loggers}
+        if name in mine or (kind == "model" and f"{record.name}:{name}" in mine):
+            raise _Rejected(f"{kind} name {name!r} is registered twice by plugin {record.name!r}")
         owner = owners[kind].get(name)
-        if owner is not None or name in mine:
-            by = owner.plugin.name if owner else record.name
-            raise _Rejected(f"{kind} name {name!r} is already registered by plugin {by!r}")
+        if owner is None:
+            return name
+        taken = f"{kind} name {name!r} is already registered by plugin {owner.plugin.name!r}"
+        if kind != "model":
+            clashes[f"{kind}:{name}"] = f"{taken}; this plugin's is left out"
+            return None
+        qualified = f"{record.name}:{name}"
+        clashes[f"{kind}:{name}"] = f"{taken}; this plugin's is reachable as {qualified!r}"
+        return qualified
 
-    def _model_collector(self, record: PluginRecord, into: dict[str, ModelEntry]) -> Callable[[Any], None]:
+    def _model_collector(self, record: PluginRecord, into: dict[str, ModelEntry],
+                         clashes: dict[str, str]) -> Callable[[Any], None]:
         from zoo.model import check_model_name, validate_model_class
+
+        renamed: dict[str, str] = {}  # this plugin's model names that clashed -> their keys
 
         def register(item: Any) -> None:
             if isinstance(item, Variant):
@@ -426,28 +480,32 @@ class Registry:
                     check_model_name(item.name, "variant name")
                 except TypeError as exc:
                     raise _Rejected(f"invalid variant: {exc}") from None
-                base = into.get(item.model) or self._models.get(item.model)
+                base = into.get(renamed.get(item.model, item.model)) or self._models.get(item.model)
                 if base is None or base.variant is not None:
                     raise _Rejected(f"invalid variant {item.name!r}: {item.model!r} is not a registered model")
                 try:
                     base.cls.Config.from_overrides({**base.overrides, **item.overrides})
                 except Exception as exc:
                     raise _Rejected(f"invalid variant {item.name!r}: {exc}") from None
-                self._taken("model", item.name, into, record)
-                into[item.name] = ModelEntry(item.name, base.cls, record, item)
+                key = self._taken("model", item.name, into, record, clashes)
+                assert key is not None  # models are never left out
+                into[key] = ModelEntry(key, base.cls, record, item, model_name=base.model_name)
                 return
             try:
                 validate_model_class(item)
             except TypeError as exc:
                 raise _Rejected(f"invalid model registration: {exc}") from None
             self._trace(f"plugin {record.name!r} registers model {item.name!r} ({item.__module__}.{item.__qualname__})")
-            self._taken("model", item.name, into, record)
-            into[item.name] = ModelEntry(item.name, item, record)
+            key = self._taken("model", item.name, into, record, clashes)
+            assert key is not None
+            if key != item.name:
+                renamed[item.name] = key
+            into[key] = ModelEntry(key, item, record, model_name=key)
 
         return register
 
-    def _named_collector(self, kind: str, owners: Mapping[str, Any], record: PluginRecord,
-                         into: dict[str, Any]) -> Callable[[Any], None]:
+    def _named_collector(self, kind: str, record: PluginRecord, into: dict[str, Any],
+                         clashes: dict[str, str]) -> Callable[[Any], None]:
         def register(spec: Any) -> None:
             if kind == "dataset":
                 from zoo.data import DatasetSpec
@@ -459,8 +517,8 @@ class Registry:
                     raise _Rejected(f"invalid logger registration: {spec!r} has no name and open()")
             elif not (isinstance(getattr(spec, "name", None), str) and callable(getattr(spec, "render", None))):
                 raise _Rejected(f"invalid output format registration: {spec!r} has no name and render()")
-            self._taken(kind, spec.name, into, record)
-            into[spec.name] = spec
+            if self._taken(kind, spec.name, into, record, clashes) is not None:
+                into[spec.name] = spec
 
         return register
 
