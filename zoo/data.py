@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from zoo.deprecation import moved_names
 from zoo.errors import DataError
 from zoo.text import one_line, printable
 
@@ -743,3 +744,7 @@ def images_from_array(array: Any, what: str) -> torch.Tensor:
     tensor = torch.from_numpy(np.ascontiguousarray(arr))
     check_images(tensor, what)
     return tensor
+
+
+# Moved in 0.2.0 (kept for at least one minor release; see zoo.deprecation).
+__getattr__ = moved_names(__name__, {"load_dataset": "zoo.factory"}, since="0.2.0")
