@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from zoo_gan.model import LatentGeneratorSampling
 
+from zoo.blocks import LatentGeneratorSampling
 from zoo.ema import EMA
 from zoo.model import GenerativeModel, ModelConfig, Recipe, TrainStep
 
