@@ -34,3 +34,33 @@ def test_the_example_plugin_passes_the_contract():
     from zoo_ppca.model import PPCA
 
     check_model(PPCA)
+
+
+def test_the_optional_hooks_are_declared_on_the_contract_with_their_defaults(tmp_path):
+    """bf16_inference, compile_targets and export_spec are part of GenerativeModel (issue 23): a
+    model that sets none of them gets the documented defaults, and the core reads them directly."""
+    from zoo_ppca.model import PPCA
+
+    from zoo import GenerativeModel, accel
+    from zoo.errors import UsageError
+    from zoo.export import export_model
+    from zoo.factory import create_model
+
+    assert GenerativeModel.bf16_inference is False and GenerativeModel.compile_targets == ()
+    plain = type("Plain", (PPCA,), {"name": "plain", "export_spec": GenerativeModel.export_spec})
+    model = create_model(plain, (1, 8, 8), plain.tiny_config)
+    assert model.export_spec() is None and not accel.bf16_inference_ok(model)
+    assert accel.compile_for_inference(model, warmup=[2]) == 0.0
+    with pytest.raises(UsageError, match="does not support export"):
+        export_model(model, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("attribute", "value"), [("bf16_inference", "yes"), ("compile_targets", "ema")])
+def test_a_wrongly_typed_hook_attribute_is_refused_at_registration(attribute, value):
+    from zoo_ppca.model import PPCA
+
+    from zoo.model import validate_model_class
+
+    with pytest.raises(TypeError, match=attribute):
+        validate_model_class(type("Bad", (PPCA,), {"name": "bad", attribute: value}))

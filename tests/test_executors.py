@@ -161,7 +161,7 @@ def _job_children(parent: int) -> dict[str, int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == parent and b"zoo.bench.executors" in argv:
+        if ppid == parent and b"zoo.bench.worker" in argv:
             found[Path(argv[-2].decode() if argv[-1] == b"" else argv[-1].decode()).name] = int(entry.name)
     return found
 

@@ -6,17 +6,17 @@ import math
 
 import pytest
 import torch
-import zoo_gan.model as dcgan_module  # DCGAN trains with the GAN plugin's objective
 import zoo_gan.model as gan_module
 from torch import nn
 from zoo_dcgan.model import DCGAN, DCGANConfig
 from zoo_gan.model import GAN, GANConfig
 
+import zoo.blocks
 from zoo.errors import ConfigError, DataError
 from zoo.model import TrainStep
 
 MODELS = [GAN, DCGAN]
-LOSS_MODULES = [gan_module, dcgan_module]
+LOSS_MODULES = [zoo.blocks, zoo.blocks]  # GAN and DCGAN train with the shared objective
 
 
 def tiny(cls: type, shape: tuple[int, int, int] = (1, 28, 28), **overrides: object):  # noqa: ANN201

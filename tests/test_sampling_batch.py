@@ -27,6 +27,7 @@ import warnings
 import pytest
 import torch
 
+import zoo.randomness
 import zoo.sampling
 from zoo.model import GenerativeModel, ModelConfig
 from zoo.sampling import BatchDependentSamplingWarning, ImageGenerators, generate, image_seed
@@ -107,12 +108,12 @@ def test_every_image_receives_the_same_noise_in_any_batch(models, case, monkeypa
             return out
         return wrapper
 
-    monkeypatch.setattr(zoo.sampling, "randn", recording(zoo.sampling.randn))
-    monkeypatch.setattr(zoo.sampling, "rand", recording(zoo.sampling.rand))
+    monkeypatch.setattr(zoo.randomness, "randn", recording(zoo.randomness.randn))
+    monkeypatch.setattr(zoo.randomness, "rand", recording(zoo.randomness.rand))
     if name == "ddpm":
         import zoo_ddpm.schedulers
 
-        monkeypatch.setattr(zoo_ddpm.schedulers, "randn", zoo.sampling.randn)
+        monkeypatch.setattr(zoo_ddpm.schedulers, "randn", zoo.randomness.randn)
 
     per_batch_size = {}
     for bs in BATCH_SIZES:

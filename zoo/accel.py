@@ -10,10 +10,10 @@ Three helpers, each opt-in or identity-neutral:
   (``tests/test_sampling_batch.py``), so the choice is not part of a result's identity.
 * bf16 inference is a *sampling option* of the models that allow it (``--option precision=bf16``,
   DDPM's U-Net), so it is recorded with every result row that used it; :func:`bf16_inference_ok`
-  says whether a model allows it (class attribute ``bf16_inference``, default off) and the device
+  says whether a model allows it (``GenerativeModel.bf16_inference``, default off) and the device
   runs bf16 natively (:func:`zoo.device.native_precision`).
-* :func:`compile_for_inference` wraps a model's inference networks (class attribute
-  ``compile_targets``, names of submodules) with ``torch.compile`` (inductor, weights frozen into
+* :func:`compile_for_inference` wraps a model's inference networks
+  (``GenerativeModel.compile_targets``, names of submodules) with ``torch.compile`` (inductor, weights frozen into
   the graph) and compiles them for the batch shapes about to be used, returning the compile seconds
   so a caller can keep them out of its timed region. Compiling changes floating-point rounding,
   not the computation (images agree to a few 1e-3 after 50 DDIM steps; see tests/test_accel.py).
@@ -31,13 +31,16 @@ import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from zoo.device import native_precision, synchronize
 from zoo.fileio import parse_json
+
+if TYPE_CHECKING:
+    from zoo.model import GenerativeModel
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +110,7 @@ def measure_sample_batch(
     """Images/s of ``model.sample`` at each batch size in ``candidates`` (best of ``repeats`` runs,
     after one warm-up run), with the sampler's step count cut to 1 where the model has a ``steps``
     option: the per-step cost is what depends on the batch. Draws from a fixed-seed generator."""
-    from zoo.sampling import ImageGenerators
+    from zoo.randomness import ImageGenerators
 
     device = next(iter(model.parameters()), torch.empty(0)).device
     probe = _probe_options(model, options)
@@ -179,10 +182,10 @@ def sample_batch_size(model: Any, n: int, options: Mapping[str, Any] | None = No
 # -- bf16 inference -----------------------------------------------------------------------------
 
 
-def bf16_inference_ok(model: Any, device: torch.device | None = None) -> bool:
-    """Whether ``model`` allows bf16 inference (class attribute ``bf16_inference``, default off) and
+def bf16_inference_ok(model: GenerativeModel, device: torch.device | None = None) -> bool:
+    """Whether ``model`` allows bf16 inference (``GenerativeModel.bf16_inference``, default off) and
     ``device`` (default: the model's) computes bf16 natively (:func:`zoo.device.native_precision`)."""
-    if not getattr(type(model), "bf16_inference", False):
+    if not type(model).bf16_inference:
         return False
     if device is None:
         device = next(iter(model.parameters()), torch.empty(0)).device
@@ -211,7 +214,7 @@ def compiled(model: Any, name: str) -> Any:
 
 
 def compile_for_inference(
-    model: Any, warmup: Iterable[int] = (), options: Mapping[str, Any] | None = None, *, freeze: bool = True,
+    model: GenerativeModel, warmup: Iterable[int] = (), options: Mapping[str, Any] | None = None, *, freeze: bool = True,
     mode: str | None = None,
 ) -> float:
     """Compile ``model``'s inference networks (its ``compile_targets``) with inductor; returns the
@@ -222,7 +225,7 @@ def compile_for_inference(
     (``torch._inductor.config.freezing``). Nothing happens for a model without ``compile_targets``
     (0.0 is returned). Undo with :func:`release_compiled`.
     """
-    targets = tuple(getattr(type(model), "compile_targets", ()))
+    targets = type(model).compile_targets
     if not targets:
         return 0.0
     import torch._inductor.config as inductor_config
@@ -231,7 +234,7 @@ def compile_for_inference(
     table = {name: torch.compile(getattr(model, name), backend="inductor", mode=mode) for name in targets}
     object.__setattr__(model, COMPILED_ATTRIBUTE, table)  # not a submodule: state_dict keys are unchanged
     probe = _probe_options(model, options or {})
-    from zoo.sampling import ImageGenerators
+    from zoo.randomness import ImageGenerators
 
     device = next(iter(model.parameters()), torch.empty(0)).device
     was_training = model.training

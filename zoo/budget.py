@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from zoo.errors import UsageError
+from zoo.vocabulary import BUDGET_KINDS
 
-KINDS = ("time", "steps", "kimg", "flops")
+KINDS = BUDGET_KINDS
 FORMS = "90s, 2m, 1.5h, 1000steps, 64kimg or 2e13flops"
 
 _TEXT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-z]+)\s*$", re.IGNORECASE)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from zoo.dataspec import DatasetSpec  # noqa: F401  (declared torch-free; public here too)
+from zoo.deprecation import moved_names
 from zoo.errors import DataError
 from zoo.text import one_line, printable
 
@@ -718,3 +719,7 @@ def images_from_array(array: Any, what: str) -> torch.Tensor:
     tensor = torch.from_numpy(np.ascontiguousarray(arr))
     check_images(tensor, what)
     return tensor
+
+
+# Moved in 0.2.0 (kept for at least one minor release; see zoo.deprecation).
+__getattr__ = moved_names(__name__, {"load_dataset": "zoo.factory"}, since="0.2.0")

@@ -10,8 +10,7 @@ from typing import Any
 import torch
 
 from zoo.errors import UsageError
-
-PRECISIONS = ("fp32", "bf16", "fp16")
+from zoo.vocabulary import PRECISIONS
 
 
 def resolve_device(name: str | None = "auto") -> torch.device:

@@ -9,9 +9,10 @@ What is exported is what a user deploys:
   small reference sampling loop, ``sample.py`` (:mod:`zoo.export_sampler`), that runs on ONNX
   Runtime and NumPy without genzoo.
 
-A model opts in by defining ``export_spec(self) -> ExportSpec`` (built with :func:`generator_spec`
-or :func:`denoiser_spec`, or by hand for other kinds of network); a model without one cannot be
-exported and :func:`export_model` says so in one line. The batch dimension of every input and
+A model opts in by overriding :meth:`zoo.GenerativeModel.export_spec` to return an ``ExportSpec``
+(built with :func:`generator_spec` or :func:`denoiser_spec`, or by hand for other kinds of
+network); a model whose ``export_spec`` returns ``None`` (the default) cannot be exported and
+:func:`export_model` says so in one line. The batch dimension of every input and
 output is dynamic (``n``); the image size is fixed at the model's.
 
 ``quantize="int8"`` applies ONNX Runtime's dynamic quantisation (``quantize_dynamic``: int8
@@ -145,10 +146,9 @@ def denoiser_spec(model: GenerativeModel, module: nn.Module, *, time_input: tupl
 
 
 def _spec_of(model: GenerativeModel) -> ExportSpec:
-    method = getattr(model, "export_spec", None)
-    if method is None:
-        raise UsageError(f"model {model.name!r} does not support export (it defines no export_spec(); see zoo.export)")
-    spec = method()
+    spec = model.export_spec()
+    if spec is None:
+        raise UsageError(f"model {model.name!r} does not support export (its export_spec() returns None; see zoo.export)")
     if not isinstance(spec, ExportSpec):
         raise UsageError(f"{model.name}.export_spec() returned {type(spec).__name__}, not a zoo.export.ExportSpec")
     return spec
@@ -214,7 +214,7 @@ def export_model(model: GenerativeModel, out_dir: str | Path, *, fmt: str = "onn
     ``quantize="int8"`` (ONNX only) stores ONNX Runtime's dynamically quantised graph instead.
     ``info`` (the run's dataset, step, ...) is recorded in ``model.json``. The folder must be empty
     or absent unless ``overwrite``. Raises :class:`~zoo.errors.UsageError` for a model without
-    ``export_spec``, an unknown format or quantisation, or a non-empty folder.
+    ``export_spec`` (it returns ``None``), an unknown format or quantisation, or a non-empty folder.
     """
     import zoo
 
@@ -326,7 +326,7 @@ def generate_from_export(path: str | Path, n: int, *, seed: int = 0, batch_size:
     import numpy as np
 
     from zoo import export_sampler
-    from zoo.sampling import ImageGenerators, randn
+    from zoo.randomness import ImageGenerators, randn
 
     if n < 1:
         raise UsageError(f"number of samples must be >= 1, got {n}")

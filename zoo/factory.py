@@ -26,10 +26,16 @@ from zoo.registry import Registry, get_registry
 def resolve(name_or_class: str | type[GenerativeModel], registry: Registry | None = None,
             ) -> tuple[type[GenerativeModel], dict[str, Any]]:
     """``(class, variant overrides)`` for a model name, variant name or class."""
+    cls, overrides, _ = _resolve(name_or_class, registry)
+    return cls, overrides
+
+
+def _resolve(name_or_class: str | type[GenerativeModel], registry: Registry | None,
+             ) -> tuple[type[GenerativeModel], dict[str, Any], str]:
     if isinstance(name_or_class, str):
         entry = (registry or get_registry()).entry(name_or_class)
-        return entry.cls, entry.overrides
-    return name_or_class, {}
+        return entry.cls, entry.overrides, entry.model_name or entry.cls.name
+    return name_or_class, {}, name_or_class.name
 
 
 def create_model(
@@ -43,7 +49,8 @@ def create_model(
     """Build a model: defaults, then the variant's overrides, then ``overrides``, then ``state``.
 
     Args:
-        name_or_class: a registered model or variant name (``"ddpm"``, ``"ddpm-small"``) or a
+        name_or_class: a registered model or variant name (``"ddpm"``, ``"ddpm-small"``, or
+            ``"plugin:model"`` for a model whose name another plugin took first) or a
             :class:`~zoo.GenerativeModel` subclass (a plugin's own tests may pass an
             unregistered class).
         image_shape: ``(C, H, W)`` of the images the model makes.
@@ -60,12 +67,14 @@ def create_model(
         DataError: an image shape the model does not support.
         CheckpointError: ``state`` does not fit the model.
     """
-    cls, variant = resolve(name_or_class, registry)
+    cls, variant, model_name = _resolve(name_or_class, registry)
     config = cls.Config.from_overrides({**variant, **dict(overrides or {})})
     shape = tuple(int(s) for s in image_shape)
     if len(shape) != 3:
         raise DataError(f"{cls.name}: expected an image shape C x H x W, got {shape}")
     model = cls(config, (shape[0], shape[1], shape[2]))
+    if model_name != cls.name:  # a third-party model whose name a built-in took: plugin:model
+        model.__dict__["name"] = model_name  # what its checkpoints and rows record
     if state is not None:
         try:
             model.load_state_dict(state)

@@ -224,8 +224,8 @@ class TensorBoardLogger:
     def _grid(self, step: int) -> None:
         from torchvision.utils import make_grid
 
+        from zoo.randomness import rng_state, set_rng_state
         from zoo.sampling import generate
-        from zoo.trainer import rng_state, set_rng_state
 
         trainer, model = self.trainer, self.trainer.model
         meter = getattr(trainer, "meter", None)

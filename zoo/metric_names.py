@@ -6,25 +6,14 @@ as ``<key>_std``; the metric prefix says whether larger is better.
 
 from __future__ import annotations
 
-#: Backbones genzoo knows; ``auto`` picks one per dataset (see :func:`zoo.metrics.default_backbone`).
-BACKBONES = ("lenet", "inception")
-
-#: Metric prefixes where a larger value is better; every other metric (FID, FD, KID, ...) is a distance.
-HIGHER_IS_BETTER = ("is", "isc", "precision", "recall", "density", "coverage", "accuracy", "classes", "psnr", "ssim")
-
-
-def higher_is_better(key: str) -> bool:
-    """Whether a larger value of result key ``key`` (``is_lenet``, ``fid_inception``...) is better."""
-    return key.lower().split("_", 1)[0] in HIGHER_IS_BETTER
-
-
-#: torch-fidelity 0.4's DINOv2 and CLIP extractors, selectable as ``--backbone NAME``.
-DINOV2_BACKBONES = ("dinov2-vit-s-14", "dinov2-vit-b-14", "dinov2-vit-l-14", "dinov2-vit-g-14")
-CLIP_BACKBONES = (
-    "clip-rn50", "clip-rn101", "clip-rn50x4", "clip-rn50x16", "clip-rn50x64",
-    "clip-vit-b-32", "clip-vit-b-16", "clip-vit-l-14", "clip-vit-l-14-336px",
+# The vocabulary lives at the ground floor (zoo.vocabulary); these names stay importable here.
+from zoo.vocabulary import (  # noqa: F401
+    BACKBONES,
+    CLIP_BACKBONES,
+    DINOV2_BACKBONES,
+    HIGHER_IS_BETTER,
+    higher_is_better,
 )
-BACKBONES = (*BACKBONES, *DINOV2_BACKBONES, *CLIP_BACKBONES)
 
 
 def metric_tag(backbone: str) -> str:

@@ -45,11 +45,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
+from zoo import randomness
 from zoo.config import ModelConfig
 from zoo.errors import ConfigError, DataError, TrainingError
 
@@ -64,6 +65,9 @@ from zoo.modelspec import (
     check_model_name,
     parse_sample_options,
 )
+
+if TYPE_CHECKING:
+    from zoo.export import ExportSpec
 
 __all__ = [
     "FAMILIES",
@@ -254,6 +258,13 @@ class GenerativeModel(nn.Module):
     #: The sampling settings ``zoo bench`` evaluates for this model, one row each, instead of its
     #: preset's family sweep (``[{"sampler": "euler", "steps": 10}, ...]``); ``None``: the preset's.
     bench_sweep: ClassVar[Sequence[Mapping[str, Any]] | None] = None
+    #: Whether sampling may run its network evaluations in bf16 autocast where the device computes
+    #: bf16 natively (:func:`zoo.accel.bf16_inference_ok`); rows record the precision used.
+    #: Default ``False``: sampling runs in fp32.
+    bf16_inference: ClassVar[bool] = False
+    #: Names of the submodules :func:`zoo.accel.compile_for_inference` compiles for sampling (the
+    #: sampler reaches them through :func:`zoo.accel.compiled`); default ``()``: nothing compiled.
+    compile_targets: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, spec: ModelSpec | None = None, **kwargs: Any) -> None:
         """``class DDPM(GenerativeModel, spec=SPEC)`` takes every attribute ``SPEC`` (a
@@ -320,6 +331,13 @@ class GenerativeModel(nn.Module):
         """Optional family-specific validation numbers on a held-out batch (VAE: ``bpd``)."""
         return {}
 
+    def export_spec(self) -> ExportSpec | None:
+        """For ``zoo export``: the network and sampling recipe to write out, an
+        :class:`zoo.export.ExportSpec` (build it with :func:`zoo.export.generator_spec` or
+        :func:`zoo.export.denoiser_spec`). Default ``None``: the model does not support export, and
+        ``zoo export`` says so (exit code 2)."""
+        return None
+
     # -- helpers for implementers ------------------------------------------------------------
 
     @classmethod
@@ -363,16 +381,12 @@ class GenerativeModel(nn.Module):
         :class:`torch.Generator` it is ``torch.randn`` on the generator's device; with ``None``, the
         global RNG. Either way the result is moved to the model's device.
         """
-        from zoo.sampling import randn
-
-        return randn(*shape, generator=generator, device=self.device, dtype=dtype)
+        return randomness.randn(*shape, generator=generator, device=self.device, dtype=dtype)
 
     def rand(self, *shape: int, generator: torch.Generator | None = None,
              dtype: torch.dtype | None = None) -> torch.Tensor:
         """Uniform ``[0, 1)`` noise of ``shape`` on the model's device, drawn like :meth:`randn`."""
-        from zoo.sampling import rand
-
-        return rand(*shape, generator=generator, device=self.device, dtype=dtype)
+        return randomness.rand(*shape, generator=generator, device=self.device, dtype=dtype)
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -393,5 +407,10 @@ def validate_model_class(cls: Any) -> None:
     check_declarations(cls.__name__, {
         "name": cls.name, "family": cls.family, "sample_options": tuple(cls.sample_options),
         "batches_per_step": cls.batches_per_step, "bench_sweep": cls.bench_sweep})
+    if not isinstance(cls.bf16_inference, bool):
+        raise TypeError(f"{cls.__name__}.bf16_inference must be True or False, got {cls.bf16_inference!r}")
+    targets = cls.compile_targets
+    if not isinstance(targets, tuple) or not all(isinstance(t, str) and t for t in targets):
+        raise TypeError(f"{cls.__name__}.compile_targets must be a tuple of submodule names, got {targets!r}")
 
 

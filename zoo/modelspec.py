@@ -24,9 +24,7 @@ from typing import Any
 from zoo.config import ModelConfig
 from zoo.errors import ConfigError, UnknownNameError
 from zoo.text import parse_bool
-
-#: Model families (kept here, free of torch, so the CLI can list them without importing torch).
-FAMILIES = ("gan", "vae", "diffusion", "other")
+from zoo.vocabulary import FAMILIES
 
 
 @dataclass(frozen=True)
@@ -94,10 +92,11 @@ class Recipe:
 
 def check_model_name(name: str, what: str = "model name") -> None:
     """Raise ``TypeError`` unless ``name`` can be addressed everywhere (``--set NAME.key=v``)."""
-    bad = [ch for ch in ",= /." if ch in name]
+    bad = [ch for ch in ",= /.:" if ch in name]
     if bad or any(not ch.isprintable() for ch in name):
-        raise TypeError(f"{what} {name!r} must not contain ',', '=', ' ', '/', '.' or control characters "
-                        "('.' separates model and key in --set MODEL.KEY=VALUE)")
+        raise TypeError(f"{what} {name!r} must not contain ',', '=', ' ', '/', '.', ':' or control "
+                        "characters ('.' separates model and key in --set MODEL.KEY=VALUE, ':' "
+                        "plugin and model in plugin:model)")
 
 
 def parse_sample_options(model: str, declared_options: Sequence[SampleOption],

@@ -13,8 +13,15 @@ Models may register lazily (a :class:`~zoo.modelspec.ModelSpec`: name, ``module:
 the spec (:class:`ModelSource`), so listing and describing built-in models imports no torch.
 
 A plugin that fails to import, has an invalid hookimpl or an unknown hook name, raises inside a
-hook, registers something invalid, or claims a name already taken is recorded with its error and
-skipped as a whole; everything else keeps working.
+hook, or registers something invalid is recorded with its error and skipped as a whole, its
+commands included; everything else keeps working.
+
+A name clash disables only the clashing name. A model named like one an earlier plugin registered
+(built-ins load first) stays reachable by its qualified name ``plugin:model`` (``zoo train
+myplugin:wgan-gp``; ``zoo list`` shows both), and models built from it record that name in their
+checkpoints and result rows. A dataset, output format or logger whose name is taken is left out.
+Either way the plugin gets a warning (``zoo plugins``; an error in strict mode) and the rest of it
+loads normally. Any model can be named ``plugin:model``.
 
 Environment variables:
 
@@ -50,8 +57,9 @@ import pluggy
 
 from zoo import hookspecs
 from zoo.errors import PluginError, UnknownNameError
-from zoo.modelspec import FAMILIES, ModelSpec
+from zoo.modelspec import ModelSpec
 from zoo.text import env_flag, one_line
+from zoo.vocabulary import FAMILIES
 
 if TYPE_CHECKING:
     from zoo.dataspec import DatasetSpec
@@ -191,6 +199,10 @@ class ModelEntry:
     source: ModelSource
     plugin: PluginRecord
     variant: Variant | None = None
+    #: The name models built from this entry answer to (``model.name``, recorded in checkpoints
+    #: and result rows): the class's own name, or ``plugin:model`` when an earlier plugin had
+    #: registered that name (a variant: its base model's). Empty: the class's own name.
+    model_name: str = ""
 
     @property
     def cls(self) -> type[GenerativeModel]:
@@ -311,6 +323,7 @@ class Registry:
         self._formats: dict[str, FormatEntry] = {}
         self._loggers: dict[str, LoggerEntry] = {}
         self._done: set[str] = set()  # plugins whose registration hooks have run
+        self._cli: Any = None  # the click group plugin commands were added to
         self.trace = False
         #: Problems of the installation as a whole (an unknown name in ZOO_LOAD_PLUGINS).
         self.warnings: list[str] = []
@@ -350,10 +363,14 @@ class Registry:
     # -- lookups ---------------------------------------------------------------------------
 
     def entry(self, name: str) -> ModelEntry:
-        """The model or variant registered as ``name``."""
-        if name not in self.models:
-            raise UnknownNameError("model", name, list(self.models))
-        return self.models[name]
+        """The model or variant registered as ``name``, or as ``plugin:name`` by that plugin."""
+        if name in self.models:
+            return self.models[name]
+        plugin, sep, bare = name.partition(":")
+        for entry in self.models.values() if sep else ():
+            if entry.plugin.name == plugin and entry.name in (bare, name):
+                return entry
+        raise UnknownNameError("model", name, list(self.models))
 
     def model(self, name: str) -> type[GenerativeModel]:
         """The class behind a model or variant name."""
@@ -396,6 +413,10 @@ class Registry:
         record.error = message
         record.models, record.variants, record.datasets, record.formats = [], [], [], []
         record.loggers = []
+        for name in record.commands:  # added before its registrations ran: taken back
+            if self._cli is not None:
+                self._cli.commands.pop(name, None)
+        record.commands = []
 
     def problems(self) -> list[str]:
         """One line per broken plugin, per plugin warning and per installation warning."""
@@ -441,12 +462,13 @@ class Registry:
                 self._collect_one(plugin, record)
 
     def _collect_one(self, plugin: object, record: PluginRecord) -> None:
-        found: dict[str, dict[str, Any]] = {"models": {}, "datasets": {}, "formats": {}, "loggers": {}}
+        found: dict[str, dict[str, Any]] = {"models": {}, "datasets": {}, "formats": {}, "loggers": {},
+                                            "clashes": {}}
         try:
-            self._call(plugin, "zoo_register_models", self._model_collector(record, found["models"]))
-            self._call(plugin, "zoo_register_datasets", self._named_collector("dataset", self._datasets, record, found["datasets"]))
-            self._call(plugin, "zoo_register_formats", self._named_collector("output format", self._formats, record, found["formats"]))
-            self._call(plugin, "zoo_register_loggers", self._named_collector("logger", self._loggers, record, found["loggers"]))
+            clashes = found["clashes"]
+            self._call(plugin, "zoo_register_models", self._model_collector(record, found["models"], clashes))
+            for kind, key in (("dataset", "datasets"), ("output format", "formats"), ("logger", "loggers")):
+                self._call(plugin, f"zoo_register_{key}", self._named_collector(kind, record, found[key], clashes))
         except _Rejected as exc:
             self.pm.unregister(plugin)
             return self.fail(record, str(exc))
@@ -462,6 +484,7 @@ class Registry:
         record.variants = sorted(n for n, e in found["models"].items() if e.variant is not None)
         record.datasets, record.formats = sorted(found["datasets"]), sorted(found["formats"])
         record.loggers = sorted(found["loggers"])
+        record.warnings.extend(found["clashes"].values())
 
     def _call(self, plugin: object, hook_name: str, register: Callable[[Any], None]) -> None:
         if self.trace and hook_name in _hook_names_of(plugin):
@@ -479,6 +502,7 @@ class Registry:
         for plugin, record in self._objects:
             if not record.ok or "zoo_register_commands" not in record.hooks:
                 continue
+            self._cli = cli
             before = dict(cli.commands)
             self._trace(f"plugin {record.name!r}: calling zoo_register_commands")
             others = [p for p in self.pm.get_plugins() if p is not plugin]
@@ -493,7 +517,23 @@ class Registry:
                     record.warnings.append(f"command {name!r} refused: the name is taken by {owner}")
                 elif name not in before:
                     record.commands.append(name)
+                    self._guard(command, record)
         self.raise_if_strict()
+
+    def _guard(self, command: Any, record: PluginRecord) -> None:
+        """Make ``command`` run only while its plugin is healthy. Commands are added before any
+        registration hook runs (``zoo --help`` stays free of torch); a plugin whose registrations
+        then fail is skipped whole, so its command refuses to run and names the plugin's error."""
+        invoke = command.invoke
+
+        def guarded(ctx: Any) -> Any:
+            self._collect()
+            if not record.ok:
+                raise PluginError(f"plugin {record.name!r} ({record.distribution or record.module}) "
+                                  f"was skipped: {record.error}")
+            return invoke(ctx)
+
+        command.invoke = guarded
 
     def _command_owner(self, name: str) -> str:
         for record in self._plugins.values():
@@ -501,16 +541,31 @@ class Registry:
                 return f"plugin {record.name!r}"
         return f"zoo's own 'zoo {name}'"
 
-    def _taken(self, kind: str, name: str, mine: Mapping[str, Any], record: PluginRecord) -> None:
+    def _taken(self, kind: str, name: str, mine: Mapping[str, Any], record: PluginRecord,
+               clashes: dict[str, str]) -> str | None:
+        """The key ``name`` is registered under: ``name``; ``plugin:name`` for a model whose name an
+        earlier plugin took; ``None`` for another kind of entry whose name is taken (left out).
+        Registering one name twice in one plugin is an error (:class:`_Rejected`)."""
         owners: dict[str, Mapping[str, Any]] = {"model": self._models, "dataset": self._datasets,
                                                 "output format": self._formats, "logger": self._loggers}
+        if name in mine or (kind == "model" and f"{record.name}:{name}" in mine):
+            raise _Rejected(f"{kind} name {name!r} is registered twice by plugin {record.name!r}")
         owner = owners[kind].get(name)
-        if owner is not None or name in mine:
-            by = owner.plugin.name if owner else record.name
-            raise _Rejected(f"{kind} name {name!r} is already registered by plugin {by!r}")
+        if owner is None:
+            return name
+        taken = f"{kind} name {name!r} is already registered by plugin {owner.plugin.name!r}"
+        if kind != "model":
+            clashes[f"{kind}:{name}"] = f"{taken}; this plugin's is left out"
+            return None
+        qualified = f"{record.name}:{name}"
+        clashes[f"{kind}:{name}"] = f"{taken}; this plugin's is reachable as {qualified!r}"
+        return qualified
 
-    def _model_collector(self, record: PluginRecord, into: dict[str, ModelEntry]) -> Callable[..., None]:
+    def _model_collector(self, record: PluginRecord, into: dict[str, ModelEntry],
+                         clashes: dict[str, str]) -> Callable[..., None]:
         from zoo.modelspec import check_model_name
+
+        renamed: dict[str, str] = {}  # this plugin's model names that clashed -> their keys
 
         def register(item: Any, target: str | None = None, /, **declared: Any) -> None:
             if isinstance(item, str):  # register("name", "module:Class", family=..., ...)
@@ -527,15 +582,16 @@ class Registry:
                     check_model_name(item.name, "variant name")
                 except TypeError as exc:
                     raise _Rejected(f"invalid variant: {exc}") from None
-                base = into.get(item.model) or self._models.get(item.model)
+                base = into.get(renamed.get(item.model, item.model)) or self._models.get(item.model)
                 if base is None or base.variant is not None:
                     raise _Rejected(f"invalid variant {item.name!r}: {item.model!r} is not a registered model")
                 try:  # a lazy base with a declared config is checked without importing it
                     base.config.from_overrides({**base.overrides, **item.overrides})
                 except Exception as exc:
                     raise _Rejected(f"invalid variant {item.name!r}: {exc}") from None
-                self._taken("model", item.name, into, record)
-                into[item.name] = ModelEntry(item.name, base.source, record, item)
+                key = self._taken("model", item.name, into, record, clashes)
+                assert key is not None  # models are never left out
+                into[key] = ModelEntry(key, base.source, record, item, model_name=base.model_name)
                 return
             if isinstance(item, ModelSpec):
                 try:
@@ -543,8 +599,11 @@ class Registry:
                 except TypeError as exc:
                     raise _Rejected(f"invalid model registration: {exc}") from None
                 self._trace(f"plugin {record.name!r} registers model {item.name!r} lazily ({item.target})")
-                self._taken("model", item.name, into, record)
-                into[item.name] = ModelEntry(item.name, ModelSource(record, spec=item), record)
+                key = self._taken("model", item.name, into, record, clashes)
+                assert key is not None
+                if key != item.name:
+                    renamed[item.name] = key
+                into[key] = ModelEntry(key, ModelSource(record, spec=item), record, model_name=key)
                 return
             from zoo.model import validate_model_class
 
@@ -553,13 +612,16 @@ class Registry:
             except TypeError as exc:
                 raise _Rejected(f"invalid model registration: {exc}") from None
             self._trace(f"plugin {record.name!r} registers model {item.name!r} ({item.__module__}.{item.__qualname__})")
-            self._taken("model", item.name, into, record)
-            into[item.name] = ModelEntry(item.name, ModelSource(record, cls=item), record)
+            key = self._taken("model", item.name, into, record, clashes)
+            assert key is not None
+            if key != item.name:
+                renamed[item.name] = key
+            into[key] = ModelEntry(key, ModelSource(record, cls=item), record, model_name=key)
 
         return register
 
-    def _named_collector(self, kind: str, owners: Mapping[str, Any], record: PluginRecord,
-                         into: dict[str, Any]) -> Callable[[Any], None]:
+    def _named_collector(self, kind: str, record: PluginRecord, into: dict[str, Any],
+                         clashes: dict[str, str]) -> Callable[[Any], None]:
         def register(spec: Any) -> None:
             if kind == "dataset":
                 from zoo.dataspec import DatasetSpec
@@ -571,8 +633,8 @@ class Registry:
                     raise _Rejected(f"invalid logger registration: {spec!r} has no name and open()")
             elif not (isinstance(getattr(spec, "name", None), str) and callable(getattr(spec, "render", None))):
                 raise _Rejected(f"invalid output format registration: {spec!r} has no name and render()")
-            self._taken(kind, spec.name, into, record)
-            into[spec.name] = spec
+            if self._taken(kind, spec.name, into, record, clashes) is not None:
+                into[spec.name] = spec
 
         return register
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import random
 import signal
 import sys
 import threading
@@ -29,7 +28,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -46,6 +44,11 @@ from zoo.device import Precision, environment, resolve_device, synchronize
 from zoo.errors import CheckpointError, TrainingError, UsageError, UserInterrupt, ZooError
 from zoo.guard import stop_requested
 from zoo.model import GenerativeModel, TrainStep
+from zoo.randomness import (  # the process-RNG helpers, importable from here as before
+    rng_state,
+    seed_everything,  # noqa: F401
+    set_rng_state,
+)
 
 DEFAULT_STEPS = 2000
 
@@ -258,38 +261,6 @@ class Batcher:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
         self.perm, self.position, self.epoch = state["perm"].clone(), int(state["position"]), int(state["epoch"])
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict[str, Any]:
-    np_state: tuple[Any, ...] = np.random.get_state()  # type: ignore[assignment]
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(_as_tuple(state["python"]))
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _as_tuple(value: Any) -> Any:
-    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 @contextmanager

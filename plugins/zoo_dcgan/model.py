@@ -40,34 +40,13 @@ import math
 
 import torch
 from torch import nn
-from zoo_gan.model import GAN, discriminator_loss, generator_loss  # noqa: F401  (the shared objective)
 
+from zoo.blocks import DCGANGenerator as Generator  # noqa: F401 - importable from here as before
+from zoo.blocks import NonSaturatingGAN
+from zoo.blocks import dcgan_init as init_weights
 from zoo_dcgan.spec import SPEC, START_SIZE, DCGANConfig
 
 # -- networks ---------------------------------------------------------------------------------
-
-
-class Generator(nn.Module):
-    """z (as a 1x1 map) -> project to start x start -> doublings -> tanh image."""
-
-    def __init__(self, cfg: DCGANConfig, channels: int, size: int):
-        super().__init__()
-        start = START_SIZE[size]
-        doublings = int(math.log2(size // start))
-        ch = cfg.width * 2 ** (doublings - 1)
-        layers: list[nn.Module] = [  # "project and reshape"
-            nn.ConvTranspose2d(cfg.latent_dim, ch, start, 1, 0, bias=False),
-            nn.BatchNorm2d(ch),
-            nn.ReLU(True),
-        ]
-        for _ in range(doublings - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
-            ch //= 2
-        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]  # no batch norm on the output
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z[:, :, None, None])
 
 
 class Discriminator(nn.Module):
@@ -93,25 +72,14 @@ class Discriminator(nn.Module):
         return self.net(x).flatten()
 
 
-def init_weights(module: nn.Module, std: float) -> None:
-    """The paper's N(0, 0.02) initialisation (batch-norm scales N(1, 0.02), as in its code)."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(module.weight, 0.0, std)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, std)
-        nn.init.zeros_(module.bias)
-
-
 # -- the model --------------------------------------------------------------------------------
 
 
-class DCGAN(GAN, spec=SPEC):
+class DCGAN(NonSaturatingGAN, spec=SPEC):
     """Radford et al. 2015 (arXiv:1511.06434): all-convolutional GAN with batch norm.
 
-    The training procedure (one D step, one non-saturating G step, EMA sampling) is the GAN
-    plugin's; only the networks differ."""
+    The training procedure (one D step, one non-saturating G step, EMA sampling) is the GAN's
+    (:class:`zoo.blocks.NonSaturatingGAN`); only the networks differ."""
 
     # name, family, summary, Config, sizes, ...: from SPEC, declared once and free of torch in
     # the plugin's spec.py (zoo list and zoo describe read it without importing this module).

@@ -23,28 +23,18 @@ few CPU minutes give recognisable digits:
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from zoo.ema import EMA
-from zoo.model import GenerativeModel, TrainStep
+# The objective, latent sampling and training procedure are shared with DCGAN (zoo.blocks).
+from zoo.blocks import (  # noqa: F401 - the shared names stay importable from here
+    LatentGeneratorSampling,
+    NonSaturatingGAN,
+    discriminator_loss,
+    generator_loss,
+)
 from zoo_gan.spec import SPEC, GANConfig
-
-# -- losses -----------------------------------------------------------------------------------
-
-
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """``-[log D(x) + log(1 - D(G(z)))]`` averaged over the batch, from logits (stable form)."""
-    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
-
-
-def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """The non-saturating generator loss ``-log D(G(z))`` averaged over the batch, from logits."""
-    return F.softplus(-fake_logits).mean()
-
 
 # -- networks ---------------------------------------------------------------------------------
 
@@ -106,41 +96,7 @@ class Discriminator(nn.Module):
 # -- the model --------------------------------------------------------------------------------
 
 
-class LatentGeneratorSampling:
-    """Sampling, EMA updates and export for a model whose ``self.generator`` maps
-    ``z ~ N(0, I)`` of size ``config.latent_dim`` to an image, with an optional EMA copy
-    ``self.generator_ema`` (GAN, DCGAN and WGAN-GP share it)."""
-
-    generator: nn.Module
-    generator_ema: EMA | None
-    config: Any
-
-    def after_optimizer_step(self, step: int) -> None:
-        if self.generator_ema is not None:
-            self.generator_ema.update(self.generator)
-
-    @torch.no_grad()
-    def sample(self, n: int, *, generator: torch.Generator | None = None, **options: Any) -> torch.Tensor:
-        self.parse_sample_options(options)  # this model has none: rejects unknown ones
-        z = self.randn(n, self.config.latent_dim, generator=generator)
-        if self.generator_ema is not None:
-            return self.generator_ema(z).float()  # the EMA copy is always in eval mode
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
-            return self.generator(z).float()
-        finally:
-            self.generator.train(was_training)
-
-    def export_spec(self) -> Any:
-        """For ``zoo export``: the generator :meth:`sample` runs (EMA copy if any), ``z ~ N(0, I)`` -> image."""
-        from zoo.export import generator_spec
-
-        net = self.generator_ema.shadow if self.generator_ema is not None else self.generator
-        return generator_spec(self, net, self.config.latent_dim)
-
-
-class GAN(LatentGeneratorSampling, GenerativeModel, spec=SPEC):
+class GAN(NonSaturatingGAN, spec=SPEC):
     """Goodfellow et al. 2014 (arXiv:1406.2661): MLP generator and maxout discriminator with the
     non-saturating generator loss."""
 
@@ -149,48 +105,6 @@ class GAN(LatentGeneratorSampling, GenerativeModel, spec=SPEC):
 
     config: GANConfig
 
-    def __init__(self, config: GANConfig, image_shape: tuple[int, int, int]):
-        super().__init__(config, image_shape)
-        self.generator, self.discriminator = self.build_networks()
-        # A slowly moving average of G's weights, used only for sampling: it smooths out the
-        # step-to-step jitter of adversarial training (Yazici et al. 2019, arXiv:1806.04498).
-        self.generator_ema = EMA(self.generator, config.ema_decay) if config.ema_decay > 0 else None
-
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
-        """G and D. Subclasses that keep this training procedure swap in other networks (DCGAN)."""
+        """G and D: the paper's MLPs."""
         return Generator(self.config, self.image_shape), Discriminator(self.config, self.image_shape)
-
-    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        cfg = self.config
-        betas = (cfg.beta1, cfg.beta2)
-        return {
-            "d": torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr, betas=betas),
-            "g": torch.optim.Adam(self.generator.parameters(), lr=cfg.lr, betas=betas),
-        }
-
-    def train_step(self, batch: torch.Tensor, step: TrainStep) -> dict[str, float]:
-        n, latent = batch.shape[0], self.config.latent_dim
-
-        # D step: fakes are made without a graph, so no gradient can reach G.
-        with torch.no_grad():
-            fake = self.generator(torch.randn(n, latent, device=batch.device))
-        real_logits, fake_logits = self.discriminator(batch), self.discriminator(fake)
-        d_loss = discriminator_loss(real_logits, fake_logits)
-        step.optimize("d", d_loss)
-
-        # G step on fresh noise (Algorithm 1). D is frozen so that no gradient is computed for, or
-        # left behind on, its parameters: only the "g" optimizer zeroes its own gradients.
-        self.discriminator.requires_grad_(False)
-        try:
-            g_logits = self.discriminator(self.generator(torch.randn(n, latent, device=batch.device)))
-            g_loss = generator_loss(g_logits)
-            step.optimize("g", g_loss)
-        finally:
-            self.discriminator.requires_grad_(True)
-
-        return {
-            "d_loss": float(d_loss.detach()),
-            "g_loss": float(g_loss.detach()),
-            "d_real": float(torch.sigmoid(real_logits.detach()).mean()),  # D's mean P(real) on data
-            "d_fake": float(torch.sigmoid(fake_logits.detach()).mean()),  # ... and on fakes
-        }

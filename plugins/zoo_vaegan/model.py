@@ -44,10 +44,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from zoo_dcgan.model import Generator as DCGANGenerator
-from zoo_dcgan.model import init_weights
-from zoo_gan.model import discriminator_loss, generator_loss
 
+from zoo.blocks import DCGANGenerator, discriminator_loss, generator_loss
+from zoo.blocks import dcgan_init as init_weights
 from zoo.ema import EMA
 from zoo.model import GenerativeModel, TrainStep
 from zoo_vaegan.spec import SPEC, START_SIZE, VAEGANConfig

@@ -32,8 +32,8 @@ import math
 
 import torch
 from torch import nn
-from zoo_gan.model import LatentGeneratorSampling
 
+from zoo.blocks import LatentGeneratorSampling
 from zoo.ema import EMA
 from zoo.model import GenerativeModel, TrainStep
 from zoo_wgan.spec import SPEC, START_SIZE, WGANGPConfig

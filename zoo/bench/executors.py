@@ -7,7 +7,7 @@ this process, writing rows straight into the SQLite store. The others run each j
 * the submitting process skips jobs whose rows are already ``ok`` in the store, writes a job spec
   (``<runs_dir>/.jobs/<run folder name>.json``: the request narrowed to one model and seed), and
   hands the specs to the executor;
-* a job (:func:`run_job_spec`, also ``python -m zoo.bench.executors SPEC``) rebuilds the request
+* a job (``python -m zoo.bench.worker SPEC``, :func:`zoo.bench.worker.run_job_spec`) rebuilds the request
   with a private scratch store, trains (resuming from its run folder's checkpoints), evaluates, and
   writes its rows as JSON into its own run folder (``rows.json``, written atomically);
 * the submitting process, or ``zoo bench --collect RUNS_DIR`` later, ingests the ``rows.json``
@@ -18,8 +18,8 @@ A job that dies (killed, out of memory, node failure) leaves no ``rows.json``: t
 records failed rows with the error and the job's log path, and the next invocation runs that job
 again (resuming from its checkpoints) while skipping every job whose rows are ok.
 
-``local``: at most ``jobs`` child processes at once, each ``python -m zoo.bench.executors SPEC``
-with its output in ``<run folder>/job.log``. ``slurm``: a submitit job array (``map_array``) with
+``local``: at most ``jobs`` child processes at once, each ``python -m zoo.bench.worker SPEC``
+with its output in ``<run folder>/job.log``. ``slurm``: a submitit job array (``map_array`` of the same command) with
 ``slurm_partition``, ``gpus_per_node`` and ``slurm_array_parallelism``; its logs are under
 ``<runs_dir>/.submitit/``. Tests run the same submitit path with ``cluster="local"`` or ``"debug"``.
 """
@@ -31,10 +31,9 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,10 +47,12 @@ if TYPE_CHECKING:
     from zoo.bench.runner import BenchProgress, BenchRunner, Job
     from zoo.bench.store import ResultRow, ResultsStore
 
-__all__ = ["EXECUTORS", "ExecutorSettings", "collect", "read_job_rows", "run_job_spec", "run_jobs", "slurm_executor"]
+__all__ = ["EXECUTORS", "WORKER_COMMAND", "ExecutorSettings", "collect", "read_job_rows", "run_jobs", "slurm_executor"]
 
 EXECUTORS = ("serial", "local", "slurm")
 ROWS_FILE = "rows.json"
+#: What runs one job from its spec file (a local child process, a Slurm array task).
+WORKER_COMMAND = (sys.executable, "-m", "zoo.bench.worker")
 LOG_FILE = "job.log"
 
 
@@ -106,57 +107,6 @@ def _request_to_json(request: BenchRequest) -> dict[str, Any]:
     data["models"], data["seeds"] = list(data["models"]), list(data["seeds"])
     data["overrides"], data["options"] = dict(data["overrides"]), dict(data["options"])
     return data
-
-
-def run_job_spec(spec_path: str | os.PathLike[str]) -> str:
-    """Run one job from its spec file; write its rows to ``<run folder>/rows.json``; return that path.
-
-    This is what a local child process or a Slurm array task executes. The rows are those of
-    :func:`zoo.bench.run_benchmark` for the one model and seed, measured with a scratch store in a
-    temporary folder (so the shared store is never opened here). Raises :class:`~zoo.errors.ZooError`
-    when the request no longer resolves to the spec's run folder (genzoo or a plugin changed).
-    """
-    from zoo.bench.api import BenchRequest, run_benchmark
-
-    spec = json.loads(Path(spec_path).read_text())
-    request = BenchRequest(**{**spec["request"], "models": [spec["model"]], "seeds": [spec["seed"]],
-                              "runs_dir": spec["runs_dir"], "executor": "serial", "jobs": None,
-                              "fail_fast": False})  # --rerun passes through: retrain, not resume
-    log = spec.get("log", "")
-    with tempfile.TemporaryDirectory(prefix="zoo-job-") as scratch:
-        request = replace(request, results=str(Path(scratch) / "job.sqlite"))
-        result = run_benchmark(request, progress=_PrintProgress())
-    rows = result.rows
-    where = {r.run_dir for r in rows}
-    if where != {spec["run_dir"]}:
-        raise ZooError(f"job {spec['model']} seed {spec['seed']} resolved to {sorted(map(str, where))}, not "
-                       f"{spec['run_dir']}: genzoo or a plugin changed since it was submitted")
-    for row in rows:
-        if row.status == "failed" and log:
-            row.error = f"{row.error} (log: {log})"
-    path = Path(spec["run_dir"]) / ROWS_FILE
-    atomic_write_text(path, json.dumps([r.to_dict() for r in rows], indent=1, default=str) + "\n")
-    return str(path)
-
-
-class _PrintProgress:
-    """Plain lines on stderr (the job's log): what a cluster job shows instead of bars."""
-
-    def __init__(self) -> None:
-        from zoo.bench.runner import BenchProgress
-
-        self._base = BenchProgress()
-
-    def message(self, text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
-
-    def training(self, label: str):  # noqa: ANN201 - a context manager yielding a progress callback
-        from zoo.trainer import log_progress
-
-        return contextlib.nullcontext(log_progress(200))
-
-    def tasks(self):  # noqa: ANN201
-        return self._base.tasks()
 
 
 def read_job_rows(run_dir: str | os.PathLike[str]) -> list[ResultRow] | None:
@@ -279,7 +229,7 @@ def _run_local(pending: list[_Pending], settings: ExecutorSettings, runs_dir: Pa
                 log = open(item.log, "a")  # noqa: SIM115 - closed when the child ends
                 log.write(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} zoo bench job {item.job.plan.name} seed {item.job.seed}\n")
                 log.flush()
-                child = subprocess.Popen([sys.executable, "-m", "zoo.bench.executors", os.fspath(item.spec)],
+                child = subprocess.Popen([*WORKER_COMMAND, os.fspath(item.spec)],
                                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
                 progress.message(f"[{item.job.plan.name} seed {item.job.seed}] started (pid {child.pid}, log {item.log})")
                 running.append((item, child, log))
@@ -345,8 +295,11 @@ def slurm_executor(settings: ExecutorSettings, folder: str | os.PathLike[str], a
 
 
 def _run_submitit(pending: list[_Pending], settings: ExecutorSettings, runs_dir: Path, progress: BenchProgress):  # noqa: ANN202
+    from submitit.helpers import CommandFunction
+
     executor = slurm_executor(settings, runs_dir / ".submitit", len(pending))
-    submitted = executor.map_array(run_job_spec, [os.fspath(p.spec) for p in pending])
+    # A command, not a pickled function: the dispatcher never imports the worker (zoo.bench.worker).
+    submitted = executor.map_array(CommandFunction(list(WORKER_COMMAND)), [os.fspath(p.spec) for p in pending])
     for item, job in zip(pending, submitted, strict=True):
         progress.message(f"[{item.job.plan.name} seed {item.job.seed}] submitted as {settings.submitit_cluster} job {job.job_id}")
     for item, job in zip(pending, submitted, strict=True):
@@ -376,22 +329,3 @@ def settings_from(request: BenchRequest) -> ExecutorSettings:
     if unknown:
         raise UsageError(f"unknown executor setting(s): {', '.join(unknown)}")
     return ExecutorSettings(kind=request.executor, jobs=request.jobs, **dict(extra))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m zoo.bench.executors SPEC``: run one job (what a local child process executes)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m zoo.bench.executors JOB_SPEC.json", file=sys.stderr)
-        return 2
-    try:
-        print(run_job_spec(args[0]), flush=True)
-    except ZooError as exc:
-        print(f"zoo bench job: {exc}", file=sys.stderr, flush=True)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-

@@ -150,7 +150,7 @@ def eval_command(
     from zoo.factory import load_dataset
     from zoo.metrics import compute_floor, evaluate, make_protocol
     from zoo.metrics.protocol import default_counts
-    from zoo.metrics.sources import load_image_array, load_image_folder, match_channels, source_kind
+    from zoo.metrics.sources import load_image_array, load_image_folder, match_channels
 
     if batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
@@ -242,3 +242,22 @@ def eval_command(
         echo_json(result)
     else:
         _print_human(result)
+
+
+def source_kind(path: Path) -> str:
+    """``"run"``, ``"checkpoint"``, ``"export"`` (a ``zoo export`` folder), ``"folder"`` or ``"array"``."""
+    from zoo.checkpoint import CHECKPOINT_DIR
+    from zoo.data import IMAGE_EXTENSIONS
+    from zoo.errors import DataError
+    from zoo.export import is_export_dir
+    from zoo.metrics.sources import ARRAY_SUFFIXES
+
+    if path.is_dir() and is_export_dir(path):
+        return "export"
+    if path.is_dir():
+        return "run" if (path / CHECKPOINT_DIR).is_dir() else "folder"
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        return "array"
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        raise DataError(f"{path} is a single image; pass the folder that holds the generated images")
+    return "checkpoint"

@@ -7,8 +7,8 @@ from rich.table import Table
 from rich.text import Text
 
 from zoo.cli.app import cli, echo_json, registry, stdout, warn
-from zoo.registry import FAMILIES
 from zoo.text import printable
+from zoo.vocabulary import FAMILIES
 
 
 def _plain(text: str) -> Text:

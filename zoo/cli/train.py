@@ -111,7 +111,8 @@ def _resume(reg, source: Path, steps, epochs, time_limit, progress, loggers=(), 
     # A run directory, a file in its checkpoints/, or a loose checkpoint file (its folder becomes the run).
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
     state = load_checkpoint(ckpt)
-    if model_name is not None and reg.entry(model_name).cls.name != state.get("model"):
+    entry = reg.entry(model_name) if model_name is not None else None
+    if entry is not None and (entry.model_name or entry.cls.name) != state.get("model"):
         raise UsageError(f"zoo train {model_name} --resume {source}: that run trains {state.get('model')!r}, "
                          f"not {model_name!r} (leave MODEL out to resume it)")
     model = create_model_from_checkpoint(state, registry=reg, where=str(ckpt))

@@ -1,4 +1,5 @@
-"""What ``zoo eval`` can score: a folder of images, an image array, a run directory or a checkpoint.
+"""Generated images as ``zoo eval`` scores them: a folder of images or an image array, read and
+brought to the reference's channels (which kind a path is, the CLI decides: ``zoo.cli.eval``).
 
 Image files are read as they are (no resizing: generated images are scored at the size the model
 made them, and a size that differs from the dataset's is an error rather than a silent resample),
@@ -11,26 +12,9 @@ from pathlib import Path
 
 import torch
 
-from zoo.data import IMAGE_EXTENSIONS, ReadReport, read_image_array, read_image_folder
-from zoo.errors import DataError
+from zoo.data import ReadReport, read_image_array, read_image_folder
 
 ARRAY_SUFFIXES = (".npz", ".npy")
-
-
-def source_kind(path: Path) -> str:
-    """``"run"``, ``"checkpoint"``, ``"export"`` (a ``zoo export`` folder), ``"folder"`` or ``"array"``."""
-    from zoo.checkpoint import CHECKPOINT_DIR
-    from zoo.export import is_export_dir
-
-    if path.is_dir() and is_export_dir(path):
-        return "export"
-    if path.is_dir():
-        return "run" if (path / CHECKPOINT_DIR).is_dir() else "folder"
-    if path.suffix.lower() in ARRAY_SUFFIXES:
-        return "array"
-    if path.suffix.lower() in IMAGE_EXTENSIONS:
-        raise DataError(f"{path} is a single image; pass the folder that holds the generated images")
-    return "checkpoint"
 
 
 def load_image_folder(folder: Path, report: ReadReport | None = None) -> torch.Tensor:
