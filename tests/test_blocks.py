@@ -47,3 +47,12 @@ def test_the_gan_losses_are_the_non_saturating_objective():
     by_hand = -(torch.log(torch.sigmoid(real)).mean() + torch.log(1 - torch.sigmoid(fake)).mean())
     assert float(discriminator_loss(real, fake)) == pytest.approx(float(by_hand), rel=1e-6)
     assert float(generator_loss(fake)) == pytest.approx(float(-torch.log(torch.sigmoid(fake)).mean()), rel=1e-6)
+
+
+def test_torch_free_specs_agree_with_the_dcgan_generator_start_sizes():
+    from zoo_dcgan.spec import START_SIZE as dcgan
+    from zoo_vaegan.spec import START_SIZE as vaegan
+
+    from zoo.blocks import DCGAN_START_SIZE
+
+    assert dcgan == vaegan == DCGAN_START_SIZE

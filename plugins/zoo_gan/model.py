@@ -23,7 +23,6 @@ few CPU minutes give recognisable digits:
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 

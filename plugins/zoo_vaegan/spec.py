@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zoo_dcgan.spec import START_SIZE
-
 from zoo import ModelSpec
 from zoo.config import ModelConfig
+
+#: Start resolution of the DCGAN generator per image size (zoo.blocks.DCGAN_START_SIZE, kept
+#: here free of torch; tests/test_blocks.py checks they agree).
+START_SIZE = {28: 7, 32: 4, 64: 4}
 
 
 @dataclass
