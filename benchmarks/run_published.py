@@ -1,7 +1,7 @@
 """Reproduce the committed leaderboard: quick preset, mnist-5k, all built-in models, 3 seeds.
 
     python benchmarks/run_published.py [--preset quick] [--seeds 0,1,2] [--models gan,dcgan,vae,ddpm]
-                                       [--threads 1] [--publish-only]
+                                       [--threads 1] [--publish-only] [--tag avx2-2c]
 
 It calls the library (:func:`zoo.bench.run_benchmark`), not the command line. Results go to a store
 of their own (benchmarks/results/<preset>.sqlite, not committed) and are published as CSV and
@@ -35,6 +35,9 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest on a shared machine)")
     parser.add_argument("--publish-only", action="store_true", help="write the published files from the store")
+    parser.add_argument("--tag", default=None,
+                        help="name the store, files, grids and curves with this tag (e.g. the machine class "
+                             "avx2-2c, so a board from another machine class sits beside the untagged one)")
     args = parser.parse_args()
 
     from zoo.bench import BenchRequest, ResultsStore, build_leaderboard, run_benchmark
@@ -53,7 +56,8 @@ def main() -> int:
             print(f"run_published: {text}", file=sys.stderr, flush=True)
 
     torch.set_num_threads(args.threads)
-    store_path = RESULTS / f"{args.preset}.sqlite"
+    tagged = f"{args.preset}-{args.tag}" if args.tag else args.preset
+    store_path = RESULTS / f"{tagged}.sqlite"
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not args.publish_only:
         request = BenchRequest(models=models, preset=args.preset, seeds=[int(s) for s in args.seeds.split(",")],
@@ -68,18 +72,19 @@ def main() -> int:
     boards = build_leaderboard(rows)
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu{args.threads}"
+    name = f"{args.tag}-{name}" if args.tag else name
     csv_path, md_path = publish_results(boards, RESULTS, args.preset, name, torch.__version__)
-    html = write_html(boards, RESULTS / f"{args.preset}.html", base_dir=store_path.parent)
-    grids = RESULTS / "grids"
-    grids.mkdir(exist_ok=True)
+    html = write_html(boards, RESULTS / f"{tagged}.html", base_dir=store_path.parent)
+    grids = RESULTS / "grids" / args.tag if args.tag else RESULTS / "grids"
+    grids.mkdir(parents=True, exist_ok=True)
     for row in rows:
         if row.status == "ok" and row.grid_path and row.seed == 0:
             tag = "-".join(f"{k}{v}" for k, v in row.sample_options.items() if k in ("sampler", "steps"))
             shutil.copyfile(row.grid_path, grids / f"{row.model}{'-' + tag if tag else ''}.png")
     for board in boards:  # the curves, as pictures the README can show
-        for stem, png in ((f"{args.preset}-curve-flops", plot_quality_vs_compute(board, "train_flops")),
-                          (f"{args.preset}-curve-seconds", plot_quality_vs_compute(board, "train_seconds")),
-                          (f"{args.preset}-quality-vs-steps", plot_quality_vs_steps(board))):
+        for stem, png in ((f"{tagged}-curve-flops", plot_quality_vs_compute(board, "train_flops")),
+                          (f"{tagged}-curve-seconds", plot_quality_vs_compute(board, "train_seconds")),
+                          (f"{tagged}-quality-vs-steps", plot_quality_vs_steps(board))):
             if png:
                 (RESULTS / f"{stem}.png").write_bytes(png)
     print(f"published {csv_path} and {md_path}; grids in {grids}; page {html}")
