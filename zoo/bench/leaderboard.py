@@ -9,8 +9,9 @@ never averaged together). Its metrics are the mean and sample standard deviation
 seeds, with a 95% Student-t confidence interval of the primary metric. ``rank`` is the position by
 mean; ``rank_group`` holds letters from all pairwise Welch t-tests over seeds (Holm-corrected, see
 :mod:`zoo.bench.ranking`): lines sharing a letter are not significantly different, and a line with
-one seed is not tested (no letter). Each board also states its power (:func:`power_note`). The protocol's real-versus-real floor travels with the table, since
-FID is biased by sample count and perfect samples do not score 0 (Chong & Forsyth 2020).
+one seed is not tested (no letter). Each board also states its power (:func:`power_note`). The
+protocol's real-versus-real floor travels with the table, since FID is biased by sample count and
+perfect samples do not score 0 (Chong & Forsyth 2020).
 
 Presentation is described once: :func:`columns` lists the :class:`Column` objects of a leaderboard
 (header, cell formatter, alignment, drop order on a narrow terminal, metric arrow, the raw fields
@@ -883,7 +884,7 @@ def to_text(leaderboards: Sequence[Leaderboard], width: int = 200) -> str:
     return console.export_text()
 
 
-_CSV_LEAD = ["dataset", "protocol_hash", "primary_metric", "rank_test", "kind"]
+_CSV_LEAD = ["dataset", "protocol_hash", "primary_metric", "rank_test", "power", "kind"]
 _CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 RANK_TEST = ("rank: position by mean; rank_group: compact letters from pairwise welch-t, holm alpha 0.05, "
              "raw p<0.01 always apart; fewer than 2 seeds: no group")
@@ -896,7 +897,7 @@ def _csv_frame(lb: Leaderboard) -> pd.DataFrame:
     floor.update({f"{m}_mean": lb.floor.get(m, math.nan) for m in lb.metrics})
     table = pd.concat([pd.DataFrame([floor]), table], ignore_index=True)[fields]
     table.insert(0, "kind", ["floor"] + ["model"] * len(lb.table))
-    for name, value in (("rank_test", RANK_TEST), ("primary_metric", lb.primary_metric), ("protocol_hash", lb.protocol_hash), ("dataset", lb.dataset)):
+    for name, value in (("power", power_note(lb)), ("rank_test", RANK_TEST), ("primary_metric", lb.primary_metric), ("protocol_hash", lb.protocol_hash), ("dataset", lb.dataset)):
         table.insert(0, name, value)
     return table
 
