@@ -122,3 +122,18 @@ def test_sigterm_outside_training_is_an_interrupt_not_a_silent_death(capsys, tmp
     assert "zoo bench: interrupted by SIGTERM." in err
     assert "  zoo bench --models ppca --preset smoke --curve-points 1\n" in err
     assert signal.getsignal(signal.SIGTERM) is before  # the handler is the bench's only while it runs
+
+
+def test_a_progress_object_without_overall_gets_the_line_as_a_message():
+    from zoo.bench.runner import report_overall
+
+    class Old:  # written before BenchProgress.overall existed (as the cluster jobs' printer was)
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def message(self, text: str) -> None:
+            self.lines.append(text)
+
+    old = Old()
+    report_overall(old, BenchStatus(1, 3, elapsed=30.0))
+    assert old.lines == ["jobs 1 of 3 done · 0:00:30 so far · eta 0:01:00"]

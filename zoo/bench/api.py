@@ -22,6 +22,7 @@ from zoo.bench.runner import (
     ModelPlan,
     check_job_dir,
     plan_models,
+    report_overall,
 )
 from zoo.bench.store import ResultRow, ResultsStore, default_store_path, open_mode
 from zoo.budget import Budget
@@ -148,13 +149,13 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
             result.reused += reused
         return result
     counter = JobCounter(len(jobs))
-    progress.overall(counter.status())
+    report_overall(progress, counter.status())
     for job in jobs:
         rows, reused = runner.run(job)
         result.rows.extend(rows)
         result.reused += reused
         failed = [r for r in rows if r.status == "failed"]
-        progress.overall(counter.finish(skipped=reused, failed=bool(failed)))
+        report_overall(progress, counter.finish(skipped=reused, failed=bool(failed)))
         if failed and request.fail_fast:
             raise ZooError(f"{job.plan.name} (seed {job.seed}) failed: {failed[0].error} (--fail-fast)")
     return result

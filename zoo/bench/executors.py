@@ -209,7 +209,7 @@ def run_jobs(runner: BenchRunner, jobs: Sequence[Job], request: BenchRequest, se
     Jobs whose rows are all ``ok`` in the store are skipped (unless ``request.rerun``); the others
     run elsewhere and their rows are ingested into ``runner.store`` as each finishes.
     """
-    from zoo.bench.runner import JobCounter
+    from zoo.bench.runner import JobCounter, report_overall
 
     settings.validate()
     request_json = _request_to_json(request)
@@ -237,12 +237,12 @@ def run_jobs(runner: BenchRunner, jobs: Sequence[Job], request: BenchRequest, se
         progress.message(f"{len(pending)} job(s) to run on the {settings.kind} executor"
                          + (f" ({len(jobs) - len(pending)} already in the store)" if len(pending) < len(jobs) else ""))
         backend = _run_local if settings.kind == "local" else _run_submitit
-        progress.overall(counter.status())
+        report_overall(progress, counter.status())
         for item, error, log in backend(pending, settings, runner.runs_dir, progress):
             rows = _finished_rows(runner, item.job, error, log)
             runner.store.add_many(rows)
             out[item.index] = (rows, False)
-            progress.overall(counter.finish(failed=any(r.status == "failed" for r in rows)))
+            report_overall(progress, counter.finish(failed=any(r.status == "failed" for r in rows)))
     return [out[i] for i in range(len(jobs))]
 
 

@@ -107,6 +107,16 @@ class JobCounter:
         return self.status()
 
 
+def report_overall(progress: Any, status: BenchStatus) -> None:
+    """``progress.overall(status)``, or one ``message`` line for a progress object written before
+    :meth:`BenchProgress.overall` existed (one that does not subclass :class:`BenchProgress`)."""
+    overall = getattr(progress, "overall", None)
+    if callable(overall):
+        overall(status)
+    else:
+        progress.message(status.line())
+
+
 class BenchProgress:
     """How :func:`zoo.bench.run_benchmark` reports what it does; every method is a no-op here.
 
