@@ -96,8 +96,9 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
             result = run_benchmark(request, registry=registry(), progress=bench_progress(progress_mode(progress)))
     except (Interrupted, KeyboardInterrupt) as exc:
         signum = exc.exit_code - 128 if isinstance(exc, Interrupted) else getattr(exc, "signum", signal.SIGINT)
-        stderr.print(resume_message(signum, str(exc) if isinstance(exc, Interrupted) else ""),
-                     highlight=False, markup=False, soft_wrap=True)  # the command stays one copyable line
+        text, command = resume_message(signum, str(exc) if isinstance(exc, Interrupted) else "")
+        stderr.print(text, highlight=False, markup=False, soft_wrap=False)  # wrapped at the width
+        stderr.print(f"  {command}", highlight=False, markup=False, soft_wrap=True)  # one copyable line
         raise click.exceptions.Exit(128 + signum) from None
     if as_json:
         echo_json([r.to_dict() for r in result.rows])
@@ -136,8 +137,8 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def resume_message(signum: int, detail: str = "") -> str:
-    """What an interrupted ``zoo bench`` prints: why it stopped and the command that resumes it
+def resume_message(signum: int, detail: str = "") -> tuple[str, str]:
+    """What an interrupted ``zoo bench`` prints: why it stopped, and the command that resumes it
     (the same command line; ``--rerun`` left out, since it would redo the finished jobs)."""
     from zoo.cli import app
 
@@ -147,10 +148,10 @@ def resume_message(signum: int, detail: str = "") -> str:
     except ValueError:
         name = f"signal {signum}"
     dropped = " (without --rerun, which would redo them)" if "--rerun" in app.invocation else ""
-    return (f"zoo bench: interrupted by {name}{': ' + detail if detail else ''}.\n"
+    return (f"zoo bench: {detail or f'interrupted by {name}'}.\n"
             "Finished jobs are in the results store; run the same command again to resume: it skips "
-            f"them and continues the interrupted job from its last checkpoint{dropped}:\n"
-            f"  {shlex.join(['zoo', *args])}")
+            f"them and continues the interrupted job from its last checkpoint{dropped}:",
+            shlex.join(["zoo", *args]))
 
 
 def _collect(runs_dir: Path, results: Path | None, as_json: bool, html_path: Path | None) -> None:
