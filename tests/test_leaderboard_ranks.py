@@ -39,7 +39,7 @@ def test_clearly_separated_lines_get_ranks_1_2_with_intervals():
     rows = [row("a", s, v) for s, v in enumerate((10.0, 10.1, 9.9))] + [row("b", s, v) for s, v in enumerate((20.0, 20.1, 19.9))]
     (lb,) = build_leaderboard(rows)
     assert lb.table["model"].tolist() == ["a", "b"]
-    assert lb.table["rank"].tolist() == [1, 2] and lb.table["rank_label"].tolist() == ["1", "2"]
+    assert lb.table["rank"].tolist() == [1, 2] and lb.table["rank_group"].tolist() == ["a", "b"]
     from scipy import stats
     half = stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3)
     a = lb.table.iloc[0]
@@ -51,13 +51,14 @@ def test_overlapping_lines_share_a_rank():
     rows += [row("c", s, v) for s, v in enumerate((50.0, 50.5, 51.0))]
     (lb,) = build_leaderboard(rows)
     assert lb.table["rank"].tolist() == [1, 2, 3]
-    assert lb.table["rank_label"].tolist() == ["=1", "=1", "3"]
-    assert "=1" in to_markdown([lb]) and "Welch" in to_markdown([lb])
+    assert lb.table["rank_group"].tolist() == ["a", "a", "b"]
+    assert "| 2 | b | 13.00 ± 2.00 | a |" in to_markdown([lb]) and "Welch" in to_markdown([lb])
 
 
 def test_single_seeds_give_no_interval_and_ties_and_the_footnote_says_so():
     (lb,) = build_leaderboard([row("a", 0, 5.0), row("b", 0, 50.0)])
-    assert lb.table["ci_low"].isna().all() and lb.table["rank_label"].tolist() == ["=1", "=1"]
+    assert lb.table["ci_low"].isna().all() and lb.table["rank_group"].tolist() == ["", ""]
+    assert lb.table["rank"].tolist() == [1, 2]
     for text in (to_text([lb]), to_markdown([lb]), render_html([lb])):
         assert "single seed" in text and "Welch" in text
     assert any("single seed" in n for n in json.loads(to_json([lb]))[0]["footnotes"])
@@ -94,7 +95,7 @@ def test_every_builtin_format_renders_empty_and_full():
     assert json.loads(to_json([])) == []
     header = to_csv([])
     assert header.count("\n") == 1 and header.startswith("dataset,protocol_hash")
-    core = {"dataset", "protocol_hash", "kind", "rank", "rank_label", "model", "label", "n_seeds", "ci_low"}
+    core = {"dataset", "protocol_hash", "kind", "rank", "rank_group", "model", "label", "n_seeds", "ci_low"}
     assert core <= set(header.strip().split(",")) and core <= set(pd.read_csv(io.StringIO(to_csv(boards))).columns)
 
 

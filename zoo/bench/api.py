@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from zoo.bench.presets import Preset, get_preset
-from zoo.bench.runner import BenchProgress, BenchRunner, ModelPlan, check_job_dir, plan_models
+from zoo.bench.runner import (
+    BenchProgress,
+    BenchRunner,
+    JobCounter,
+    ModelPlan,
+    check_job_dir,
+    plan_models,
+    report_overall,
+)
 from zoo.bench.store import ResultRow, ResultsStore, default_store_path, open_mode
 from zoo.budget import Budget
 from zoo.device import check_precision, resolve_device
@@ -140,11 +148,14 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
             result.rows.extend(rows)
             result.reused += reused
         return result
+    counter = JobCounter(len(jobs))
+    report_overall(progress, counter.status())
     for job in jobs:
         rows, reused = runner.run(job)
         result.rows.extend(rows)
         result.reused += reused
         failed = [r for r in rows if r.status == "failed"]
+        report_overall(progress, counter.finish(skipped=reused, failed=bool(failed)))
         if failed and request.fail_fast:
             raise ZooError(f"{job.plan.name} (seed {job.seed}) failed: {failed[0].error} (--fail-fast)")
     return result

@@ -167,16 +167,20 @@ def run_jobs(runner: BenchRunner, jobs: Sequence[Job], request: BenchRequest, se
     Jobs whose rows are all ``ok`` in the store are skipped (unless ``request.rerun``); the others
     run elsewhere and their rows are ingested into ``runner.store`` as each finishes.
     """
+    from zoo.bench.runner import JobCounter, report_overall
+
     settings.validate()
     request_json = _request_to_json(request)
     out: dict[int, tuple[list[ResultRow], bool]] = {}
     pending: list[_Pending] = []
+    counter = JobCounter(len(jobs))
     for i, job in enumerate(jobs):
         if not request.rerun:
             found = [runner.store.find(identity) for identity in job.identities]
             if all(r is not None and r.status == "ok" for r in found):
                 progress.message(f"[{job.plan.name} seed {job.seed}] already in the store; skipped")
                 out[i] = ([r for r in found if r is not None], True)
+                counter.finish(skipped=True)
                 continue
         mark_run_dir(job.run_dir)  # checked before any job ran; the marker makes job.log genzoo's own
         (job.run_dir / ROWS_FILE).unlink(missing_ok=True)  # rows of an earlier attempt are not this run's
@@ -191,11 +195,13 @@ def run_jobs(runner: BenchRunner, jobs: Sequence[Job], request: BenchRequest, se
         progress.message(f"{len(pending)} job(s) to run on the {settings.kind} executor"
                          + (f" ({len(jobs) - len(pending)} already in the store)" if len(pending) < len(jobs) else ""))
         backend = _run_local if settings.kind == "local" else _run_submitit
+        report_overall(progress, counter.status())
         for item, error, log in backend(pending, settings, runner.runs_dir, progress):
             rows = _finished_rows(runner, item.job, error, log)
             runner.store.add_many(rows)
             ingested(item.job.run_dir)
             out[item.index] = (rows, False)
+            report_overall(progress, counter.finish(failed=any(r.status == "failed" for r in rows)))
     return [out[i] for i in range(len(jobs))]
 
 

@@ -6,10 +6,12 @@ return one :class:`Leaderboard` per (dataset, protocol_hash). Within one, a line
 without its seed: model, plugin and version, config hash, budget, precision and sampling options
 (so two learning rates, two budgets, or DDIM at 50 steps and DDPM at 1000 steps are separate lines,
 never averaged together). Its metrics are the mean and sample standard deviation (ddof=1) over
-seeds, with a 95% Student-t confidence interval of the primary metric. Lines whose difference from
-the line above is not significant (Welch's t-test, p >= 0.05, or fewer than 2 seeds on either side)
-share a rank, shown as ``=N``. The protocol's real-versus-real floor travels with the table, since
-FID is biased by sample count and perfect samples do not score 0 (Chong & Forsyth 2020).
+seeds, with a 95% Student-t confidence interval of the primary metric. ``rank`` is the position by
+mean; ``rank_group`` holds letters from all pairwise Welch t-tests over seeds (Holm-corrected, see
+:mod:`zoo.bench.ranking`): lines sharing a letter are not significantly different, and a line with
+one seed is not tested (no letter). Each board also states its power (:func:`power_note`). The
+protocol's real-versus-real floor travels with the table, since FID is biased by sample count and
+perfect samples do not score 0 (Chong & Forsyth 2020).
 
 Presentation is described once: :func:`columns` lists the :class:`Column` objects of a leaderboard
 (header, cell formatter, alignment, drop order on a narrow terminal, metric arrow, the raw fields
@@ -81,10 +83,13 @@ _MEMORY_KINDS = {"process_peak_rss": "RSS", "cuda_allocated": "CUDA"}
 #: A line of a leaderboard: the run identity without seed (dataset and protocol are the board's).
 #: ``budget`` is the budget amount as text (``"unknown"`` for NaN) so that it can be grouped on.
 LINE_KEY = ["model", "plugin", "plugin_version", "config_hash", "budget_kind", "budget", "precision", "sample_options"]
-#: Significance level of the tie test and confidence level of the interval.
+#: Significance level of the group tests and confidence level of the interval.
 ALPHA = 0.05
-TIE_NOTE = ("=N: not significantly different from the line above (Welch's t-test over seeds, p >= 0.05; "
-            "with fewer than 2 seeds on either side a difference is not established)")
+GROUP_NOTE = ("# is the position by mean. group: lines sharing a letter are not significantly different "
+              "(all pairwise Welch t-tests over seeds, Holm-corrected at α = 0.05; a pair at uncorrected "
+              "p < 0.01 never shares a letter); a line with one seed is not tested (–)")
+#: The difference the power line prices in seeds, as a fraction of the best line's mean.
+TARGET_FRACTION = 0.1
 CI_NOTE = "95% CI: Student-t interval of the mean over seeds"
 
 
@@ -132,9 +137,11 @@ def line_key(row: ResultRow) -> tuple[str, ...]:
 class Leaderboard:
     """One ranked table: every line was measured under the same protocol on the same dataset.
 
-    ``table`` has one line per :data:`LINE_KEY` with columns ``rank`` (nullable: lines without a
-    successful seed are listed last, unranked), ``rank_label`` (``"1"``, ``"=2"`` for a tie, ``""``
-    unranked), ``label`` (``"vae lr=0.01"``, plus budget / precision / version when the board mixes
+    ``table`` has one line per :data:`LINE_KEY` with columns ``rank`` (position by the primary
+    metric's mean, equal means sharing the smaller; nullable: lines without a successful seed are
+    listed last, unranked), ``rank_group`` (letters such as ``"a"``, ``"ab"``: lines sharing a letter
+    are not significantly different; ``""`` for a line with fewer than 2 seeds, or unranked),
+    ``label`` (``"vae lr=0.01"``, plus budget / precision / version when the board mixes
     them), the key columns, ``budget_amount``, ``config_label``, ``options`` (label), ``preset``
     (of the latest row), ``family``, ``n_seeds`` (successful seeds), ``seeds``, ``failed``,
     ``status``, ``<metric>_mean`` and ``<metric>_std`` for every metric, ``ci_low``/``ci_high``
@@ -155,6 +162,8 @@ class Leaderboard:
     costs: list[str]
     rows: list[ResultRow] = field(repr=False, default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: The board's power (see :func:`board_power`): seed-to-seed spread, detectable difference, ...
+    power: dict[str, Any] = field(default_factory=dict)
     #: The folder of the store the rows came from (set by :func:`leaderboards`): the HTML report
     #: embeds images from inside it and from the rows' run folders only.
     store_folder: str | None = None
@@ -351,12 +360,14 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
     score = table[f"{primary}_mean"].astype(float)
     table["rank"] = score.rank(method="min", ascending=lower).astype("Int64")
     table = table.sort_values(["rank", "model", "label", "options"], na_position="last", kind="stable").reset_index(drop=True)
-    table["rank_label"] = _rank_labels(table, [[_numeric(r.metrics.get(primary)) for r in groups[line_key_of(line)]
-                                                if r.status == "ok"] for line in table.to_dict("records")])
+    table["rank_group"] = rank_groups(table["rank"].tolist(), [
+        [_numeric(r.metrics.get(primary)) for r in groups[line_key_of(line)] if r.status == "ok"]
+        for line in table.to_dict("records")])
+    power = board_power(table, primary)
     for col in ("n_seeds", "failed", "best_seed"):
         table[col] = table[col].astype("int64")
     table = table.drop(columns=["n_primary"])
-    first = ["rank", "rank_label", "label", "model", "options", "config_label", "budget_kind", "budget_amount", "precision"]
+    first = ["rank", "rank_group", "label", "model", "options", "config_label", "budget_kind", "budget_amount", "precision"]
     table = table[first + [c for c in table.columns if c not in first]]
 
     return Leaderboard(
@@ -371,6 +382,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
         costs=cost_names,
         rows=rows,
         warnings=warnings,
+        power=power,
     )
 
 
@@ -430,38 +442,94 @@ def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
     return float(2 * special.stdtr(df, -abs(t)))
 
 
-def significantly_different(a: Sequence[float], b: Sequence[float]) -> bool:
-    """Welch's t-test at p < 0.05; with fewer than 2 values on either side a difference is not
-    established (False)."""
-    a = [v for v in a if not math.isnan(v)]
-    b = [v for v in b if not math.isnan(v)]
-    if len(a) < 2 or len(b) < 2:
-        return False
+def _finite(values: Sequence[float]) -> list[float]:
+    return [float(v) for v in values if not math.isnan(v)]
+
+
+def pair_p_value(a: Sequence[float], b: Sequence[float]) -> float:
+    """Welch's two-sided p-value for two lines' seeds (>= 2 finite values each); when neither has
+    any spread, 0 if the means differ and 1 if they do not."""
     p = welch_p_value(a, b)
-    if math.isnan(p):  # no spread on both sides: different only if the values differ
-        return (sum(a) / len(a)) != (sum(b) / len(b))
-    return p < ALPHA
+    if math.isnan(p):
+        return 0.0 if statistics.fmean(a) != statistics.fmean(b) else 1.0
+    return p
 
 
-def _rank_labels(table: pd.DataFrame, values: list[list[float]]) -> list[str]:
-    """``"N"`` or ``"=N"`` (a tie group, N the rank of its top line); ``""`` when unranked."""
-    ranks = table["rank"].tolist()
-    group_top: list[int | None] = []
-    for i, rank in enumerate(ranks):
-        if pd.isna(rank):
-            group_top.append(None)
-        elif i and group_top[i - 1] is not None and not significantly_different(values[i - 1], values[i]):
-            group_top.append(group_top[i - 1])
-        else:
-            group_top.append(i)
-    labels = []
-    for i, top in enumerate(group_top):
-        if top is None:
-            labels.append("")
-            continue
-        size = sum(1 for t in group_top if t == top)
-        labels.append(f"={int(ranks[top])}" if size > 1 else str(int(ranks[i])))
-    return labels
+def rank_groups(ranks: Sequence[Any], values: Sequence[Sequence[float]]) -> list[str]:
+    """Compact-letter rank groups, one per line (``ranks`` nullable, the table's order, best
+    first; ``values`` the primary metric of each line's ok seeds). Lines with >= 2 finite values
+    are tested pairwise (:func:`pair_p_value`, Holm-corrected, see :mod:`zoo.bench.ranking`);
+    the others, and unranked lines, get ``""``. Letters run out past 52 groups: all ``""``."""
+    from zoo.bench import ranking
+
+    tested = [i for i, (rank, v) in enumerate(zip(ranks, values, strict=True))
+              if not pd.isna(rank) and len(_finite(v)) >= 2]
+    p_values = {(i, j): pair_p_value(_finite(values[i]), _finite(values[j]))
+                for k, i in enumerate(tested) for j in tested[k + 1:]}
+    letters = ranking.letter_groups(tested, ranking.different_pairs(p_values, ALPHA))
+    groups = [""] * len(values)
+    for i, text in zip(tested, letters or [""] * len(tested), strict=True):
+        groups[i] = text
+    return groups
+
+
+def board_power(table: pd.DataFrame, primary: str) -> dict[str, Any]:
+    """What the board can resolve, from its own seed-to-seed spread: ``std`` (pooled sample std of
+    the primary metric over the ranked lines with >= 2 seeds; ``lines`` of them), ``seeds`` (the
+    most common seed count among those lines), ``alpha`` and ``power`` (one two-sided Welch
+    test), ``detectable`` (the smallest difference found with that power at ``seeds`` a line),
+    ``best_mean``, ``target`` (:data:`TARGET_FRACTION` of the best mean) and ``seeds_needed`` for
+    it (``None`` past :data:`zoo.bench.ranking.MAX_SEEDS`). ``{}`` when no line has 2 seeds;
+    NaN where a value cannot be given (no spread, a best mean of 0)."""
+    from zoo.bench import ranking
+
+    if not len(table):
+        return {}
+    ranked = table[table["rank"].notna()]
+    counts = [int(n) for n in ranked["n_primary" if "n_primary" in ranked else "n_seeds"]]
+    std, used = ranking.pooled_std([float(v) for v in ranked[f"{primary}_std"]], counts)
+    if not used:
+        return {}
+    many = sorted(n for n in counts if n >= 2)
+    seeds = max(set(many), key=lambda n: (many.count(n), -n))
+    best = float(ranked[f"{primary}_mean"].iloc[0]) if len(ranked) else math.nan
+    target = abs(best) * TARGET_FRACTION
+    out: dict[str, Any] = {"std": std, "lines": used, "seeds": seeds, "alpha": ranking.ALPHA,
+                           "power": ranking.POWER, "best_mean": best, "target_fraction": TARGET_FRACTION,
+                           "target": target if target > 0 else math.nan, "detectable": math.nan,
+                           "seeds_needed": None}
+    if std > 0:
+        out["detectable"] = ranking.detectable_effect(seeds) * std
+        if target > 0:
+            out["seeds_needed"] = ranking.seeds_needed(target / std)
+    else:
+        out["detectable"] = 0.0
+        out["seeds_needed"] = 2 if target > 0 else None
+    return out
+
+
+def power_note(lb: Leaderboard) -> str:
+    """The board's power in one sentence (see :func:`board_power`)."""
+    from zoo.bench.ranking import MAX_SEEDS
+
+    p = lb.power
+    if not p:
+        return ("Power: no line has 2 seeds, so the seed-to-seed spread is unknown and no "
+                "difference can be tested.")
+    best = p["best_mean"]
+
+    def share(value: float) -> str:
+        return f" ({value / abs(best):.1%} of the best mean)" if best and math.isfinite(best) else ""
+
+    text = (f"Power: seed-to-seed std {format_number(p['std'])} (pooled over {p['lines']} "
+            f"line{'s' if p['lines'] != 1 else ''}); at {p['seeds']} seeds a line one Welch test "
+            f"(two-sided, α = {p['alpha']:g}, before Holm) detects {p['power']:.0%} of the time a "
+            f"difference of {format_number(p['detectable'])}{share(p['detectable'])}")
+    if math.isfinite(p["target"]):
+        needed = p["seeds_needed"]
+        count = f"{needed} seeds a line" if needed else f"more than {MAX_SEEDS:,} seeds a line"
+        text += f"; {p['target_fraction']:.0%} of the best mean ({format_number(p['target'])}) needs {count}"
+    return text + "."
 
 
 def _group(rows: list[ResultRow]) -> dict[tuple[str, ...], list[ResultRow]]:
@@ -611,6 +679,15 @@ def _memory_cell(line: Mapping[str, Any]) -> str:
     return f"{text} {kind}" if kind and text != "–" else text
 
 
+def _rank_cell(line: Mapping[str, Any]) -> str:
+    return "" if pd.isna(line["rank"]) else str(int(line["rank"]))
+
+
+def _group_cell(line: Mapping[str, Any]) -> str:
+    """The line's letters; ``–`` for a ranked line that was not tested (fewer than 2 seeds)."""
+    return str(line["rank_group"]) or ("" if pd.isna(line["rank"]) else "–")
+
+
 def _status_cell(line: Mapping[str, Any]) -> str:
     return str(line["status"]) if not line["error"] else f"{line['status']}: {line['error']}"
 
@@ -619,7 +696,7 @@ def columns(lb: Leaderboard) -> list[Column]:
     """Every column of ``lb`` in display order (human ones first-class, machine-only ones last)."""
     secondary = [m for m in lb.shown_metrics if m != lb.primary_metric]
     cols = [
-        Column("rank", "#", cell=lambda line: str(line["rank_label"]), fields=("rank", "rank_label")),
+        Column("rank", "#", cell=_rank_cell, fields=("rank", "rank_group")),
         Column("model", "model", cell=lambda line: str(line["label"]), floor="real vs real", align="left", fold=24,
                fields=("label", "model", "config_label", "config_hash", "plugin", "plugin_version", "family", "preset")),
     ]
@@ -631,6 +708,7 @@ def columns(lb: Leaderboard) -> list[Column]:
         cols.append(Column("sample_nfe", "NFE", cell=lambda line: format_count(line.get("sample_nfe")), drop=5,
                            fields=("sample_nfe",)))
     cols.append(_metric_column(lb, lb.primary_metric, None))
+    cols.append(Column("group", "group", cell=_group_cell, align="left", fields=("rank_group",)))
     cols.append(Column("ci", "95% CI", cell=lambda line: format_interval(line["ci_low"], line["ci_high"]), drop=4,
                        fields=("ci_low", "ci_high")))
     cols += [_metric_column(lb, m, 100 - i) for i, m in enumerate(secondary)]  # the last metric goes first
@@ -662,15 +740,21 @@ def machine_fields(lb: Leaderboard) -> list[str]:
 
 
 def footnote(lb: Leaderboard) -> list[str]:
-    """What every format says under the table: the statistics, the tie test, single seeds."""
+    """What every format says under the table: the statistics, the rank groups, single seeds,
+    the board's power, warnings."""
     notes = [
         f"Ranked by {lb.primary_metric} ({lb.direction}); mean ± std over seeds (sample std, ddof=1); "
         "the first line is the real-vs-real floor of this protocol (two sets of real images).",
-        f"{CI_NOTE} (of {lb.primary_metric}). {TIE_NOTE}.",
+        f"{CI_NOTE} (of {lb.primary_metric}). {GROUP_NOTE}.",
     ]
     singles = lb.single_seed_lines
     if singles:
-        notes.append(f"{singles} line{'s' if singles != 1 else ''} with a single seed: no interval, and ties cannot be ruled out.")
+        notes.append(f"{singles} line{'s' if singles != 1 else ''} with a single seed: no interval and no "
+                     "group (a difference from it cannot be tested).")
+    tested = lb.table[lb.table["rank"].notna() & (lb.table["n_seeds"] >= 2)] if len(lb.table) else lb.table
+    if len(tested) >= 2 and not (tested["rank_group"] != "").any():  # rank_groups ran out of letters
+        notes.append("too many groups for letters (more than 52): no groups shown.")
+    notes.append(power_note(lb))
     return notes + [f"warning: {w}" for w in lb.warnings]
 
 
@@ -800,9 +884,10 @@ def to_text(leaderboards: Sequence[Leaderboard], width: int = 200) -> str:
     return console.export_text()
 
 
-_CSV_LEAD = ["dataset", "protocol_hash", "primary_metric", "rank_test", "kind"]
+_CSV_LEAD = ["dataset", "protocol_hash", "primary_metric", "rank_test", "power", "kind"]
 _CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-RANK_TEST = "welch-t p<0.05; fewer than 2 seeds: tie"
+RANK_TEST = ("rank: position by mean; rank_group: compact letters from pairwise welch-t, holm alpha 0.05, "
+             "raw p<0.01 always apart; fewer than 2 seeds: no group")
 
 
 def _csv_frame(lb: Leaderboard) -> pd.DataFrame:
@@ -812,7 +897,7 @@ def _csv_frame(lb: Leaderboard) -> pd.DataFrame:
     floor.update({f"{m}_mean": lb.floor.get(m, math.nan) for m in lb.metrics})
     table = pd.concat([pd.DataFrame([floor]), table], ignore_index=True)[fields]
     table.insert(0, "kind", ["floor"] + ["model"] * len(lb.table))
-    for name, value in (("rank_test", RANK_TEST), ("primary_metric", lb.primary_metric), ("protocol_hash", lb.protocol_hash), ("dataset", lb.dataset)):
+    for name, value in (("power", power_note(lb)), ("rank_test", RANK_TEST), ("primary_metric", lb.primary_metric), ("protocol_hash", lb.protocol_hash), ("dataset", lb.dataset)):
         table.insert(0, name, value)
     return table
 
@@ -832,8 +917,8 @@ def _csv_safe(value: Any) -> Any:
 
 def to_csv(leaderboards: Sequence[Leaderboard]) -> str:
     """One CSV for all leaderboards: a ``kind=floor`` line (real vs real) then one line per table
-    line, with ``<metric>_mean`` / ``<metric>_std`` as separate numeric columns and ``rank_label``
-    beside the numeric ``rank``. With no leaderboard, just the header."""
+    line, with ``<metric>_mean`` / ``<metric>_std`` as separate numeric columns, and the numeric
+    ``rank`` beside its letters ``rank_group`` (text no spreadsheet reads as a formula). With no leaderboard, just the header."""
     if not leaderboards:
         empty = Leaderboard("", "", {}, "", True, {}, pd.DataFrame(columns=LINE_KEY), [], [])
         header = _CSV_LEAD + [f for c in columns(empty) if c.key != "" for f in c.fields if f != "grid_path"]
@@ -925,6 +1010,7 @@ def leaderboard_dict(lb: Leaderboard) -> dict[str, Any]:
             "warnings": lb.warnings,
             "footnotes": footnote(lb),
             "rank_test": RANK_TEST,
+            "power": lb.power,
             "columns": [{"key": c.key, "header": c.title, "fields": list(c.fields)} for c in columns(lb) if c.human],
             "lines": [{f: line[f] for f in fields} for line in _lines(lb)],
         }

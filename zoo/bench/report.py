@@ -29,6 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from zoo.bench.leaderboard import (
     Column,
     Leaderboard,
@@ -408,12 +410,16 @@ def _header(col: Column, primary: str) -> dict[str, Any]:
     return {"text": col.header, "arrow": col.arrow, "direction": direction, "classes": classes}
 
 
-def _rank_words(label: str, ranked: int) -> str:
-    if not label:
+def _rank_words(line: Mapping[str, Any], ranked: int) -> str:
+    if pd.isna(line["rank"]):
         return "not ranked (no successful seed)"
-    if label.startswith("="):
-        return f"rank {label} of {ranked} (tied: not significantly different from the line above)"
-    return f"rank {label} of {ranked}"
+    words = f"rank {int(line['rank'])} of {ranked}"
+    group = str(line["rank_group"])
+    if group:
+        return f"{words}, group {group} (lines sharing a letter are not significantly different)"
+    if int(line["n_seeds"]) < 2:
+        return f"{words}, no group (one seed: a difference cannot be tested)"
+    return words
 
 
 def _costs(lb: Leaderboard, line: Mapping[str, Any], best: ResultRow | None) -> list[tuple[str, str]]:
@@ -486,8 +492,8 @@ def _card(lb: Leaderboard, line: Mapping[str, Any], ranked: int, base_dir: Path 
     primary = lb.primary_metric
     return {
         "label": label,
-        "rank_label": str(line["rank_label"]),
-        "rank_words": _rank_words(str(line["rank_label"]), ranked),
+        "rank_label": "" if pd.isna(line["rank"]) else f"{int(line['rank'])} {line['rank_group']}".strip(),
+        "rank_words": _rank_words(line, ranked),
         "top": is_top_ranked(line),
         "failed": int(line["n_seeds"]) == 0,
         "primary": format_mean_std(line[f"{primary}_mean"], line[f"{primary}_std"]),
@@ -564,7 +570,7 @@ def section_context(lb: Leaderboard, index: int, base_dir: Path | None = None) -
     # in view while the rest scrolls), so a phone shows every score without scrolling sideways.
     cols = sorted(human_columns(lb), key=lambda c: 0 if c.key in _STICKY or c.key == primary else 1)
     lines = lb.table.to_dict("records")
-    ranked = sum(1 for line in lines if str(line["rank_label"]))
+    ranked = sum(1 for line in lines if not pd.isna(line["rank"]))
     body = []
     for line in lines:
         rows = lb.rows_of(line)

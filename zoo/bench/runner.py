@@ -55,16 +55,84 @@ from zoo.trainer import (
 TaskFn = Callable[[str, int, int], None]
 
 
+def clock_text(seconds: float | None) -> str:
+    """``1:02:03`` (hours:minutes:seconds); ``-:--:--`` when unknown."""
+    if seconds is None:
+        return "-:--:--"
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+@dataclass(frozen=True)
+class BenchStatus:
+    """Where the whole benchmark stands: ``done`` of ``total`` jobs (a job is one model and
+    seed), of which ``skipped`` were already in the store and ``failed`` failed; ``elapsed``
+    seconds since the first job started."""
+
+    done: int
+    total: int
+    skipped: int = 0
+    failed: int = 0
+    elapsed: float = 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left, from the jobs that ran so far (skipped ones cost nothing): elapsed
+        time per job run, times the jobs left; 0 when all are done, ``None`` before any ran."""
+        ran = self.done - self.skipped
+        if self.done >= self.total:
+            return 0.0
+        return self.elapsed / ran * (self.total - self.done) if ran > 0 else None
+
+    def line(self) -> str:
+        """``jobs 3 of 12 done (1 skipped, 1 failed) · 0:04:10 so far · eta 0:12:30``."""
+        extra = ", ".join(f"{n} {what}" for n, what in ((self.skipped, "skipped"), (self.failed, "failed")) if n)
+        return (f"jobs {self.done} of {self.total} done{f' ({extra})' if extra else ''} · "
+                f"{clock_text(self.elapsed)} so far · eta {clock_text(self.eta)}")
+
+
+class JobCounter:
+    """Counts finished jobs for :meth:`BenchProgress.overall`; ``clock`` gives seconds."""
+
+    def __init__(self, total: int, clock: Callable[[], float] = time.monotonic):
+        self.total, self.clock, self.start = total, clock, clock()
+        self.done = self.skipped = self.failed = 0
+
+    def status(self) -> BenchStatus:
+        return BenchStatus(self.done, self.total, self.skipped, self.failed, self.clock() - self.start)
+
+    def finish(self, skipped: bool = False, failed: bool = False) -> BenchStatus:
+        self.done += 1
+        self.skipped += bool(skipped)
+        self.failed += bool(failed)
+        return self.status()
+
+
+def report_overall(progress: Any, status: BenchStatus) -> None:
+    """``progress.overall(status)``, or one ``message`` line for a progress object written before
+    :meth:`BenchProgress.overall` existed (one that does not subclass :class:`BenchProgress`)."""
+    overall = getattr(progress, "overall", None)
+    if callable(overall):
+        overall(status)
+    else:
+        progress.message(status.line())
+
+
 class BenchProgress:
     """How :func:`zoo.bench.run_benchmark` reports what it does; every method is a no-op here.
 
     Subclass it to show progress (the CLI draws rich bars): :meth:`message` gets one line per
-    event, :meth:`training` wraps each training run and yields the trainer's progress callback,
+    event, :meth:`overall` the whole benchmark's jobs done and ETA before the first job and after
+    each, :meth:`training` wraps each training run and yields the trainer's progress callback,
     :meth:`tasks` wraps sampling and metrics and yields a ``progress(task, done, total)`` callback.
     """
 
     def message(self, text: str) -> None:
         """One line about the benchmark's progress ("[gan seed 0] training (128kimg)")."""
+
+    def overall(self, status: BenchStatus) -> None:
+        """The whole benchmark's progress; by default one :meth:`message` line."""
+        self.message(status.line())
 
     @contextlib.contextmanager
     def training(self, label: str) -> Iterator[Callable[[TrainProgress], None] | None]:

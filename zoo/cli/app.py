@@ -146,9 +146,15 @@ def _add_plugin_commands() -> None:
     get_registry(defer_strict=True).add_commands(cli)  # strict mode raises here, listing every problem
 
 
+#: The arguments of the command being run (after ``zoo``): a command can name itself, e.g. the
+#: command that resumes an interrupted ``zoo bench``.
+invocation: list[str] = []
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code, turning genzoo errors into one line."""
     args = sys.argv[1:] if argv is None else argv
+    invocation[:] = list(args)
     if any("\x00" in a for a in args):  # a shell cannot pass one; a Python caller can
         stderr.print("zoo: error: arguments must not contain NUL bytes", highlight=False, markup=False)
         return 2

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import shlex
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -85,7 +91,17 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
         backbone=backbone, inception_weights=inception_weights, results=results, runs_dir=runs_dir,
         curve_points=curve_points, fail_fast=fail_fast, rerun=rerun, executor=executor, jobs=jobs, slurm=slurm,
     )
-    result = run_benchmark(request, registry=registry(), progress=bench_progress(progress_mode(progress)))
+    from zoo.trainer import Interrupted  # training stopped by a signal, after a checkpoint
+
+    try:
+        with _sigterm_as_interrupt():
+            result = run_benchmark(request, registry=registry(), progress=bench_progress(progress_mode(progress)))
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.exit_code - 128 if isinstance(exc, Interrupted) else getattr(exc, "signum", signal.SIGINT)
+        text, command = resume_message(signum, str(exc) if isinstance(exc, Interrupted) else "")
+        stderr.print(text, highlight=False, markup=False, soft_wrap=False)  # wrapped at the width
+        stderr.print(f"  {command}", highlight=False, markup=False, soft_wrap=True)  # one copyable line
+        raise click.exceptions.Exit(128 + signum) from None
     if as_json:
         echo_json([r.to_dict() for r in result.rows])
     else:
@@ -97,6 +113,47 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
         stderr.print(f"zoo bench: {len(result.failed)} run(s) failed: "
                      + "; ".join(f"{r.model} seed {r.seed}: {r.error}" for r in result.failed), highlight=False, markup=False)
         raise click.exceptions.Exit(1)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM outside a training loop (which handles it itself: checkpoint, then Interrupted)."""
+
+    signum = signal.SIGTERM
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`_Terminated` (so the resume message is printed, not a silent
+    death); the trainer installs its own handler while it trains and restores this one after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def resume_message(signum: int, detail: str = "") -> tuple[str, str]:
+    """What an interrupted ``zoo bench`` prints: why it stopped, and the command that resumes it
+    (the same command line; ``--rerun`` left out, since it would redo the finished jobs)."""
+    from zoo.cli import app
+
+    args = [a for a in app.invocation if a != "--rerun"]
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    dropped = " (without --rerun, which would redo them)" if "--rerun" in app.invocation else ""
+    return (f"zoo bench: {detail or f'interrupted by {name}'}.\n"
+            "Finished jobs are in the results store; run the same command again to resume: it skips "
+            f"them and continues the interrupted job from its last checkpoint{dropped}:",
+            shlex.join(["zoo", *args]))
 
 
 def _collect(runs_dir: Path, results: Path | None, as_json: bool, html_path: Path | None) -> None:

@@ -1,0 +1,139 @@
+"""Rank groups and power for a leaderboard: statistics only, no tables.
+
+Groups are a compact letter display (Piepho 2004, insert-and-absorb) built from all pairwise
+Welch t-tests over seeds with Holm's correction: lines sharing a letter are not significantly
+different. A pair at an uncorrected p below :data:`ALWAYS_APART` is always told apart, so on a
+board with many lines Holm's correction cannot put two clearly different lines in one group.
+
+Power is that of one two-sided Welch test between two lines of ``n`` seeds each with the same
+seed-to-seed standard deviation: given the sample variances' share ``r`` (Beta((n-1)/2, (n-1)/2)
+under equal variances, independent of their sum and of the means), Welch's statistic is a
+noncentral t with ``2n - 2`` degrees of freedom and only its critical value depends on ``r``
+(through Welch's degrees of freedom), so the power is a one-dimensional integral over ``r``
+(Gauss-Legendre). scipy.special only: scipy.stats takes about a second to import.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+#: Holm's familywise level for the pairwise tests.
+ALPHA = 0.05
+#: Two lines whose seeds differ at this uncorrected p never share a group.
+ALWAYS_APART = 0.01
+#: The power at which the board states the smallest detectable difference.
+POWER = 0.8
+#: Seeds per line beyond which :func:`seeds_needed` gives up (returns ``None``).
+MAX_SEEDS = 1000
+LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values (step-down, monotone, capped at 1), in the input order."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for step, i in enumerate(order):
+        running = max(running, min(1.0, (m - step) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def different_pairs(p_values: dict[tuple[int, int], float], alpha: float = ALPHA,
+                    apart: float = ALWAYS_APART) -> set[tuple[int, int]]:
+    """The pairs ``(i, j)`` called different: Holm-adjusted p < ``alpha`` or raw p < ``apart``."""
+    pairs = list(p_values)
+    adjusted = holm([p_values[p] for p in pairs])
+    return {p for p, adj in zip(pairs, adjusted, strict=True) if adj < alpha or p_values[p] < apart}
+
+
+def letter_groups(order: Sequence[int], different: set[tuple[int, int]]) -> list[str] | None:
+    """Compact letter display of the items ``order`` (best first): one string of letters per item,
+    in ``order``'s order; two items share a letter if and only if their pair is not in
+    ``different`` (pairs as ``(i, j)`` either way round). Letters go to groups in order of their
+    best member, so the best item reads ``a``. ``None`` when more than 52 letters are needed."""
+    position = {item: k for k, item in enumerate(order)}
+    columns: list[set[int]] = [set(order)] if order else []
+    for i, j in sorted(different, key=lambda p: sorted((position[p[0]], position[p[1]]))):
+        split: list[set[int]] = []
+        for col in columns:
+            if i in col and j in col:
+                split += [col - {i}, col - {j}]
+            else:
+                split.append(col)
+        # absorb: a column inside another says nothing more
+        unique = []
+        for col in sorted(split, key=len, reverse=True):
+            if col and not any(col <= kept for kept in unique):
+                unique.append(col)
+        columns = unique
+    if len(columns) > len(LETTERS):
+        return None
+    columns.sort(key=lambda col: sorted(position[x] for x in col))
+    return ["".join(LETTERS[c] for c, col in enumerate(columns) if item in col) for item in order]
+
+
+def welch_power(effect: float, n: int, alpha: float = ALPHA, nodes: int = 64) -> float:
+    """Power of a two-sided Welch t-test at level ``alpha`` between two groups of ``n`` normal
+    values each with the same standard deviation, when the means differ by ``effect`` standard
+    deviations. ``n`` >= 2 (else ValueError); in [0, 1] (below ``alpha`` at ``effect`` 0 and
+    ``n`` 2: Welch's test is conservative there)."""
+    import numpy as np
+    from scipy import special
+
+    if n < 2:
+        raise ValueError(f"Welch's test needs at least 2 values a group, got {n}")
+    df = 2 * n - 2
+    nc = abs(effect) * math.sqrt(n / 2)
+    # r = sin^2(theta): the Beta(a, a) density times dr is 2 (sin cos)^(n-2) / B(a, a) dtheta
+    a = (n - 1) / 2
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    theta = (x + 1) * math.pi / 4
+    weight = w * math.pi / 4 * 2 * (np.sin(theta) * np.cos(theta)) ** (n - 2) / special.beta(a, a)
+    r = np.sin(theta) ** 2
+    df_welch = (n - 1) / (r**2 + (1 - r) ** 2)
+    # with equal n Welch's T is the pooled T: given r, a noncentral t with 2n - 2 df
+    crit = special.stdtrit(df_welch, 1 - alpha / 2)
+    reject = 1 - special.nctdtr(df, nc, crit) + special.nctdtr(df, nc, -crit)
+    return float(np.sum(weight * reject) / np.sum(weight))
+
+
+def detectable_effect(n: int, power: float = POWER, alpha: float = ALPHA) -> float:
+    """The smallest difference, in standard deviations, that :func:`welch_power` detects with
+    probability ``power`` at ``n`` values a group (bisection; ``n`` >= 2)."""
+    low, high = 0.0, 1.0
+    while welch_power(high, n, alpha) < power:
+        high *= 2
+    for _ in range(50):
+        mid = (low + high) / 2
+        low, high = (mid, high) if welch_power(mid, n, alpha) < power else (low, mid)
+    return high
+
+
+def seeds_needed(effect: float, power: float = POWER, alpha: float = ALPHA,
+                 limit: int = MAX_SEEDS) -> int | None:
+    """The fewest values a group (>= 2) at which :func:`welch_power` reaches ``power`` for a
+    difference of ``effect`` standard deviations; ``None`` above ``limit``."""
+    if welch_power(effect, limit, alpha) < power:
+        return None
+    low, high = 2, limit
+    if welch_power(effect, low, alpha) >= power:
+        return low
+    while high - low > 1:  # power grows with n: welch_power(low) < power <= welch_power(high)
+        mid = (low + high) // 2
+        low, high = (mid, high) if welch_power(effect, mid, alpha) < power else (low, mid)
+    return high
+
+
+def pooled_std(stds: Sequence[float], counts: Sequence[int]) -> tuple[float, int]:
+    """Pooled sample standard deviation over groups with >= 2 values (weights n - 1) and how many
+    groups entered it; ``(nan, 0)`` when none did."""
+    total, dof, used = 0.0, 0, 0
+    for std, n in zip(stds, counts, strict=True):
+        if n >= 2 and math.isfinite(std):
+            total += (n - 1) * std * std
+            dof += n - 1
+            used += 1
+    return (math.sqrt(total / dof), used) if dof else (math.nan, 0)
