@@ -16,6 +16,8 @@ from zoo.cli.app import announce, cli, echo_json, registry, stderr, stdout
 from zoo.cli.configuration import config_option
 from zoo.cli.options import data_dir_option, device_option, parse_seeds
 from zoo.configfile import bench_settings
+from zoo.errors import UserInterrupt
+from zoo.guard import stop_requested
 
 
 @cli.command("bench")
@@ -115,8 +117,9 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
         raise click.exceptions.Exit(1)
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM outside a training loop (which handles it itself: checkpoint, then Interrupted)."""
+class _Terminated(UserInterrupt):
+    """SIGTERM outside a training loop (which handles it itself: checkpoint, then Interrupted);
+    a :class:`~zoo.errors.UserInterrupt`, so no plugin is blamed for it."""
 
     signum = signal.SIGTERM
 
@@ -130,6 +133,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         return
 
     def handler(signum: int, _frame: Any) -> None:
+        stop_requested(signum)  # a step that does not return gets the watchdog's grace, then stops
         raise _Terminated
 
     previous = signal.signal(signal.SIGTERM, handler)
