@@ -7,6 +7,8 @@ on every machine. Tests marked ``hardware`` follow the machine they run on, or t
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -338,3 +340,44 @@ def test_bf16_sampling_warns_where_it_is_emulated(cpu_profile, capsys, tmp_path)
         "steps=2",
     )
     assert code == 0 and _warning_lines(err) == []
+
+
+# -- the GPU check is ready for a GPU, and its dry run passes here --------------------------------
+
+
+def test_gpu_check_without_cuda_is_a_dry_run_that_logs_what_it_would_check(tmp_path):
+    """No CUDA device (hidden on a GPU machine too): exit 0, every step named with its limit."""
+    import os
+
+    script = ROOT / "benchmarks" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0  # valid bash, every branch
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHON": sys.executable, "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(
+        ["bash", str(script), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no CUDA device present" in proc.stdout and "dry run done" in proc.stdout
+    log = (out / "gpu_check.log").read_text()
+    for step in ("environment", "contract", "gpu-tests", "peers"):
+        assert re.search(rf"would run {step} \(at most \d+ s\)", log), log
+    assert "--device cuda --precisions fp32,bf16,fp16" in log
+    listed = (out / "contract-dry-run.log").read_text()
+    assert (
+        "check_model('ddpm', device='cuda', precision='fp16')" in listed
+        and "ddpm-small" not in listed
+    )
+
+
+def test_check_model_takes_a_device_and_a_precision(no_cuda):
+    from zoo.testing import check_model
+
+    check_model("gan", precision="fp16")  # the gradient scaler's path, on the CPU
+    with pytest.raises(UsageError, match="CUDA is not available"):
+        check_model("gan", device="cuda", precision="bf16")
+    with pytest.raises(UsageError, match="unknown precision"):
+        check_model("gan", precision="fp8")
