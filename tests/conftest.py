@@ -37,7 +37,7 @@ def no_cuda(monkeypatch):
     from zoo import device
 
     real = device._read_hardware()
-    fake = dataclasses.replace(real, cuda=False, cuda_devices=0, cuda_bf16=False)
+    fake = dataclasses.replace(real, cuda=False, cuda_devices=0)  # cuda_bf16 follows: False
     monkeypatch.setattr(device, "_read_hardware", lambda: fake)
 
 

@@ -100,7 +100,12 @@ class Capabilities:
     cores: int
     cuda: bool
     cuda_devices: int
-    cuda_bf16: bool
+
+    @property
+    def cuda_bf16(self) -> bool:
+        """Whether CUDA device 0 computes bf16 (asked only when needed: the question creates a
+        CUDA context, which a torchrun rank must not do on device 0 before picking its own)."""
+        return self.cuda and _cuda_bf16_supported()
 
     def describe(self) -> str:
         """One short line: CPU name, native bf16 or not, cores, the profile when simulated."""
@@ -170,8 +175,12 @@ def _read_hardware() -> Capabilities:
         cpu_native_bf16=bool(flags & NATIVE_BF16_FLAGS),
         cpu_native_fp16=bool(flags & NATIVE_FP16_FLAGS), cores=cores, cuda=cuda,
         cuda_devices=torch.cuda.device_count() if cuda else 0,
-        cuda_bf16=bool(cuda and torch.cuda.is_bf16_supported()),
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _cuda_bf16_supported() -> bool:
+    return bool(torch.cuda.is_bf16_supported())
 
 
 def cpu_flags() -> frozenset[str]:
