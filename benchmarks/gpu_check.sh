@@ -1,44 +1,68 @@
 #!/usr/bin/env bash
-# The GPU check of issue 18, in under ten minutes on one CUDA device:
-#   1. the GPU-marked tests (pytest -m gpu), at most 4 minutes;
-#   2. benchmarks/peers.py --quick on CUDA (training, sampling and matmul sections, the profile),
-#      at most 5 minutes, writing benchmarks/results/peers-quick-<gpu name>1-fp32+bf16-torch<v>.csv.
-# Usage: bash benchmarks/gpu_check.sh [OUT_DIR]   (default benchmarks/results; the device tool's $OUT works)
-# Run from anywhere: it changes to the repository root. Exits 3 when no CUDA device is visible, else
-# with the first failure's status (124: a step ran past its time limit).
-#
-# Written without a GPU to test on: it only calls commands that run on the CPU here (the same
-# pytest and peers.py invocations with --device cpu are exercised by tests/test_accel.py), and
-# every step is bounded by `timeout`, so it cannot run past ten minutes whatever happens.
+# The GPU check (issues 18 and 22), bounded to fit one device lease (at most 8 minutes):
+#   1. environment: the GPU, torch and CUDA versions, bf16 support               (30 s)
+#   2. benchmarks/gpu_contract.py: zoo.testing.check_model on cuda for every
+#      built-in model in fp32, bf16 and fp16 (fp16 with the gradient scaler)      (150 s)
+#   3. the GPU-marked tests (pytest -m gpu)                                         (90 s)
+#   4. benchmarks/peers.py --quick on CUDA (matmul, training, sampling, profile)  (180 s)
+# Usage: bash benchmarks/gpu_check.sh [OUT_DIR]
+#   OUT_DIR defaults to $OUT (the device tool's folder), else a new temporary folder. Every step
+#   is bounded by `timeout` and logs to OUT_DIR/<step>.log; OUT_DIR/gpu_check.log has the summary.
+# Without a CUDA device it is a dry run: it says that no CUDA device
+# is present and what each step would run, runs the contract script's --dry-run (a few seconds:
+# the script and the registry load), and exits 0. On a GPU it exits with the first failing step's
+# status (124: a step ran past its limit). Run from anywhere: it changes to the repository root.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
-OUT="${1:-benchmarks/results}"
-mkdir -p "$OUT"
+OUT_DIR="${1:-${OUT:-}}"
+if [ -z "$OUT_DIR" ]; then OUT_DIR="$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")"; fi
+mkdir -p "$OUT_DIR"
+LOG="$OUT_DIR/gpu_check.log"
+: > "$LOG"
+PY="${PYTHON:-python}"
 
-if ! python -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-    echo "gpu_check: no CUDA device visible to torch; nothing to do" >&2
-    exit 3
+say() { echo "gpu_check: $*" | tee -a "$LOG"; }
+
+DRY=0
+if ! timeout 60 "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' \
+        >>"$LOG" 2>&1; then
+    DRY=1
+    say "no CUDA device present (torch.cuda.is_available() is False): dry run, nothing measured"
 fi
-python - <<'EOF'
-import torch
-p = torch.cuda.get_device_properties(0)
-print(f"gpu_check: {p.name}, {p.total_memory / 2**30:.0f} GiB, torch {torch.__version__}, CUDA {torch.version.cuda}, "
-      f"bf16 {torch.cuda.is_bf16_supported()}")
-EOF
-python -c 'import diffusers' 2>/dev/null || pip install -q "diffusers>=0.30" || echo "gpu_check: diffusers unavailable; its rows are skipped" >&2
 
 status=0
-echo "== GPU-marked tests"
-timeout 240 python -m pytest -q -m gpu -n0 -p no:cacheprovider 2>&1 | tee "$OUT/gpu-tests.log"
-rc=${PIPESTATUS[0]}
-# exit 5: no test carries the gpu marker, which is not a failure of this check
-if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then status=$rc; fi
+# step NAME SECONDS COMMAND...: run COMMAND under `timeout`, its output in OUT_DIR/NAME.log;
+# in a dry run, only say what would run.
+step() {
+    local name="$1" limit="$2"
+    shift 2
+    if [ "$DRY" -eq 1 ]; then
+        say "would run $name (at most ${limit} s): $*"
+        return 0
+    fi
+    say "== $name (at most ${limit} s)"
+    timeout "$limit" "$@" 2>&1 | tee "$OUT_DIR/$name.log"
+    local rc=${PIPESTATUS[0]}
+    # pytest's 5: no test carries the marker, which is not a failure of this check
+    if [ "$name" = "gpu-tests" ] && [ "$rc" -eq 5 ]; then rc=0; fi
+    say "$name: exit $rc"
+    if [ "$rc" -ne 0 ] && [ "$status" -eq 0 ]; then status=$rc; fi
+}
 
-echo "== benchmarks/peers.py on CUDA"
-timeout 300 python benchmarks/peers.py --quick --device cuda --sections matmul,train,sample,profile \
-    --rounds 3 --out "$OUT" 2>&1 | tee "$OUT/gpu-peers.log"
-rc=${PIPESTATUS[0]}
-if [ "$rc" -ne 0 ] && [ "$status" -eq 0 ]; then status=$rc; fi
+step environment 30 "$PY" benchmarks/gpu_contract.py --device cuda --environment
+step contract 150 "$PY" benchmarks/gpu_contract.py --device cuda --precisions fp32,bf16,fp16 --out "$OUT_DIR"
+step gpu-tests 90 "$PY" -m pytest -q -m gpu -n0 -p no:cacheprovider
+step peers 180 "$PY" benchmarks/peers.py --quick --device cuda --sections matmul,train,sample,profile \
+    --rounds 3 --out "$OUT_DIR"
 
-echo "gpu_check: done, status $status; results in $OUT"
+if [ "$DRY" -eq 1 ]; then
+    # What can be checked without the device: the contract script loads and lists its pairs.
+    timeout 120 "$PY" benchmarks/gpu_contract.py --device cuda --precisions fp32,bf16,fp16 --dry-run \
+        2>&1 | tee "$OUT_DIR/contract-dry-run.log" >>"$LOG"
+    rc=${PIPESTATUS[0]}
+    say "contract --dry-run: exit $rc"
+    say "dry run done; logs in $OUT_DIR"
+    exit "$rc"
+fi
+say "done, status $status; logs and results in $OUT_DIR"
 exit "$status"

@@ -251,12 +251,13 @@ def genzoo_step(model: Any, batch: torch.Tensor, precision: str, compile: bool =
 
 def section_train(args: argparse.Namespace, device: torch.device, peaks: dict[str, float]) -> list[Row]:
     from zoo.bench.costs import count_flops
+    from zoo.device import capabilities
     from zoo.factory import create_model
 
     rows: list[Row] = []
     cases = [("ddpm", "fp32"), ("ddpm", "bf16"), ("dcgan", "fp32"), ("gan", "fp32")]
     for name, precision in cases:
-        if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        if precision == "bf16" and device.type == "cuda" and not capabilities().cuda_bf16:
             continue
         torch.manual_seed(0)
         overrides = dict(getattr(_model_class(name), "tiny_config", {})) if args.tiny else {}

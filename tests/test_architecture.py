@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -32,10 +31,15 @@ def test_help_and_version_do_not_import_torch(args):
 
 
 def test_help_starts_quickly():
+    import resource
+
     subprocess.run([sys.executable, "-m", "zoo", "--help"], capture_output=True, check=True, cwd=ROOT)  # warm caches
-    start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, "-m", "zoo", "--help"], capture_output=True, check=True, cwd=ROOT)
-    assert time.perf_counter() - start < 2.0  # about 0.2 s here; generous for a loaded CI machine
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU seconds, not wall-clock ones, so a neighbour's load cannot fail this: --help takes about
+    # 0.26 s here, importing torch alone 2.4 s.
+    assert (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime) < 1.0
 
 
 def test_data_types_do_not_pull_in_the_registry():

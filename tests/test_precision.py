@@ -29,14 +29,13 @@ def test_training_under_autocast(name, precision):
     assert all(torch.isfinite(p).all() and p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
 
 
-def test_unknown_precision_and_missing_cuda_are_usage_errors():
+def test_unknown_precision_and_missing_cuda_are_usage_errors(no_cuda):
     from zoo.device import check_precision, resolve_device
 
     with pytest.raises(UsageError, match="precision"):
         check_precision("fp8", torch.device("cpu"))
-    if not torch.cuda.is_available():
-        with pytest.raises(UsageError, match="CUDA is not available"):
-            resolve_device("cuda")
+    with pytest.raises(UsageError, match="CUDA is not available"):  # on every machine (no_cuda)
+        resolve_device("cuda")
 
 
 @pytest.mark.gpu

@@ -248,11 +248,15 @@ def test_scaler_is_never_none_and_precision_is_built_once():
     assert trainer.state_dict()["scaler"] == {}
 
 
-def test_resolve_precision_auto_takes_a_usable_recommendation():
+@pytest.mark.parametrize("profile", ["native-bf16", "no-bf16"])
+def test_resolve_precision_auto_takes_a_usable_recommendation(cpu_profile, profile):
+    """bf16 where the (simulated) CPU has it natively, fp32 where it would be emulated."""
     from zoo.device import resolve_precision
 
     cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu, "bf16") == "bf16"
+    cpu_profile(profile)
+    assert resolve_precision("auto", cpu, "bf16") == ("bf16" if profile == "native-bf16" else "fp32")
+    assert resolve_precision("auto", cpu, "fp16") == "fp32"  # fp16 is emulated on every CPU
     assert resolve_precision("auto", cpu, None) == "fp32"
     assert resolve_precision("auto", cpu, "fp8") == "fp32"  # an unusable recommendation falls back
     assert resolve_precision("fp16", cpu, "bf16") == "fp16"  # an explicit choice wins

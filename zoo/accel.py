@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from zoo.device import native_precision, synchronize
+from zoo.device import capabilities, native_precision, synchronize
 from zoo.fileio import parse_json
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def _batch_key(model: nn.Module, options: Mapping[str, Any]) -> str:
     from zoo import __version__
 
     device = next(iter(model.parameters()), torch.empty(0)).device
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else capabilities().cpu_name
     config = getattr(model, "config", None)
     fields = {
         "model": type(model).__module__ + "." + type(model).__qualname__,
@@ -80,19 +80,6 @@ def _batch_key(model: nn.Module, options: Mapping[str, Any]) -> str:
         "genzoo": __version__,
     }
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def _probe_options(model: Any, options: Mapping[str, Any]) -> dict[str, Any]:

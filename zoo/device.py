@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -16,17 +19,18 @@ from zoo.vocabulary import PRECISIONS
 def resolve_device(name: str | None = "auto") -> torch.device:
     """``auto`` means CUDA when present, else CPU; an unavailable device is a usage error."""
     name = (name or "auto").strip().lower()
+    caps = capabilities()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if caps.cuda else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
         raise UsageError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
     if device.type == "cuda":
-        if not torch.cuda.is_available():
+        if not caps.cuda:
             raise UsageError(f"device {name!r} requested but CUDA is not available on this machine")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UsageError(f"device {name!r} does not exist ({torch.cuda.device_count()} CUDA devices)")
+        if device.index is not None and device.index >= caps.cuda_devices:
+            raise UsageError(f"device {name!r} does not exist ({caps.cuda_devices} CUDA devices)")
     elif device.type not in ("cpu", "mps"):
         raise UsageError(f"unsupported device {name!r} (use auto, cpu, cuda or cuda:N)")
     return device
@@ -35,7 +39,7 @@ def resolve_device(name: str | None = "auto") -> torch.device:
 def check_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    if precision == "bf16" and device.type == "cuda" and not capabilities().cuda_bf16:
         raise UsageError("bf16 is not supported on this GPU; use fp16 or fp32")
     return precision
 
@@ -53,28 +57,174 @@ def resolve_precision(precision: str, device: torch.device, recommended: str | N
 def native_precision(precision: str, device: torch.device) -> bool:
     """Whether ``device`` computes in ``precision`` natively (so autocast speeds training up).
 
-    CUDA: bf16 where ``torch.cuda.is_bf16_supported()``, fp16 always. CPU: bf16 with the
-    ``avx512_bf16`` or ``amx_bf16`` instructions (read from ``/proc/cpuinfo``; elsewhere no), where
-    bf16 autocast trained the DDPM U-Net 1.6x faster than fp32; without them bf16 is emulated and
-    slower. fp16 on a CPU: no.
+    CUDA: bf16 where the GPU supports it, fp16 always. CPU: bf16 where :func:`capabilities` says the
+    processor has native bf16 (``avx512_bf16`` or ``amx_bf16``; ``ZOO_CPU_PROFILE`` can simulate
+    either answer), where bf16 autocast trained the DDPM U-Net 1.6x faster than fp32; without them
+    bf16 is emulated and slower. fp16 on a CPU: never (emulated; see :data:`EMULATION_COST`).
     """
     if precision == "fp32":
         return True
+    caps = capabilities()
     if device.type == "cuda":
-        return precision == "fp16" or torch.cuda.is_bf16_supported()
-    return precision == "bf16" and bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+        return precision == "fp16" or caps.cuda_bf16
+    return precision == "bf16" and caps.cpu_native_bf16
 
 
-def cpu_flags() -> frozenset[str]:
-    """The CPU feature flags Linux reports (empty elsewhere)."""
+#: Environment variable that overrides what :func:`capabilities` reports about the CPU, so tests and
+#: CI can exercise each machine class on any machine: ``auto`` (read the CPU; the default),
+#: ``native-bf16`` (as if it had avx512_bf16/AMX) or ``no-bf16`` (as if it had neither).
+CPU_PROFILE_ENV = "ZOO_CPU_PROFILE"
+CPU_PROFILES = ("auto", "native-bf16", "no-bf16")
+#: CPU flags that mean native bf16 arithmetic (what makes bf16 autocast fast on a CPU).
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+#: CPU flags that mean native fp16 arithmetic (recorded; fp16 autocast on a CPU is still treated as
+#: emulated: it was never measured faster than fp32 here).
+NATIVE_FP16_FLAGS = frozenset({"avx512_fp16", "amx_fp16"})
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What this machine can compute fast, read once by :func:`capabilities`.
+
+    ``profile`` is ``auto`` for the real CPU, else the simulated ``ZOO_CPU_PROFILE``, which sets
+    ``cpu_native_bf16`` and ``cpu_native_fp16`` (``cpu_flags`` stay the real ones). ``cores`` is the
+    number of CPUs this process may run on; ``cuda_*`` describe CUDA device 0 (False / 0 without).
+    """
+
+    profile: str
+    cpu_name: str
+    cpu_flags: frozenset[str] = field(repr=False)
+    cpu_native_bf16: bool
+    cpu_native_fp16: bool
+    cores: int
+    cuda: bool
+    cuda_devices: int
+
+    @property
+    def cuda_bf16(self) -> bool:
+        """Whether CUDA device 0 computes bf16 (asked only when needed: the question creates a
+        CUDA context, which a torchrun rank must not do on device 0 before picking its own)."""
+        return self.cuda and _cuda_bf16_supported()
+
+    def describe(self) -> str:
+        """One short line: CPU name, native bf16 or not, cores, the profile when simulated."""
+        bf16 = "native bf16" if self.cpu_native_bf16 else "no native bf16"
+        sim = f", simulated by {CPU_PROFILE_ENV}={self.profile}" if self.profile != "auto" else ""
+        return f"{self.cpu_name} ({bf16}, {self.cores} cores{sim})"
+
+
+def cpu_profile() -> str:
+    """The CPU profile ``ZOO_CPU_PROFILE`` asks for (``auto`` when unset or empty).
+
+    Raises:
+        UsageError: an unknown profile name (exit code 2).
+    """
+    name = os.environ.get(CPU_PROFILE_ENV, "").strip().lower() or "auto"
+    if name not in CPU_PROFILES:
+        known = ", ".join(CPU_PROFILES)
+        raise UsageError(f"{CPU_PROFILE_ENV}={name!r} is not a CPU profile (use {known})")
+    return name
+
+
+def capabilities() -> Capabilities:
+    """The machine's capabilities: the one place genzoo reads CPU flags, cores and CUDA support.
+
+    The hardware is read once per process (``/proc/cpuinfo`` on Linux; elsewhere no flags);
+    ``ZOO_CPU_PROFILE`` is read on every call, so a test or CI job can simulate another CPU.
+
+    Raises:
+        UsageError: ``ZOO_CPU_PROFILE`` names no profile.
+    """
+    profile = cpu_profile()
+    real = _read_hardware()
+    if profile == "auto":
+        return real
+    native = profile == "native-bf16"
+    return replace(real, profile=profile, cpu_native_bf16=native, cpu_native_fp16=False)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_hardware() -> Capabilities:
+    """The real machine (cached: the hardware does not change while a process runs)."""
+    name, flags = "", frozenset[str]()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and not name:
+                    name = value.strip()
+                elif key == "flags" and not flags:
+                    flags = frozenset(value.split())
+                if name and flags:
+                    break
     except OSError:
         pass
-    return frozenset()
+    if not name:
+        import platform
+
+        name = platform.processor() or platform.machine() or "unknown CPU"
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    cuda = torch.cuda.is_available()
+    return Capabilities(
+        profile="auto", cpu_name=name, cpu_flags=flags,
+        cpu_native_bf16=bool(flags & NATIVE_BF16_FLAGS),
+        cpu_native_fp16=bool(flags & NATIVE_FP16_FLAGS), cores=cores, cuda=cuda,
+        cuda_devices=torch.cuda.device_count() if cuda else 0,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _cuda_bf16_supported() -> bool:
+    return bool(torch.cuda.is_bf16_supported())
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU flags Linux reports (empty elsewhere): the real ones, whatever the profile."""
+    return capabilities().cpu_flags
+
+
+#: What emulated precision cost where this project measured it, against fp32 on the same CPU (a
+#: 2-core AMD EPYC with AVX2 and no avx512_bf16, one thread, DDPM's default U-Net; the commands are
+#: in docs/benchmarks.md, "Precision and the machine"), keyed by ``(precision, what)``.
+EMULATION_COST = {
+    ("bf16", "training"): "11x",  # batch 32: 4 against 39 images/s (ratio 0.09)
+    ("fp16", "training"): "10x",  # ratio 0.10
+    ("bf16", "sampling"): "19x",  # batch 32, 2 DDIM steps: 3.7 against 70 images/s
+    ("fp16", "sampling"): "17x",  # 4.1 images/s
+}
+
+
+class EmulatedPrecisionWarning(UserWarning):
+    """A precision the hardware only emulates was asked for: slower than fp32, not faster."""
+
+
+def emulated_precision_note(precision: str, device: torch.device,
+                            what: str = "training") -> str | None:
+    """One line saying what ``precision`` costs for ``what`` (``training`` or ``sampling``) on
+    ``device`` if the device only emulates it, else ``None`` (fp32, fp16 or a supported bf16 on a
+    GPU, bf16 on a CPU with native bf16). Follows :func:`capabilities` (``ZOO_CPU_PROFILE``)."""
+    if precision not in ("bf16", "fp16") or device.type != "cpu":
+        return None
+    if native_precision(precision, device):
+        return None
+    why = "no avx512_bf16/AMX" if precision == "bf16" else "no CPU computes fp16 natively"
+    return (f"{precision} is emulated on this CPU ({why}): DDPM {what} measured "
+            f"{EMULATION_COST[(precision, what)]} slower than fp32; use fp32")
+
+
+def warn_if_emulated(precision: str, device: torch.device | str, what: str = "training",
+                     stacklevel: int = 2) -> bool:
+    """Warn (:class:`EmulatedPrecisionWarning`, one line) if ``precision`` is emulated on
+    ``device``; returns whether it warned. A command calls it once (``zoo bench`` too, not once
+    per job)."""
+    note = emulated_precision_note(precision, torch.device(device), what)
+    if note is not None:
+        warnings.warn(note, EmulatedPrecisionWarning, stacklevel=stacklevel + 1)
+    return note is not None
 
 
 @dataclass(frozen=True)
@@ -148,6 +298,7 @@ def environment(device: torch.device) -> dict[str, Any]:
 
     from zoo import __version__
 
+    caps = capabilities()
     env: dict[str, Any] = {
         "genzoo": __version__,
         "torch": torch.__version__,
@@ -155,8 +306,11 @@ def environment(device: torch.device) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
         "device": str(device),
-        "device_name": platform.processor() or platform.machine(),
+        "device_name": caps.cpu_name,
         "cpu_threads": torch.get_num_threads(),
+        "cpu_cores": caps.cores,
+        "cpu_native_bf16": caps.cpu_native_bf16,
+        "cpu_profile": caps.profile,
     }
     if device.type == "cuda":
         env["device_name"] = torch.cuda.get_device_name(device)

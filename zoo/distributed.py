@@ -44,6 +44,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from zoo.device import capabilities
 from zoo.errors import TrainingError, UsageError
 
 __all__ = [
@@ -121,12 +122,13 @@ def init_from_env(device: str = "auto", timeout: datetime.timedelta = DEFAULT_TI
                          "(or zoo train --nproc-per-node N)")
     _env_int("RANK", 0)  # a malformed RANK fails here, as one line
     local_rank = _env_int("LOCAL_RANK", 0)
-    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    caps = capabilities()
+    use_cuda = device.startswith("cuda") or (device == "auto" and caps.cuda)
     if use_cuda:
-        if not torch.cuda.is_available():
+        if not caps.cuda:
             raise UsageError(f"--device {device} asked for CUDA, but this machine has none")
-        if local_rank >= torch.cuda.device_count():
-            raise UsageError(f"LOCAL_RANK {local_rank} but this node has {torch.cuda.device_count()} CUDA device(s): "
+        if local_rank >= caps.cuda_devices:
+            raise UsageError(f"LOCAL_RANK {local_rank} but this node has {caps.cuda_devices} CUDA device(s): "
                              "use --nproc-per-node <= the number of GPUs")
         torch.cuda.set_device(local_rank)
     backend = "nccl" if use_cuda else "gloo"

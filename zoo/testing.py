@@ -56,7 +56,7 @@ def default_test_shape(cls: type[GenerativeModel]) -> tuple[int, int, int]:
 
 
 def check_model(model: str | type[GenerativeModel], image_shape: tuple[int, int, int] | None = None,
-                steps: int = 2) -> None:
+                steps: int = 2, device: str = "cpu", precision: str = "fp32") -> None:
     """Assert that ``model`` honours the genzoo contract; raises ``AssertionError`` naming the breach.
 
     Checks: class metadata; a few training steps through the core's :class:`zoo.trainer.Trainer`
@@ -67,6 +67,10 @@ def check_model(model: str | type[GenerativeModel], image_shape: tuple[int, int,
     sampling option's default is accepted; :func:`zoo.sampling.generate` gives the same images in
     one batch of 6 as in batches of 2 (the noise of image ``i`` depends only on the seed and ``i``);
     a checkpoint save/load round trip restores the weights and the samples exactly.
+
+    ``device`` (``cpu``, ``cuda``, ``cuda:N``) and ``precision`` (``fp32``, ``bf16``, ``fp16``: the
+    training autocast, fp16 with the gradient scaler) are checked up front like ``zoo train``'s
+    (:class:`zoo.errors.UsageError` if unusable here). Sampling stays in the model's own precision.
     """
     from zoo.checkpoint import load_model
     from zoo.data import ImageDataset
@@ -80,6 +84,10 @@ def check_model(model: str | type[GenerativeModel], image_shape: tuple[int, int,
     assert cls.summary, f"{cls.__name__}.summary is empty"
     assert cls.paper, f"{cls.__name__}.paper is empty"
 
+    from zoo.device import check_precision, resolve_device
+
+    target = resolve_device(device)
+    check_precision(precision, target)
     seed_everything(0)
     shape = image_shape or default_test_shape(cls)
     net = tiny_model(cls, shape)
@@ -89,7 +97,8 @@ def check_model(model: str | type[GenerativeModel], image_shape: tuple[int, int,
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
-        settings = TrainSettings(steps=steps, batch_size=8, device="cpu", checkpoint_every=steps, sample_grid=0)
+        settings = TrainSettings(steps=steps, batch_size=8, device=str(target), precision=precision,
+                                 checkpoint_every=steps, sample_grid=0)
         keys_per_step: list[tuple[int, list[str]]] = []
         trainer = Trainer(net, data, settings, run_dir,
                           progress=lambda p: keys_per_step.append((p.step, sorted(p.losses))))
@@ -98,7 +107,8 @@ def check_model(model: str | type[GenerativeModel], image_shape: tuple[int, int,
         result = trainer.fit()
         assert result.steps == steps, f"trained {result.steps} steps, expected {steps}"
         assert result.last_losses, f"{cls.name}.train_step returned no losses to log"
-        changed = [k for k, v in net.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])]
+        changed = [k for k, v in net.state_dict().items()
+                   if v.is_floating_point() and not torch.equal(v.cpu(), before[k].cpu())]
         assert changed, f"{cls.name}: {steps} training steps changed no parameter"
         for name, opt in trainer.optimizers.items():
             now = [p for g in opt.param_groups for p in g["params"]]
@@ -127,7 +137,7 @@ def check_model(model: str | type[GenerativeModel], image_shape: tuple[int, int,
         net.sample(2, generator=torch.Generator().manual_seed(0), **defaults)
         _check_batch_size_independence(net, defaults)
 
-        restored, meta = load_model(run_dir, map_location="cpu", model_cls=cls)
+        restored, meta = load_model(run_dir, map_location=target, model_cls=cls)
         assert meta["step"] == steps, f"checkpoint step {meta['step']} != {steps}"
         for key, value in net.state_dict().items():
             assert torch.equal(value, restored.state_dict()[key]), f"checkpoint round trip changed {key!r}"

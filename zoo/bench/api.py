@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zoo.bench.presets import Preset, get_preset
 from zoo.bench.runner import (
@@ -26,12 +26,15 @@ from zoo.bench.runner import (
 )
 from zoo.bench.store import ResultRow, ResultsStore, default_store_path, open_mode
 from zoo.budget import Budget
-from zoo.device import check_precision, resolve_device
+from zoo.device import check_precision, resolve_device, warn_if_emulated
 from zoo.errors import UsageError, ZooError
 from zoo.factory import load_dataset
 from zoo.metrics import make_protocol
 from zoo.metrics.protocol import Protocol
 from zoo.registry import Registry, get_registry
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["BenchProgress", "BenchRequest", "BenchResult", "run_benchmark"]
 
@@ -120,6 +123,7 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
     plans = plan_models(reg, list(request.models), preset=preset, dataset=data, device=device,
                         precision=request.precision, batch_size=request.batch_size,
                         overrides=dict(request.overrides), options=dict(request.options))
+    _warn_emulated(plans, device)
     store_path = Path(request.results or default_store_path())
     if open_mode(store_path) != "rw":  # rows measured now could not be stored: refuse before training
         raise UsageError(f"results store {store_path} is read-only here (its file or folder); "
@@ -159,6 +163,16 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
         if failed and request.fail_fast:
             raise ZooError(f"{job.plan.name} (seed {job.seed}) failed: {failed[0].error} (--fail-fast)")
     return result
+
+
+def _warn_emulated(plans: list[ModelPlan], device: torch.device) -> None:
+    """One warning per emulated precision the whole benchmark uses (training, then sampling), not
+    one per model or job: ``auto`` never picks one, so these come from --precision or --option."""
+    for precision in sorted({p.precision for p in plans}):
+        warn_if_emulated(precision, device, "training", stacklevel=3)
+    sampled = {str(s.get("precision", "fp32")) for p in plans for s in p.sample_settings}
+    for precision in sorted(sampled):
+        warn_if_emulated(precision, device, "sampling", stacklevel=3)
 
 
 def _check_count(num_fake: int | None) -> None:

@@ -145,7 +145,7 @@ def eval_command(
 
     from zoo.config import parse_assignments
     from zoo.data import DEFAULT_DATASET, ImageReadWarning, ReadReport
-    from zoo.device import resolve_device
+    from zoo.device import resolve_device, warn_if_emulated
     from zoo.errors import UsageError
     from zoo.factory import load_dataset
     from zoo.metrics import compute_floor, evaluate, make_protocol
@@ -170,6 +170,7 @@ def eval_command(
 
         model, meta = load_model(source, map_location=dev)
         parsed_options = model.parse_sample_options(parsed_options)
+        warn_if_emulated(str(parsed_options.get("precision", "fp32")), dev, "sampling")
     else:
         if parsed_options:
             raise UsageError("--option applies to run directories and checkpoints, not to image files")

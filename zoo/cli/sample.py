@@ -46,7 +46,7 @@ def sample_command(source, n, out, seed, options, nrow, batch_size, force, as_js
     from zoo.checkpoint import load_model
     from zoo.cli.progress import task_bars
     from zoo.config import parse_assignments
-    from zoo.device import resolve_device
+    from zoo.device import resolve_device, warn_if_emulated
     from zoo.errors import UsageError
     from zoo.sampling import generate, generate_batches, stream_folder, stream_npz, write_grid
 
@@ -62,6 +62,7 @@ def sample_command(source, n, out, seed, options, nrow, batch_size, force, as_js
     target = resolve_device(device)
     model, meta = load_model(source, map_location=target)
     parsed = model.parse_sample_options(parse_assignments(options, "--option"))
+    warn_if_emulated(str(parsed.get("precision", "fp32")), target, "sampling")
     shape = (n, *(int(s) for s in model.image_shape))
     if kind == "grid" and n * shape[1] * shape[2] * shape[3] > MAX_GRID_BYTES:
         raise UsageError(f"-n {n:,} images of {shape[1]}x{shape[2]}x{shape[3]} make a grid over the limit of "

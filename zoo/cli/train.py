@@ -144,10 +144,13 @@ def _fit(trainer, progress: bool | None):  # noqa: ANN202
     import contextlib
 
     from zoo.cli.progress import progress_mode, training_bar
+    from zoo.device import warn_if_emulated
     from zoo.fileio import run_lock
     from zoo.trainer import log_progress
 
     mode = progress_mode(progress) if trainer.world.is_main else "off"
+    if trainer.world.is_main:
+        warn_if_emulated(trainer.settings.precision, trainer.device)  # one line, before the slow steps
     lock = run_lock(trainer.run_dir) if trainer.world.is_main else contextlib.nullcontext()  # rank 0 writes
     with lock, training_bar(trainer.model.name, mode == "bars") as bar:
         trainer.progress = bar or (log_progress(trainer.settings.log_every) if mode == "lines" else None)

@@ -60,7 +60,9 @@ ProgressFn = Callable[[str, int, int], None]
 
 def resolve_device(device: torch.device | str | None) -> torch.device:
     if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        from zoo.device import capabilities
+
+        return torch.device("cuda" if capabilities().cuda else "cpu")
     return torch.device(device)
 
 
