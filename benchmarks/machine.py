@@ -48,20 +48,6 @@ def machine_class(flags: frozenset[str], cores: int) -> str:
     return f"{platform.machine() or 'cpu'}-{cores}c"
 
 
-def cpu_model_name() -> str:
-    """The ``model name`` line of ``/proc/cpuinfo`` (what ``lscpu`` shows), or the platform's guess."""
-    import platform
-
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def measure_models(names: list[str], rounds: int, iters: int, n_sample: int) -> list[dict[str, Any]]:
     """Training and sampling images/s of each model as the quick preset plans it, interleaved."""
     import torch
@@ -151,14 +137,14 @@ def main() -> int:
 
     import torch
 
-    from zoo.device import cpu_flags
+    from zoo.device import capabilities
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    flags = cpu_flags()
-    cores = os.cpu_count() or 1
+    caps = capabilities()
+    flags, cores = caps.cpu_flags, caps.cores
     klass = machine_class(flags, cores)
-    machine = {"machine_class": klass, "cpu": cpu_model_name(), "cores": cores, "threads": torch.get_num_threads(),
+    machine = {"machine_class": klass, "cpu": caps.cpu_name, "cores": cores, "threads": torch.get_num_threads(),
                "flags": " ".join(f for f in DECIDING_FLAGS if f in flags) or "none", "torch": torch.__version__}
     rows = measure_models([m.strip() for m in args.models.split(",") if m.strip()], args.rounds, args.iters, args.sample)
     if args.main_job:

@@ -76,13 +76,9 @@ def measure(repeat: int) -> list[dict]:
 
 
 def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from zoo.device import capabilities  # the one reader of the hardware (imports torch: fine here)
+
+    return capabilities().cpu_name
 
 
 def main() -> int:

@@ -22,14 +22,9 @@ def _plan(precision: str, models=("ddpm",)):
 
 
 @pytest.fixture
-def bf16(monkeypatch):
-    """Pretend the CPU runs bf16 natively (True) or only emulates it (False)."""
-    import zoo.device
-
-    def set_native(native: bool) -> None:
-        monkeypatch.setattr(zoo.device, "native_precision",
-                            lambda precision, device: precision == "fp32" or (native and precision == "bf16"))
-    return set_native
+def bf16(cpu_profile, no_cuda):
+    """Simulate a CPU that runs bf16 natively (True) or only emulates it (False)."""
+    return lambda native: cpu_profile("native-bf16" if native else "no-bf16")
 
 
 def test_for_precision_picks_the_fallback_only_for_auto():
@@ -41,6 +36,7 @@ def test_for_precision_picks_the_fallback_only_for_auto():
     assert Recipe(precision="bf16").for_precision("fp32") == Recipe(precision="bf16")  # no fallback
 
 
+@pytest.mark.hardware
 def test_ddpm_trains_its_recipe_where_bf16_is_native(bf16):
     bf16(True)
     plan = _plan("auto")["ddpm"]
@@ -49,6 +45,7 @@ def test_ddpm_trains_its_recipe_where_bf16_is_native(bf16):
     assert plan.config_label == "snr_gamma=5.0"
 
 
+@pytest.mark.hardware
 def test_ddpm_falls_back_to_a_narrower_fp32_unet_where_bf16_is_emulated(bf16):
     bf16(False)
     plans = _plan("auto", ("ddpm", "gan"))
@@ -63,6 +60,7 @@ def test_ddpm_falls_back_to_a_narrower_fp32_unet_where_bf16_is_emulated(bf16):
     assert plans["gan"].config_label == ""  # models without a fallback are unchanged
 
 
+@pytest.mark.hardware
 @pytest.mark.parametrize("native", [True, False])
 def test_an_explicit_precision_keeps_the_recipes_network(bf16, native):
     bf16(native)
