@@ -38,16 +38,6 @@ DECIDING_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 MAIN_JOB = ["bench", "--models", "gan,vae,ddpm", "--no-progress", "--json"]
 
 
-def machine_class(flags: frozenset[str], cores: int) -> str:
-    """``amx``, ``avx512bf16``, ``avx512``, ``avx2`` or the architecture, then ``-<cores>c``."""
-    import platform
-
-    for flag, name in (("amx_bf16", "amx"), ("avx512_bf16", "avx512bf16"), ("avx512f", "avx512"), ("avx2", "avx2")):
-        if flag in flags:
-            return f"{name}-{cores}c"
-    return f"{platform.machine() or 'cpu'}-{cores}c"
-
-
 def measure_models(names: list[str], rounds: int, iters: int, n_sample: int) -> list[dict[str, Any]]:
     """Training and sampling images/s of each model as the quick preset plans it, interleaved."""
     import torch
@@ -143,7 +133,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     caps = capabilities()
     flags, cores = caps.cpu_flags, caps.cores
-    klass = machine_class(flags, cores)
+    klass = caps.machine_class
     machine = {"machine_class": klass, "cpu": caps.cpu_name, "cores": cores, "threads": torch.get_num_threads(),
                "flags": " ".join(f for f in DECIDING_FLAGS if f in flags) or "none", "torch": torch.__version__}
     rows = measure_models([m.strip() for m in args.models.split(",") if m.strip()], args.rounds, args.iters, args.sample)

@@ -36,8 +36,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest on a shared machine)")
     parser.add_argument("--publish-only", action="store_true", help="write the published files from the store")
     parser.add_argument("--tag", default=None,
-                        help="name the store, files, grids and curves with this tag (e.g. the machine class "
-                             "avx2-2c, so a board from another machine class sits beside the untagged one)")
+                        help="name the store, files, grids and curves with this tag ('machine': this "
+                             "machine's class, e.g. avx2-2c), so a board from another machine class sits "
+                             "beside the untagged one")
     args = parser.parse_args()
 
     from zoo.bench import BenchRequest, ResultsStore, build_leaderboard, run_benchmark
@@ -56,6 +57,10 @@ def main() -> int:
             print(f"run_published: {text}", file=sys.stderr, flush=True)
 
     torch.set_num_threads(args.threads)
+    if args.tag == "machine":
+        from zoo.device import capabilities
+
+        args.tag = capabilities().machine_class
     tagged = f"{args.preset}-{args.tag}" if args.tag else args.preset
     store_path = RESULTS / f"{tagged}.sqlite"
     models = [m.strip() for m in args.models.split(",") if m.strip()]

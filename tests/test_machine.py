@@ -381,3 +381,15 @@ def test_check_model_takes_a_device_and_a_precision(no_cuda):
         check_model("gan", device="cuda", precision="bf16")
     with pytest.raises(UsageError, match="unknown precision"):
         check_model("gan", precision="fp8")
+
+
+def test_machine_class_names_the_instruction_set_and_cores():
+    import dataclasses
+
+    from zoo.device import _read_hardware
+
+    real = _read_hardware()
+    for flags, expected in (({"avx2", "avx512f", "amx_bf16"}, "amx"), ({"avx2", "avx512_bf16"}, "avx512bf16"),
+                            ({"avx2", "avx512f"}, "avx512"), ({"avx2"}, "avx2")):
+        caps = dataclasses.replace(real, cpu_flags=frozenset(flags), cores=2)
+        assert caps.machine_class == f"{expected}-2c"

@@ -106,6 +106,19 @@ class Capabilities:
         CUDA context, which a torchrun rank must not do on device 0 before picking its own)."""
         return self.cuda and _cuda_bf16_supported()
 
+    @property
+    def machine_class(self) -> str:
+        """The class benchmark files are named by: the instruction set that decides precision and
+        speed (``amx``, ``avx512bf16``, ``avx512``, ``avx2``, else the architecture), then
+        ``-<cores>c``; e.g. ``avx2-2c``. Read from the real flags, not the simulated profile."""
+        import platform
+
+        for flag, name in (("amx_bf16", "amx"), ("avx512_bf16", "avx512bf16"), ("avx512f", "avx512"),
+                           ("avx2", "avx2")):
+            if flag in self.cpu_flags:
+                return f"{name}-{self.cores}c"
+        return f"{platform.machine() or 'cpu'}-{self.cores}c"
+
     def describe(self) -> str:
         """One short line: CPU name, native bf16 or not, cores, the profile when simulated."""
         bf16 = "native bf16" if self.cpu_native_bf16 else "no native bf16"
