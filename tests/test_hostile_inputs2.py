@@ -170,8 +170,9 @@ def test_an_npz_bomb_is_refused_before_it_is_decoded(tmp_path):
         "import resource, sys\n"
         "from zoo.data import read_image_array\n"
         "from zoo.errors import DataError\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
         f"try:\n    read_image_array({str(bomb)!r})\nexcept DataError as exc:\n    print('refused:', exc)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 - base)\n"
     )
     env = {"ZOO_MAX_DECODED_BYTES": "50000000"}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120,
@@ -179,7 +180,9 @@ def test_an_npz_bomb_is_refused_before_it_is_decoded(tmp_path):
     assert out.returncode == 0, out.stderr[-1500:]
     message, peak_mb = out.stdout.strip().splitlines()
     assert "refused:" in message and "over the limit" in message and "ZOO_MAX_DECODED_BYTES" in message, message
-    assert int(peak_mb) < 1200, f"peak memory {peak_mb} MB: the array was decoded"
+    # Measured above what importing genzoo costs (that varies with torch's build): the 300 MB
+    # array decoded would add at least 300 MB.
+    assert int(peak_mb) < 150, f"peak memory grew {peak_mb} MB: the array was decoded"
     run_dir = tmp_path / "r"
     train = run_zoo("train", "gan", "--dataset", f"npz:{bomb}", "--steps", "1", "--run-dir", str(run_dir),
                     "--no-progress", env=env, cwd=tmp_path)
