@@ -49,7 +49,8 @@ class BenchRequest:
     ``"2e13flops"``; see :class:`zoo.budget.Budget`). ``overrides`` maps ``"model.key"`` to a config
     value, ``options`` maps ``"model.key"`` or ``"key"`` to a sampling option. ``precision="auto"``
     uses each model's declared recipe where the hardware runs it natively (bf16 on CPUs with
-    avx512_bf16 or AMX, and on recent GPUs), fp32 elsewhere. ``runs_dir`` defaults to ``bench/``
+    avx512_bf16 or AMX, and on recent GPUs), elsewhere fp32 and the recipe's ``fallback`` if it has
+    one (:class:`zoo.Recipe`). ``runs_dir`` defaults to ``bench/``
     beside the results store.
     """
 

@@ -38,7 +38,8 @@ from zoo.guard import stop_requested
 @click.option("--inception-weights", type=click.Path(dir_okay=False), envvar="ZOO_INCEPTION_WEIGHTS", help="Local Inception weights (offline).")
 @device_option
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
-              help="auto: each model's recipe where the hardware runs it natively (bf16 on CPUs with avx512_bf16/AMX), else fp32.")
+              help="auto: each model's recipe where the hardware runs its precision natively (bf16 on CPUs "
+                   "with avx512_bf16/AMX), else fp32 with the recipe's fallback (zoo describe MODEL).")
 @click.option("--results", type=click.Path(dir_okay=False, path_type=Path), help="Results store [default: $ZOO_RESULTS or runs/results.sqlite].")
 @click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), help="Run folders [default: bench/ beside the store].")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the HTML leaderboard here.")
