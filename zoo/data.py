@@ -67,7 +67,7 @@ class ImageDataset:
         return int(c), int(h), int(w)
 
     def fingerprint(self) -> str:
-        """A content hash of both splits: metric caches and protocols key on it.
+        """A content hash of both splits and their labels: metric caches and protocols key on it.
 
         Computed once per dataset object (the splits are treated as immutable) and carried over by
         :meth:`to`, so evaluating many models does not re-hash the data.
@@ -77,8 +77,24 @@ class ImageDataset:
             for t in (self.train, self.test):
                 h.update(str(tuple(t.shape)).encode())
                 h.update(t.contiguous().cpu().numpy().tobytes())
+            # Labels train the domain classifier (the lenet backbone): relabelled data is other
+            # data. Unlabelled datasets keep the images-only hash they always had.
+            if self.train_labels is not None or self.test_labels is not None:
+                h.update(f"labels|{self.num_classes}".encode())
+                for y in (self.train_labels, self.test_labels):
+                    y = torch.empty(0, dtype=torch.int64) if y is None else y
+                    h.update(str(tuple(y.shape)).encode())
+                    h.update(y.to(torch.int64).contiguous().cpu().numpy().tobytes())
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
+
+    @property
+    def identity_name(self) -> str:
+        """The name protocols, result rows and backbone caches record: :attr:`name`, except for a
+        dataset named by a path (``npz:PATH``, ``folder:PATH``), which is its prefix and content
+        fingerprint, so a relative path, an absolute path and a copy are one dataset."""
+        prefix = self.info.get("named_by_path")
+        return f"{prefix}{self.fingerprint()}" if isinstance(prefix, str) and prefix else self.name
 
     def to(self, device: torch.device | str) -> ImageDataset:
         def move(t: torch.Tensor | None) -> torch.Tensor | None:

@@ -134,7 +134,7 @@ def _lenet_weights(path: Path) -> BackboneWeights:
 
 
 def lenet_cache_path(dataset: ImageDataset, recipe: lenet_mod.Recipe, fingerprint: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset.name)[-60:]
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset.identity_name)[-60:]
     return cache_dir() / "backbones" / f"lenet-{safe}-{fingerprint}-{recipe.digest()}.safetensors"
 
 

@@ -224,7 +224,7 @@ def make_protocol(
         raise MetricsError(f"num_real must exceed density/coverage's k={PRDC_NEIGHBORHOOD}, got {num_real}")
     weights = resolve_backbone(name, dataset, weights_path=weights_path, progress=progress)
     return Protocol(
-        dataset=dataset.name,
+        dataset=dataset.identity_name,  # content, not spelling, for datasets named by a path
         dataset_fingerprint=dataset.fingerprint(),
         image_shape=dataset.image_shape,
         reference_split="train",
