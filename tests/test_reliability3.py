@@ -83,3 +83,162 @@ def test_the_draw_enters_the_protocol_only_when_a_source_holds_more(tmp_path):
     assert len(set(picked.tolist())) == 50 and picked.max() >= 50  # drawn from the whole source
     with pytest.raises(MetricsError, match="records no draw"):
         fake_order(80, plain)  # more images than a protocol without a draw: never the first ones silently
+
+
+def test_three_spellings_of_one_npz_give_one_protocol_and_one_cached_lenet(tmp_path, monkeypatch):
+    import shutil
+
+    from zoo.factory import load_dataset
+    from zoo.metrics import backbones, make_protocol
+    from zoo.metrics.lenet import Recipe
+
+    recipe = Recipe(steps=5, batch_size=16)  # a token classifier: this test is about its cache key
+    monkeypatch.setattr(backbones, "DEFAULT_RECIPE", recipe)
+    trained = []
+    train = backbones.train_lenet_for
+    monkeypatch.setattr(backbones, "train_lenet_for", lambda ds, path, r=None, **kw: trained.append(path)
+                        or train(ds, path, r, **kw))
+
+    images, labels = _digits_by_class(per_class=12)
+    (tmp_path / "a").mkdir()
+    np.savez(tmp_path / "a" / "digits.npz", images=images, labels=labels)
+    shutil.copy(tmp_path / "a" / "digits.npz", tmp_path / "copy.npz")
+    monkeypatch.chdir(tmp_path)
+    spellings = ["npz:a/digits.npz", f"npz:{tmp_path / 'a' / 'digits.npz'}", "npz:./a/../copy.npz"]
+    datasets = [load_dataset(name) for name in spellings]
+    assert len({ds.identity_name for ds in datasets}) == 1
+    protocols = [make_protocol(ds, num_real=30, num_fake=10) for ds in datasets]
+    assert len({p.hash for p in protocols}) == 1
+    assert len(trained) == 1  # one cached lenet serves all three spellings
+    assert protocols[0].dataset == f"npz:{datasets[0].fingerprint()}"
+    # A folder dataset is named by content too.
+    _write_folder(tmp_path / "f1", images[:20], labels[:20], [f"{i}" for i in range(20)])
+    shutil.copytree(tmp_path / "f1", tmp_path / "f2")
+    assert load_dataset("folder:f1").identity_name == load_dataset(f"folder:{tmp_path / 'f2'}").identity_name
+
+
+def test_labels_enter_the_fingerprint(tmp_path):
+    from zoo.factory import load_dataset
+
+    images, labels = _digits_by_class(per_class=8)
+    np.savez(tmp_path / "a.npz", images=images, labels=labels)
+    np.savez(tmp_path / "b.npz", images=images, labels=labels + 1)  # 0-9 relabelled 1-10
+    np.savez(tmp_path / "c.npz", images=images)
+    fingerprints = {load_dataset(f"npz:{tmp_path / n}").fingerprint() for n in ("a.npz", "b.npz", "c.npz")}
+    assert len(fingerprints) == 3
+    # The shipped mnist-5k classifier still serves mnist-5k (its metadata names the new fingerprint).
+    from zoo.metrics.backbones import SHIPPED_LENET
+    from zoo.metrics.lenet import read_metadata
+
+    ds = load_dataset("mnist-5k")
+    assert read_metadata(SHIPPED_LENET["mnist-5k"])["dataset_fingerprint"] == ds.fingerprint()
+
+
+# -- exports: non-finite output and hostile folders ------------------------------------------------
+
+
+def _gan_export(tmp_path: Path, fmt: str = "onnx") -> Path:
+    from zoo.export import export_model
+    from zoo.testing import tiny_model
+
+    out = tmp_path / f"export-{fmt}"
+    export_model(tiny_model("gan", (1, 28, 28)).eval(), out, fmt=fmt, info={"dataset": "mnist-5k"})
+    return out
+
+
+def test_export_refuses_a_network_with_non_finite_weights_and_writes_nothing(tmp_path):
+    from zoo.errors import SampleError
+    from zoo.export import export_model
+    from zoo.testing import tiny_model
+
+    model = tiny_model("gan", (1, 28, 28))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(SampleError, match="non-finite"):
+        export_model(model, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_eval_of_an_export_with_nan_output_is_one_line(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+
+    class Nan(torch.nn.Module):
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return (z.sum(1) * float("nan"))[:, None, None, None].expand(-1, 1, 28, 28)
+
+    out = _gan_export(tmp_path, "torchscript")
+    with pytest.warns(FutureWarning):  # torch.jit is deprecated, still loads
+        latent = json.loads((out / "model.json").read_text())["inputs"][0]["shape"][1]
+        torch.jit.trace(Nan(), torch.zeros(2, latent)).save(str(out / "model.pt"))
+    code, stdout, err = zoo_in_process(capsys, "eval", str(out), "--num-fake", "20", "--num-real", "100")
+    assert code == 1 and stdout == ""
+    assert err.count("\n") == 1 and "non-finite" in err and "Traceback" not in err, err
+
+
+def _tamper(out: Path, change) -> None:  # noqa: ANN001
+    meta = json.loads((out / "model.json").read_text())
+    change(meta)
+    (out / "model.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("case", ["no latent", "huge latent", "negative latent", "wrong latent", "unknown format",
+                                  "no kind", "file outside", "file absolute", "file is a folder",
+                                  "string shape", "denoiser without sampler"])
+def test_hostile_model_json_is_one_line(tmp_path, capsys, case):
+    pytest.importorskip("onnxruntime")
+    out = _gan_export(tmp_path)
+    (tmp_path / "elsewhere.onnx").write_bytes((out / "model.onnx").read_bytes())
+    changes = {
+        "no latent": lambda m: m["inputs"][0]["shape"].pop(),
+        "huge latent": lambda m: m["inputs"][0]["shape"].__setitem__(1, 10**12),
+        "negative latent": lambda m: m["inputs"][0]["shape"].__setitem__(1, -5),
+        "wrong latent": lambda m: m["inputs"][0]["shape"].__setitem__(1, m["inputs"][0]["shape"][1] + 3),
+        "unknown format": lambda m: m.__setitem__("format", "tflite"),
+        "no kind": lambda m: m.pop("kind"),
+        "file outside": lambda m: m.__setitem__("file", "../elsewhere.onnx"),
+        "file absolute": lambda m: m.__setitem__("file", str(tmp_path / "elsewhere.onnx")),
+        "file is a folder": lambda m: m.__setitem__("file", "sub"),
+        "string shape": lambda m: m.__setitem__("image_shape", "1x28x28"),
+        "denoiser without sampler": lambda m: m.__setitem__("kind", "denoiser"),
+    }
+    (out / "sub").mkdir()
+    _tamper(out, changes[case])
+    code, stdout, err = zoo_in_process(capsys, "eval", str(out), "--num-fake", "20", "--num-real", "100")
+    assert code == 2 and stdout == "", (code, err)
+    assert err.count("\n") == 1 and err.startswith("zoo: error:") and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("where", ["outside", "symlink out", "proc", "fifo", "past its end"])
+def test_onnx_external_data_must_be_a_regular_file_inside_the_folder(tmp_path, capsys, where):
+    import os
+
+    onnx = pytest.importorskip("onnx")
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    out = _gan_export(tmp_path)
+    model = onnx.load(str(out / "model.onnx"))
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    onnx.save_model(model, str(out / "model.onnx"))
+    assert (out / "weights.bin").is_file()
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes((out / "weights.bin").read_bytes())
+    model = onnx.load(str(out / "model.onnx"), load_external_data=False)
+    tensor = next(t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL)
+    entry = next(e for e in tensor.external_data if e.key == "location")
+    if where == "outside":
+        entry.value = "../secret.bin"
+    elif where == "symlink out":
+        os.symlink(secret, out / "link.bin")
+        entry.value = "link.bin"
+    elif where == "proc":
+        entry.value = "../" * 40 + "proc/self/environ"
+    elif where == "fifo":
+        os.mkfifo(out / "pipe.bin")
+        entry.value = "pipe.bin"
+    else:
+        next(e for e in tensor.external_data if e.key == "offset").value = str(10**9)
+    onnx.save_model(model, str(out / "model.onnx"))
+    code, stdout, err = zoo_in_process(capsys, "eval", str(out), "--num-fake", "20", "--num-real", "100")
+    assert code == 2 and stdout == "", (code, err)
+    assert err.count("\n") == 1 and "external data" in err, err
