@@ -242,3 +242,31 @@ def test_onnx_external_data_must_be_a_regular_file_inside_the_folder(tmp_path, c
     code, stdout, err = zoo_in_process(capsys, "eval", str(out), "--num-fake", "20", "--num-real", "100")
     assert code == 2 and stdout == "", (code, err)
     assert err.count("\n") == 1 and "external data" in err, err
+
+
+# -- bounded resources ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["--version"], ["list"], ["leaderboard", "--format", "json"]])
+def test_with_stdout_closed_every_command_is_one_line_on_stderr(tmp_path, args):
+    import shlex
+    import subprocess
+    import sys
+
+    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "zoo", *args])
+    proc = subprocess.run(["bash", "-c", f"{command} >&-"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr == "zoo: error: standard output is closed (redirect it to a file or /dev/null)\n"
+
+
+def test_config_files_must_be_regular_and_small(tmp_path, capsys):
+    import os
+
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * 2**20 + "\n")
+    os.mkfifo(tmp_path / "fifo.toml")
+    for path in ("/dev/zero", str(tmp_path / "fifo.toml"), str(big)):
+        code, out, err = zoo_in_process(capsys, "train", "--config", path)
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert "not a regular file" in err or "over the limit of 1 MiB" in err

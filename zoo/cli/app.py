@@ -7,6 +7,8 @@ and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -123,9 +125,31 @@ def run(argv: list[str] | None = None) -> int:
     if "--strict-plugins" in args:  # plugins load before click parses options
         os.environ["ZOO_STRICT_PLUGINS"] = "1"
     sane_columns()  # for click's help and any console made later
+    if not _stdout_open():  # `zoo ... >&-`: every print would be a traceback; say it once instead
+        stderr.print("zoo: error: standard output is closed (redirect it to a file or /dev/null)",
+                     highlight=False, markup=False)
+        return 1
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         return _run(args, argv)
+
+
+def _stdout_open() -> bool:
+    """Whether standard output can be written: Python sets ``sys.stdout`` to ``None`` when file
+    descriptor 1 is closed at start-up; a descriptor closed later fails ``fstat``."""
+    if sys.stdout is None:
+        return False
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, io.UnsupportedOperation):  # a replaced stdout (a capture): writable
+        return True
+    except ValueError:  # the file object was closed
+        return False
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 def _run(args: list[str], argv: list[str] | None) -> int:
@@ -158,4 +182,6 @@ def _run(args: list[str], argv: list[str] | None) -> int:
         stderr.print(f"zoo: error: {exc.strerror or exc}{where}", highlight=False, markup=False)
         return 1
     finally:
-        sys.stdout.flush()
+        if sys.stdout is not None:  # closed or full: the command's own error was already said
+            with contextlib.suppress(OSError):
+                sys.stdout.flush()
