@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import sys
 import tempfile
 import time
@@ -64,6 +65,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # Held while writing: remove_dead_temp_files_of() tells a live writer's temp file by it.
+        _lock(fd)
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)
@@ -85,6 +88,15 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], 
     except OSError:
         pass
     return path
+
+
+def _lock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no dead-writer detection, nothing else lost
+        return
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -134,6 +146,39 @@ def remove_stale_temp_files(folder: str | os.PathLike[str], older_than: float | 
             continue  # removed by someone else, or a read-only folder
         stale.append(p)
     return stale
+
+
+def remove_dead_temp_files_of(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temp files :func:`atomic_write` left beside ``path`` when its writer was killed
+    (``.NAME.XXXXXXXX.tmp`` for ``path``'s NAME), of any age: a live writer holds an ``flock`` on
+    its temp file, so only files nobody holds are removed. Returns the files removed."""
+    path = Path(path)
+    removed = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return []
+    prefix = f".{path.name}."
+    for p in entries:
+        if not (p.name.startswith(prefix) and _TEMP_NAME.match(p.name) and len(p.name) == len(prefix) + 12):
+            continue
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while a live writer holds it
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
 
 
 _cleaned: set[str] = set()
