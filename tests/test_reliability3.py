@@ -117,21 +117,45 @@ def test_three_spellings_of_one_npz_give_one_protocol_and_one_cached_lenet(tmp_p
     assert load_dataset("folder:f1").identity_name == load_dataset(f"folder:{tmp_path / 'f2'}").identity_name
 
 
-def test_labels_enter_the_fingerprint(tmp_path):
+def test_relabelled_data_gets_another_lenet_and_another_protocol_hash(tmp_path, monkeypatch):
     from zoo.factory import load_dataset
+    from zoo.metrics import backbones, make_protocol
+    from zoo.metrics.lenet import Recipe
 
+    monkeypatch.setattr(backbones, "DEFAULT_RECIPE", Recipe(steps=5, batch_size=16))  # a token net
     images, labels = _digits_by_class(per_class=8)
     np.savez(tmp_path / "a.npz", images=images, labels=labels)
     np.savez(tmp_path / "b.npz", images=images, labels=labels + 1)  # 0-9 relabelled 1-10
     np.savez(tmp_path / "c.npz", images=images)
-    fingerprints = {load_dataset(f"npz:{tmp_path / n}").fingerprint() for n in ("a.npz", "b.npz", "c.npz")}
-    assert len(fingerprints) == 3
-    # The shipped mnist-5k classifier still serves mnist-5k (its metadata names the new fingerprint).
-    from zoo.metrics.backbones import SHIPPED_LENET
-    from zoo.metrics.lenet import read_metadata
+    a, b, c = (load_dataset(f"npz:{tmp_path / n}") for n in ("a.npz", "b.npz", "c.npz"))
+    # The images' fingerprint (the protocol's dataset identity) is the same; the labelled one not.
+    assert a.fingerprint() == b.fingerprint() and a.identity_name == b.identity_name
+    assert a.labelled_fingerprint() != b.labelled_fingerprint()
+    assert c.labelled_fingerprint() == c.fingerprint()  # unlabelled: nothing to add
+    pa, pb = (backbones.resolve_backbone("lenet", ds).path for ds in (a, b))
+    assert pa != pb and pa.is_file() and pb.is_file()  # each labelling trains its own classifier
+    protocols = [make_protocol(ds, num_real=30, num_fake=10) for ds in (a, b)]
+    assert protocols[0].weights_sha256 != protocols[1].weights_sha256
+    assert protocols[0].hash != protocols[1].hash
+
+
+def test_mnist_5k_keeps_its_fingerprint_and_shipped_lenet_only_for_its_own_labels(monkeypatch):
+    from zoo.data import ImageDataset
+    from zoo.factory import load_dataset
+    from zoo.metrics import backbones
 
     ds = load_dataset("mnist-5k")
-    assert read_metadata(SHIPPED_LENET["mnist-5k"])["dataset_fingerprint"] == ds.fingerprint()
+    # Published results (benchmarks/results, protocol f9d5027522fe) name this images-only hash.
+    assert ds.fingerprint() == "30c05f1f48cc1a75"
+    assert backbones.resolve_backbone("lenet", ds).path == backbones.SHIPPED_LENET["mnist-5k"]
+    trained = []
+    monkeypatch.setattr(backbones, "train_lenet_for", lambda d, path, r=None, **kw: trained.append(d)
+                        or backbones.SHIPPED_LENET["mnist-5k"])
+    relabelled = ImageDataset("mnist-5k", ds.train, ds.test, (ds.train_labels + 1) % 10,
+                              ds.test_labels, 10)
+    assert relabelled.fingerprint() == ds.fingerprint()
+    backbones.resolve_backbone("lenet", relabelled)
+    assert trained == [relabelled]  # the shipped weights were not used for other labels
 
 
 # -- exports: non-finite output and hostile folders ------------------------------------------------
