@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import stat
@@ -13,7 +14,32 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from zoo.errors import UsageError
+from zoo.errors import DiskFullError, UsageError
+
+#: Errors that mean "no room for this file": a full disk, a quota, a file-size limit (RLIMIT_FSIZE).
+NO_SPACE_ERRNOS = frozenset(e for e in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", None)) if e)
+
+
+def no_space_cause(exc: BaseException | None) -> OSError | None:
+    """The no-space ``OSError`` (:data:`NO_SPACE_ERRNOS`) behind ``exc``, following its
+    ``__cause__`` / ``__context__`` chain (torch's writer turns it into a ``RuntimeError`` about
+    ``inline_container``); None when there is none."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def no_space_reason(cause: OSError) -> str:
+    """A few words for a no-space ``OSError``: which limit it hit."""
+    if cause.errno == errno.EFBIG:
+        return "file size limit reached"
+    if cause.errno == getattr(errno, "EDQUOT", None):
+        return "disk quota exceeded"
+    return "no space left on the device"
 
 
 def parse_json(text: str | bytes) -> Any:
@@ -59,7 +85,9 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], 
     """Call ``write(file)`` on a temp file beside ``path``, fsync it, then rename it into place.
 
     On any error (Ctrl-C included) the temp file is removed and ``path`` keeps its old content. The
-    file gets the permissions a plain ``open()`` would give (``mkstemp`` creates 0600).
+    file gets the permissions a plain ``open()`` would give (``mkstemp`` creates 0600). Raises
+    :class:`~zoo.errors.DiskFullError` (one line) when the disk, a quota or a file-size limit has
+    no room for it, whatever library did the writing; other errors propagate unchanged.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,8 +104,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], 
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        cause = no_space_cause(exc)
+        if cause is not None:
+            reason = no_space_reason(cause)
+            raise DiskFullError(f"cannot write {path}: {reason} (nothing was replaced)", str(path),
+                                reason, cause.errno or 0) from None
         raise
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)

@@ -181,6 +181,15 @@ def _run(args: list[str], argv: list[str] | None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         stderr.print(f"zoo: error: {exc.strerror or exc}{where}", highlight=False, markup=False)
         return 1
+    except Exception as exc:  # a library's wrapper around a full disk (torch: RuntimeError)
+        from zoo.fileio import no_space_cause, no_space_reason
+
+        cause = no_space_cause(exc)
+        if cause is None:
+            raise
+        where = f" writing {cause.filename}" if cause.filename else ""
+        stderr.print(f"zoo: error: {no_space_reason(cause)}{where}", highlight=False, markup=False)
+        return 1
     finally:
         if sys.stdout is not None:  # closed or full: the command's own error was already said
             with contextlib.suppress(OSError):
