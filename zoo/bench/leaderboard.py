@@ -23,6 +23,7 @@ import html
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -157,6 +158,8 @@ class Leaderboard:
     #: The folder of the store the rows came from (set by :func:`leaderboards`): the HTML report
     #: embeds images from inside it and from the rows' run folders only.
     store_folder: str | None = None
+    _grouped: tuple[list[ResultRow], int, dict[tuple[str, ...], list[ResultRow]]] | None = field(
+        default=None, repr=False, compare=False)
 
     @property
     def title(self) -> str:
@@ -189,8 +192,12 @@ class Leaderboard:
         return int(((self.table["n_seeds"] == 1)).sum()) if len(self.table) else 0
 
     def line_rows(self) -> dict[tuple[str, ...], list[ResultRow]]:
-        """The rows behind each table line, keyed by :data:`LINE_KEY` (see :func:`line_key_of`)."""
-        return _group(self.rows)
+        """The rows behind each table line, keyed by :data:`LINE_KEY` (see :func:`line_key_of`).
+        Grouped once per list of rows (the HTML report asks once per line)."""
+        cached = self._grouped
+        if cached is None or cached[0] is not self.rows or cached[1] != len(self.rows):
+            cached = self._grouped = (self.rows, len(self.rows), _group(self.rows))
+        return cached[2]
 
     def rows_of(self, line: Mapping[str, Any]) -> list[ResultRow]:
         """The rows behind one table line."""
@@ -376,13 +383,14 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
 def _labels(table: pd.DataFrame) -> list[str]:
     """``model config-label``, plus what tells lines apart when the board mixes it."""
     mixed = {k: table[k].nunique(dropna=False) > 1 for k in ("budget_kind", "budget", "precision", "plugin_version", "plugin")}
+    # Configs per (model, config label), counted once (not per line: boards of 10^4 lines).
+    configs = table.groupby(["model", "config_label"], sort=False, dropna=False)["config_hash"].transform("nunique")
     labels = []
-    for line in table.to_dict("records"):
+    for line, n_configs in zip(table.to_dict("records"), configs, strict=True):
         parts = [str(line["model"])]
         if line["config_label"]:
             parts.append(str(line["config_label"]))
-        same = table[(table["model"] == line["model"]) & (table["config_label"] == line["config_label"])]
-        if same["config_hash"].nunique() > 1:  # unlabelled configs that differ: tell them apart
+        if n_configs > 1:  # unlabelled configs that differ: tell them apart
             parts.append(f"config {line['config_hash'][:7]}")
         if mixed["budget_kind"] or mixed["budget"]:
             parts.append(f"@{budget_label(line['budget_kind'], line['budget_amount'])}")
@@ -398,16 +406,19 @@ def _labels(table: pd.DataFrame) -> list[str]:
 
 def _intervals(means: pd.Series, stds: pd.Series, counts: pd.Series) -> tuple[list[float], list[float]]:
     """95% Student-t interval of each mean; NaN below two values."""
+    import numpy as np
     from scipy import stats
 
+    ns = [int(n) for n in counts]
+    # One vectorised ppf for every line (the same ufunc, value for value, as one call per line).
+    quantiles = stats.t.ppf(1 - ALPHA / 2, np.array([max(n - 1, 1) for n in ns], dtype=float)) if ns else []
     low, high = [], []
-    for mean, std, n in zip(means, stds, counts, strict=True):
-        n = int(n)
+    for mean, std, n, q in zip(means, stds, ns, quantiles, strict=True):
         if n < 2 or math.isnan(float(std)):
             low.append(math.nan)
             high.append(math.nan)
             continue
-        half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * float(std) / math.sqrt(n)
+        half = float(q) * float(std) / math.sqrt(n)
         low.append(float(mean) - half)
         high.append(float(mean) + half)
     return low, high
@@ -428,23 +439,51 @@ def significantly_different(a: Sequence[float], b: Sequence[float]) -> bool:
     return p < ALPHA
 
 
+def _neighbours_differ(values: list[list[float]]) -> list[bool]:
+    """``significantly_different(values[i], values[i + 1])`` for each i, with one vectorised
+    Welch test over all pairs (a call per pair took minutes on boards of 10^4 lines)."""
+    import numpy as np
+    from scipy import stats
+
+    kept = [[v for v in vs if not math.isnan(v)] for vs in values]
+    out = [False] * max(len(kept) - 1, 0)
+    pairs = [i for i in range(len(out)) if len(kept[i]) >= 2 and len(kept[i + 1]) >= 2]
+    if not pairs:
+        return out
+    stats_of = {}
+    for j in {k for i in pairs for k in (i, i + 1)}:
+        arr = np.asarray(kept[j], dtype=float)
+        stats_of[j] = (arr.mean(), arr.std(ddof=1), len(arr), sum(kept[j]) / len(kept[j]))
+    a = np.array([stats_of[i][:3] for i in pairs])
+    b = np.array([stats_of[i + 1][:3] for i in pairs])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = stats.ttest_ind_from_stats(a[:, 0], a[:, 1], a[:, 2], b[:, 0], b[:, 1], b[:, 2], equal_var=False).pvalue
+    for i, pv in zip(pairs, np.atleast_1d(p), strict=True):
+        pv = float(pv)
+        # No spread on both sides: different only if the values differ (as significantly_different).
+        out[i] = stats_of[i][3] != stats_of[i + 1][3] if math.isnan(pv) else pv < ALPHA
+    return out
+
+
 def _rank_labels(table: pd.DataFrame, values: list[list[float]]) -> list[str]:
     """``"N"`` or ``"=N"`` (a tie group, N the rank of its top line); ``""`` when unranked."""
     ranks = table["rank"].tolist()
+    different = _neighbours_differ(values)
     group_top: list[int | None] = []
     for i, rank in enumerate(ranks):
         if pd.isna(rank):
             group_top.append(None)
-        elif i and group_top[i - 1] is not None and not significantly_different(values[i - 1], values[i]):
+        elif i and group_top[i - 1] is not None and not different[i - 1]:
             group_top.append(group_top[i - 1])
         else:
             group_top.append(i)
+    sizes = Counter(t for t in group_top if t is not None)
     labels = []
     for i, top in enumerate(group_top):
         if top is None:
             labels.append("")
             continue
-        size = sum(1 for t in group_top if t == top)
+        size = sizes[top]
         labels.append(f"={int(ranks[top])}" if size > 1 else str(int(ranks[i])))
     return labels
 
