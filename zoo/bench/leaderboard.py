@@ -273,16 +273,16 @@ def _numeric(value: Any) -> float:
     return float(value)
 
 
-def _seed_list(seeds: pd.Series) -> str:
-    return ",".join(str(int(s)) for s in sorted(set(seeds.dropna())))
+def _seed_list(seeds: Iterable[float]) -> str:
+    return ",".join(str(int(s)) for s in sorted({s for s in seeds if not pd.isna(s)}))
 
 
-def _last_text(values: pd.Series) -> str:
+def _last_text(values: Iterable[Any]) -> str:
     kept = [v for v in values if isinstance(v, str) and v]
     return kept[-1] if kept else ""
 
 
-def _text_values(values: pd.Series) -> str:
+def _text_values(values: Iterable[Any]) -> str:
     """The distinct non-empty texts of a line's seeds, in order, joined by ``/``."""
     return "/".join(dict.fromkeys(v for v in values if isinstance(v, str) and v))
 
@@ -341,7 +341,18 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
     for c in cost_names:
         aggregations[c] = (f"c:{c}", _text_values if c in TEXT_COSTS else "mean")
     aggregations["error"] = ("error", _last_text)
-    table = frame.groupby(LINE_KEY, sort=False, dropna=False).agg(**aggregations).reset_index()
+    # pandas aggregates the numeric columns; the text ones (a Python function each) are gathered
+    # in one pass over the rows instead of a pandas call per line (minutes for 10^4 lines).
+    texts = {k: v for k, v in aggregations.items() if callable(v[1])}
+    grouped = frame.groupby(LINE_KEY, sort=False, dropna=False)
+    table = grouped.agg(**{k: v for k, v in aggregations.items() if k not in texts}).reset_index()
+    codes = grouped.ngroup().to_numpy()  # the line of each row, numbered as the table's lines
+    for name, (column, reduce) in texts.items():
+        buckets: list[list[Any]] = [[] for _ in range(len(table))]
+        for code, value in zip(codes, frame[column].tolist(), strict=True):
+            buckets[code].append(value)
+        table[name] = [reduce(values) for values in buckets]
+    table = table[LINE_KEY + list(aggregations)]
 
     table["options"] = table["sample_options"].map(options_label)
     table["status"] = [_status(int(n), int(f)) for n, f in zip(table["n_seeds"], table["failed"], strict=True)]
