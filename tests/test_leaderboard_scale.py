@@ -107,3 +107,11 @@ def test_the_page_shows_the_best_lines_of_a_large_board_and_says_so(store, monke
     best = boards[0].table.iloc[0]["label"]
     assert best in page
     assert to_csv(boards[:1]).count("\n") > 100  # machine formats keep every line
+
+
+def test_rows_of_one_read_share_no_dicts(store):
+    # A read decodes each distinct protocol text once; every row still owns its dict.
+    a, b = store.rows()[:2]
+    assert a.protocol == b.protocol and a.protocol is not b.protocol
+    a.protocol["primary_metric"] = "changed"
+    assert b.protocol["primary_metric"] == "fid_lenet"
