@@ -236,8 +236,10 @@ def test_bad_generated_images_are_clear_errors(ds, small):
     other = ImageDataset("mnist-5k", ds.train[:100], ds.test[:50], ds.train_labels[:100], ds.test_labels[:50], 10)
     with pytest.raises(MetricsError, match="fingerprint"):
         compute_metrics(good[:50], other, small)
-    # Extra images beyond num_fake are ignored, not an error.
-    assert compute_metrics(torch.cat([good, good[:10]]), ds, small) == compute_metrics(good, ds, small)
+    # Extra images beyond num_fake are never dropped silently by their order (issue 27): a protocol
+    # made for a larger source records a seeded draw; one that records none refuses them.
+    with pytest.raises(MetricsError, match="records no draw"):
+        compute_metrics(torch.cat([good, good[:10]]), ds, small)
 
 
 # -- the caches ---------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,22 @@ BENCH_KEYS = {
 }
 
 
+#: A config file is a few settings: anything larger is not one (and is not read whole).
+MAX_CONFIG_BYTES = 2**20
+
+
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The top-level table of a TOML file (or the object of a ``.json`` file) at ``path``."""
     path = Path(path).expanduser()
     try:
-        raw = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer before it can be refused.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):  # /dev/zero, a FIFO, a terminal: never ends
+                raise UsageError(f"--config {path}: not a regular file")
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise UsageError(f"--config {path}: over the limit of {MAX_CONFIG_BYTES // 2**20} MiB for a config file")
     except OSError as exc:
         raise UsageError(f"--config {path}: cannot read it ({exc.strerror or exc})") from None
     try:

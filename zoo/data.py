@@ -53,6 +53,7 @@ class ImageDataset:
     num_classes: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
     _fingerprint: str | None = field(default=None, repr=False, compare=False)
+    _labelled_fingerprint: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
@@ -68,8 +69,10 @@ class ImageDataset:
         return int(c), int(h), int(w)
 
     def fingerprint(self) -> str:
-        """A content hash of both splits: metric caches and protocols key on it.
+        """A content hash of both splits' images (16 hex digits): protocols and metric caches key on it.
 
+        Images only, so existing protocol hashes stay put; labels matter only to the lenet backbone,
+        whose weights (and so the protocol's ``weights_sha256``) follow :meth:`labelled_fingerprint`.
         Computed once per dataset object (the splits are treated as immutable) and carried over by
         :meth:`to`, so evaluating many models does not re-hash the data.
         """
@@ -81,6 +84,30 @@ class ImageDataset:
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
 
+    def labelled_fingerprint(self) -> str:
+        """:meth:`fingerprint` extended by the labels and class count (16 hex digits); equal to it
+        for unlabelled data. The lenet backbone's cache and the shipped weights key on it: labels
+        train that classifier, so relabelled data (0-9 as 1-10) is another classifier."""
+        if self._labelled_fingerprint is None:
+            if self.train_labels is None and self.test_labels is None:
+                self._labelled_fingerprint = self.fingerprint()
+            else:
+                h = hashlib.sha256(f"{self.fingerprint()}|labels|{self.num_classes}".encode())
+                for y in (self.train_labels, self.test_labels):
+                    y = torch.empty(0, dtype=torch.int64) if y is None else y
+                    h.update(str(tuple(y.shape)).encode())
+                    h.update(y.to(torch.int64).contiguous().cpu().numpy().tobytes())
+                self._labelled_fingerprint = h.hexdigest()[:16]
+        return self._labelled_fingerprint
+
+    @property
+    def identity_name(self) -> str:
+        """The name protocols, result rows and backbone caches record: :attr:`name`, except for a
+        dataset named by a path (``npz:PATH``, ``folder:PATH``), which is its prefix and content
+        fingerprint, so a relative path, an absolute path and a copy are one dataset."""
+        prefix = self.info.get("named_by_path")
+        return f"{prefix}{self.fingerprint()}" if isinstance(prefix, str) and prefix else self.name
+
     def to(self, device: torch.device | str) -> ImageDataset:
         def move(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.to(device)
@@ -88,6 +115,7 @@ class ImageDataset:
         return ImageDataset(
             self.name, self.train.to(device), self.test.to(device), move(self.train_labels),
             move(self.test_labels), self.num_classes, dict(self.info), self._fingerprint,
+            self._labelled_fingerprint,
         )
 
 

@@ -56,6 +56,20 @@ class CheckpointNotFoundError(CheckpointError, UsageError):
     """The path given names no checkpoint or run directory (exit code 2)."""
 
 
+class DiskFullError(ZooError, OSError):
+    """A file could not be written for lack of space: a full disk (``ENOSPC``), a quota
+    (``EDQUOT``) or a file-size limit (``EFBIG``). The file it would have replaced is unchanged.
+    An ``OSError`` too (``errno`` the cause's), so code that handles failed writes still does;
+    ``path`` is the file, ``reason`` a few words (``"no space left on the device"``)."""
+
+    def __init__(self, message: str, path: str = "", reason: str = "", errno: int = 0):
+        OSError.__init__(self, errno, message)
+        self.message, self.path, self.reason = message, path, reason
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class TrainingError(ZooError):
     """Training stopped on purpose, for example on a non-finite loss."""
 

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.errors import UsageError
+from zoo.errors import SampleError, UsageError
 from zoo.fileio import parse_json
 from zoo.model import GenerativeModel
 
@@ -206,6 +206,22 @@ def _quantize_int8(src: Path, dst: Path) -> None:
         pre.unlink(missing_ok=True)
 
 
+def _check_finite(model: GenerativeModel, spec: ExportSpec) -> None:
+    """Refuse a network whose weights, or whose output on seeded noise, are not finite: an export
+    of a NaN checkpoint would be scored as black images (``to_uint8`` maps NaN to -1)."""
+    for name, tensor in spec.module.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise SampleError(f"{model.name}: {name} holds non-finite values (NaN or inf); not exporting it")
+    generator = torch.Generator().manual_seed(0)
+    probe = tuple(torch.randn(x.shape, generator=generator).to(x.device) if x.is_floating_point() else x
+                  for x in spec.example_inputs)
+    out = spec.module(*probe)
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    if not isinstance(out, torch.Tensor) or not bool(torch.isfinite(out).all()):
+        raise SampleError(f"{model.name}: the network's output on seeded noise is not finite (NaN or inf); "
+                          "not exporting it")
+
+
 def export_model(model: GenerativeModel, out_dir: str | Path, *, fmt: str = "onnx", quantize: str = "none",
                  opset: int = DEFAULT_OPSET, info: dict[str, Any] | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Export ``model`` into ``out_dir``; returns the ``model.json`` written beside the network.
@@ -214,7 +230,9 @@ def export_model(model: GenerativeModel, out_dir: str | Path, *, fmt: str = "onn
     ``quantize="int8"`` (ONNX only) stores ONNX Runtime's dynamically quantised graph instead.
     ``info`` (the run's dataset, step, ...) is recorded in ``model.json``. The folder must be empty
     or absent unless ``overwrite``. Raises :class:`~zoo.errors.UsageError` for a model without
-    ``export_spec`` (it returns ``None``), an unknown format or quantisation, or a non-empty folder.
+    ``export_spec`` (it returns ``None``), an unknown format or quantisation, or a non-empty folder, and
+    :class:`~zoo.errors.SampleError` (nothing written) when the network's weights or its output on
+    seeded noise are not finite.
     """
     import zoo
 
@@ -233,10 +251,11 @@ def export_model(model: GenerativeModel, out_dir: str | Path, *, fmt: str = "onn
     was_training = model.training
     model.eval()
     spec.module.eval()
-    out.mkdir(parents=True, exist_ok=True)
     file = "model.onnx" if fmt == "onnx" else "model.pt"
     try:
         with torch.no_grad():
+            _check_finite(model, spec)  # before the folder is made: a refusal writes nothing
+            out.mkdir(parents=True, exist_ok=True)
             if fmt == "onnx":
                 if quantize == "int8":
                     with tempfile.TemporaryDirectory() as tmp:
@@ -305,13 +324,37 @@ def load_export(path: str | Path) -> tuple[Any, dict[str, Any]]:
     """``(runner, meta)`` of an export folder: ``runner(inputs) -> ndarray`` is one network call on
     ONNX Runtime (or TorchScript), ``meta`` its ``model.json``."""
     from zoo import export_sampler
+    from zoo.export_check import check_export
 
     if not is_export_dir(path):
         raise UsageError(f"{path} is not a genzoo export folder (no {META_FILE} written by zoo export)")
+    meta = parse_json((Path(path) / META_FILE).read_text())
+    network = check_export(path, meta)  # schema, files inside the folder, ONNX inputs: one line each
     try:
-        return export_sampler.load(path)
+        if meta["format"] == "onnx":
+            return export_sampler.onnx_runner(network), meta
+        return export_sampler.torchscript_runner(network), meta
     except ImportError as exc:
         raise UsageError(f"running an export needs {exc.name}: pip install 'genzoo[export]'") from None
+    except Exception as exc:  # the runtime refused the file: corrupt or not what model.json says
+        raise UsageError(f"{path}: the runtime cannot load {meta['file']} ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else ""
+    return f"{type(exc).__name__}: {line[:160]}" if line else type(exc).__name__
+
+
+def _call(path: str | Path, sample: Any) -> Any:
+    """Run one sampling call of an export; the runtime's own error becomes one line."""
+    try:
+        return sample()
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise SampleError(f"{path}: the exported network failed on the inputs model.json describes "
+                          f"({_first_line(exc)})") from None
 
 
 def generate_from_export(path: str | Path, n: int, *, seed: int = 0, batch_size: int = 256,
@@ -339,13 +382,17 @@ def generate_from_export(path: str | Path, n: int, *, seed: int = 0, batch_size:
         raise UsageError(str(exc)) from None
     shape = export_sampler.noise_shape(meta, 1)[1:]
     out, seconds, done = [], 0.0, 0
-    export_sampler.sample(run, meta, np.zeros((1, *shape), np.float32), opts)  # warm-up, not timed
+    _call(path, lambda: export_sampler.sample(run, meta, np.zeros((1, *shape), np.float32), opts))  # warm-up
     while done < n:
         k = min(batch_size, n - done)
         noise = randn(k, *shape, generator=ImageGenerators.for_range(seed, done, k, device="cpu")).numpy()
         start = time.perf_counter()
-        images = export_sampler.sample(run, meta, noise, opts)
+        images = _call(path, lambda: export_sampler.sample(run, meta, noise, opts))  # noqa: B023 - called at once
         seconds += time.perf_counter() - start
+        finite = np.isfinite(images)
+        if not finite.all():  # to_uint8 would make them black images, scored without a word
+            raise SampleError(f"{path}: the exported network returned {int((~finite).sum()):,} non-finite values "
+                              f"(NaN or inf) of {images.size:,} for images {done}-{done + k - 1}")
         out.append(torch.from_numpy(export_sampler.to_uint8(images)))
         done += k
         if progress is not None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import stat
 import sys
 import tempfile
 import time
@@ -12,7 +14,32 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from zoo.errors import UsageError
+from zoo.errors import DiskFullError, UsageError
+
+#: Errors that mean "no room for this file": a full disk, a quota, a file-size limit (RLIMIT_FSIZE).
+NO_SPACE_ERRNOS = frozenset(e for e in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", None)) if e)
+
+
+def no_space_cause(exc: BaseException | None) -> OSError | None:
+    """The no-space ``OSError`` (:data:`NO_SPACE_ERRNOS`) behind ``exc``, following its
+    ``__cause__`` / ``__context__`` chain (torch's writer turns it into a ``RuntimeError`` about
+    ``inline_container``); None when there is none."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def no_space_reason(cause: OSError) -> str:
+    """A few words for a no-space ``OSError``: which limit it hit."""
+    if cause.errno == errno.EFBIG:
+        return "file size limit reached"
+    if cause.errno == getattr(errno, "EDQUOT", None):
+        return "disk quota exceeded"
+    return "no space left on the device"
 
 
 def parse_json(text: str | bytes) -> Any:
@@ -58,12 +85,16 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], 
     """Call ``write(file)`` on a temp file beside ``path``, fsync it, then rename it into place.
 
     On any error (Ctrl-C included) the temp file is removed and ``path`` keeps its old content. The
-    file gets the permissions a plain ``open()`` would give (``mkstemp`` creates 0600).
+    file gets the permissions a plain ``open()`` would give (``mkstemp`` creates 0600). Raises
+    :class:`~zoo.errors.DiskFullError` (one line) when the disk, a quota or a file-size limit has
+    no room for it, whatever library did the writing; other errors propagate unchanged.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # Held while writing: remove_dead_temp_files_of() tells a live writer's temp file by it.
+        _lock(fd)
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)
@@ -73,8 +104,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], 
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        cause = no_space_cause(exc)
+        if cause is not None:
+            reason = no_space_reason(cause)
+            raise DiskFullError(f"cannot write {path}: {reason} (nothing was replaced)", str(path),
+                                reason, cause.errno or 0) from None
         raise
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -85,6 +121,15 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], 
     except OSError:
         pass
     return path
+
+
+def _lock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no dead-writer detection, nothing else lost
+        return
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -134,6 +179,39 @@ def remove_stale_temp_files(folder: str | os.PathLike[str], older_than: float | 
             continue  # removed by someone else, or a read-only folder
         stale.append(p)
     return stale
+
+
+def remove_dead_temp_files_of(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temp files :func:`atomic_write` left beside ``path`` when its writer was killed
+    (``.NAME.XXXXXXXX.tmp`` for ``path``'s NAME), of any age: a live writer holds an ``flock`` on
+    its temp file, so only files nobody holds are removed. Returns the files removed."""
+    path = Path(path)
+    removed = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return []
+    prefix = f".{path.name}."
+    for p in entries:
+        if not (p.name.startswith(prefix) and _TEMP_NAME.match(p.name) and len(p.name) == len(prefix) + 12):
+            continue
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while a live writer holds it
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
 
 
 _cleaned: set[str] = set()

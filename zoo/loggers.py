@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from zoo.hookspecs import hookimpl
 
-__all__ = ["CsvLossLog", "LoggerContext", "LoggerSpec", "Loggers", "TrainingLogger", "open_loggers", "zoo_register_loggers"]
+__all__ = ["CsvLossLog", "LoggerContext", "LoggerSpec", "LoggerWarning", "Loggers", "TrainingLogger", "open_loggers", "zoo_register_loggers"]
 
 DEFAULT_LOGGERS = ("csv",)
 GRID_IMAGES = 16  # images in a periodic TensorBoard sample grid
@@ -72,18 +72,51 @@ class LoggerSpec:
 
 
 class Loggers:
-    """The loggers of one training session, written and closed together."""
+    """The loggers of one training session, written and closed together.
 
-    def __init__(self, loggers: Sequence[TrainingLogger] = ()):
+    A logger a plugin provides cannot stop training: when its ``write`` or ``close`` raises, one
+    warning names the plugin, the logger and the hook (:class:`LoggerWarning`), and that logger
+    is dropped; training goes on. genzoo's own loggers (``csv``, ``tensorboard``) are not wrapped:
+    their failure (a full disk) is the run's.
+    """
+
+    def __init__(self, loggers: Sequence[TrainingLogger] = (), names: Sequence[str | None] = ()):
         self.loggers = list(loggers)
+        #: ``"logger 'x' of plugin 'y'"`` per plugin logger, ``None`` for genzoo's own
+        self.names = list(names) + [None] * (len(self.loggers) - len(names))
+
+    def _guard(self, index: int, hook: str, call: Callable[[], Any]) -> bool:
+        name = self.names[index]
+        if name is None:
+            call()
+            return True
+        try:
+            call()
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's fault, reported and contained
+            import warnings
+
+            text = str(exc).strip().splitlines()
+            detail = f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
+            warnings.warn(f"{name}: {hook}() raised {detail}; the logger is switched off, training goes on",
+                          LoggerWarning, stacklevel=2)
+            return False
+        return True
 
     def write(self, step: int, seconds: float, losses: dict[str, float]) -> None:
-        for logger in self.loggers:
-            logger.write(step, seconds, losses)
+        keep = [i for i, logger in enumerate(self.loggers)
+                if self._guard(i, "write", lambda lg=logger: lg.write(step, seconds, losses))]
+        if len(keep) != len(self.loggers):
+            self.loggers, self.names = [self.loggers[i] for i in keep], [self.names[i] for i in keep]
 
     def close(self) -> None:
-        for logger in self.loggers:
-            logger.close()
+        for i, logger in enumerate(self.loggers):
+            self._guard(i, "close", logger.close)
+
+
+class LoggerWarning(UserWarning):
+    """A plugin's logger failed and was switched off (training went on)."""
 
 
 def open_loggers(names: Sequence[str] | None, run_dir: Path | None, trainer: Any, resume_step: int = 0,
@@ -92,8 +125,14 @@ def open_loggers(names: Sequence[str] | None, run_dir: Path | None, trainer: Any
     ``csv``) in ``run_dir``; none when ``run_dir`` is ``None`` (a run that writes no files).
 
     Raises :class:`zoo.errors.UnknownNameError` for a name no plugin registered, and
-    :class:`zoo.errors.UsageError` when a logger's package is missing.
+    :class:`zoo.errors.UsageError` when a logger's package is missing. A plugin's logger whose
+    ``open`` raises anything else, or returns something without ``write`` and ``close``, is
+    reported in one :class:`LoggerWarning` and left out.
     """
+    import warnings
+
+    from zoo.errors import ZooError
+
     names = list(dict.fromkeys(names or DEFAULT_LOGGERS))
     if registry is None:
         from zoo.registry import get_registry
@@ -104,13 +143,36 @@ def open_loggers(names: Sequence[str] | None, run_dir: Path | None, trainer: Any
         return Loggers()
     context = LoggerContext(Path(run_dir), trainer, resume_step)
     opened: list[TrainingLogger] = []
+    labels: list[str | None] = []
     try:
-        for spec in specs:
-            opened.append(spec.open(context))
+        for name, spec in zip(names, specs, strict=True):
+            own = getattr(spec.open, "__module__", "") == __name__
+            label = None if own else f"logger {name!r} of plugin {_plugin_of(registry, name)!r}"
+            try:
+                logger = spec.open(context)
+            except (ZooError, KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as exc:  # noqa: BLE001
+                if own:
+                    raise
+                warnings.warn(f"{label}: open() raised {type(exc).__name__}: {str(exc)[:160]}; left out",
+                              LoggerWarning, stacklevel=2)
+                continue
+            if not own and not (callable(getattr(logger, "write", None)) and callable(getattr(logger, "close", None))):
+                warnings.warn(f"{label}: open() returned {type(logger).__name__}, not a logger with write() and "
+                              "close(); left out", LoggerWarning, stacklevel=2)
+                continue
+            opened.append(logger)
+            labels.append(label)
     except BaseException:
-        Loggers(opened).close()
+        Loggers(opened, labels).close()
         raise
-    return Loggers(opened)
+    return Loggers(opened, labels)
+
+
+def _plugin_of(registry: Any, name: str) -> str:
+    entry = getattr(registry, "loggers", {}).get(name)
+    return str(getattr(getattr(entry, "plugin", None), "name", "?"))
 
 
 # -- csv -----------------------------------------------------------------------------------------

@@ -35,13 +35,21 @@ from zoo import distributed
 from zoo.budget import Budget, BudgetMeter, check_points
 from zoo.checkpoint import (
     checkpoint_path,
+    list_checkpoints,
     prune_checkpoints,
     remove_stale_temp_files,
     save_checkpoint,
 )
 from zoo.data import ImageDataset, to_float
 from zoo.device import Precision, environment, resolve_device, synchronize
-from zoo.errors import CheckpointError, TrainingError, UsageError, UserInterrupt, ZooError
+from zoo.errors import (
+    CheckpointError,
+    DiskFullError,
+    TrainingError,
+    UsageError,
+    UserInterrupt,
+    ZooError,
+)
 from zoo.guard import stop_requested
 from zoo.model import GenerativeModel, TrainStep
 from zoo.randomness import (  # the process-RNG helpers, importable from here as before
@@ -51,6 +59,11 @@ from zoo.randomness import (  # the process-RNG helpers, importable from here as
 )
 
 DEFAULT_STEPS = 2000
+
+
+def _step_of(checkpoint: Path) -> int:
+    """The step a ``step-NNNNNNNN.pt`` file name records."""
+    return int(checkpoint.stem.split("-")[-1])
 
 
 class Interrupted(ZooError):
@@ -395,7 +408,14 @@ class Trainer:
         if not self.writes_files:  # only rank 0 writes checkpoints
             return None
         with self.meter.paused():  # checkpoints are not training time
-            path = save_checkpoint(checkpoint_path(self.run_dir, self.step), self.state_dict())
+            previous = list_checkpoints(self.run_dir)
+            try:
+                path = save_checkpoint(checkpoint_path(self.run_dir, self.step), self.state_dict())
+            except DiskFullError as exc:  # the older checkpoints are untouched: say the run resumes
+                last = f"step {_step_of(previous[-1])}" if previous else "its start"
+                raise DiskFullError(f"checkpoint of step {self.step} not saved ({exc.reason}) in "
+                                    f"{self.run_dir}; it resumes from {last} once there is room",
+                                    exc.path, exc.reason, exc.errno) from None
             prune_checkpoints(self.run_dir, self.settings.keep_checkpoints)
         return path
 

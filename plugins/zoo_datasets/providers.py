@@ -110,7 +110,8 @@ def load_folder(arg: str | None, _data_dir: Path, _download: bool) -> ImageDatas
     if len(images) < 2:
         raise DataError(f"folder:{arg}: need at least 2 images for a train/test split, found {len(images)}")
     train, test, _, _ = split_holdout(images, None, test_fraction=0.1, seed=0)
-    info = {"source": str(root), "files": len(images), "read": report.summary(), "lossy_files": len(report.lossy)}
+    info = {"source": str(root), "files": len(images), "read": report.summary(), "lossy_files": len(report.lossy),
+            "named_by_path": "folder:"}
     return ImageDataset(f"folder:{root}", train, test, info=info)
 
 
@@ -123,4 +124,4 @@ def load_npz(arg: str | None, _data_dir: Path, _download: bool) -> ImageDataset:
     y = y if y is not None and len(y) == len(images) else None  # labels not one per image are ignored, as before
     train, test, ytr, yte = split_holdout(images, y, test_fraction=0.1, seed=0)
     n_classes = int(y.max()) + 1 if y is not None else None
-    return ImageDataset(f"npz:{path}", train, test, ytr, yte, n_classes, {"source": str(path)})
+    return ImageDataset(f"npz:{path}", train, test, ytr, yte, n_classes, {"source": str(path), "named_by_path": "npz:"})

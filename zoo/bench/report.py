@@ -19,6 +19,7 @@ hardware never overwrite each other.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import math
 import os
@@ -43,6 +44,7 @@ from zoo.bench.leaderboard import (
     human_columns,
     is_top_ranked,
     line_key,
+    line_key_of,
     options_label,
     to_csv,
     to_markdown,
@@ -67,6 +69,12 @@ _MAX_GRID_BYTES = 16 * 1024 * 1024  # a sample grid bigger than this is not embe
 _ERROR_SUMMARY = 48  # characters of an error shown before "details"
 #: Axis names of the quality-versus-compute plots, by the curve point field on the x axis.
 COMPUTE_AXES = {"train_flops": "training FLOPs", "train_seconds": "training time (s)"}
+#: Lines of one board the page shows (table and cards), best-ranked first; the plots draw fewer
+#: (a legend of hundreds of lines is unreadable, and drawing it took minutes). Machine formats
+#: (csv, json) always list every line.
+HTML_MAX_LINES = 200
+PLOT_MAX_LINES = 12
+HTML_MAX_FAILURES = 100
 #: Protocol fields grouped into the readable list; fields not named here are listed under "other".
 PROTOCOL_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dataset", ("dataset", "dataset_fingerprint", "image_shape", "reference_split", "floor_split")),
@@ -531,9 +539,35 @@ def _protocol_list(protocol: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _failures(lb: Leaderboard) -> list[dict[str, str]]:
+    failed = [r for r in lb.rows if r.status == "failed"][-HTML_MAX_FAILURES:]  # the latest ones
     return [{"model": r.model, "seed": str(r.seed),
              "options": canonical_json(r.sample_options) if r.sample_options else "default options",
-             "error": r.error or "no error recorded"} for r in lb.rows if r.status == "failed"]
+             "error": r.error or "no error recorded"} for r in failed]
+
+
+def top_lines(lb: Leaderboard, limit: int) -> Leaderboard:
+    """``lb`` with its ``limit`` best-ranked table lines and their rows only (``lb`` itself when it
+    has no more): what the page and its plots show of a board of thousands of lines."""
+    if len(lb.table) <= limit:
+        return lb
+    table = lb.table.head(limit).reset_index(drop=True)
+    keys = {line_key_of(line) for line in table.to_dict("records")}
+    groups = lb.line_rows()
+    rows = sorted((r for k in keys for r in groups.get(k, [])), key=lambda r: r.created_at)
+    return dataclasses.replace(lb, table=table, rows=rows, _grouped=None)
+
+
+def _cap_notes(lb: Leaderboard) -> list[str]:
+    notes = []
+    if len(lb.table) > HTML_MAX_LINES:
+        notes.append(f"This page shows the {HTML_MAX_LINES} best-ranked of {len(lb.table):,} lines; "
+                     "`zoo leaderboard --format csv` lists them all.")
+    if len(lb.table) > PLOT_MAX_LINES:
+        notes.append(f"The plots draw the {PLOT_MAX_LINES} best-ranked lines.")
+    failed = sum(1 for r in lb.rows if r.status == "failed")
+    if failed > HTML_MAX_FAILURES:
+        notes.append(f"Failures: the latest {HTML_MAX_FAILURES} of {failed:,} are listed.")
+    return notes
 
 
 def _environments(lb: Leaderboard) -> dict[str, Any] | None:
@@ -569,8 +603,9 @@ def section_context(lb: Leaderboard, index: int, base_dir: Path | None = None) -
     # The same columns as every format; on the page rank, model and primary metric lead (and stay
     # in view while the rest scrolls), so a phone shows every score without scrolling sideways.
     cols = sorted(human_columns(lb), key=lambda c: 0 if c.key in _STICKY or c.key == primary else 1)
+    whole, lb = lb, top_lines(lb, HTML_MAX_LINES)
     lines = lb.table.to_dict("records")
-    ranked = sum(1 for line in lines if not pd.isna(line["rank"]))
+    ranked = int(whole.table["rank"].notna().sum()) if len(whole.table) else 0
     body = []
     for line in lines:
         rows = lb.rows_of(line)
@@ -587,12 +622,12 @@ def section_context(lb: Leaderboard, index: int, base_dir: Path | None = None) -
         "headers": [_header(c, primary) for c in cols],
         "floor_cells": [{"text": c.floor, "row_header": c.key == "model", "classes": _classes(c, primary)} for c in cols],
         "lines": body,
-        "footnotes": footnote(lb),
+        "footnotes": footnote(whole) + _cap_notes(whole),
         "cards": [_card(lb, line, ranked, base_dir) for line in lines],
-        "plots": _plots(lb),
-        "failures": _failures(lb),
+        "plots": _plots(top_lines(lb, PLOT_MAX_LINES)),
+        "failures": _failures(whole),
         "protocol": _protocol_list(lb.protocol),
-        "environments": _environments(lb),
+        "environments": _environments(whole),
     }
 
 

@@ -327,7 +327,7 @@ class BenchRunner:
         plan = job.plan
         fields: dict[str, Any] = {
             "model": plan.name, "family": plan.cls.family, "plugin": plan.plugin, "plugin_version": plan.plugin_version,
-            "dataset": self.dataset.name, "dataset_fingerprint": self.protocol.dataset_fingerprint, "seed": job.seed,
+            "dataset": self.protocol.dataset, "dataset_fingerprint": self.protocol.dataset_fingerprint, "seed": job.seed,
             "preset": self.preset.name, "protocol_hash": self.protocol.hash, "protocol": self.protocol.to_dict(),
             "config": plan.config, "config_hash": plan.config_hash, "config_label": plan.config_label,
             "budget_kind": job.budget.kind, "budget_amount": job.budget.amount, "precision": plan.precision,

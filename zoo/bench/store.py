@@ -107,6 +107,8 @@ IDENTITY_COLUMNS = (
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # Columns holding a nested dict, stored as canonical JSON text.
 _JSON_COLUMNS = ("protocol", "config", "sample_options", "metrics", "floor", "costs", "environment")
+#: JSON columns whose text repeats across rows: a read decodes each distinct text once.
+_SHARED_COLUMNS = ("protocol", "config", "sample_options", "floor", "environment")
 _PATH_COLUMNS = ("grid_path", "run_dir")
 T = TypeVar("T")
 
@@ -928,8 +930,16 @@ class ResultsStore:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _from_db(self, values: Sequence[Any]) -> ResultRow:
+    def _from_db(self, values: Sequence[Any], parsed: dict[tuple[str, str], Any] | None = None) -> ResultRow:
         data = dict(zip(_COLUMNS, values, strict=True))
+        if parsed is not None:  # columns most rows share (one protocol per board): decoded once
+            for column in _SHARED_COLUMNS:
+                text = data[column]
+                if isinstance(text, str) and text:
+                    key = (column, text)
+                    if key not in parsed:
+                        parsed[key] = _load_json(text, column)
+                    data[column] = parsed[key]  # from_dict copies it (dict(...)) for this row
         for column in _PATH_COLUMNS:
             data[column] = _from_store(data[column], self.folder)
         data["images"] = {k: _from_store(v, self.folder) for k, v in _load_images(data["images"]).items()}
@@ -962,9 +972,10 @@ class ResultsStore:
         """Rows from database tuples; a malformed one is skipped and recorded in :attr:`skipped`."""
         self.skipped = []
         rows = []
+        parsed: dict[tuple[str, str], Any] = {}
         for values in found:
             try:
-                rows.append(self._from_db(values))
+                rows.append(self._from_db(values, parsed))
             except (ValueError, TypeError, OverflowError, KeyError, AttributeError) as exc:
                 row_id = values[_COLUMNS.index("row_id")]
                 self.skipped.append((str(row_id), f"{type(exc).__name__}: {exc}"))

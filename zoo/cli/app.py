@@ -8,6 +8,7 @@ and keeps its traceback.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
@@ -161,6 +162,10 @@ def run(argv: list[str] | None = None) -> int:
     if "--strict-plugins" in args:  # plugins load before click parses options
         os.environ["ZOO_STRICT_PLUGINS"] = "1"
     sane_columns()  # for click's help and any console made later
+    if not _stdout_open():  # `zoo ... >&-`: every print would be a traceback; say it once instead
+        stderr.print("zoo: error: standard output is closed (redirect it to a file or /dev/null)",
+                     highlight=False, markup=False)
+        return 1
     from zoo.guard import user_interrupts
 
     _DataStdout.stream = sys.stdout
@@ -172,6 +177,24 @@ def run(argv: list[str] | None = None) -> int:
             return _run(args, argv)
     finally:
         _DataStdout.stream = None
+
+
+def _stdout_open() -> bool:
+    """Whether standard output can be written: Python sets ``sys.stdout`` to ``None`` when file
+    descriptor 1 is closed at start-up; a descriptor closed later fails ``fstat``."""
+    if sys.stdout is None:
+        return False
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, io.UnsupportedOperation):  # a replaced stdout (a capture): writable
+        return True
+    except ValueError:  # the file object was closed
+        return False
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 def _run(args: list[str], argv: list[str] | None) -> int:
@@ -209,5 +232,17 @@ def _run(args: list[str], argv: list[str] | None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         stderr.print(f"zoo: error: {exc.strerror or exc}{where}", highlight=False, markup=False)
         return 1
+    except Exception as exc:  # a library's wrapper around a full disk (torch: RuntimeError)
+        from zoo.fileio import no_space_cause, no_space_reason
+
+        cause = no_space_cause(exc)
+        if cause is None:
+            raise
+        where = f" writing {cause.filename}" if cause.filename else ""
+        stderr.print(f"zoo: error: {no_space_reason(cause)}{where}", highlight=False, markup=False)
+        return 1
     finally:
-        data_stdout.flush()
+        stream = data_stdout.stream if data_stdout.stream is not None else sys.stdout
+        if stream is not None:  # closed or full: the command's own error was already said
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()

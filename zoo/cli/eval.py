@@ -204,6 +204,7 @@ def eval_command(
             ds, num_real=num_real, num_fake=num_fake, backbone=backbone, seed=seed,
             weights_path=str(backbone_weights) if backbone_weights else None,
             inception_weights=str(inception_weights) if inception_weights else None, progress=progress,
+            source_images=None if images is None else len(images),
         )
         if inception_weights is not None and protocol.backbone != "inception":
             warn(f"--inception-weights ignored: the backbone is {protocol.backbone}")
@@ -227,7 +228,11 @@ def eval_command(
         evaluation = evaluate(images, ds, protocol, batch_size=batch_size, device=dev, progress=progress)
         floor = compute_floor(ds, protocol, batch_size=batch_size, device=dev, progress=progress)
 
-    src: dict[str, Any] = {"path": str(source), "kind": kind, "num_images": protocol.num_fake}
+    src: dict[str, Any] = {"path": str(source), "kind": kind, "num_images": protocol.num_fake,
+                           "source_images": len(images)}
+    if protocol.fake_draw:  # never a silent subset: say how many were scored, of how many, and how
+        evaluation.warnings.insert(0, f"scored {protocol.num_fake:,} of the {len(images):,} images in {source}, "
+                                      f"drawn at random with seed {protocol.seed} (not in file order)")
     if model is not None:
         src.update(model=meta.get("model"), step=meta.get("step"), checkpoint=meta.get("path"), sample_options=parsed_options)
     result = {

@@ -48,7 +48,7 @@ def leaderboard(results: Path | None, dataset: str | None, protocol: str | None,
     if to_stdout and fmt == "table":  # the live terminal: fitted to its width, styled
         print_leaderboards(boards, stdout, source=str(store_path))
         return
-    document = spec.render(boards)
+    document = _render(fmt, formats[fmt], boards)
     if to_stdout:
         if isinstance(document, bytes):
             data_stdout.buffer.write(document)
@@ -61,3 +61,23 @@ def leaderboard(results: Path | None, dataset: str | None, protocol: str | None,
     else:
         path = atomic_write_text(target, document if document.endswith("\n") else document + "\n")
     click.echo(str(path), file=data_stdout)
+
+
+def _render(name: str, entry: object, boards: list) -> str | bytes:
+    """A format's document; a plugin's render that raises or returns neither text nor bytes is one
+    line naming the plugin and the hook (exit 1), never a traceback."""
+    from zoo.errors import PluginError
+
+    plugin = getattr(getattr(entry, "plugin", None), "name", "?")
+    where = f"output format {name!r} of plugin {plugin!r}"
+    try:
+        document = entry.spec.render(boards)  # type: ignore[attr-defined]
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plugin's fault, named
+        text = str(exc).strip().splitlines()
+        raise PluginError(f"{where}: render() raised {type(exc).__name__}"
+                          f"{': ' + text[0][:160] if text else ''}") from None
+    if not isinstance(document, (str, bytes)):
+        raise PluginError(f"{where}: render() returned {type(document).__name__}, not text or bytes")
+    return document

@@ -12,6 +12,8 @@ from zoo.cli.options import device_option
 #: A .png grid holds all its images in memory at once: at most this many, and this many bytes of pixels.
 MAX_GRID_IMAGES = 4096
 MAX_GRID_BYTES = 2**30
+#: The most images one sampling batch may hold (``--batch-size 1000000`` peaked at 5.2 GB).
+MAX_SAMPLE_BATCH = 4096
 
 
 @cli.command("sample")
@@ -48,9 +50,15 @@ def sample_command(source, n, out, seed, options, nrow, batch_size, force, as_js
     from zoo.config import parse_assignments
     from zoo.device import resolve_device, warn_if_emulated
     from zoo.errors import UsageError
+    from zoo.fileio import remove_dead_temp_files_of
     from zoo.sampling import generate, generate_batches, stream_folder, stream_npz, write_grid
 
     out_path = Path(out)
+    if batch_size is not None and batch_size > MAX_SAMPLE_BATCH:
+        raise UsageError(f"--batch-size {batch_size:,} is over the limit of {MAX_SAMPLE_BATCH:,} images per batch "
+                         "(a batch's activations are held at once; the images do not depend on it)")
+    if batch_size is not None:
+        batch_size = min(batch_size, n)  # a larger batch only costs memory: noise depends on (seed, index)
     kind = "grid" if out_path.suffix.lower() == ".png" else "npz" if out_path.suffix.lower() == ".npz" else "folder"
     if kind == "grid" and n > MAX_GRID_IMAGES:
         raise UsageError(f"-n {n:,} is over the limit of {MAX_GRID_IMAGES:,} images for a .png grid (held in memory "
@@ -59,6 +67,8 @@ def sample_command(source, n, out, seed, options, nrow, batch_size, force, as_js
         raise UsageError(f"{out_path} already exists; pass --force to overwrite it or choose another --out")
     if kind != "folder" and out_path.is_dir():
         raise UsageError(f"{out_path} is a folder; a {kind} output needs a file name")
+    if kind == "npz":  # the temp file a killed `zoo sample --out` of this name left behind
+        remove_dead_temp_files_of(out_path)
     target = resolve_device(device)
     model, meta = load_model(source, map_location=target)
     parsed = model.parse_sample_options(parse_assignments(options, "--option"))

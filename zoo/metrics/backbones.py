@@ -12,8 +12,8 @@ end of this module: torch-fidelity 0.4's extractors, with local weights for offl
 * ``lenet``: genzoo's domain classifier for the MNIST family (:mod:`zoo.metrics.lenet`), registered
   with torch-fidelity as ``genzoo-lenet``: penultimate features for FID/KID/PR, logits for IS. The
   ``mnist-5k`` weights ship in ``zoo/assets``; for any other labelled dataset it is trained on first
-  use, deterministically, and cached under ``$ZOO_CACHE_DIR/backbones`` keyed by the dataset's content
-  fingerprint and the training recipe.
+  use, deterministically, and cached under ``$ZOO_CACHE_DIR/backbones`` keyed by the dataset's
+  labelled fingerprint (images and labels) and the training recipe.
 
 Every backbone is identified in a protocol by the SHA-256 of its weight file.
 """
@@ -45,6 +45,10 @@ INCEPTION_EXTRACTOR = "inception-v3-compat"
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 #: Shipped weights: dataset name -> file in ``zoo/assets`` (trained by ``scripts/train_lenet.py``).
 SHIPPED_LENET = {"mnist-5k": ASSETS / "lenet-mnist-5k.safetensors"}
+#: The labelled fingerprint of the data each shipped file was trained on. The file's metadata names
+#: only the images' fingerprint (it predates labels in the identity); the weights serve a dataset
+#: only when both match, so a relabelled copy of mnist-5k trains its own classifier.
+SHIPPED_LENET_LABELLED = {"mnist-5k": "4940c53b0f1bdf7d"}
 INCEPTION_ENV = "ZOO_INCEPTION_WEIGHTS"
 #: Local weights for the DINOv2 / CLIP backbone chosen (offline machines); ``--backbone-weights``.
 BACKBONE_ENV = "ZOO_BACKBONE_WEIGHTS"
@@ -134,8 +138,21 @@ def _lenet_weights(path: Path) -> BackboneWeights:
 
 
 def lenet_cache_path(dataset: ImageDataset, recipe: lenet_mod.Recipe, fingerprint: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset.name)[-60:]
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset.identity_name)[-60:]
     return cache_dir() / "backbones" / f"lenet-{safe}-{fingerprint}-{recipe.digest()}.safetensors"
+
+
+def _shipped_lenet(dataset: ImageDataset) -> Path | None:
+    """The shipped weights for ``dataset`` if they were trained on exactly its images and labels
+    (not, say, a resized or relabelled copy); else None."""
+    shipped = SHIPPED_LENET.get(dataset.name)
+    if shipped is None or not shipped.is_file():
+        return None
+    meta = lenet_mod.read_metadata(shipped)
+    if meta.get("dataset_fingerprint") != dataset.fingerprint():
+        return None
+    labelled = meta.get("labelled_fingerprint") or SHIPPED_LENET_LABELLED.get(dataset.name)
+    return shipped if labelled == dataset.labelled_fingerprint() else None
 
 
 def _resolve_lenet(dataset: ImageDataset, weights_path: Any, progress: Any) -> BackboneWeights:
@@ -148,16 +165,15 @@ def _resolve_lenet(dataset: ImageDataset, weights_path: Any, progress: Any) -> B
         raise MetricsError(
             f"the lenet backbone is trained on labelled data and {dataset.name} has no labels; use --backbone inception"
         )
-    fingerprint = dataset.fingerprint()
-    shipped = SHIPPED_LENET.get(dataset.name)
-    # The shipped weights serve only the exact data they were trained on (not, say, a resized copy).
-    if shipped is not None and shipped.is_file() and lenet_mod.read_metadata(shipped).get("dataset_fingerprint") == fingerprint:
+    shipped = _shipped_lenet(dataset)
+    if shipped is not None:
         return _lenet_weights(shipped)
+    fingerprint = dataset.labelled_fingerprint()  # labels train it: relabelled data is another net
     recipe = DEFAULT_RECIPE
     path = lenet_cache_path(dataset, recipe, fingerprint)
     if path.is_file():
         try:
-            if lenet_mod.read_metadata(path).get("dataset_fingerprint") == fingerprint:
+            if lenet_mod.read_metadata(path).get("labelled_fingerprint") == fingerprint:
                 lenet_mod.load_weights(path)  # refuses truncated or mismatched files
                 return _lenet_weights(path)
             raise MetricsError("dataset fingerprint mismatch")
@@ -181,6 +197,7 @@ def train_lenet_for(
     meta = {
         "dataset": dataset.name,
         "dataset_fingerprint": dataset.fingerprint(),
+        "labelled_fingerprint": dataset.labelled_fingerprint(),
         "train_images": len(dataset.train),
         "recipe": asdict(recipe),
         "test_accuracy": "" if acc is None else f"{acc:.4f}",

@@ -87,6 +87,24 @@ def reference_images(dataset: ImageDataset, protocol: Protocol) -> torch.Tensor:
     return dataset.train[reference_order(dataset, protocol)]
 
 
+def fake_order(count: int, protocol: Protocol) -> torch.Tensor:
+    """Indices of the ``num_fake`` images scored out of ``count`` generated ones: all of them in
+    order when ``count == num_fake``, else the protocol's seeded draw over all ``count``.
+
+    Raises :class:`MetricsError` for fewer images, or for more when the protocol records no draw
+    (it was made without ``source_images``: its hash would not say how the images were picked).
+    """
+    if count < protocol.num_fake:
+        raise MetricsError(f"protocol {protocol.hash} scores {protocol.num_fake} generated images, got only {count}")
+    if count == protocol.num_fake:
+        return torch.arange(count)
+    if not protocol.fake_draw:
+        raise MetricsError(f"{count} generated images for protocol {protocol.hash}, which scores {protocol.num_fake} "
+                           f"and records no draw; make it with source_images={count}")
+    generator = torch.Generator().manual_seed(protocol.seed)
+    return torch.randperm(count, generator=generator)[: protocol.num_fake]
+
+
 def floor_images(dataset: ImageDataset, protocol: Protocol) -> torch.Tensor:
     """``num_fake`` held-out real images, disjoint from the reference set, scored as if generated."""
     perm = torch.randperm(len(dataset.test), generator=torch.Generator().manual_seed(protocol.seed))
@@ -299,8 +317,7 @@ def _check_fake(fake: torch.Tensor, dataset: ImageDataset, protocol: Protocol) -
     if tuple(fake.shape[1:]) != tuple(dataset.image_shape):
         got, want = "x".join(map(str, fake.shape[1:])), "x".join(map(str, dataset.image_shape))
         raise DataError(f"generated images are {got} (C x H x W) but {dataset.name} images are {want}")
-    if len(fake) < protocol.num_fake:
-        raise MetricsError(f"protocol {protocol.hash} scores {protocol.num_fake} generated images, got only {len(fake)}")
+    fake_order(len(fake), protocol)  # refuses too few, or more without a recorded draw
     return fingerprint
 
 
@@ -315,7 +332,9 @@ def evaluate(
 ) -> Evaluation:
     """Every metric of ``protocol`` for generated ``uint8`` images, with warnings and nearest pairs.
 
-    Uses the first ``protocol.num_fake`` images; fewer is a :class:`MetricsError`, and images whose
+    Scores ``protocol.num_fake`` images: all of them, or the protocol's seeded draw from a larger
+    source (:func:`fake_order`; ``Evaluation.nearest`` indexes ``fake`` itself); fewer is a
+    :class:`MetricsError`, and images whose
     channels or size differ from the dataset's are a :class:`DataError`. The first call for a
     protocol also scores the floor (held-out images), whose nearest-training distances set the
     memorisation threshold; both are cached.
@@ -325,8 +344,9 @@ def evaluate(
         dataset, protocol, batch_size=batch_size, device=device, progress=progress, fingerprint=fingerprint
     )
     _, threshold = _floor(dataset, protocol, real, real_stats, batch_size=batch_size, device=device, progress=progress)
+    picked = fake_order(len(fake), protocol)
     fake_features = backbone_features(
-        fake[: protocol.num_fake], dataset, protocol,
+        fake[picked], dataset, protocol,
         batch_size=batch_size, device=device, progress=progress, task="generated features",
     )
     metrics, memo = _evaluate_features(fake_features, real, protocol, real_stats, threshold)
@@ -334,7 +354,7 @@ def evaluate(
     if memo is not None:
         order = reference_order(dataset, protocol)
         for item in memo.suspicious():
-            pairs.append({"sample": item["sample"], "train": int(order[int(item["reference"])]),
+            pairs.append({"sample": int(picked[int(item["sample"])]), "train": int(order[int(item["reference"])]),
                           "distance": item["distance"], "memorised": item["memorised"]})
     return Evaluation(metrics, protocol.warnings(), pairs, threshold)
 

@@ -23,6 +23,10 @@ PROTOCOL_VERSION = 2
 DEFAULT_NUM_REAL = 50_000
 DEFAULT_NUM_FAKE = 10_000
 MIN_IMAGES = 10
+#: How a protocol picks ``num_fake`` images from a source holding more (a folder, an array): a
+#: seeded draw over the whole source, never file order (a class-sorted folder would be scored on
+#: its first classes only). Recorded as :attr:`Protocol.fake_draw` only where it applies.
+FAKE_DRAW_RULE = "random: randperm(source images, seed)[:num_fake]"
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,9 @@ class Protocol:
     #: Classes of the domain classifier (0: no mode coverage) and the share a class needs to count.
     num_classes: int = 0
     mode_min_share: float = 0.0
+    #: :data:`FAKE_DRAW_RULE` when the scored source holds more than ``num_fake`` images, else
+    #: ``""`` (every image, as given); in the identity only when set, so no other hash moves.
+    fake_draw: str = ""
     version: int = PROTOCOL_VERSION
     #: Where this machine found the backbone weights; not part of the identity (the hash is).
     weights_path: str | None = field(default=None, compare=False, repr=False)
@@ -71,6 +78,8 @@ class Protocol:
     def identity(self) -> dict[str, Any]:
         """The fields that define the protocol (everything but the local weights path)."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "weights_path"}
+        if not self.fake_draw:
+            del out["fake_draw"]
         if self.version < 2:  # a version-1 record keeps the hash it was stored with
             out = {k: v for k, v in out.items() if k in _V1_FIELDS}
         out["image_shape"] = list(self.image_shape)
@@ -173,6 +182,7 @@ def make_protocol(
     weights_path: str | None = None,
     inception_weights: str | None = None,
     progress: Any = None,
+    source_images: int | None = None,
 ) -> Protocol:
     """Fix the protocol for ``dataset``: counts, backbone (and its weights' hash), seed.
 
@@ -184,7 +194,9 @@ def make_protocol(
     Inception (so callers can pass a user's ``--inception-weights`` without knowing the choice).
     Resolving the backbone may train the domain classifier on first use (cached) or look up
     Inception weights (``$ZOO_INCEPTION_WEIGHTS``, torch's hub cache, or a download);
-    ``progress(task, done, total)`` reports that work.
+    ``progress(task, done, total)`` reports that work. ``source_images``: how many images the
+    scored source holds when it is given up front (a folder, an array); above ``num_fake`` the
+    protocol records :data:`FAKE_DRAW_RULE` and :func:`zoo.metrics.evaluate` scores that draw.
     """
     import torch_fidelity
 
@@ -212,7 +224,7 @@ def make_protocol(
         raise MetricsError(f"num_real must exceed density/coverage's k={PRDC_NEIGHBORHOOD}, got {num_real}")
     weights = resolve_backbone(name, dataset, weights_path=weights_path, progress=progress)
     return Protocol(
-        dataset=dataset.name,
+        dataset=dataset.identity_name,  # content, not spelling, for datasets named by a path
         dataset_fingerprint=dataset.fingerprint(),
         image_shape=dataset.image_shape,
         reference_split="train",
@@ -238,5 +250,6 @@ def make_protocol(
         num_classes=weights.num_classes,
         # A class counts as covered with a tenth of its share under a uniform class histogram.
         mode_min_share=round(0.1 / weights.num_classes, 6) if weights.num_classes else 0.0,
+        fake_draw=FAKE_DRAW_RULE if source_images is not None and source_images > num_fake else "",
         weights_path=str(weights.path),
     )
