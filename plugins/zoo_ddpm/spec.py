@@ -150,7 +150,7 @@ SPEC = ModelSpec(
     # 1.6x faster where the processor has native bf16, and Min-SNR-5 weighting took FID_lenet at
     # 1,000 steps from 94 to 71. Applied by `zoo bench` presets and `--precision auto`. Where bf16
     # is only emulated, presets train in fp32 a U-Net of 12/24/24 channels instead of 16/32/64
-    # (0.38x the FLOPs, 1.7x the images/s on an AVX2 CPU), so the quick preset's 128 kimg fit
+    # (0.38x the FLOPs, 1.6x the images/s on an AVX2 CPU), so the quick preset's 128 kimg fit
     # the main job's 10 minutes there (docs/benchmarks.md, "Machine classes").
     recipe=Recipe(
         precision="bf16", overrides={"snr_gamma": 5.0}, batch_size=128,
