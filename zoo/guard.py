@@ -74,22 +74,29 @@ def _where(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def user_interrupts() -> Iterator[None]:
-    """While inside, Ctrl-C raises :class:`~zoo.errors.UserInterrupt` (a ``KeyboardInterrupt``),
-    so it can be told from a ``KeyboardInterrupt`` that plugin code raised. Main thread only."""
+def signal_raises(signum: int, exc_type: type[BaseException]) -> Iterator[None]:
+    """While inside, signal ``signum`` tells the running :class:`Watchdog` (a step that does not
+    return gets its grace, then stops) and raises ``exc_type``; the previous handler comes back
+    after. Main thread only (elsewhere a no-op, as Python allows handlers only there)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def handler(signum: int, _frame: Any) -> None:
-        stop_requested(signum)
-        raise UserInterrupt
+    def handler(received: int, _frame: Any) -> None:
+        stop_requested(received)
+        raise exc_type
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = signal.signal(signum, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signum, previous)
+
+
+def user_interrupts() -> contextlib.AbstractContextManager[None]:
+    """While inside, Ctrl-C raises :class:`~zoo.errors.UserInterrupt` (a ``KeyboardInterrupt``),
+    so it can be told from a ``KeyboardInterrupt`` that plugin code raised. Main thread only."""
+    return signal_raises(signal.SIGINT, UserInterrupt)
 
 
 def stop_requested(signum: int) -> None:

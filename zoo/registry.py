@@ -567,6 +567,13 @@ class Registry:
 
         renamed: dict[str, str] = {}  # this plugin's model names that clashed -> their keys
 
+        def add(name: str, source: ModelSource) -> None:
+            key = self._taken("model", name, into, record, clashes)
+            assert key is not None  # models are never left out
+            if key != name:
+                renamed[name] = key
+            into[key] = ModelEntry(key, source, record, model_name=key)
+
         def register(item: Any, target: str | None = None, /, **declared: Any) -> None:
             if isinstance(item, str):  # register("name", "module:Class", family=..., ...)
                 try:
@@ -599,11 +606,7 @@ class Registry:
                 except TypeError as exc:
                     raise _Rejected(f"invalid model registration: {exc}") from None
                 self._trace(f"plugin {record.name!r} registers model {item.name!r} lazily ({item.target})")
-                key = self._taken("model", item.name, into, record, clashes)
-                assert key is not None
-                if key != item.name:
-                    renamed[item.name] = key
-                into[key] = ModelEntry(key, ModelSource(record, spec=item), record, model_name=key)
+                add(item.name, ModelSource(record, spec=item))
                 return
             from zoo.model import validate_model_class
 
@@ -612,11 +615,7 @@ class Registry:
             except TypeError as exc:
                 raise _Rejected(f"invalid model registration: {exc}") from None
             self._trace(f"plugin {record.name!r} registers model {item.name!r} ({item.__module__}.{item.__qualname__})")
-            key = self._taken("model", item.name, into, record, clashes)
-            assert key is not None
-            if key != item.name:
-                renamed[item.name] = key
-            into[key] = ModelEntry(key, ModelSource(record, cls=item), record, model_name=key)
+            add(item.name, ModelSource(record, cls=item))
 
         return register
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import signal
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -17,7 +14,7 @@ from zoo.cli.configuration import config_option
 from zoo.cli.options import data_dir_option, device_option, parse_seeds
 from zoo.configfile import bench_settings
 from zoo.errors import UserInterrupt
-from zoo.guard import stop_requested
+from zoo.guard import signal_raises
 
 
 @cli.command("bench")
@@ -125,23 +122,10 @@ class _Terminated(UserInterrupt):
     signum = signal.SIGTERM
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def _sigterm_as_interrupt() -> contextlib.AbstractContextManager[None]:
     """SIGTERM raises :class:`_Terminated` (so the resume message is printed, not a silent
     death); the trainer installs its own handler while it trains and restores this one after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: Any) -> None:
-        stop_requested(signum)  # a step that does not return gets the watchdog's grace, then stops
-        raise _Terminated
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return signal_raises(signal.SIGTERM, _Terminated)
 
 
 def resume_message(signum: int, detail: str = "") -> tuple[str, str]:
