@@ -60,6 +60,9 @@ def test_an_unknown_cpu_profile_is_a_one_line_usage_error(cpu_profile, capsys):
         cpu_profile("avx9")
     code, _, err = zoo_in_process(capsys, "train", "gan", "--steps", "1", "--device", "cpu")
     assert code == 2 and err.startswith("zoo: error: ZOO_CPU_PROFILE=") and err.count("\n") == 1
+    for command in (["list"], ["list", "--json"], ["describe", "ddpm"], ["data", "list"], ["leaderboard"]):
+        code, out, err = zoo_in_process(capsys, *command)  # commands that choose no precision too
+        assert (code, out) == (2, "") and err.startswith("zoo: error: ZOO_CPU_PROFILE="), command
 
 
 def test_only_zoo_device_reads_the_hardware():

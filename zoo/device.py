@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from zoo.cpuprofile import CPU_PROFILE_ENV, CPU_PROFILES, cpu_profile  # noqa: F401 - public here too
 from zoo.errors import UsageError
 from zoo.vocabulary import PRECISIONS
 
@@ -70,11 +71,7 @@ def native_precision(precision: str, device: torch.device) -> bool:
     return precision == "bf16" and caps.cpu_native_bf16
 
 
-#: Environment variable that overrides what :func:`capabilities` reports about the CPU, so tests and
-#: CI can exercise each machine class on any machine: ``auto`` (read the CPU; the default),
-#: ``native-bf16`` (as if it had avx512_bf16/AMX) or ``no-bf16`` (as if it had neither).
-CPU_PROFILE_ENV = "ZOO_CPU_PROFILE"
-CPU_PROFILES = ("auto", "native-bf16", "no-bf16")
+# ZOO_CPU_PROFILE (zoo.cpuprofile) overrides what capabilities() reports about the CPU.
 #: CPU flags that mean native bf16 arithmetic (what makes bf16 autocast fast on a CPU).
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 #: CPU flags that mean native fp16 arithmetic (recorded; fp16 autocast on a CPU is still treated as
@@ -124,19 +121,6 @@ class Capabilities:
         bf16 = "native bf16" if self.cpu_native_bf16 else "no native bf16"
         sim = f", simulated by {CPU_PROFILE_ENV}={self.profile}" if self.profile != "auto" else ""
         return f"{self.cpu_name} ({bf16}, {self.cores} cores{sim})"
-
-
-def cpu_profile() -> str:
-    """The CPU profile ``ZOO_CPU_PROFILE`` asks for (``auto`` when unset or empty).
-
-    Raises:
-        UsageError: an unknown profile name (exit code 2).
-    """
-    name = os.environ.get(CPU_PROFILE_ENV, "").strip().lower() or "auto"
-    if name not in CPU_PROFILES:
-        known = ", ".join(CPU_PROFILES)
-        raise UsageError(f"{CPU_PROFILE_ENV}={name!r} is not a CPU profile (use {known})")
-    return name
 
 
 def capabilities() -> Capabilities:

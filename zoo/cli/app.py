@@ -201,6 +201,9 @@ def _run(args: list[str], argv: list[str] | None) -> int:
     from zoo.guard import fault_message
 
     try:
+        from zoo.cpuprofile import cpu_profile
+
+        cpu_profile()  # a wrong ZOO_CPU_PROFILE is one line for every command, not only training
         with contextlib.redirect_stdout(sys.stderr):  # what a plugin prints at import is not data
             _add_plugin_commands()
         # Without standalone mode click returns (not raises) the code of a ctx.exit / Exit.

@@ -30,6 +30,11 @@ def _text(value: object) -> str:
     return escape(value if isinstance(value, str) else json.dumps(value, default=str))
 
 
+def _say(text: str) -> None:
+    """One line of prose, wrapped at the terminal's width (the console itself does not wrap)."""
+    stdout.print(text, soft_wrap=False)
+
+
 def _recipe_text(recipe: dict) -> str:
     """``bf16, batch 128, snr_gamma=5.0``: precision, batch size and config changes, escaped."""
     parts = [recipe["precision"]] + ([f"batch {recipe['batch_size']}"] if recipe["batch_size"] else [])
@@ -42,22 +47,22 @@ def _print(info: dict) -> None:
     title = f"[bold]{escape(info['name'])}[/] ({escape(info['family'])})"
     if info["variant_of"]:
         title += f", variant of {escape(info['variant_of'])} with {_text(info['overrides'])}"
-    stdout.print(title)
-    stdout.print(escape(info["summary"]))
-    stdout.print(f"paper: {escape(info['paper'] or '-')}")
-    stdout.print(f"plugin: {escape(info['distribution'] or info['plugin'])} {escape(info['version'] or '')}".rstrip())
+    _say(title)
+    _say(escape(info["summary"]))
+    _say(f"paper: {escape(info['paper'] or '-')}")
+    _say(f"plugin: {escape(info['distribution'] or info['plugin'])} {escape(info['version'] or '')}".rstrip())
     sizes = "any" if info["supported_sizes"] is None else ", ".join(f"{s}x{s}" for s in info["supported_sizes"])
-    stdout.print(f"image sizes: {sizes}; channels: {', '.join(map(str, info['supported_channels']))}")
-    stdout.print(f"batch size: {info['default_batch_size']}; batches per step: {info['batches_per_step']}")
+    _say(f"image sizes: {sizes}; channels: {', '.join(map(str, info['supported_channels']))}")
+    _say(f"batch size: {info['default_batch_size']}; batches per step: {info['batches_per_step']}")
     recipe = info["recipe"]
     if recipe is None:
-        stdout.print("recipe: none (the paper's defaults in fp32)")
+        _say("recipe: none (the paper's defaults in fp32)")
     else:
-        stdout.print("recipe: " + _recipe_text(recipe))
+        _say("recipe: " + _recipe_text(recipe))
         if recipe["fallback"] is not None:
-            stdout.print(f"recipe where {escape(recipe['precision'])} is emulated: " + _recipe_text(recipe["fallback"]))
-    stdout.print("bench sweep: " + ("the preset's family sweep" if info["bench_sweep"] is None else _text(info["bench_sweep"])))
-    stdout.print(f"tiny config (--preset smoke): {_text(info['tiny_config'])}")
+            _say(f"recipe where {escape(recipe['precision'])} is emulated: " + _recipe_text(recipe["fallback"]))
+    _say("bench sweep: " + ("the preset's family sweep" if info["bench_sweep"] is None else _text(info["bench_sweep"])))
+    _say(f"tiny config (--preset smoke): {_text(info['tiny_config'])}")
 
     table = Table(title="config fields (zoo train --set KEY=VALUE)", title_justify="left")
     for col in ("field", "type", "default", "help"):
@@ -75,6 +80,6 @@ def _print(info: dict) -> None:
             table.add_row(escape(o["name"]), escape(o["type"]), _text(o["default"]), escape(choices), escape(o["help"]))
         stdout.print(table)
     else:
-        stdout.print("sampling options: none")
+        _say("sampling options: none")
     if info["variants"]:
-        stdout.print("variants: " + "; ".join(f"{escape(v['name'])} {_text(v['overrides'])}" for v in info["variants"]))
+        _say("variants: " + "; ".join(f"{escape(v['name'])} {_text(v['overrides'])}" for v in info["variants"]))

@@ -20,7 +20,8 @@ from zoo.cli.app import cli, data_stdout, stdout, warn
               help="Write to this file (atomically); '-' is stdout. Default: stdout, except html: leaderboard.html beside the store.")
 def leaderboard(results: Path | None, dataset: str | None, protocol: str | None, fmt: str, output: Path | None) -> None:
     """Show the leaderboard: mean ± std over seeds with a 95% interval, ranked by the protocol's
-    primary metric (ties by Welch's t-test marked =N), with the real-vs-real floor. Rows of
+    primary metric, grouped by letters (lines sharing a letter are not significantly
+    different by Holm-corrected Welch t-tests), with the real-vs-real floor. Rows of
     different protocols are never ranked together. A read-only store (file or folder) is opened
     read-only; malformed rows are skipped with one warning line naming them."""
     from zoo.bench.leaderboard import leaderboards, print_leaderboards
