@@ -41,3 +41,24 @@ def zoo_in_process(capsys, *args: str) -> tuple[int, str, str]:
     code = run(list(args))
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def recipe_train_args(model: str) -> list[str]:
+    """``zoo train`` arguments for ``model``'s recipe as ``zoo bench`` applies it on this machine:
+    ``--precision`` as ``auto`` resolves it, and the config changes of the recipe for that
+    precision (its fp32 fallback where the CPU only emulates the recipe's bf16), so slow tests
+    train what the quick preset trains here instead of an emulated precision 11x slower."""
+    import torch
+
+    from zoo.device import resolve_precision
+    from zoo.registry import get_registry
+
+    recipe = get_registry().resolve_models([model])[0].source.get("recipe")
+    if recipe is None:
+        return []
+    precision = resolve_precision("auto", torch.device("cpu"), recipe.precision)
+    args = ["--precision", precision]
+    for key, value in recipe.for_precision(precision).overrides.items():
+        text = "[" + ",".join(map(str, value)) + "]" if isinstance(value, (list, tuple)) else str(value)
+        args += ["--set", f"{key}={text}"]
+    return args
