@@ -170,39 +170,17 @@ def test_zoo_train_warns_once_when_bf16_is_emulated(cpu_profile, capsys, tmp_pat
         assert "slower than fp32" in lines[0]
 
 
+def _train_gan_one_step(capsys, run_dir, *extra: str) -> tuple[int, str, str]:
+    """``zoo train gan`` for one step of batch 8 on the CPU into ``run_dir``."""
+    return zoo_in_process(capsys, "train", "gan", "--steps", "1", "--batch-size", "8", *extra,
+                          "--device", "cpu", "--run-dir", str(run_dir), "--no-progress")
+
+
 @pytest.mark.hardware
 def test_zoo_train_warns_about_fp16_on_this_cpu_and_auto_never_does(capsys, tmp_path):
-    code, _, err = zoo_in_process(
-        capsys,
-        "train",
-        "gan",
-        "--steps",
-        "1",
-        "--batch-size",
-        "8",
-        "--precision",
-        "fp16",
-        "--device",
-        "cpu",
-        "--run-dir",
-        str(tmp_path / "a"),
-        "--no-progress",
-    )
+    code, _, err = _train_gan_one_step(capsys, tmp_path / "a", "--precision", "fp16")
     assert code == 0 and len(_warning_lines(err)) == 1 and "fp16 is emulated" in err
-    code, _, err = zoo_in_process(
-        capsys,
-        "train",
-        "gan",
-        "--steps",
-        "1",
-        "--batch-size",
-        "8",
-        "--device",
-        "cpu",
-        "--run-dir",
-        str(tmp_path / "b"),
-        "--no-progress",
-    )
+    code, _, err = _train_gan_one_step(capsys, tmp_path / "b")
     assert code == 0 and _warning_lines(err) == []
 
 
