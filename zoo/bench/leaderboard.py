@@ -234,7 +234,7 @@ def leaderboards(store: ResultsStore, dataset: str | None = None, protocol: str 
     """
     from zoo.errors import UnknownNameError, UsageError
 
-    rows = store.rows()
+    rows = store.board_rows()  # without the configs a board never shows
     if not rows:
         return []
     if dataset is not None and dataset not in {r.dataset for r in rows}:
@@ -485,6 +485,8 @@ def rank_groups(ranks: Sequence[Any], values: Sequence[Sequence[float]]) -> list
 
     tested = [i for i, (rank, v) in enumerate(zip(ranks, values, strict=True))
               if not pd.isna(rank) and len(_finite(v)) >= 2]
+    if ranking.too_many_groups([_finite(values[i]) for i in tested]):  # no letters either way
+        return [""] * len(values)
     p_values = {(i, j): pair_p_value(_finite(values[i]), _finite(values[j]))
                 for k, i in enumerate(tested) for j in tested[k + 1:]}
     letters = ranking.letter_groups(tested, ranking.different_pairs(p_values, ALPHA))

@@ -216,8 +216,7 @@ class ResultRow:
     def from_dict(cls, data: Mapping[str, Any]) -> ResultRow:
         """Inverse of :meth:`to_dict`; also accepts JSON text for nested columns (a database row).
         Unknown keys are ignored so rows written by a newer genzoo still load."""
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs = {k: v for k, v in data.items() if k in _FIELD_NAMES}
         for column in _JSON_COLUMNS:
             if column in kwargs:
                 kwargs[column] = _load_json(kwargs[column], column)
@@ -251,6 +250,7 @@ def _copy(value: Any) -> Any:
     return value
 
 _COLUMNS = tuple(f.name for f in fields(ResultRow))
+_FIELD_NAMES = frozenset(_COLUMNS)
 
 
 def replaces(old_status: str, old_created: str, new_status: str, new_created: str) -> bool:
