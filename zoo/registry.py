@@ -50,7 +50,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -111,22 +111,13 @@ class PluginRecord:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "module": self.module,
-            "distribution": self.distribution,
-            "version": self.version,
-            "builtin": self.builtin,
-            "hooks": self.hooks,
-            "models": self.models,
-            "variants": self.variants,
-            "datasets": self.datasets,
-            "formats": self.formats,
-            "loggers": self.loggers,
-            "commands": self.commands,
-            "error": self.error,
-            "warnings": self.warnings,
-        }
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def forget_registrations(self) -> None:
+        """Empty every list of registered names (a plugin that failed contributes none)."""
+        self.models, self.variants, self.commands = [], [], []
+        for kind in KINDS:
+            setattr(self, kind.key, [])
 
 
 class ModelSource:
@@ -310,6 +301,44 @@ class _Rejected(Exception):
     """A plugin registered something invalid."""
 
 
+def _dataset_problem(spec: Any) -> str | None:
+    from zoo.dataspec import DatasetSpec
+
+    return None if isinstance(spec, DatasetSpec) else f"{spec!r} is not a zoo.data.DatasetSpec"
+
+
+def _needs(method: str) -> Callable[[Any], str | None]:
+    def problem(spec: Any) -> str | None:
+        ok = isinstance(getattr(spec, "name", None), str) and callable(getattr(spec, method, None))
+        return None if ok else f"{spec!r} has no name and {method}()"
+
+    return problem
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A registrable kind besides models (which have variants, lazy specs and qualified names)."""
+
+    #: ``zoo_register_<key>`` hook, :class:`Registry` property and :class:`PluginRecord` field.
+    key: str
+    #: How messages name one entry (``"output format"``).
+    noun: str
+    #: The entry type pairing a registered spec with its plugin.
+    entry: type
+    #: The reason a registered spec is invalid, or None.
+    problem: Callable[[Any], str | None]
+
+
+#: Every registrable kind besides models: adding one here (with a hookspec and a
+#: :class:`PluginRecord` field) is all the registry needs.
+KINDS = (
+    Kind("datasets", "dataset", DatasetEntry, _dataset_problem),
+    Kind("formats", "output format", FormatEntry, _needs("render")),
+    Kind("loggers", "logger", LoggerEntry, _needs("open")),
+)
+_KIND = {kind.key: kind for kind in KINDS}
+
+
 class Registry:
     """Everything the installed plugins contributed; hooks are collected on first use."""
 
@@ -319,9 +348,8 @@ class Registry:
         self._plugins: dict[str, PluginRecord] = {}
         self._objects: list[tuple[object, PluginRecord]] = []
         self._models: dict[str, ModelEntry] = {}
-        self._datasets: dict[str, DatasetEntry] = {}
-        self._formats: dict[str, FormatEntry] = {}
-        self._loggers: dict[str, LoggerEntry] = {}
+        #: Registered entries of each of :data:`KINDS`, by name.
+        self._entries: dict[str, dict[str, Any]] = {kind.key: {} for kind in KINDS}
         self._done: set[str] = set()  # plugins whose registration hooks have run
         self._cli: Any = None  # the click group plugin commands were added to
         self.trace = False
@@ -340,21 +368,23 @@ class Registry:
         self._collect()
         return self._models
 
+    def entries(self, key: str) -> dict[str, Any]:
+        """The registered entries of one of :data:`KINDS` (``"datasets"``, ...), by name."""
+        self._collect()
+        return self._entries[key]
+
     @property
     def datasets(self) -> dict[str, DatasetEntry]:
-        self._collect()
-        return self._datasets
+        return self.entries("datasets")
 
     @property
     def formats(self) -> dict[str, FormatEntry]:
-        self._collect()
-        return self._formats
+        return self.entries("formats")
 
     @property
     def loggers(self) -> dict[str, LoggerEntry]:
         """Training loggers (``zoo train --logger NAME``), registered through ``zoo_register_loggers``."""
-        self._collect()
-        return self._loggers
+        return self.entries("loggers")
 
     @property
     def errors(self) -> list[PluginRecord]:
@@ -376,21 +406,22 @@ class Registry:
         """The class behind a model or variant name."""
         return self.entry(name).cls
 
+    def spec(self, key: str, name: str, lookup: str | None = None) -> Any:
+        """The spec registered as ``lookup`` (default ``name``) among :data:`KINDS` ``key``;
+        :class:`~zoo.errors.UnknownNameError` naming ``name`` otherwise."""
+        entries = self.entries(key)
+        if (lookup or name) not in entries:
+            raise UnknownNameError(_KIND[key].noun, name, list(entries))
+        return entries[lookup or name].spec
+
     def dataset(self, name: str) -> DatasetSpec:
-        key = name.split(":", 1)[0] + ":" if ":" in name else name
-        if key not in self.datasets:
-            raise UnknownNameError("dataset", name, list(self.datasets))
-        return self.datasets[key].spec
+        return self.spec("datasets", name, name.split(":", 1)[0] + ":" if ":" in name else name)
 
     def output_format(self, name: str) -> Any:
-        if name not in self.formats:
-            raise UnknownNameError("output format", name, list(self.formats))
-        return self.formats[name].spec
+        return self.spec("formats", name)
 
     def logger(self, name: str) -> Any:
-        if name not in self.loggers:
-            raise UnknownNameError("logger", name, list(self.loggers))
-        return self.loggers[name].spec
+        return self.spec("loggers", name)
 
     def list_models(self, family: str | None = None) -> list[ModelEntry]:
         if family is not None and family not in FAMILIES:
@@ -411,12 +442,10 @@ class Registry:
         """Record ``message`` as the plugin's error; it contributes nothing (strict mode raises
         later, once every plugin has been tried: :meth:`raise_if_strict`)."""
         record.error = message
-        record.models, record.variants, record.datasets, record.formats = [], [], [], []
-        record.loggers = []
         for name in record.commands:  # added before its registrations ran: taken back
             if self._cli is not None:
                 self._cli.commands.pop(name, None)
-        record.commands = []
+        record.forget_registrations()
 
     def problems(self) -> list[str]:
         """One line per broken plugin, per plugin warning and per installation warning."""
@@ -462,13 +491,13 @@ class Registry:
                 self._collect_one(plugin, record)
 
     def _collect_one(self, plugin: object, record: PluginRecord) -> None:
-        found: dict[str, dict[str, Any]] = {"models": {}, "datasets": {}, "formats": {}, "loggers": {},
-                                            "clashes": {}}
+        models: dict[str, ModelEntry] = {}
+        found: dict[str, dict[str, Any]] = {kind.key: {} for kind in KINDS}
+        clashes: dict[str, str] = {}
         try:
-            clashes = found["clashes"]
-            self._call(plugin, "zoo_register_models", self._model_collector(record, found["models"], clashes))
-            for kind, key in (("dataset", "datasets"), ("output format", "formats"), ("logger", "loggers")):
-                self._call(plugin, f"zoo_register_{key}", self._named_collector(kind, record, found[key], clashes))
+            self._call(plugin, "zoo_register_models", self._model_collector(record, models, clashes))
+            for kind in KINDS:
+                self._call(plugin, f"zoo_register_{kind.key}", self._named_collector(kind, record, found[kind.key], clashes))
         except _Rejected as exc:
             self.pm.unregister(plugin)
             return self.fail(record, str(exc))
@@ -476,15 +505,13 @@ class Registry:
             self.pm.unregister(plugin)
             return self.fail(record, one_line(exc, where=True), exc)
         # Only now, with every registration valid, does the plugin contribute anything.
-        self._models.update(found["models"])
-        self._datasets.update({n: DatasetEntry(s, record) for n, s in found["datasets"].items()})
-        self._formats.update({n: FormatEntry(s, record) for n, s in found["formats"].items()})
-        self._loggers.update({n: LoggerEntry(s, record) for n, s in found["loggers"].items()})
-        record.models = sorted(n for n, e in found["models"].items() if e.variant is None)
-        record.variants = sorted(n for n, e in found["models"].items() if e.variant is not None)
-        record.datasets, record.formats = sorted(found["datasets"]), sorted(found["formats"])
-        record.loggers = sorted(found["loggers"])
-        record.warnings.extend(found["clashes"].values())
+        self._models.update(models)
+        record.models = sorted(n for n, e in models.items() if e.variant is None)
+        record.variants = sorted(n for n, e in models.items() if e.variant is not None)
+        for kind in KINDS:
+            self._entries[kind.key].update({n: kind.entry(s, record) for n, s in found[kind.key].items()})
+            setattr(record, kind.key, sorted(found[kind.key]))
+        record.warnings.extend(clashes.values())
 
     def _call(self, plugin: object, hook_name: str, register: Callable[[Any], None]) -> None:
         if self.trace and hook_name in _hook_names_of(plugin):
@@ -546,8 +573,8 @@ class Registry:
         """The key ``name`` is registered under: ``name``; ``plugin:name`` for a model whose name an
         earlier plugin took; ``None`` for another kind of entry whose name is taken (left out).
         Registering one name twice in one plugin is an error (:class:`_Rejected`)."""
-        owners: dict[str, Mapping[str, Any]] = {"model": self._models, "dataset": self._datasets,
-                                                "output format": self._formats, "logger": self._loggers}
+        owners: dict[str, Mapping[str, Any]] = {"model": self._models,
+                                                **{k.noun: self._entries[k.key] for k in KINDS}}
         if name in mine or (kind == "model" and f"{record.name}:{name}" in mine):
             raise _Rejected(f"{kind} name {name!r} is registered twice by plugin {record.name!r}")
         owner = owners[kind].get(name)
@@ -619,20 +646,13 @@ class Registry:
 
         return register
 
-    def _named_collector(self, kind: str, record: PluginRecord, into: dict[str, Any],
+    def _named_collector(self, kind: Kind, record: PluginRecord, into: dict[str, Any],
                          clashes: dict[str, str]) -> Callable[[Any], None]:
         def register(spec: Any) -> None:
-            if kind == "dataset":
-                from zoo.dataspec import DatasetSpec
-
-                if not isinstance(spec, DatasetSpec):
-                    raise _Rejected(f"invalid dataset registration: {spec!r} is not a zoo.data.DatasetSpec")
-            elif kind == "logger":
-                if not (isinstance(getattr(spec, "name", None), str) and callable(getattr(spec, "open", None))):
-                    raise _Rejected(f"invalid logger registration: {spec!r} has no name and open()")
-            elif not (isinstance(getattr(spec, "name", None), str) and callable(getattr(spec, "render", None))):
-                raise _Rejected(f"invalid output format registration: {spec!r} has no name and render()")
-            if self._taken(kind, spec.name, into, record, clashes) is not None:
+            problem = kind.problem(spec)
+            if problem is not None:
+                raise _Rejected(f"invalid {kind.noun} registration: {problem}")
+            if self._taken(kind.noun, spec.name, into, record, clashes) is not None:
                 into[spec.name] = spec
 
         return register
