@@ -1,0 +1,82 @@
+"""Bounded resources (issue 27 item 8): a closed stdout, config files, temp files of a killed
+`zoo sample`, sampling batch sizes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import zoo_in_process
+
+# -- bounded resources ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["--version"], ["list"], ["leaderboard", "--format", "json"]])
+def test_with_stdout_closed_every_command_is_one_line_on_stderr(tmp_path, args):
+    import shlex
+    import subprocess
+    import sys
+
+    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "zoo", *args])
+    proc = subprocess.run(["bash", "-c", f"{command} >&-"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr == "zoo: error: standard output is closed (redirect it to a file or /dev/null)\n"
+
+
+def test_config_files_must_be_regular_and_small(tmp_path, capsys):
+    import os
+
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * 2**20 + "\n")
+    os.mkfifo(tmp_path / "fifo.toml")
+    for path in ("/dev/zero", str(tmp_path / "fifo.toml"), str(big)):
+        code, out, err = zoo_in_process(capsys, "train", "--config", path)
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert "not a regular file" in err or "over the limit of 1 MiB" in err
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory) -> Path:
+    from zoo.cli.app import run
+
+    base = tmp_path_factory.mktemp("gan-run")
+    with pytest.MonkeyPatch.context() as mp:  # module scope: the autouse isolation has not run yet
+        mp.setenv("ZOO_CACHE_DIR", str(base / "cache"))
+        code = run(["train", "gan", "--steps", "2", "--batch-size", "16", "--set", "g_hidden=32", "--run-dir",
+                    str(base / "run"), "--no-progress"])
+    assert code == 0
+    return base / "run"
+
+
+def test_a_killed_sample_npz_temp_file_is_removed_on_the_next_start_but_a_live_one_is_kept(tmp_path, capsys,
+                                                                                             gan_run):
+    import fcntl
+    import os
+
+    dead = tmp_path / ".x.npz.abcd1234.tmp"  # what SIGKILL during `zoo sample --out x.npz` leaves
+    dead.write_bytes(b"\0" * 4096)
+    live = tmp_path / ".x.npz.live5678.tmp"
+    live.write_bytes(b"\0" * 16)
+    other = tmp_path / ".y.npz.abcd1234.tmp"  # another output's: not this command's to remove
+    other.write_bytes(b"")
+    with open(live, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # a writer still at work
+        code, _, err = zoo_in_process(capsys, "sample", str(gan_run), "-n", "5", "--out", str(tmp_path / "x.npz"))
+    assert code == 0, err
+    assert not dead.exists() and live.exists() and other.exists()
+    assert np.load(tmp_path / "x.npz")["images"].shape[0] == 5
+    assert sorted(os.listdir(tmp_path)) == sorted([".x.npz.live5678.tmp", ".y.npz.abcd1234.tmp", "x.npz"])
+
+
+def test_sampling_batch_size_is_capped(tmp_path, capsys, gan_run):
+    code, out, err = zoo_in_process(capsys, "sample", str(gan_run), "-n", "5", "--batch-size", "1000000",
+                                    "--out", str(tmp_path / "a.npz"))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "--batch-size 1,000,000 is over the limit" in err
+    code, out, err = zoo_in_process(capsys, "sample", str(gan_run), "-n", "5", "--batch-size", "4096",
+                                    "--out", str(tmp_path / "b.npz"), "--json")
+    assert code == 0, err
+    assert json.loads(out)["batch_size"] == 5  # never more than the images asked for
