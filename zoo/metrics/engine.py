@@ -277,7 +277,7 @@ def _blas_threads() -> contextlib.AbstractContextManager[Any]:
     """Keep NumPy's BLAS (KID's kernel matrices, FID's eigenvalues) to torch's thread budget.
 
     OpenBLAS otherwise starts a thread per core, which on a busy machine makes KID many times
-    slower. threadpoolctl comes with scikit-learn (through mlxtend); without it nothing is limited.
+    slower. threadpoolctl is a core dependency; without it nothing is limited.
     """
     try:
         from threadpoolctl import threadpool_limits
