@@ -224,9 +224,9 @@ def test_only_the_cli_imports_the_cli():
     assert not offenders, f"core modules importing the CLI: {offenders}"
 
 
-#: Plugin-to-plugin imports still allowed, each with its reason. zoo_flow's U-Net is zoo_ddpm's,
-#: which is being reworked for CPU speed in parallel; it moves to the core after that lands.
-PLUGIN_EXCEPTIONS = {("zoo_flow", "zoo_ddpm")}
+#: Plugin-to-plugin imports still allowed, each with its reason: none (the U-Net that ddpm, flow
+#: and edm share lives in zoo.nets.unet).
+PLUGIN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def test_plugins_import_the_core_not_each_other():

@@ -37,3 +37,19 @@ def test_the_docs_import_no_deprecated_name():
             module = __import__(node.module, fromlist=["_"])
             for alias in node.names:
                 getattr(module, alias.name)
+
+
+def test_zoo_ddpm_unet_still_works_and_warns():
+    """The diffusion U-Net moved to zoo.nets.unet; zoo_ddpm.unet's names still work, with a warning."""
+    import zoo_ddpm.unet
+
+    from zoo.nets import unet
+
+    for name in ("UNet", "ResBlock", "Attention", "timestep_embedding"):
+        with pytest.warns(DeprecationWarning, match=rf"zoo_ddpm\.unet\.{name} moved to zoo\.nets\.unet\.{name}"):
+            old = getattr(zoo_ddpm.unet, name)
+        assert old is getattr(unet, name)
+    with pytest.warns(DeprecationWarning):
+        from zoo_ddpm.unet import UNet  # noqa: F401 - the import path itself is what is tested
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        zoo_ddpm.unet.nope  # noqa: B018 - the attribute access is the test

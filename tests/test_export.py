@@ -24,7 +24,7 @@ from zoo.testing import tiny_model
 
 pytest.importorskip("onnxruntime", reason="the export tests need the export extra: pip install 'genzoo[export]'")
 
-BUILTIN = ["gan", "dcgan", "vae", "ddpm", "vaegan", "flow"]
+BUILTIN = ["gan", "dcgan", "vae", "ddpm", "vaegan", "flow", "edm"]
 NET_TOL = 1e-4
 SHAPE = (1, 28, 28)
 
@@ -50,6 +50,8 @@ def network_inputs(meta: dict, n: int = 5) -> dict[str, np.ndarray]:
             inputs[spec["name"]] = gen.integers(0, len(meta["sampler"]["alphas_cumprod"]), size=shape).astype(np.int64)
         elif spec["name"] == "t":
             inputs[spec["name"]] = gen.uniform(0, 1, size=shape).astype(np.float32)
+        elif spec["name"] == "sigma":  # EDM's noise levels, log-uniform over its schedule's range
+            inputs[spec["name"]] = np.exp(gen.uniform(np.log(0.002), np.log(80.0), size=shape)).astype(np.float32)
         else:
             inputs[spec["name"]] = gen.standard_normal(shape).astype(np.float32)
     return inputs
@@ -59,7 +61,7 @@ def sampling_options(name: str) -> tuple[dict, dict]:
     """(export options, model options) that sample the same way."""
     if name == "ddpm":
         return {"steps": 4}, {"sampler": "ddim", "steps": 4, "eta": 0.0}
-    if name == "flow":
+    if name in ("flow", "edm"):
         return {"steps": 3, "sampler": "heun"}, {"steps": 3, "sampler": "heun"}
     return {}, {}
 
@@ -89,7 +91,7 @@ def test_exported_network_and_images_match_pytorch(name, fmt, tmp_path) -> None:
     assert images.dtype == torch.uint8 and images.shape == reference.shape == (6, *SHAPE)
     assert int((images.int() - reference.int()).abs().max()) <= 1
     assert float(images.float().std()) > 0  # not a blank image
-    assert info["nfe"] == {"ddpm": 4, "flow": 5}.get(name, 1)
+    assert info["nfe"] == {"ddpm": 4, "flow": 5, "edm": 5}.get(name, 1)
     assert info["images_per_s"] > 0 and info["size_bytes"] == meta["size_bytes"]
 
 
@@ -114,7 +116,7 @@ def test_model_json_documents_the_network(tmp_path) -> None:
     assert len(meta["sampler"]["alphas_cumprod"]) == ddpm.config.num_timesteps
 
 
-@pytest.mark.parametrize("name", ["ddpm", "flow"])
+@pytest.mark.parametrize("name", ["ddpm", "flow", "edm"])
 def test_the_reference_sampler_runs_without_genzoo(name, tmp_path) -> None:  # noqa: ANN001
     export_model(random_model(name), tmp_path / "e")
     code = ("import sys, runpy; sys.modules['zoo'] = None; sys.argv = ['sample.py', '--num', '3', '--out', 'x.npy', "

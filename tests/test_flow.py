@@ -102,7 +102,7 @@ def test_sampling_options_and_batch_independence() -> None:
 
 
 def test_flow_is_in_the_diffusion_family_with_the_ddpm_unet() -> None:
-    from zoo_ddpm.unet import UNet
+    from zoo.nets.unet import UNet
 
     assert FlowMatching.family == "diffusion"
     assert isinstance(tiny().net.unet, UNet)

@@ -12,7 +12,7 @@ from zoo import GenerativeModel, hookimpl
 from zoo.errors import PluginError, UnknownNameError
 from zoo.registry import build_registry
 
-BUILTINS = {"gan", "dcgan", "wgan-gp", "vae", "ddpm", "vaegan", "flow"}
+BUILTINS = {"gan", "dcgan", "wgan-gp", "vae", "ddpm", "vaegan", "flow", "edm"}
 BUILTIN_VARIANTS = {"ddpm-small", "ddpm-cifar10"}  # named variants the ddpm plugin registers
 
 

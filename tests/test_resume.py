@@ -11,7 +11,7 @@ from zoo.data import ImageDataset
 from zoo.testing import synthetic_images, tiny_model
 from zoo.trainer import Trainer, TrainSettings, seed_everything
 
-BUILTINS = ["dcgan", "ddpm", "gan", "vae"]
+BUILTINS = ["dcgan", "ddpm", "edm", "gan", "vae"]
 
 
 def _data():

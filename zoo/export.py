@@ -4,9 +4,9 @@ What is exported is what a user deploys:
 
 * GANs and VAEs (``kind = "generator"``): the noise-to-image network, ``image = net(z)`` with
   ``z ~ N(0, I)`` of shape ``n x latent_dim`` and images ``n x C x H x W`` in ``[-1, 1]``;
-* DDPM and flow matching (``kind = "denoiser"``): the network called at every sampling step, plus
-  what its sampler needs (DDPM's ``alpha_bar`` table; the flow's solvers) in ``model.json`` and a
-  small reference sampling loop, ``sample.py`` (:mod:`zoo.export_sampler`), that runs on ONNX
+* DDPM, flow matching and EDM (``kind = "denoiser"``): the network called at every sampling step, plus
+  what its sampler needs (DDPM's ``alpha_bar`` table; the flow's solvers; EDM's noise levels) in
+  ``model.json`` and a small reference sampling loop, ``sample.py`` (:mod:`zoo.export_sampler`), that runs on ONNX
   Runtime and NumPy without genzoo.
 
 A model opts in by overriding :meth:`zoo.GenerativeModel.export_spec` to return an ``ExportSpec``
@@ -120,11 +120,13 @@ def generator_spec(model: GenerativeModel, module: nn.Module, latent_dim: int, *
 
 def denoiser_spec(model: GenerativeModel, module: nn.Module, *, time_input: tuple[str, str, str], output: str,
                   sampler: dict[str, Any]) -> ExportSpec:
-    """Spec of a network ``module(x, t)`` called by a sampling loop (DDPM's U-Net, a velocity field).
+    """Spec of a network ``module(x, t)`` called by a sampling loop (DDPM's U-Net, a velocity field,
+    EDM's denoiser).
 
     ``time_input`` is ``(name, dtype, description)`` of the per-image time (``"int64"`` or
     ``"float32"``); ``output`` describes what the network predicts; ``sampler`` is stored in
-    ``model.json`` for the reference loop (``type`` ``"ddim"`` or ``"flow"`` and its constants).
+    ``model.json`` for the reference loop (``type`` ``"ddim"``, ``"flow"`` or ``"edm"`` and its
+    constants).
     """
     c, h, w = model.image_shape
     t_name, t_dtype, t_desc = time_input
@@ -213,8 +215,10 @@ def _check_finite(model: GenerativeModel, spec: ExportSpec) -> None:
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise SampleError(f"{model.name}: {name} holds non-finite values (NaN or inf); not exporting it")
     generator = torch.Generator().manual_seed(0)
-    probe = tuple(torch.randn(x.shape, generator=generator).to(x.device) if x.is_floating_point() else x
-                  for x in spec.example_inputs)
+    # Noise for the first input (latent or image); the others (a time, a noise level) keep their
+    # example values, which lie in their domain (EDM's log(sigma) is NaN for a negative draw).
+    first, *rest = spec.example_inputs
+    probe = (torch.randn(first.shape, generator=generator).to(first.device), *rest)
     out = spec.module(*probe)
     out = out[0] if isinstance(out, (tuple, list)) else out
     if not isinstance(out, torch.Tensor) or not bool(torch.isfinite(out).all()):

@@ -56,7 +56,7 @@ SCHEMA: dict[str, Any] = {
                                  "shape": {"minItems": 4, "prefixItems": [{"const": "n"}, _DIM, _DIM, _DIM]}}},
                  {"properties": {"shape": {"minItems": 1, "maxItems": 1}}}]},
              "sampler": {"type": "object", "required": ["type", "default_steps"],
-                         "properties": {"type": {"enum": ["ddim", "flow"]}}, "allOf": [
+                         "properties": {"type": {"enum": ["ddim", "flow", "edm"]}}, "allOf": [
                  {"if": {"properties": {"type": {"const": "ddim"}}}, "then": {
                      "required": ["alphas_cumprod"],
                      "properties": {"alphas_cumprod": {"type": "array", "minItems": 1, "maxItems": MAX_TIMESTEPS,
@@ -69,6 +69,15 @@ SCHEMA: dict[str, Any] = {
                                     "default_solver": {"enum": ["euler", "heun"]},
                                     "solvers": {"type": "array", "minItems": 1,
                                                 "items": {"enum": ["euler", "heun"]}}}}},
+                 {"if": {"properties": {"type": {"const": "edm"}}}, "then": {
+                     "required": ["default_solver", "solvers", "sigma_min", "sigma_max", "rho"],
+                     "properties": {"default_steps": {"type": "integer", "minimum": 1, "maximum": 10_000},
+                                    "default_solver": {"enum": ["euler", "heun"]},
+                                    "solvers": {"type": "array", "minItems": 1,
+                                                "items": {"enum": ["euler", "heun"]}},
+                                    "sigma_min": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e6},
+                                    "sigma_max": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e6},
+                                    "rho": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e3}}}},
              ]},
          }}},
     ],
@@ -95,6 +104,8 @@ def check_meta(meta: Any, where: str) -> None:
     if sampler.get("type") == "ddim" and sampler["default_steps"] > len(sampler["alphas_cumprod"]):
         raise UsageError(f"{where}: invalid model.json: sampler/default_steps exceeds the {len(sampler['alphas_cumprod'])} "
                          "timesteps of alphas_cumprod")
+    if sampler.get("type") == "edm" and not sampler["sigma_min"] < sampler["sigma_max"]:
+        raise UsageError(f"{where}: invalid model.json: sampler/sigma_min is not below sampler/sigma_max")
 
 
 def inside(folder: Path, relative: str, where: str, what: str) -> Path:

@@ -23,7 +23,11 @@ Conventions (``model.json`` documents each export):
 * ``kind == "denoiser"`` with ``sampler.type == "flow"`` (flow matching): ``v = net(x_t, t)`` with
   float times in ``[0, 1]``; :func:`flow_sample` integrates ``dx/dt = v`` from ``x_0 ~ N(0, I)`` at
   ``t = 0`` to ``t = 1`` with Euler or Heun steps (Heun skips the correction on the last step, so
-  ``2 * steps - 1`` network evaluations).
+  ``2 * steps - 1`` network evaluations);
+* ``kind == "denoiser"`` with ``sampler.type == "edm"`` (EDM, Karras et al. 2022, arXiv:2206.00364):
+  ``denoised = net(x, sigma)`` with float noise levels; :func:`edm_sample` runs their algorithm 1
+  (Euler or Heun, no correction on the step to ``sigma = 0``) through the rho-spaced levels of their
+  Eq. 5, from ``x = sigma_max * noise``.
 """
 
 from __future__ import annotations
@@ -109,6 +113,40 @@ def flow_sample(run: Runner, meta: Mapping[str, Any], x: np.ndarray, steps: int,
     return np.clip(x, -1.0, 1.0)
 
 
+def edm_sigmas(sampler: Mapping[str, Any], steps: int) -> list[float]:
+    """Karras et al.'s Eq. 5: ``steps`` levels from ``sigma_max`` to ``sigma_min`` (rho-spaced), then 0."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    lo, hi, rho = float(sampler["sigma_min"]), float(sampler["sigma_max"]), float(sampler["rho"])
+    if steps == 1:
+        return [hi, 0.0]
+    a, b = hi ** (1.0 / rho), lo ** (1.0 / rho)
+    return [(a + i / (steps - 1) * (b - a)) ** rho for i in range(steps)] + [0.0]
+
+
+def edm_sample(run: Runner, meta: Mapping[str, Any], x: np.ndarray, steps: int, solver: str = "heun") -> np.ndarray:
+    """Karras et al.'s algorithm 1 on the exported denoiser, from ``sigma_max * x`` (``x`` standard normal)."""
+    if solver not in ("euler", "heun"):
+        raise ValueError(f"solver must be euler or heun, got {solver!r}")
+    x_name, s_name = (i["name"] for i in meta["inputs"])
+    sigmas = edm_sigmas(meta["sampler"], steps)
+    x = (x * np.float32(sigmas[0])).astype(np.float32)
+    n = x.shape[0]
+
+    def slope(x: np.ndarray, s: float) -> np.ndarray:
+        denoised = run({x_name: x, s_name: np.full((n,), s, dtype=np.float32)}).astype(np.float32)
+        return (x - denoised) / np.float32(s)
+
+    for s, s_next in zip(sigmas[:-1], sigmas[1:], strict=True):
+        h = np.float32(s_next - s)
+        d = slope(x, s)
+        x_next = x + h * d
+        if solver == "heun" and s_next != 0:
+            x_next = x + h * np.float32(0.5) * (d + slope(x_next, s_next))
+        x = x_next
+    return np.clip(x, -1.0, 1.0)
+
+
 def noise_shape(meta: Mapping[str, Any], n: int) -> tuple[int, ...]:
     """Shape of the starting noise for ``n`` images: ``n x latent_dim`` or ``n x C x H x W``."""
     return (n, *meta["inputs"][0]["shape"][1:])
@@ -120,7 +158,7 @@ def sampling_options(meta: Mapping[str, Any], options: Mapping[str, Any] | None 
     declared: dict[str, Any] = {}
     if sampler.get("type") == "ddim":
         declared = {"steps": int(sampler["default_steps"])}
-    elif sampler.get("type") == "flow":
+    elif sampler.get("type") in ("flow", "edm"):
         declared = {"steps": int(sampler["default_steps"]), "sampler": str(sampler["default_solver"])}
     out = dict(declared)
     for key, value in (options or {}).items():
@@ -142,6 +180,8 @@ def sample(run: Runner, meta: Mapping[str, Any], noise: np.ndarray, options: Map
         return generator_sample(run, meta, noise)
     if meta["sampler"]["type"] == "ddim":
         return ddim_sample(run, meta, noise, opts["steps"])
+    if meta["sampler"]["type"] == "edm":
+        return edm_sample(run, meta, noise, opts["steps"], opts["sampler"])
     return flow_sample(run, meta, noise, opts["steps"], opts["sampler"])
 
 
@@ -150,7 +190,7 @@ def network_evaluations(meta: Mapping[str, Any], options: Mapping[str, Any] | No
     opts = sampling_options(meta, options)
     if meta["kind"] == "generator":
         return 1
-    if meta["sampler"]["type"] == "flow" and opts["sampler"] == "heun":
+    if meta["sampler"]["type"] in ("flow", "edm") and opts["sampler"] == "heun":
         return 2 * opts["steps"] - 1
     return int(opts["steps"])
 
@@ -191,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num", type=int, default=16, help="number of images")
     parser.add_argument("--seed", type=int, default=0, help="seed of NumPy's noise generator")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="sampling option of a denoiser export: steps=N, sampler=euler|heun (flow)")
+                        help="sampling option of a denoiser export: steps=N, sampler=euler|heun (flow, edm)")
     parser.add_argument("--out", default="samples.npy", help="output .npy file (uint8, n x C x H x W)")
     args = parser.parse_args(argv)
     options = dict(item.split("=", 1) for item in args.option)

@@ -24,6 +24,7 @@ from zoo import accel
 from zoo.ema import EMA
 from zoo.errors import ConfigError
 from zoo.model import GenerativeModel, TrainStep
+from zoo.nets.unet import UNet
 from zoo_ddpm.schedulers import NoiseSchedule, make_scheduler
 from zoo_ddpm.spec import (  # noqa: F401  (DDPMConfig and the step defaults: their old home)
     DEFAULT_DDIM_STEPS,
@@ -32,7 +33,6 @@ from zoo_ddpm.spec import (  # noqa: F401  (DDPMConfig and the step defaults: th
     DDPMConfig,
     StepsOption,
 )
-from zoo_ddpm.unet import UNet
 
 
 class DDPM(GenerativeModel, spec=SPEC):

@@ -18,7 +18,7 @@ second-order method (two per step except the last, whose correction would evalua
 final image is clamped to ``[-1, 1]``. :meth:`FlowMatching.sample_nfe` gives the NFE of a setting,
 so the benchmark can compare samplers per network evaluation.
 
-Network: DDPM's U-Net (``zoo_ddpm.unet.UNet``, same widths and defaults as the ``ddpm`` model),
+Network: DDPM's U-Net (``zoo.nets.unet.UNet``, same widths and defaults as the ``ddpm`` model),
 whose sinusoidal time embedding takes float times; ``t in [0, 1]`` is fed as ``1000 t``, the range
 of DDPM's integer timesteps the embedding frequencies are laid out for. An EMA of the weights is
 used for sampling, as in DDPM.
@@ -31,11 +31,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from zoo_ddpm.unet import UNet
 
 from zoo.ema import EMA
 from zoo.errors import ConfigError
 from zoo.model import GenerativeModel, TrainStep
+from zoo.nets.unet import UNet
 from zoo_flow.spec import SAMPLERS, SPEC, FlowConfig
 
 #: The time embedding sees ``TIME_SCALE * t``: DDPM's timestep range, for which it was designed.
