@@ -35,21 +35,24 @@ class OutputFormat:
     render: Callable[[Sequence[Leaderboard]], str | bytes]
 
 
-def _leaderboard_renderer(name: str) -> Callable[[Sequence[Leaderboard]], str]:
-    """``zoo.bench.leaderboard.<name>``, imported (with pandas) on the first render, so that
-    registering the formats (every command collects every hook) costs no pandas import."""
+def _leaderboard_renderer(module: str, name: str) -> Callable[[Sequence[Leaderboard]], str]:
+    """``<module>.<name>`` (one module per format under :mod:`zoo.bench.render`), imported (with
+    pandas) on the first render, so that registering the formats (every command collects every
+    hook) costs no pandas import."""
 
     def render(leaderboards: Sequence[Leaderboard]) -> str:
         import importlib
 
-        return getattr(importlib.import_module("zoo.bench.leaderboard"), name)(leaderboards)
+        return getattr(importlib.import_module(module), name)(leaderboards)
 
     render.__name__ = render.__qualname__ = name
     return render
 
 
-to_text, to_csv = _leaderboard_renderer("to_text"), _leaderboard_renderer("to_csv")
-to_markdown, to_json = _leaderboard_renderer("to_markdown"), _leaderboard_renderer("to_json")
+to_text = _leaderboard_renderer("zoo.bench.render.terminal", "to_text")
+to_csv = _leaderboard_renderer("zoo.bench.render.csvfile", "to_csv")
+to_markdown = _leaderboard_renderer("zoo.bench.render.markdown", "to_markdown")
+to_json = _leaderboard_renderer("zoo.bench.render.jsonfile", "to_json")
 
 
 def _render_html(leaderboards: Sequence[Leaderboard]) -> str:

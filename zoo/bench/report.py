@@ -453,7 +453,7 @@ def _ok(value: Any) -> bool:
 
 
 def _budget_text(line: Mapping[str, Any], costs: Mapping[str, Any]) -> str:
-    from zoo.bench.leaderboard import budget_label
+    from zoo.bench.aggregate import budget_label
 
     text = budget_label(str(line["budget_kind"]), line["budget_amount"])
     stopped = _text_field(line, costs, "budget_stopped_by")
