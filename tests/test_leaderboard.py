@@ -282,10 +282,10 @@ def test_cli_empty_missing_and_bad_filters(tmp_path, capsys):
     assert "No results yet" in capsys.readouterr().out
 
     # No store yet is an empty leaderboard (issue 12: `--format json` prints [] instead of exit 2),
-    # said once on stderr; the store is not created.
+    # said once on stderr and not again on stdout (issue 24); the store is not created.
     assert run(["leaderboard", "--results", str(tmp_path / "absent.sqlite")]) == 0
     out, err = capsys.readouterr()
-    assert "No results yet" in out and err.startswith("zoo: warning: no results store") and err.count("\n") == 1
+    assert out == "" and err.startswith("zoo: warning: no results store") and err.count("\n") == 1
     assert run(["leaderboard", "--results", str(tmp_path / "absent.sqlite"), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
     assert not (tmp_path / "absent.sqlite").exists()

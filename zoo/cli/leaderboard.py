@@ -35,7 +35,8 @@ def leaderboard(results: Path | None, dataset: str | None, protocol: str | None,
         raise UnknownNameError("output format", fmt, list(formats))
     spec = formats[fmt].spec
     store_path = Path(results if results is not None else default_store_path())
-    if store_path.exists():
+    store_exists = store_path.exists()
+    if store_exists:
         store = ResultsStore(store_path, create=False)  # read-only when the file or its folder is
         store_path, boards = store.path, leaderboards(store, dataset=dataset, protocol=protocol)
         skipped = store.skipped_message()
@@ -47,7 +48,8 @@ def leaderboard(results: Path | None, dataset: str | None, protocol: str | None,
 
     to_stdout = output is None and fmt != "html" or output == Path("-")
     if to_stdout and fmt == "table":  # the live terminal: fitted to its width, styled
-        print_leaderboards(boards, stdout, source=str(store_path))
+        if store_exists:  # a missing store was already said once, on stderr
+            print_leaderboards(boards, stdout, source=str(store_path))
         return
     document = _render(fmt, formats[fmt], boards)
     if to_stdout:
