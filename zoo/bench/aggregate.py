@@ -20,7 +20,7 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -28,6 +28,9 @@ from zoo.bench.cellfmt import format_count
 from zoo.bench.cellfmt import numeric as _numeric
 from zoo.bench.store import ResultRow, ResultsStore, _parse_json, canonical_json
 from zoo.metric_names import higher_is_better, protocol_warnings
+
+if TYPE_CHECKING:
+    from zoo.bench.columns import View
 
 __all__ = ["ALPHA", "COST_COLUMNS", "LINE_KEY", "TARGET_FRACTION", "TEXT_COSTS", "Leaderboard", "board_power",
            "budget_label", "build_leaderboard", "is_quality_metric", "leaderboards", "line_key", "line_key_of",
@@ -136,6 +139,9 @@ class Leaderboard:
     #: The folder of the store the rows came from (set by :func:`leaderboards`): the HTML report
     #: embeds images from inside it and from the rows' run folders only.
     store_folder: str | None = None
+    #: What a reader chose to show (columns, metrics, order; see :func:`zoo.bench.columns.apply_view`);
+    #: ``None``: everything, by rank. Every format honours it through :func:`zoo.bench.columns.columns`.
+    view: View | None = None
     _grouped: tuple[list[ResultRow], int, dict[tuple[str, ...], list[ResultRow]]] | None = field(
         default=None, repr=False, compare=False)
 

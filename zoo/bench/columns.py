@@ -8,8 +8,9 @@ warnings). Metric columns come from the board's own metrics, so a new metric nee
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from zoo.bench.cellfmt import (
 from zoo.bench.cellfmt import numeric as _numeric
 from zoo.metric_names import higher_is_better
 
-__all__ = ["CI_NOTE", "GROUP_NOTE", "Column", "columns", "display_cells", "display_columns", "floor_cells",
+__all__ = ["CI_NOTE", "GROUP_NOTE", "Column", "View", "apply_view", "column_keys", "columns", "display_cells", "display_columns", "floor_cells",
            "footnote", "human_columns", "is_top_ranked", "machine_fields", "power_note"]
 
 _MEMORY_KINDS = {"process_peak_rss": "RSS", "cuda_allocated": "CUDA"}
@@ -123,8 +124,27 @@ def _status_cell(line: Mapping[str, Any]) -> str:
 
 
 def columns(lb: Leaderboard) -> list[Column]:
-    """Every column of ``lb`` in display order (human ones first-class, machine-only ones last)."""
-    secondary = [m for m in lb.shown_metrics if m != lb.primary_metric]
+    """Every column of ``lb`` in display order (human ones first-class, machine-only ones last),
+    narrowed and reordered by the board's :class:`View` when it has one."""
+    cols = _all_columns(lb)
+    view = lb.view
+    if view is not None and view.columns:
+        by_key = {c.key: c for c in cols}
+        cols = [by_key[k] for k in view.columns if k in by_key]
+    return cols
+
+
+def _hidden_metrics(lb: Leaderboard) -> set[str]:
+    """Metrics the view leaves out (``--metrics``); the primary metric is never left out."""
+    if lb.view is None or not lb.view.metrics:
+        return set()
+    keep = set(lb.view.metrics) | {lb.primary_metric}
+    return {m for m in lb.metrics if m not in keep and m.removesuffix("_std") not in keep}
+
+
+def _all_columns(lb: Leaderboard) -> list[Column]:
+    hidden = _hidden_metrics(lb)
+    secondary = [m for m in lb.shown_metrics if m != lb.primary_metric and m not in hidden]
     cols = [
         Column("rank", "#", cell=_rank_cell, fields=("rank", "rank_group")),
         Column("model", "model", cell=lambda line: str(line["label"]), floor="real vs real", align="left", fold=24,
@@ -154,7 +174,7 @@ def columns(lb: Leaderboard) -> list[Column]:
         Column("budget", "budget", human=False, fields=("budget_kind", "budget_amount", "budget_stopped_by", "precision")),
         Column("best", "best seed", human=False, fields=("best_seed", "grid_path")),
     ]
-    covered = {f for c in cols for f in c.fields}
+    covered = {f for c in cols for f in c.fields} | {f"{m}_{s}" for m in hidden for s in ("mean", "std")}
     rest = tuple(c for c in lb.table.columns if c not in covered)
     if rest:  # other metrics and costs: no human column, but nothing is lost in CSV and JSON
         cols.append(Column("other", "other", human=False, fields=rest))
@@ -210,3 +230,82 @@ def _lines(lb: Leaderboard) -> list[dict[str, Any]]:
     return lb.table.to_dict("records")
 
 
+
+
+# -- a reader's view: which columns and metrics, in which order --------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    """What a reader chose to see, honoured by every format (through :func:`columns`).
+
+    ``columns``: column keys in the order to show them (see :func:`column_keys`; empty: all, in
+    the usual order); ``metrics``: metric names to keep (empty: all; the primary metric, which
+    ranks the board, always stays; ``kid_lenet`` keeps ``kid_lenet_std`` too); ``sort``: the
+    column key the lines are ordered by (``rank`` when empty), with ``:asc`` or ``:desc``.
+    """
+
+    columns: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    sort: str = ""
+
+
+def column_keys(lb: Leaderboard) -> list[str]:
+    """The keys ``--columns`` and ``--sort`` accept for ``lb`` (every column, machine-only ones too)."""
+    return [c.key for c in _all_columns(dataclasses.replace(lb, view=None))]
+
+
+def _sort_field(lb: Leaderboard, key: str) -> tuple[str, bool] | None:
+    """The table field a column sorts by and whether its natural order is descending (metrics
+    best first, rates fastest first); ``None`` when the board has no such column."""
+    col = next((c for c in _all_columns(dataclasses.replace(lb, view=None)) if c.key == key), None)
+    if col is None or not col.fields:
+        return None
+    field = {"model": "label", "rank": "rank", "ci": "ci_low", "seeds": "n_seeds", "status": "failed"}.get(
+        key, col.fields[0])
+    if field not in lb.table.columns:
+        return None
+    return field, col.arrow == "↑" or field.endswith("_per_s")
+
+
+def apply_view(boards: Sequence[Leaderboard], columns: Sequence[str] = (), metrics: Sequence[str] = (),
+               sort: str = "") -> list[Leaderboard]:
+    """``boards`` as a reader asked to see them (``zoo leaderboard --columns/--metrics/--sort``):
+    copies carrying a :class:`View`, their lines in the chosen order (lines without a value for the
+    sort key last; ties keep the rank order). Ranks and groups do not change: they always come from
+    the primary metric.
+
+    Raises :class:`~zoo.errors.UnknownNameError` (exit 2) for a column, metric or sort key that no
+    board has, and :class:`~zoo.errors.UsageError` for a sort direction other than asc/desc."""
+    from zoo.errors import UnknownNameError, UsageError
+
+    columns, metrics = tuple(dict.fromkeys(columns)), tuple(dict.fromkeys(metrics))
+    if not boards or not (columns or metrics or sort):
+        return list(boards)
+    keys = list(dict.fromkeys(k for lb in boards for k in column_keys(lb)))
+    for key in columns:
+        if key not in keys:
+            raise UnknownNameError("leaderboard column", key, keys)
+    known_metrics = sorted({m for lb in boards for m in lb.metrics})
+    for metric in metrics:
+        if metric not in known_metrics:
+            raise UnknownNameError("metric", metric, known_metrics)
+    key, _, direction = sort.partition(":")
+    if direction not in ("", "asc", "desc"):
+        raise UsageError(f"--sort {sort!r}: the direction after ':' is asc or desc")
+    if key and key not in keys:
+        raise UnknownNameError("leaderboard column to sort by", key, keys)
+    out = []
+    for lb in boards:
+        table = lb.table
+        found = _sort_field(lb, key) if key and key != "rank" else None
+        if found is not None and len(table):
+            field, descending = found
+            descending = {"asc": False, "desc": True}.get(direction, descending)
+            table = table.sort_values(field, ascending=not descending, na_position="last",
+                                      kind="stable").reset_index(drop=True)
+        elif key == "rank" and direction == "desc" and len(table):
+            table = table.sort_values("rank", ascending=False, na_position="last", kind="stable")
+            table = table.reset_index(drop=True)
+        out.append(dataclasses.replace(lb, table=table, view=View(columns, metrics, sort), _grouped=None))
+    return out

@@ -11,6 +11,7 @@ import pandas as pd
 
 from zoo.bench.aggregate import Leaderboard
 from zoo.bench.columns import columns, footnote, machine_fields
+from zoo.bench.curves import curves_dict
 from zoo.bench.render.csvfile import RANK_TEST
 
 __all__ = ["leaderboard_dict", "to_json"]
@@ -52,6 +53,7 @@ def leaderboard_dict(lb: Leaderboard) -> dict[str, Any]:
             "power": lb.power,
             "columns": [{"key": c.key, "header": c.title, "fields": list(c.fields)} for c in columns(lb) if c.human],
             "lines": [{f: line[f] for f in fields} for line in _lines(lb)],
+            "curves": curves_dict(lb),  # what the HTML page plots
         }
     )
 

@@ -54,8 +54,7 @@ def to_markdown(leaderboards: Sequence[Leaderboard]) -> str:
             parts.append(f"Protocol: {_md_code(canonical_json(lb.protocol))}\n")
         align = ["---" if c.align == "left" else "---:" for c in cols]
         lines = ["| " + " | ".join(_md_cell(c.title) for c in cols) + " |", "| " + " | ".join(align) + " |"]
-        floor = [_md_cell(c.floor) for c in cols]
-        floor[1] = "*real vs real (floor)*"
+        floor = [("*real vs real (floor)*" if c.key == "model" else _md_cell(c.floor)) for c in cols]
         lines.append("| " + " | ".join(floor) + " |")
         for line in _lines(lb):
             lines.append("| " + " | ".join(_md_cell(c.cell(line)) for c in cols) + " |")
