@@ -207,3 +207,36 @@ def test_latex_format_is_registered_through_the_formats_hook(tmp_path, capsys):
     assert run(["leaderboard", "--results", str(store.path), "--format", "latex"]) == 0
     assert capsys.readouterr().out.startswith("% genzoo leaderboard")
     assert Path(tmp_path / "r.sqlite").exists()
+
+
+def test_plot_legends_sit_outside_the_axes_and_cover_no_data():
+    """Issue 24: a legend covered the only point of a plot. Every plot's legend is below its axes,
+    however many lines (here twelve, the page's cap); the SVG the page inlines has no XML prolog and
+    ids of its own, so several plots on one page never share one."""
+    from zoo.bench.report import (
+        inline_svg,
+        plot_quality_vs_steps,
+        quality_vs_compute_figure,
+        quality_vs_steps_figure,
+        throughput_figure,
+    )
+
+    many = [row(f"model-{k} with a rather long configuration label", s, 10.0 + k + s,
+                sample_options={"sampler": "ddim", "steps": 10 * (1 + k % 3)}) for k in range(12) for s in range(2)]
+    (lb,) = build_leaderboard(many)
+    figures = [quality_vs_compute_figure(lb, "train_flops"), quality_vs_steps_figure(lb), throughput_figure(lb)]
+    for fig in figures:
+        assert fig is not None
+        fig.draw_without_rendering()
+        (ax,) = fig.axes
+        (legend,) = fig.legends
+        box, axes = legend.get_window_extent(), ax.get_window_extent()
+        assert box.y1 <= axes.y0 or box.x0 >= axes.x1, f"the legend overlaps the axes: {box} vs {axes}"
+        for line in ax.lines:  # and so no data point is under it
+            for x, y in ax.transData.transform(line.get_xydata()):
+                assert not box.contains(x, y)
+    svg = inline_svg(plot_quality_vs_steps(lb, fmt="svg"), "b0p2-")
+    assert svg.startswith("<svg") and "<?xml" not in svg and "<metadata>" not in svg
+    ids = re.findall(r'\bid="([^"]+)"', svg)
+    assert ids and all(i.startswith("b0p2-") for i in ids)
+    assert all(ref.lstrip("#").startswith("b0p2-") for ref in re.findall(r'href="(#[^"]+)"', svg))

@@ -6,10 +6,13 @@ errors, protocol values) is escaped by the template engine, never by hand. Pytho
 data (:func:`page_context`); the template only lays it out. The table is rendered from the same
 column description as every other format (:func:`zoo.bench.leaderboard.columns`).
 
-The page embeds everything (sample grids and matplotlib plots as base64 PNG data URIs, inline CSS,
+The page embeds everything (sample grids as base64 PNG data URIs, matplotlib plots as inline SVG
+with their legends outside the axes, the board's rows as CSV and JSON download links; inline CSS,
 no scripts, a Content-Security-Policy that forbids any remote resource), so it can be mailed or
-attached to a CI run, and it fits screens from 420 px to 1,920 px: the table scrolls inside its own
-box with the model and primary-metric columns sticky, and everything else reflows.
+attached to a CI run. Its tables fit screens from 420 px to 1,920 px: the ranking table holds the
+primary metric, further metrics and costs have tables of their own (:func:`_table_groups`), and on
+a phone each line becomes a block of "column: value" lines. A print stylesheet keeps each table
+whole and each card on one A4 page.
 
 Published results go under ``benchmarks/results/`` as CSV and Markdown, named after the preset, the
 device and the torch version, the way timm names its benchmark CSVs, so results from different
@@ -603,8 +606,9 @@ def _table_groups(lb: Leaderboard, cols: list[Column], primary: str) -> list[tup
     costs = [c for c in rest if not c.arrow]
     groups = [("", ranking)]
     for name, part in (("further metrics", metrics), ("costs", costs)):
-        for k in range(0, len(part), DETAIL_COLUMNS):
-            groups.append((name, model + part[k:k + DETAIL_COLUMNS]))
+        if part:  # even slices: nine metrics are 5 + 4, not 6 + 3
+            size = -(-len(part) // -(-len(part) // DETAIL_COLUMNS))
+            groups += [(name, model + part[k:k + size]) for k in range(0, len(part), size)]
     return groups
 
 
