@@ -1,4 +1,4 @@
-"""Leaderboards from result rows: result rows grouped by dataset and protocol, seeds aggregated, lines ranked.
+"""Leaderboards as data: result rows grouped by dataset and protocol, seeds aggregated, lines ranked.
 
 Rows measured under different protocols (sample counts, backbone, resize, metric library...) are
 never ranked together: :func:`leaderboards` (from a store) and :func:`build_leaderboard` (from rows)
@@ -9,7 +9,7 @@ never averaged together). Its metrics are the mean and sample standard deviation
 seeds, with a 95% Student-t confidence interval of the primary metric. ``rank`` is the position by
 mean; ``rank_group`` holds letters from all pairwise Welch t-tests over seeds (Holm-corrected, see
 :mod:`zoo.bench.ranking`): lines sharing a letter are not significantly different, and a line with
-one seed is not tested (no letter). Each board also states its power (:func:`power_note`). The
+one seed is not tested (no letter). Each board also states its power (:func:`board_power`). The
 protocol's real-versus-real floor travels with the table, since FID is biased by sample count and
 perfect samples do not score 0 (Chong & Forsyth 2020).
 """

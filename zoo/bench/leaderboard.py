@@ -15,7 +15,8 @@ perfect samples do not score 0 (Chong & Forsyth 2020).
 
 Presentation is described once: :func:`columns` lists the :class:`Column` objects of a leaderboard
 (header, cell formatter, alignment, drop order on a narrow terminal, metric arrow, the raw fields
-behind it), and every format (terminal, CSV, Markdown, JSON, HTML) renders from that description.
+behind it), and every format (terminal, CSV, Markdown, JSON, LaTeX, HTML) renders from that
+description; a :class:`~zoo.bench.columns.View` (``--columns``, ``--metrics``, ``--sort``) narrows it.
 
 This module is the stable import path; the work lives in one module per job:
 :mod:`zoo.bench.aggregate` (rows to ranked tables and their statistics), :mod:`zoo.bench.cellfmt`
@@ -56,6 +57,8 @@ from zoo.bench.columns import (
     CI_NOTE,
     GROUP_NOTE,
     Column,
+    View,
+    apply_view,
     columns,
     display_cells,
     display_columns,
@@ -68,6 +71,7 @@ from zoo.bench.columns import (
 )
 from zoo.bench.render.csvfile import RANK_TEST, to_csv
 from zoo.bench.render.jsonfile import leaderboard_dict, to_json
+from zoo.bench.render.latex import to_latex
 from zoo.bench.render.markdown import to_markdown
 from zoo.bench.render.terminal import print_leaderboards, render_table, to_text
 from zoo.metric_names import higher_is_better
@@ -83,6 +87,8 @@ __all__ = [
     "TEXT_COSTS",
     "Column",
     "Leaderboard",
+    "View",
+    "apply_view",
     "board_power",
     "budget_label",
     "build_leaderboard",
@@ -113,6 +119,7 @@ __all__ = [
     "render_table",
     "to_csv",
     "to_json",
+    "to_latex",
     "to_markdown",
     "to_text",
     "welch_p_value",
