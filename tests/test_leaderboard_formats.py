@@ -166,7 +166,8 @@ def test_a_wrong_view_is_one_line_and_exit_2(tmp_path, capsys):
     for args, message in ((["--columns", "rank,modle"], "did you mean 'model'"),
                           (["--metrics", "fid_inception"], "unknown metric 'fid_inception'"),
                           (["--sort", "fid_lenet:up"], "asc or desc"),
-                          (["--sort", "nope"], "unknown leaderboard column to sort by 'nope'")):
+                          (["--sort", "nope"], "unknown leaderboard column to sort by 'nope'"),
+                          (["--columns", "budget,best"], "none of these is shown in a table")):
         assert run(["leaderboard", "--results", str(store.path), *args]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1 and "Traceback" not in err

@@ -276,7 +276,8 @@ def apply_view(boards: Sequence[Leaderboard], columns: Sequence[str] = (), metri
     the primary metric.
 
     Raises :class:`~zoo.errors.UnknownNameError` (exit 2) for a column, metric or sort key that no
-    board has, and :class:`~zoo.errors.UsageError` for a sort direction other than asc/desc."""
+    board has, and :class:`~zoo.errors.UsageError` for a sort direction other than asc/desc or
+    columns that are all machine-only (``budget``, ``best``, ``other``: no table could show them)."""
     from zoo.errors import UnknownNameError, UsageError
 
     columns, metrics = tuple(dict.fromkeys(columns)), tuple(dict.fromkeys(metrics))
@@ -286,6 +287,10 @@ def apply_view(boards: Sequence[Leaderboard], columns: Sequence[str] = (), metri
     for key in columns:
         if key not in keys:
             raise UnknownNameError("leaderboard column", key, keys)
+    shown = {c.key for lb in boards for c in _all_columns(dataclasses.replace(lb, view=None)) if c.human}
+    if columns and not shown & set(columns):  # a table of no column: name one a table shows
+        raise UsageError(f"--columns {','.join(columns)}: none of these is shown in a table; add one, "
+                         "e.g. rank,model")
     known_metrics = sorted({m for lb in boards for m in lb.metrics})
     for metric in metrics:
         if metric not in known_metrics:
