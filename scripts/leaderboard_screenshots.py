@@ -1,17 +1,22 @@
-"""Screenshots of the HTML leaderboard for the docs (docs/leaderboard-1280.png, -420.png).
+"""Screenshots of the HTML leaderboard for the docs (docs/images/leaderboard-1280.png, -1920.png,
+and the first page of its A4 print, leaderboard-a4-page1.png).
 
     zoo bench --models gan,vae,ddpm --preset smoke --seeds 0,1,2 --results /tmp/s/runs/results.sqlite
-    python scripts/leaderboard_screenshots.py /tmp/s/runs/results.sqlite docs
+    python scripts/leaderboard_screenshots.py /tmp/s/runs/results.sqlite docs/images
 
 Renders the store's leaderboard page and photographs it in Debian's headless chromium (through
 chromedriver and selenium, as tests/test_browser.py loads it) at each width, the whole page down
-to ``--max-height`` pixels.
+to ``--max-height`` pixels, then prints it to A4 PDF (Chromium's ``Page.printToPDF``) and
+rasterises the first page with poppler's ``pdftoppm``. PNGs are written with 256 colours
+(Pillow's quantize): a page screenshot needs no more, and the files stay small.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -27,7 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("store", type=Path)
     parser.add_argument("out", type=Path)
-    parser.add_argument("--widths", default="1280,420")
+    parser.add_argument("--widths", default="1280,1920")
     parser.add_argument("--max-height", type=int, default=3000)
     args = parser.parse_args()
     store = ResultsStore(args.store, create=False)
@@ -49,10 +54,26 @@ def main() -> None:
             driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**metrics, "height": height})
             target = args.out / f"leaderboard-{width}.png"
             driver.save_screenshot(str(target))
+            _small(target)
             print(target)
+        printed = driver.execute_cdp_cmd("Page.printToPDF", {"paperWidth": 8.27, "paperHeight": 11.69,
+                                                             "preferCSSPageSize": True, "printBackground": True})
+        pdf = work / "leaderboard.pdf"
+        pdf.write_bytes(base64.b64decode(printed["data"]))
+        target = args.out / "leaderboard-a4-page1.png"
+        subprocess.run(["pdftoppm", "-r", "90", "-png", "-singlefile", "-f", "1", "-l", "1", str(pdf),
+                        str(target.with_suffix(""))], check=True)
+        _small(target)
+        print(target)
     finally:
         driver.quit()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _small(path: Path) -> None:
+    from PIL import Image
+
+    Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)
 
 
 if __name__ == "__main__":

@@ -1,33 +1,43 @@
 """The HTML leaderboard in a real browser: Debian's chromium driven by chromedriver through selenium.
 
-The page is built from a small results store made here (three models, three seeds, curves, sample
-grids, a failed run with a long error) and loaded at 1,280 px and 420 px. At both widths the page
-itself must not scroll sideways (the table scrolls in its own box), every image must have loaded
-and the console must stay free of errors (a CSP violation or a broken data URI is logged there);
-at 1,280 px every model's primary metric must be on the first screen.
+The page is built from a small results store (tests/board_fixtures.py: three models, three seeds,
+the quick board's ten metrics, a long sampler label, curves, sample grids, a failed run with a long
+error) and loaded at 420, 1,280 and 1,920 px. At every width the page does not scroll sideways and
+every board table is fully visible (no cell clipped or past the window's edge), every image loads,
+the plots are inline SVG and the console stays free of errors (a CSP violation or a broken data URI
+is logged there); at 1,280 px every model's primary metric is on the first screen. The page is
+then printed to A4 PDF by Chromium (``Page.printToPDF``), read back with poppler's ``pdftotext``
+and rasterised with ``pdftoppm``: each table is whole on one page, no card is split across pages,
+and nothing reaches past the right margin.
 
-CI installs ``chromium`` and ``chromium-driver`` (``.ci/run``); elsewhere the test skips when they
-are missing. The browser runs headless, without sandbox, GPU, network services or first-run UI, in
-a fresh profile.
+CI installs ``chromium``, ``chromium-driver`` and ``poppler-utils`` (``.ci/run``); elsewhere the
+tests skip when they are missing. The browser runs headless, without sandbox, GPU, network services
+or first-run UI, in a fresh profile. ``ZOO_SHOTS=DIR`` keeps the screenshots and the PDF's first
+page there (how docs/images/ was made).
 """
 
 from __future__ import annotations
 
+import base64
+import csv
 import dataclasses
+import io
+import os
+import re
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
-import torch
-from torchvision.utils import save_image
 
-from zoo.bench.store import ResultRow, ResultsStore
+from tests.board_fixtures import MORE_METRICS, make_store
+from zoo.bench.store import ResultRow
 from zoo.cli.app import run
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-WIDTHS = (1280, 420)
+WIDTHS = (420, 1280, 1920)
 HEIGHT = 800  # a laptop's first screen
 
 pytestmark = pytest.mark.skipif(
@@ -60,101 +70,160 @@ def set_viewport(driver, width: int, height: int = HEIGHT) -> None:  # noqa: ANN
                            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
 
 
-P = {"primary_metric": "fid_lenet", "dataset": "mnist-5k", "num_real": 200, "num_fake": 100, "backbone": "lenet",
-     "resize": "none", "torch_fidelity_version": "0.4.0", "version": 2}
-
-
-def make_store(root: Path) -> Path:
-    """Three models with three seeds each (a DDIM sweep for ddpm), curves and grids; one failure."""
-    torch.manual_seed(0)
-    store = ResultsStore(root / "runs" / "results.sqlite")
-    rows = []
-    for m, (model, base, family) in enumerate((("gan", 40.0, "gan"), ("vae", 60.0, "vae"), ("ddpm", 25.0, "diffusion"))):
-        for seed in range(3):
-            grid = root / "runs" / f"{model}-{seed}" / "samples.png"
-            grid.parent.mkdir(parents=True, exist_ok=True)
-            save_image(torch.rand(64, 1, 28, 28), grid, nrow=8)
-            settings = [{"sampler": "ddim", "steps": s} for s in (10, 50)] if model == "ddpm" else [{}]
-            for i, options in enumerate(settings):
-                fid = base + seed + (5.0 if options.get("steps") == 10 else 0.0)
-                costs = {"train_seconds": 30.0 * (m + 1), "train_flops": 1e12 * (m + 1), "train_steps": 500,
-                         "train_images_per_s": 900.0 / (m + 1), "sample_images_per_s": 5e4 / (m + 1) ** 3,
-                         "params": 1.2e6 * (m + 1), "peak_memory_mb": 300.0, "memory_kind": "process_peak_rss",
-                         "budget_stopped_by": "steps"}
-                final = {"fraction": 1.0, "train_seconds": costs["train_seconds"], "train_flops": costs["train_flops"],
-                         "train_steps": 500, "train_kimg": 32.0, "metrics": {"fid_lenet": fid}}
-                curve = [{**final, "fraction": f, "train_seconds": final["train_seconds"] * f,
-                          "train_flops": final["train_flops"] * f, "metrics": {"fid_lenet": fid * (1 + 4 * (1 - f))}}
-                         for f in (0.25, 0.5)] + [final] if i == 0 else [final]
-                rows.append(ResultRow(model=model, dataset="mnist-5k", seed=seed, protocol_hash="3bb635b91b25", protocol=P,
-                                      family=family, metrics={"fid_lenet": fid, "is_lenet": 8.0 - m, "kid_lenet": fid / 1e3},
-                                      floor={"fid_lenet": 1.2, "is_lenet": 9.8, "kid_lenet": 1e-4}, costs=costs,
-                                      sample_options=options, grid_path=str(grid), curve=curve,
-                                      budget_kind="steps", budget_amount=500.0))
-    if "images" in {f.name for f in dataclasses.fields(ResultRow)}:  # nearest-neighbour pairs, shown on the card
-        pairs = root / "runs" / "ddpm-0" / "nearest.png"
-        save_image(torch.rand(8, 1, 28, 28), pairs, nrow=2)
-        for r in rows:
-            if r.model == "ddpm" and r.seed == 0:
-                r.images = {"nearest training images": str(pairs)}
-    error = "RuntimeError: " + "a very long error message from a broken plugin " * 8 + "\nTraceback (most recent call last): ..."
-    rows.append(ResultRow(model="broken-plugin-model", dataset="mnist-5k", seed=0, protocol_hash="3bb635b91b25",
-                          protocol=P, status="failed", error=error, budget_kind="steps", budget_amount=500.0))
-    store.add_many(rows)
-    return store.path
-
-
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("browser")
-    store = make_store(root)
+    store = make_store(root, many_metrics=True)
     out = root / "site" / "leaderboard.html"
     assert run(["leaderboard", "--results", str(store), "--format", "html", "-o", str(out)]) == 0
     return out
 
 
-def test_page_fits_every_width_loads_every_image_and_logs_no_error(page):
+def shots() -> Path | None:
+    folder = os.environ.get("ZOO_SHOTS")
+    return Path(folder) if folder else None
+
+
+LAYOUT = """
+const tables = Array.from(document.querySelectorAll('.board table')).map(t => {
+  const box = t.closest('.board');
+  // shown cells (a phone's layout keeps the header for screen readers only: 1 px, clipped)
+  const cells = Array.from(t.querySelectorAll('th, td')).filter(c => getComputedStyle(c).display !== 'none'
+                                                                  && c.getBoundingClientRect().width > 1);
+  return {caption: t.caption.textContent.trim(), right: t.getBoundingClientRect().right,
+          left: t.getBoundingClientRect().left, boxScroll: box.scrollWidth, boxClient: box.clientWidth,
+          cellRight: Math.max(...cells.map(c => c.getBoundingClientRect().right)),
+          clipped: cells.filter(c => c.scrollWidth > c.clientWidth + 1).map(c => c.textContent.trim()),
+          rows: Array.from(t.querySelectorAll('tbody th[scope=row]')).map(th => th.textContent.trim())};
+});
+return {inner: window.innerWidth, scroll: document.documentElement.scrollWidth,
+        body: document.body.scrollWidth, tables: tables};
+"""
+
+
+def test_tables_are_whole_at_420_1280_and_1920_px_and_every_image_and_plot_loads(page):
     driver, profile = browser()
     try:
         for width in WIDTHS:
             set_viewport(driver, width)
             driver.get(page.as_uri())
-            layout = driver.execute_script(
-                "return {inner: window.innerWidth, scroll: document.documentElement.scrollWidth,"
-                " body: document.body.scrollWidth}")
+            layout = driver.execute_script(LAYOUT)
             assert layout["inner"] == width
-            assert layout["scroll"] <= width and layout["body"] <= width, f"the page scrolls sideways at {width}px: {layout}"
+            assert layout["scroll"] <= width and layout["body"] <= width, f"the page scrolls sideways at {width}px"
+            assert len(layout["tables"]) >= 3  # the ranking, further metrics (in slices), costs
+            for table in layout["tables"]:
+                where = f"{table['caption']!r} at {width}px"
+                assert table["left"] >= 0 and table["right"] <= width, f"{where} runs past the window: {table}"
+                assert table["cellRight"] <= table["right"] + 1, f"a cell of {where} sticks out: {table}"
+                assert table["boxScroll"] <= table["boxClient"], f"{where} hides columns in a scroll box"
+                assert not table["clipped"], f"cells of {where} cut their text: {table['clipped']}"
+                assert len(table["rows"]) == 1 + 5, f"{where} lists the floor and every line"
+            headers = driver.execute_script(
+                "return Array.from(document.querySelectorAll('.board thead th')).map(th => th.textContent)")
+            for metric in ("fid_lenet", "kid_lenet", "is_lenet") + MORE_METRICS:
+                assert any(h.startswith(metric + " ") for h in headers), f"{metric} has no column at {width}px"
 
             images = driver.execute_script(
                 "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
-            assert len(images) >= 3 + 3 + 2  # grids, the plots
+            assert len(images) >= 3  # the sample grids
             broken = [alt for alt, complete, natural in images if not complete or natural <= 0]
             assert not broken, f"images that did not load at {width}px: {broken}"
             assert all(alt.strip() for alt, _, _ in images), "every image has alt text"
-
-            # The table's own box scrolls instead (it is wider than a phone), the page does not.
-            box = driver.execute_script("const s = document.querySelector('.scroll'); return [s.scrollWidth, s.clientWidth]")
-            if width == 420:
-                assert box[0] > box[1]
+            plots = driver.execute_script("""return Array.from(document.querySelectorAll('figure.plot')).map(f => {
+                const svg = f.querySelector('svg'); const r = svg.getBoundingClientRect();
+                return [f.getAttribute('aria-label'), r.width, r.height, r.right]; });""")
+            assert len(plots) >= 3 and all(label and w > 100 and h > 100 and right <= width
+                                           for label, w, h, right in plots), plots
 
             scores = driver.execute_script("""
-                return Array.from(document.querySelectorAll('tbody tr:not(.floor) td.sticky-primary')).map(td => {
-                  const r = td.getBoundingClientRect();
-                  const row = td.closest('tr').querySelector('th[scope=row]').textContent.trim();
-                  return [row, td.textContent.trim(), r.left, r.right, r.top, r.bottom,
-                          getComputedStyle(td).visibility];
-                });""")
+                return Array.from(document.querySelectorAll('.board')[0].querySelectorAll('tbody tr:not(.floor) td.primary'))
+                  .map(td => { const r = td.getBoundingClientRect();
+                    return [td.closest('tr').querySelector('th[scope=row]').textContent.trim(), td.textContent.trim(),
+                            r.left, r.right, r.top, r.bottom]; });""")
             assert {s[0] for s in scores} >= {"gan", "vae", "ddpm", "broken-plugin-model"}
             if width == 1280:
-                for row, text, left, right, top, bottom, visibility in scores:
-                    assert visibility == "visible" and text
+                for row, text, left, right, top, bottom in scores:
                     assert left >= 0 and right <= width and top >= 0 and bottom <= HEIGHT, \
                         f"{row}'s {text} is not on the first screen at 1280px ({left}, {top})-({right}, {bottom})"
             errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
             assert not errors, f"console errors at {width}px: {errors}"
+            if shots() is not None and width > 420:
+                height = min(2400, driver.execute_script("return document.documentElement.scrollHeight"))
+                set_viewport(driver, width, height)
+                driver.save_screenshot(str(shots() / f"leaderboard-{width}.png"))
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_the_page_offers_its_rows_as_csv_and_json(page):
+    driver, profile = browser()
+    try:
+        set_viewport(driver, 1280)
+        driver.get(page.as_uri())
+        links = driver.execute_script(
+            "return Array.from(document.querySelectorAll('a[download]')).map(a => [a.download, a.href])")
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+    assert [name.rsplit(".", 1)[1] for name, _ in links] == ["csv", "json"]
+    data = {name.rsplit(".", 1)[1]: base64.b64decode(href.split(",", 1)[1]).decode() for name, href in links}
+    models = [r["model"] for r in csv.DictReader(io.StringIO(data["csv"])) if r["kind"] == "model"]
+    assert sorted(models) == ["broken-plugin-model", "ddpm", "ddpm", "gan", "vae"]
+    assert '"curves"' in data["json"] and '"fid_lenet_mean"' in data["json"]
+
+
+def pdf_pages(pdf: Path) -> list[str]:
+    """The text of each page of ``pdf`` (poppler's pdftotext, reading order)."""
+    count = int(re.search(r"Pages:\s+(\d+)", subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True,
+                                                             check=True).stdout).group(1))
+    return [subprocess.run(["pdftotext", "-f", str(k), "-l", str(k), str(pdf), "-"], capture_output=True, text=True,
+                           check=True).stdout for k in range(1, count + 1)]
+
+
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("pdftoppm", "pdftotext", "pdfinfo")),
+                    reason="needs poppler-utils (pdftoppm, pdftotext, pdfinfo); CI installs it (.ci/run)")
+def test_printed_a4_pdf_keeps_each_table_whole_and_each_card_on_one_page(page, tmp_path):
+    from PIL import Image
+
+    driver, profile = browser()
+    try:
+        driver.get(page.as_uri())
+        printed = driver.execute_cdp_cmd("Page.printToPDF", {"paperWidth": 8.27, "paperHeight": 11.69,
+                                                             "preferCSSPageSize": True, "printBackground": True})
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+    pdf = tmp_path / "leaderboard.pdf"
+    pdf.write_bytes(base64.b64decode(printed["data"]))
+    pages = pdf_pages(pdf)
+    assert 2 <= len(pages) <= 12
+
+    # Each table: its caption, its header's last column and every line on one page.
+    captions = [c for c in re.findall(r"mnist-5k leaderboard[^\n]*", "\n".join(pages))]
+    assert len(captions) >= 3
+    for caption in captions:
+        (on,) = [k for k, text in enumerate(pages) if caption in text]
+        after = pages[on].split(caption, 1)[1]
+        for name in ("real vs real", "gan", "vae", "ddpm", "broken-plugin-model"):
+            assert name in after, f"table {caption!r} is not whole on page {on + 1}: {name} is missing"
+    # Each card: its rank line and its last entry (precision · batch) on the same page.
+    starts = [len(re.findall(r"rank \d+ of \d+|not ranked \(", text)) for text in pages]
+    ends = [text.count("precision · batch") for text in pages]
+    assert sum(starts) == 5 and starts == ends, f"a card is split across pages: starts {starts}, ends {ends}"
+
+    # Rasterised: ink on every page, none past the right margin (12 mm of 210 mm: nothing was cut).
+    prefix = tmp_path / "page"
+    subprocess.run(["pdftoppm", "-r", "60", "-png", str(pdf), str(prefix)], check=True)
+    images = sorted(tmp_path.glob("page-*.png"))
+    assert len(images) == len(pages)
+    for image in images:
+        gray = Image.open(image).convert("L")
+        box = gray.point(lambda v: 255 if v < 200 else 0).getbbox()
+        assert box is not None, f"{image.name} is blank"
+        assert box[2] <= gray.width * (1 - 10 / 210), f"{image.name} has ink in its right margin: {box}"
+    if shots() is not None:
+        shutil.copy(images[0], shots() / "leaderboard-a4-page1.png")
 
 
 def test_long_errors_are_folded_and_the_page_is_labelled(page):

@@ -113,7 +113,16 @@ def _check_html(doc: str) -> None:
     assert 'href="http' not in doc and 'src="http' not in doc
 
 
-RULES = {"csv": _check_csv, "markdown": _check_markdown, "json": _check_json, "table": _check_table, "html": _check_html}
+def _check_latex(doc: str) -> None:
+    from tests.test_leaderboard_formats import tabulars
+
+    assert not any(ch for ch in doc if not (ch.isprintable() or ch in "\n")), "control character in LaTeX"
+    assert len(tabulars(doc)) == len({r.dataset for r in hostile_rows()})  # every table parses, cells in place
+    assert "\\nosuchcommand" not in doc and "\\textbackslash{}nosuchcommand" in doc
+
+
+RULES = {"csv": _check_csv, "markdown": _check_markdown, "json": _check_json, "table": _check_table, "html": _check_html,
+         "latex": _check_latex}
 
 
 @pytest.mark.parametrize("fmt", BUILTIN_FORMATS, ids=lambda f: f.name)

@@ -224,8 +224,10 @@ def test_html_is_one_self_contained_file(tmp_path):
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
     assert f'src="data:image/png;base64,{base64.b64encode(grid).decode()}"' in page
-    # two grids + quality-vs-training-time + quality-vs-steps + throughput (no FLOPs recorded: no FLOPs plot)
-    assert page.count('<img src="data:image/png;base64,') == 5
+    # two grids as PNG; quality-vs-training-time, quality-vs-steps and throughput as inline SVG
+    # (no FLOPs recorded: no FLOPs plot)
+    assert page.count('<img src="data:image/png;base64,') == 2
+    assert page.count('<figure class="plot"') == 3 and page.count("<svg") == 3
     assert "src=\"http" not in page and "<link" not in page
     for name in ("slow-gan", "best-diffusion", "mid-vae", "broken", "flaky"):
         assert name in page
@@ -282,10 +284,10 @@ def test_cli_empty_missing_and_bad_filters(tmp_path, capsys):
     assert "No results yet" in capsys.readouterr().out
 
     # No store yet is an empty leaderboard (issue 12: `--format json` prints [] instead of exit 2),
-    # said once on stderr; the store is not created.
+    # said once on stderr and not again on stdout (issue 24); the store is not created.
     assert run(["leaderboard", "--results", str(tmp_path / "absent.sqlite")]) == 0
     out, err = capsys.readouterr()
-    assert "No results yet" in out and err.startswith("zoo: warning: no results store") and err.count("\n") == 1
+    assert out == "" and err.startswith("zoo: warning: no results store") and err.count("\n") == 1
     assert run(["leaderboard", "--results", str(tmp_path / "absent.sqlite"), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
     assert not (tmp_path / "absent.sqlite").exists()

@@ -87,7 +87,7 @@ def test_text_is_escaped_in_every_format():
 
 
 def test_every_builtin_format_renders_empty_and_full():
-    assert {f.name for f in BUILTIN_FORMATS} == {"table", "csv", "markdown", "json", "html"}
+    assert {f.name for f in BUILTIN_FORMATS} == {"table", "csv", "markdown", "json", "latex", "html"}
     assert all(isinstance(f, OutputFormat) for f in BUILTIN_FORMATS)
     boards = build_leaderboard([row("a", 0, 5.0)])
     for fmt in BUILTIN_FORMATS:
@@ -120,8 +120,10 @@ def test_cli_empty_store_in_every_format(tmp_path, capsys):
     assert capsys.readouterr().out.count("\n") == 1
     assert run(["leaderboard", "--results", str(empty)]) == 0
     assert "No results yet" in capsys.readouterr().out
-    assert run(["leaderboard", "--results", str(empty), "--format", "latex"]) == 2
-    assert "unknown output format 'latex'" in capsys.readouterr().err
+    assert run(["leaderboard", "--results", str(empty), "--format", "latex"]) == 0  # built in since issue 24
+    assert capsys.readouterr().out == "% genzoo leaderboard; needs \\usepackage{booktabs}\n% No results yet.\n"
+    assert run(["leaderboard", "--results", str(empty), "--format", "docx"]) == 2
+    assert "unknown output format 'docx'" in capsys.readouterr().err
 
 
 def test_cli_html_from_another_directory_finds_grids_and_dash_is_stdout(tmp_path, capsys, monkeypatch):

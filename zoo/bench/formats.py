@@ -1,12 +1,12 @@
 """Leaderboard output formats, registered through the ``zoo_register_formats`` plugin hook.
 
 Each :class:`OutputFormat` names a format, the file suffix it writes and a ``render`` function
-from leaderboards to text (or bytes). The built-in ones (table, csv, markdown, json, html) are
+from leaderboards to text (or bytes). The built-in ones (table, csv, markdown, json, latex, html) are
 registered here the way a third-party plugin would register its own::
 
     @hookimpl
     def zoo_register_formats(register):
-        register(OutputFormat("latex", ".tex", "a LaTeX tabular", render_latex))
+        register(OutputFormat("typst", ".typ", "a Typst table", render_typst))
 
 ``zoo leaderboard --format NAME`` looks formats up in the registry (``get_registry().formats``).
 """
@@ -35,21 +35,25 @@ class OutputFormat:
     render: Callable[[Sequence[Leaderboard]], str | bytes]
 
 
-def _leaderboard_renderer(name: str) -> Callable[[Sequence[Leaderboard]], str]:
-    """``zoo.bench.leaderboard.<name>``, imported (with pandas) on the first render, so that
-    registering the formats (every command collects every hook) costs no pandas import."""
+def _leaderboard_renderer(module: str, name: str) -> Callable[[Sequence[Leaderboard]], str]:
+    """``<module>.<name>`` (one module per format under :mod:`zoo.bench.render`), imported (with
+    pandas) on the first render, so that registering the formats (every command collects every
+    hook) costs no pandas import."""
 
     def render(leaderboards: Sequence[Leaderboard]) -> str:
         import importlib
 
-        return getattr(importlib.import_module("zoo.bench.leaderboard"), name)(leaderboards)
+        return getattr(importlib.import_module(module), name)(leaderboards)
 
     render.__name__ = render.__qualname__ = name
     return render
 
 
-to_text, to_csv = _leaderboard_renderer("to_text"), _leaderboard_renderer("to_csv")
-to_markdown, to_json = _leaderboard_renderer("to_markdown"), _leaderboard_renderer("to_json")
+to_text = _leaderboard_renderer("zoo.bench.render.terminal", "to_text")
+to_csv = _leaderboard_renderer("zoo.bench.render.csvfile", "to_csv")
+to_markdown = _leaderboard_renderer("zoo.bench.render.markdown", "to_markdown")
+to_json = _leaderboard_renderer("zoo.bench.render.jsonfile", "to_json")
+to_latex = _leaderboard_renderer("zoo.bench.render.latex", "to_latex")
 
 
 def _render_html(leaderboards: Sequence[Leaderboard]) -> str:
@@ -64,6 +68,8 @@ BUILTIN_FORMATS = (
     OutputFormat("csv", ".csv", "one CSV for all leaderboards: numeric mean/std columns, the floor as kind=floor", to_csv),
     OutputFormat("markdown", ".md", "a Markdown section per leaderboard", to_markdown),
     OutputFormat("json", ".json", "strict JSON: one object per leaderboard with its lines", to_json),
+    OutputFormat("latex", ".tex", "a LaTeX table per leaderboard (booktabs): mean ± std, best in bold, footnotes",
+                 to_latex),
     OutputFormat("html", ".html", "one self-contained page with plots and sample grids", _render_html),
 )
 

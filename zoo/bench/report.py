@@ -6,10 +6,13 @@ errors, protocol values) is escaped by the template engine, never by hand. Pytho
 data (:func:`page_context`); the template only lays it out. The table is rendered from the same
 column description as every other format (:func:`zoo.bench.leaderboard.columns`).
 
-The page embeds everything (sample grids and matplotlib plots as base64 PNG data URIs, inline CSS,
+The page embeds everything (sample grids as base64 PNG data URIs, matplotlib plots as inline SVG
+with their legends outside the axes, the board's rows as CSV and JSON download links; inline CSS,
 no scripts, a Content-Security-Policy that forbids any remote resource), so it can be mailed or
-attached to a CI run, and it fits screens from 420 px to 1,920 px: the table scrolls inside its own
-box with the model and primary-metric columns sticky, and everything else reflows.
+attached to a CI run. Its tables fit screens from 420 px to 1,920 px: the ranking table holds the
+primary metric, further metrics and costs have tables of their own (:func:`_table_groups`), and on
+a phone each line becomes a block of "column: value" lines. A print stylesheet keeps each table
+whole and each card on one A4 page.
 
 Published results go under ``benchmarks/results/`` as CSV and Markdown, named after the preset, the
 device and the torch version, the way timm names its benchmark CSVs, so results from different
@@ -32,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from zoo.bench.curves import COMPUTE_AXES, _mean_std, compute_curves, steps_curves
 from zoo.bench.leaderboard import (
     Column,
     Leaderboard,
@@ -43,9 +47,7 @@ from zoo.bench.leaderboard import (
     format_rate,
     human_columns,
     is_top_ranked,
-    line_key,
     line_key_of,
-    options_label,
     to_csv,
     to_markdown,
 )
@@ -67,8 +69,6 @@ __all__ = [
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _MAX_GRID_BYTES = 16 * 1024 * 1024  # a sample grid bigger than this is not embedded
 _ERROR_SUMMARY = 48  # characters of an error shown before "details"
-#: Axis names of the quality-versus-compute plots, by the curve point field on the x axis.
-COMPUTE_AXES = {"train_flops": "training FLOPs", "train_seconds": "training time (s)"}
 #: Lines of one board the page shows (table and cards), best-ranked first; the plots draw fewer
 #: (a legend of hundreds of lines is unreadable, and drawing it took minutes). Machine formats
 #: (csv, json) always list every line.
@@ -102,27 +102,12 @@ def _figure(width: float = 5.6, height: float = 3.8):  # noqa: ANN202
     return fig, fig.add_subplot()
 
 
-def _png(fig: Any) -> bytes:
+def _save(fig: Any, fmt: str) -> bytes:
+    """The figure as PNG or SVG bytes (no timestamps: the same board gives the same bytes)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
+    metadata = {"Software": None} if fmt == "png" else {"Date": None}
+    fig.savefig(buf, format=fmt, metadata=metadata)
     return buf.getvalue()
-
-
-def _value(mapping: Mapping[str, Any] | None, key: str) -> float:
-    value = (mapping or {}).get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return math.nan
-    return float(value)
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return math.nan, math.nan
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def _plot_text(text: str) -> str:
@@ -146,53 +131,34 @@ def _floor_line(ax: Any, lb: Leaderboard) -> None:
         ax.axhline(floor, color="#0969da", linestyle="--", linewidth=1, label=f"real vs real ({floor:.3g})")
 
 
-def _row_curve(row: ResultRow, x_key: str, metric: str) -> list[tuple[float, float, float]]:
-    """``(fraction, x, y)`` points of one row: its stored curve, or its final point alone (rows of
-    other sampler settings, and rows written before curves were stored)."""
-    points = []
-    for point in row.curve or [{"fraction": 1.0, **row.costs, "metrics": row.metrics}]:
-        x, y = _value(point, x_key), _value(point.get("metrics"), metric)
-        if not (math.isnan(x) or math.isnan(y)) and x > 0:
-            points.append((_value(point, "fraction"), x, y))
-    return points
+def _legend(fig: Any, ax: Any) -> None:
+    """The legend below the axes, outside them, so it covers no data point however many lines
+    there are (constrained layout makes room; the figure grows with the legend, see
+    :func:`_legend_height`)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(2, len(handles)), fontsize="small",
+                   frameon=False)
 
 
-def compute_curves(lb: Leaderboard, x_key: str) -> dict[str, list[tuple[float, float, float]]]:
-    """Per table line (by label), the quality-versus-compute curve averaged over seeds: a list of
-    ``(x, mean, std)`` sorted by x, one point per budget fraction (x is the mean over seeds of
-    ``x_key``, e.g. ``train_flops``; std is the sample std of the primary metric, 0 for one seed)."""
-    curves: dict[str, list[tuple[float, float, float]]] = {}
-    for line in lb.table.to_dict("records"):
-        by_fraction: dict[float, list[tuple[float, float]]] = {}
-        for row in lb.rows_of(line):
-            if row.status != "ok":
-                continue
-            for fraction, x, y in _row_curve(row, x_key, lb.primary_metric):
-                by_fraction.setdefault(round(fraction, 6), []).append((x, y))
-        points = []
-        for pairs in by_fraction.values():
-            x, _ = _mean_std([p[0] for p in pairs])
-            y, spread = _mean_std([p[1] for p in pairs])
-            points.append((x, y, spread))
-        if points:
-            curves[lb.line_label(line)] = sorted(points)
-    return curves
+def _legend_height(labels: list[str]) -> float:
+    """Inches the legend below the axes takes: two entries a row, each as tall as its lines."""
+    rows = [max(pair.count("\n") for pair in labels[k:k + 2]) + 1 for k in range(0, len(labels), 2)]
+    return 0.2 * sum(rows) + 0.2
 
 
-def plot_quality_vs_compute(lb: Leaderboard, x_key: str = "train_flops") -> bytes | None:
-    """The primary metric against training compute (``x_key``: ``train_flops`` or
-    ``train_seconds``), one line per leaderboard line through the points of its curve (the
-    evaluations along the budget, ``ResultRow.curve``) with a band of ± one std over seeds; lines
-    without a curve are a single point. ``None`` when no line has a point."""
+def quality_vs_compute_figure(lb: Leaderboard, x_key: str = "train_flops") -> Any | None:
+    """The matplotlib Figure behind :func:`plot_quality_vs_compute` (``None`` without points)."""
     curves = compute_curves(lb, x_key)
     if not curves:
         return None
-    fig, ax = _figure()
+    labels = [_wrap(label) for label in curves] + ["real vs real"]
+    fig, ax = _figure(height=3.4 + _legend_height(labels))
     xs_all: list[float] = []
-    for label, points in curves.items():
+    for label, points in zip(labels, curves.values(), strict=False):
         xs, ys, sd = zip(*points, strict=True)
         xs_all += xs
-        (handle,) = ax.plot(xs, ys, marker="o", markersize=4, label=_wrap(label))
+        (handle,) = ax.plot(xs, ys, marker="o", markersize=4, label=label)
         if any(s > 0 for s in sd):
             ax.fill_between(xs, [y - s for y, s in zip(ys, sd, strict=True)], [y + s for y, s in zip(ys, sd, strict=True)],
                             color=handle.get_color(), alpha=0.18, linewidth=0)
@@ -203,36 +169,31 @@ def plot_quality_vs_compute(lb: Leaderboard, x_key: str = "train_flops") -> byte
     ax.set_ylabel(_plot_text(f"{lb.primary_metric} ({lb.direction})"))
     ax.set_title(f"Quality vs {COMPUTE_AXES.get(x_key, x_key).split(' (')[0]}")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="small")
-    return _png(fig)
+    _legend(fig, ax)
+    return fig
 
 
-def _steps_curves(lb: Leaderboard) -> dict[str, dict[float, list[float]]]:
-    curves: dict[str, dict[float, list[float]]] = {}
-    labels = {line_key(r): str(line["label"]) for line in lb.table.to_dict("records") for r in lb.rows_of(line)}
-    for row in lb.rows:
-        steps = _value(row.sample_options, "steps")
-        y = _value(row.metrics, lb.primary_metric)
-        if row.status != "ok" or math.isnan(steps) or math.isnan(y):
-            continue
-        rest = {k: v for k, v in row.sample_options.items() if k != "steps"}
-        label = labels.get(line_key(row), row.model) + (f" · {options_label(rest)}" if rest else "")
-        curves.setdefault(label, {}).setdefault(steps, []).append(y)
-    return curves
+def plot_quality_vs_compute(lb: Leaderboard, x_key: str = "train_flops", fmt: str = "png") -> bytes | None:
+    """The primary metric against training compute (``x_key``: ``train_flops`` or
+    ``train_seconds``), one line per leaderboard line through the points of its curve (the
+    evaluations along the budget, ``ResultRow.curve``) with a band of ± one std over seeds; lines
+    without a curve are a single point. PNG bytes (``fmt="svg"``: SVG); ``None`` when no line has
+    a point."""
+    fig = quality_vs_compute_figure(lb, x_key)
+    return None if fig is None else _save(fig, fmt)
 
 
-def plot_quality_vs_steps(lb: Leaderboard) -> bytes | None:
-    """Primary metric against sampling steps, one curve per model and sampler (every line whose
-    sampling options have ``steps``: DDPM's DDIM, a flow model's Euler or Heun, ...; DDIM at
-    10/20/50/100 steps as in Song et al. 2021), error bars over seeds."""
-    curves = _steps_curves(lb)
+def quality_vs_steps_figure(lb: Leaderboard) -> Any | None:
+    """The matplotlib Figure behind :func:`plot_quality_vs_steps` (``None`` without points)."""
+    curves = steps_curves(lb)
     if not curves:
         return None
-    fig, ax = _figure()
-    for label, points in sorted(curves.items()):
+    labels = [_wrap(label) for label in sorted(curves)] + ["real vs real"]
+    fig, ax = _figure(height=3.4 + _legend_height(labels))
+    for label, (_, points) in zip(labels, sorted(curves.items()), strict=False):
         xs = sorted(points)
         stats = [_mean_std(points[x]) for x in xs]
-        ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=_wrap(label))
+        ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3, label=label)
     _floor_line(ax, lb)
     ticks = sorted({s for points in curves.values() for s in points})
     if len(ticks) > 1:
@@ -243,8 +204,17 @@ def plot_quality_vs_steps(lb: Leaderboard) -> bytes | None:
     ax.set_ylabel(_plot_text(f"{lb.primary_metric} ({lb.direction})"))
     ax.set_title("Quality vs sampling steps")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="small")
-    return _png(fig)
+    _legend(fig, ax)
+    return fig
+
+
+def plot_quality_vs_steps(lb: Leaderboard, fmt: str = "png") -> bytes | None:
+    """Primary metric against sampling steps, one curve per model and sampler (every line whose
+    sampling options have ``steps``: DDPM's DDIM, a flow model's Euler or Heun, ...; DDIM at
+    10/20/50/100 steps as in Song et al. 2021), error bars over seeds. PNG bytes (``fmt="svg"``:
+    SVG); ``None`` when no line has steps."""
+    fig = quality_vs_steps_figure(lb)
+    return None if fig is None else _save(fig, fmt)
 
 
 def _throughputs(lb: Leaderboard) -> list[tuple[str, float, float]]:
@@ -257,16 +227,16 @@ def _throughputs(lb: Leaderboard) -> list[tuple[str, float, float]]:
     return out
 
 
-def plot_throughput(lb: Leaderboard) -> bytes | None:
-    """Horizontal bars of training and sampling images per second (log scale: a GAN generator and
-    a 1000-step diffusion sampler differ by orders of magnitude)."""
+def throughput_figure(lb: Leaderboard) -> Any | None:
+    """The matplotlib Figure behind :func:`plot_throughput` (``None`` without throughputs)."""
     found = _throughputs(lb)
     if not found:
         return None
     labels = [_wrap(f[0], 24) for f in found]
     train = [f[1] for f in found]
     sample = [f[2] for f in found]
-    fig, ax = _figure(height=max(2.5, 0.3 * sum(label.count("\n") + 1 for label in labels) + 0.4 * len(labels) + 1.2))
+    bars = 0.3 * sum(label.count("\n") + 1 for label in labels) + 0.4 * len(labels) + 1.2
+    fig, ax = _figure(height=max(2.5, bars) + _legend_height(["train img/s", "sample img/s"]))
     ys = list(range(len(labels)))
     ax.barh([y - 0.2 for y in ys], [0 if math.isnan(v) else v for v in train], height=0.4, label="train img/s", color="#0969da")
     ax.barh([y + 0.2 for y in ys], [0 if math.isnan(v) else v for v in sample], height=0.4, label="sample img/s", color="#9a6700")
@@ -277,8 +247,33 @@ def plot_throughput(lb: Leaderboard) -> bytes | None:
     ax.set_xlabel("images per second (higher is better)")
     ax.set_title("Throughput")
     ax.grid(alpha=0.3, axis="x", which="both")
-    ax.legend(fontsize="small")
-    return _png(fig)
+    _legend(fig, ax)
+    return fig
+
+
+def plot_throughput(lb: Leaderboard, fmt: str = "png") -> bytes | None:
+    """Horizontal bars of training and sampling images per second (log scale: a GAN generator and
+    a 1000-step diffusion sampler differ by orders of magnitude). PNG bytes (``fmt="svg"``: SVG);
+    ``None`` when no line has a throughput."""
+    fig = throughput_figure(lb)
+    return None if fig is None else _save(fig, fmt)
+
+
+_SVG_ID = re.compile(r'\bid="([^"]+)"')
+
+
+def inline_svg(data: bytes, prefix: str) -> str:
+    """Matplotlib's SVG as an element for an HTML page: without the XML prolog and doctype, its
+    ``id`` attributes (glyphs, clip paths) prefixed with ``prefix`` so that several plots on one page never
+    share one, and scaled to its box (``width``/``height`` dropped, the ``viewBox`` kept)."""
+    text = data.decode("utf-8")
+    text = text[text.index("<svg"):]
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
+    ids = set(_SVG_ID.findall(text))
+    text = _SVG_ID.sub(lambda m: f'id="{prefix}{m.group(1)}"', text)
+    text = re.sub(r'(href=|url\()"?#([^")]+)', lambda m: m.group(0).replace(
+        "#" + m.group(2), "#" + prefix + m.group(2)) if m.group(2) in ids else m.group(0), text)
+    return re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", text, count=1)
 
 
 # -- alt texts: what each plot shows, in words ---------------------------------------------------
@@ -305,7 +300,7 @@ def _axis_value(x: float, x_key: str) -> str:
 
 def _steps_alt(lb: Leaderboard) -> str:
     parts = []
-    for label, points in sorted(_steps_curves(lb).items()):
+    for label, points in sorted(steps_curves(lb).items()):
         values = ", ".join(f"{format_number(_mean_std(points[x])[0])} at {x:g} steps" for x in sorted(points))
         parts.append(f"{label}: {values}")
     return (f"Plot of {lb.primary_metric} ({lb.direction}) against the number of sampling steps, one line per "
@@ -389,7 +384,7 @@ def _read_png(path: str | None, base_dir: Path | None, roots: Sequence[Path] | N
 def _cell(col: Column, line: Mapping[str, Any], rows: list[ResultRow], primary: str) -> dict[str, Any]:
     text = col.cell(line)
     cell: dict[str, Any] = {"text": text, "summary": None, "details": None, "classes": _classes(col, primary),
-                            "row_header": col.key == "model"}
+                            "row_header": col.key == "model", "label": col.title}
     if col.key == "status" and line["failed"]:
         cell["classes"].append("status-failed")
         errors = list(dict.fromkeys(r.error.strip() for r in rows if r.status == "failed" and r.error and r.error.strip()))
@@ -404,12 +399,8 @@ def _align(col: Column) -> str:
     return "text" if col.align == "left" else "num"
 
 
-_STICKY = {"rank": "sticky-rank", "model": "sticky-model"}
-
-
 def _classes(col: Column, primary: str) -> list[str]:
-    sticky = _STICKY.get(col.key) or ("sticky-primary" if col.key == primary else None)
-    return [_align(col)] + ([sticky] if sticky else [])
+    return [_align(col)] + (["primary"] if col.key == primary else []) + (["model"] if col.key == "model" else [])
 
 
 def _header(col: Column, primary: str) -> dict[str, Any]:
@@ -453,7 +444,7 @@ def _ok(value: Any) -> bool:
 
 
 def _budget_text(line: Mapping[str, Any], costs: Mapping[str, Any]) -> str:
-    from zoo.bench.leaderboard import budget_label
+    from zoo.bench.aggregate import budget_label
 
     text = budget_label(str(line["budget_kind"]), line["budget_amount"])
     stopped = _text_field(line, costs, "budget_stopped_by")
@@ -581,36 +572,85 @@ def _environments(lb: Leaderboard) -> dict[str, Any] | None:
     return {"keys": keys, "rows": [[str(env.get(k, "")) for k in keys] for env in seen.values()]}
 
 
-def _plots(lb: Leaderboard) -> list[dict[str, str]]:
-    plots = []
-    for x_key in COMPUTE_AXES:
-        png = plot_quality_vs_compute(lb, x_key)
-        if png is not None:
-            plots.append({"title": f"Quality vs {COMPUTE_AXES[x_key].split(' (')[0]}", "src": _data_uri(png),
-                          "alt": _compute_alt(lb, x_key)})
-    png = plot_quality_vs_steps(lb)
-    if png is not None:
-        plots.append({"title": "Quality vs sampling steps", "src": _data_uri(png), "alt": _steps_alt(lb)})
-    png = plot_throughput(lb)
-    if png is not None:
-        plots.append({"title": "Throughput", "src": _data_uri(png), "alt": _throughput_alt(lb)})
-    return plots
+def _plots(lb: Leaderboard, index: int) -> list[dict[str, Any]]:
+    """The board's plots as inline SVG (sharp at any zoom and in print; text drawn as paths, so no
+    name from a row reaches the page as markup)."""
+    from markupsafe import Markup
+
+    found = [(f"Quality vs {COMPUTE_AXES[x].split(' (')[0]}", plot_quality_vs_compute(lb, x, fmt="svg"),
+              lambda x=x: _compute_alt(lb, x)) for x in COMPUTE_AXES]
+    found.append(("Quality vs sampling steps", plot_quality_vs_steps(lb, fmt="svg"), lambda: _steps_alt(lb)))
+    found.append(("Throughput", plot_throughput(lb, fmt="svg"), lambda: _throughput_alt(lb)))
+    return [{"title": title, "svg": Markup(inline_svg(svg, f"b{index}p{k}-")), "alt": alt()}  # noqa: S704
+            for k, (title, svg, alt) in enumerate(found) if svg is not None]
+
+
+#: Columns of the ranking table; the others (further metrics, costs) go to tables of at most
+#: :data:`DETAIL_COLUMNS` columns each, beside the model name, so every table fits 1,280 px.
+RANKING_KEYS = ("rank", "model", "options", "sample_nfe", "group", "ci", "seeds", "status")
+DETAIL_COLUMNS = 6
+#: A view with this many columns or fewer is one table, in the order the reader chose.
+ONE_TABLE = 9
+
+
+def _table_groups(lb: Leaderboard, cols: list[Column], primary: str) -> list[tuple[str, list[Column]]]:
+    """The board's human columns as ``(caption, columns)`` tables: the ranking, then the other
+    metrics and the costs in slices of :data:`DETAIL_COLUMNS`, each led by the model column."""
+    if len(cols) <= ONE_TABLE:
+        return [("", cols)]
+    ranking = [c for c in cols if c.key in RANKING_KEYS or c.key == primary]
+    # beside further metrics and costs the model column names the sampling options too
+    model = [dataclasses.replace(c, cell=lb.line_label) for c in cols if c.key == "model"]
+    rest = [c for c in cols if c not in ranking]
+    metrics = [c for c in rest if c.arrow]
+    costs = [c for c in rest if not c.arrow]
+    groups = [("", ranking)]
+    for name, part in (("further metrics", metrics), ("costs", costs)):
+        if part:  # even slices: nine metrics are 5 + 4, not 6 + 3
+            size = -(-len(part) // -(-len(part) // DETAIL_COLUMNS))
+            groups += [(name, model + part[k:k + size]) for k in range(0, len(part), size)]
+    return groups
+
+
+def _downloads(lb: Leaderboard) -> list[dict[str, str]]:
+    """The board's rows as CSV and JSON data URIs (every line, not only those the page shows),
+    unless they exceed :data:`DOWNLOAD_MAX_BYTES`."""
+    from zoo.bench.render.csvfile import to_csv
+    from zoo.bench.render.jsonfile import to_json
+
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{lb.dataset}-{lb.protocol_hash[:12]}".lower()).strip("-") or "board"
+    out = []
+    for kind, mime, text in (("CSV", "text/csv", to_csv([lb])), ("JSON", "application/json", to_json([lb]))):
+        data = text.encode("utf-8")
+        if len(data) <= DOWNLOAD_MAX_BYTES:
+            out.append({"kind": kind, "name": f"leaderboard-{slug}.{kind.lower()}", "size": f"{len(data) / 1024:,.0f} kB",
+                        "href": f"data:{mime};charset=utf-8;base64," + base64.b64encode(data).decode("ascii")})
+    return out
+
+
+#: A download larger than this is left out of the page (``zoo leaderboard --format csv`` writes it).
+DOWNLOAD_MAX_BYTES = 4 * 1024 * 1024
 
 
 def section_context(lb: Leaderboard, index: int, base_dir: Path | None = None) -> dict[str, Any]:
     """Plain data for one leaderboard's section of the page (see the template)."""
     primary = lb.primary_metric
-    # The same columns as every format; on the page rank, model and primary metric lead (and stay
-    # in view while the rest scrolls), so a phone shows every score without scrolling sideways.
-    cols = sorted(human_columns(lb), key=lambda c: 0 if c.key in _STICKY or c.key == primary else 1)
+    cols = human_columns(lb)  # the same columns as every format, in tables that fit the screen
     whole, lb = lb, top_lines(lb, HTML_MAX_LINES)
     lines = lb.table.to_dict("records")
     ranked = int(whole.table["rank"].notna().sum()) if len(whole.table) else 0
-    body = []
-    for line in lines:
-        rows = lb.rows_of(line)
-        klass = "failed" if int(line["n_seeds"]) == 0 else ("best" if is_top_ranked(line) else "")
-        body.append({"classes": klass, "cells": [_cell(c, line, rows, primary) for c in cols]})
+    tables = []
+    for k, (caption, group) in enumerate(_table_groups(lb, cols, primary)):
+        body = []
+        for line in lines:
+            rows = lb.rows_of(line)
+            klass = "failed" if int(line["n_seeds"]) == 0 else ("best" if is_top_ranked(line) else "")
+            body.append({"classes": klass, "cells": [_cell(c, line, rows, primary) for c in group]})
+        tables.append({
+            "id": f"board-{index}-t{k}", "caption": caption, "headers": [_header(c, primary) for c in group],
+            "floor_cells": [{"text": c.floor, "row_header": c.key == "model", "classes": _classes(c, primary),
+                             "label": c.title} for c in group],
+            "lines": body})
     return {
         "id": f"board-{index}",
         "dataset": lb.dataset,
@@ -619,12 +659,11 @@ def section_context(lb: Leaderboard, index: int, base_dir: Path | None = None) -
         "arrow": lb.arrow,
         "direction": lb.direction,
         "floor": format_number(lb.floor.get(primary, math.nan)),
-        "headers": [_header(c, primary) for c in cols],
-        "floor_cells": [{"text": c.floor, "row_header": c.key == "model", "classes": _classes(c, primary)} for c in cols],
-        "lines": body,
+        "tables": tables,
+        "downloads": _downloads(whole),
         "footnotes": footnote(whole) + _cap_notes(whole),
         "cards": [_card(lb, line, ranked, base_dir) for line in lines],
-        "plots": _plots(top_lines(lb, PLOT_MAX_LINES)),
+        "plots": _plots(top_lines(lb, PLOT_MAX_LINES), index),
         "failures": _failures(whole),
         "protocol": _protocol_list(lb.protocol),
         "environments": _environments(whole),
@@ -654,8 +693,12 @@ def _environment():  # noqa: ANN202 - jinja2 is imported lazily
 
 
 def _printable(value: Any) -> Any:
+    from markupsafe import Markup
+
     from zoo.text import printable
 
+    if isinstance(value, Markup):  # the plots' SVG, made here from paths (see inline_svg)
+        return value
     return printable(value) if isinstance(value, str) else value
 
 

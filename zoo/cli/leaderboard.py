@@ -15,15 +15,24 @@ from zoo.cli.app import cli, data_stdout, stdout, warn
 @click.option("--dataset", help="Only this dataset.")
 @click.option("--protocol", "protocol", metavar="HASH", help="Only this protocol (a unique prefix of its hash is enough).")
 @click.option("--format", "fmt", metavar="NAME", default="table", show_default=True,
-              help="Output format registered by a plugin (built in: table, csv, markdown, json, html; see `zoo plugins`).")
+              help="Output format registered by a plugin (built in: table, csv, markdown, json, latex, html; see `zoo plugins`).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
               help="Write to this file (atomically); '-' is stdout. Default: stdout, except html: leaderboard.html beside the store.")
-def leaderboard(results: Path | None, dataset: str | None, protocol: str | None, fmt: str, output: Path | None) -> None:
+@click.option("--columns", "columns", metavar="KEYS", default="",
+              help="Only these columns, in this order, comma-separated (e.g. rank,model,fid_lenet,group,params);"
+                   " every format. A wrong key lists the keys.")
+@click.option("--metrics", "metrics", metavar="NAMES", default="",
+              help="Only these metrics, comma-separated; the primary metric (the ranking) always stays.")
+@click.option("--sort", "sort", metavar="KEY[:asc|desc]", default="",
+              help="Order lines by this column (metrics best first, rates fastest first); default: rank.")
+def leaderboard(results: Path | None, dataset: str | None, protocol: str | None, fmt: str, output: Path | None,
+                columns: str, metrics: str, sort: str) -> None:
     """Show the leaderboard: mean ± std over seeds with a 95% interval, ranked by the protocol's
     primary metric, grouped by letters (lines sharing a letter are not significantly
     different by Holm-corrected Welch t-tests), with the real-vs-real floor. Rows of
     different protocols are never ranked together. A read-only store (file or folder) is opened
     read-only; malformed rows are skipped with one warning line naming them."""
+    from zoo.bench.columns import apply_view
     from zoo.bench.leaderboard import leaderboards, print_leaderboards
     from zoo.bench.store import ResultsStore, default_store_path
     from zoo.errors import UnknownNameError
@@ -35,7 +44,8 @@ def leaderboard(results: Path | None, dataset: str | None, protocol: str | None,
         raise UnknownNameError("output format", fmt, list(formats))
     spec = formats[fmt].spec
     store_path = Path(results if results is not None else default_store_path())
-    if store_path.exists():
+    store_exists = store_path.exists()
+    if store_exists:
         store = ResultsStore(store_path, create=False)  # read-only when the file or its folder is
         store_path, boards = store.path, leaderboards(store, dataset=dataset, protocol=protocol)
         skipped = store.skipped_message()
@@ -45,9 +55,11 @@ def leaderboard(results: Path | None, dataset: str | None, protocol: str | None,
         warn(f"no results store at {store_path} yet (run `zoo bench` first, or pass --results PATH)")
         boards = []
 
+    boards = apply_view(boards, columns=_names(columns), metrics=_names(metrics), sort=sort.strip())
     to_stdout = output is None and fmt != "html" or output == Path("-")
     if to_stdout and fmt == "table":  # the live terminal: fitted to its width, styled
-        print_leaderboards(boards, stdout, source=str(store_path))
+        if store_exists:  # a missing store was already said once, on stderr
+            print_leaderboards(boards, stdout, source=str(store_path))
         return
     document = _render(fmt, formats[fmt], boards)
     if to_stdout:
@@ -82,3 +94,8 @@ def _render(name: str, entry: object, boards: list) -> str | bytes:
     if not isinstance(document, (str, bytes)):
         raise PluginError(f"{where}: render() returned {type(document).__name__}, not text or bytes")
     return document
+
+
+def _names(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [name.strip() for name in text.split(",") if name.strip()]

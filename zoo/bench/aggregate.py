@@ -1,0 +1,531 @@
+"""Leaderboards as data: result rows grouped by dataset and protocol, seeds aggregated, lines ranked.
+
+Rows measured under different protocols (sample counts, backbone, resize, metric library...) are
+never ranked together: :func:`leaderboards` (from a store) and :func:`build_leaderboard` (from rows)
+return one :class:`Leaderboard` per (dataset, protocol_hash). Within one, a line is a run identity
+without its seed: model, plugin and version, config hash, budget, precision and sampling options
+(so two learning rates, two budgets, or DDIM at 50 steps and DDPM at 1000 steps are separate lines,
+never averaged together). Its metrics are the mean and sample standard deviation (ddof=1) over
+seeds, with a 95% Student-t confidence interval of the primary metric. ``rank`` is the position by
+mean; ``rank_group`` holds letters from all pairwise Welch t-tests over seeds (Holm-corrected, see
+:mod:`zoo.bench.ranking`): lines sharing a letter are not significantly different, and a line with
+one seed is not tested (no letter). Each board also states its power (:func:`board_power`). The
+protocol's real-versus-real floor travels with the table, since FID is biased by sample count and
+perfect samples do not score 0 (Chong & Forsyth 2020).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from zoo.bench.cellfmt import format_count
+from zoo.bench.cellfmt import numeric as _numeric
+from zoo.bench.store import ResultRow, ResultsStore, _parse_json, canonical_json
+from zoo.metric_names import higher_is_better, protocol_warnings
+
+if TYPE_CHECKING:
+    from zoo.bench.columns import View
+
+__all__ = ["ALPHA", "COST_COLUMNS", "LINE_KEY", "TARGET_FRACTION", "TEXT_COSTS", "Leaderboard", "board_power",
+           "budget_label", "build_leaderboard", "is_quality_metric", "leaderboards", "line_key", "line_key_of",
+           "options_label", "pair_p_value", "rank_groups", "welch_p_value"]
+
+# Metric name prefixes where a larger value is better; everything else (FID, KID, ...) is a distance.
+# Display order of metric families after the primary metric.
+_METRIC_ORDER = ("fid", "fd", "kid", "is", "isc", "precision", "recall", "density", "coverage", "memorised", "classes", "kl")
+COST_COLUMNS = (
+    "train_images_per_s",
+    "sample_images_per_s",
+    "sample_nfe",
+    "sample_steps",
+    "peak_memory_mb",
+    "params",
+    "train_flops_per_image",
+    "sample_flops_per_image",
+    "achieved_train_flops_per_s",
+    "train_seconds",
+    "train_steps",
+    "batch_size",
+)
+#: Costs that are text, not numbers: where peak memory was measured (``process_peak_rss`` or
+#: ``cuda_allocated``) and which budget ended training (``steps``, ``time``, ``kimg``, ``flops``).
+TEXT_COSTS = ("memory_kind", "budget_stopped_by")
+#: A line of a leaderboard: the run identity without seed (dataset and protocol are the board's).
+#: ``budget`` is the budget amount as text (``"unknown"`` for NaN) so that it can be grouped on.
+LINE_KEY = ["model", "plugin", "plugin_version", "config_hash", "budget_kind", "budget", "precision", "sample_options"]
+#: Significance level of the group tests and confidence level of the interval.
+ALPHA = 0.05
+#: The difference the power line prices in seeds, as a fraction of the best line's mean.
+TARGET_FRACTION = 0.1
+
+
+def is_quality_metric(metric: str) -> bool:
+    """Metrics shown as columns; ``kid_*_std`` (KID's spread over subsets) is kept but not shown."""
+    return not metric.endswith("_std")
+
+
+def options_label(options: dict[str, Any] | str) -> str:
+    """Human label of sampling options: ``{"sampler": "ddim", "steps": 50}`` -> ``ddim, steps=50``."""
+    if isinstance(options, str):
+        options = _parse_json(options, "options") if options else {}  # deep nesting: ValueError
+    if not options:
+        return "default"
+    parts = [str(options["sampler"])] if "sampler" in options else []
+    parts += [f"{k}={v}" for k, v in sorted(options.items()) if k != "sampler"]
+    return ", ".join(parts)
+
+
+def budget_label(kind: str, amount: Any) -> str:
+    """``120s``, ``1,000 steps``, ``64 kimg``, ``1.2T FLOPs``; ``time ?`` when the amount is unknown."""
+    amount = _numeric(amount)
+    if math.isnan(amount):
+        return f"{kind} ?"
+    if kind == "time":
+        return f"{amount:g}s"
+    if kind == "steps":
+        return f"{amount:,.0f} steps"
+    if kind == "kimg":
+        return f"{amount:g} kimg"
+    return f"{format_count(amount)} FLOPs"
+
+
+def _budget_key(amount: float) -> str:
+    return "unknown" if math.isnan(amount) else repr(float(amount))
+
+
+def line_key(row: ResultRow) -> tuple[str, ...]:
+    """The :data:`LINE_KEY` of a row: its identity without dataset, protocol and seed."""
+    return (row.model, row.plugin, row.plugin_version, row.config_hash, row.budget_kind,
+            _budget_key(row.budget_amount), row.precision, canonical_json(row.sample_options))
+
+
+@dataclass
+class Leaderboard:
+    """One ranked table: every line was measured under the same protocol on the same dataset.
+
+    ``table`` has one line per :data:`LINE_KEY` with columns ``rank`` (position by the primary
+    metric's mean, equal means sharing the smaller; nullable: lines without a successful seed are
+    listed last, unranked), ``rank_group`` (letters such as ``"a"``, ``"ab"``: lines sharing a letter
+    are not significantly different; ``""`` for a line with fewer than 2 seeds, or unranked),
+    ``label`` (``"vae lr=0.01"``, plus budget / precision / version when the board mixes
+    them), the key columns, ``budget_amount``, ``config_label``, ``options`` (label), ``preset``
+    (of the latest row), ``family``, ``n_seeds`` (successful seeds), ``seeds``, ``failed``,
+    ``status``, ``<metric>_mean`` and ``<metric>_std`` for every metric, ``ci_low``/``ci_high``
+    (95% interval of the primary metric; NaN below two seeds), the mean of every cost, ``error``
+    (the latest failure), ``best_seed`` and ``grid_path`` (of the best seed by the primary metric).
+    A metric that is itself a spread (``kid_lenet_std``) gets ``kid_lenet_std_mean``/``_std`` like
+    any other, so ``kid_lenet_std`` is always the spread of ``kid_lenet`` over seeds.
+    """
+
+    dataset: str
+    protocol_hash: str
+    protocol: dict[str, Any]
+    primary_metric: str
+    lower_is_better: bool
+    floor: dict[str, float]
+    table: pd.DataFrame
+    metrics: list[str]
+    costs: list[str]
+    rows: list[ResultRow] = field(repr=False, default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    #: The board's power (see :func:`board_power`): seed-to-seed spread, detectable difference, ...
+    power: dict[str, Any] = field(default_factory=dict)
+    #: The folder of the store the rows came from (set by :func:`leaderboards`): the HTML report
+    #: embeds images from inside it and from the rows' run folders only.
+    store_folder: str | None = None
+    #: What a reader chose to show (columns, metrics, order; see :func:`zoo.bench.columns.apply_view`);
+    #: ``None``: everything, by rank. Every format honours it through :func:`zoo.bench.columns.columns`.
+    view: View | None = None
+    _grouped: tuple[list[ResultRow], int, dict[tuple[str, ...], list[ResultRow]]] | None = field(
+        default=None, repr=False, compare=False)
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset} · protocol {self.protocol_hash[:12]}"
+
+    @property
+    def direction(self) -> str:
+        return "lower is better" if self.lower_is_better else "higher is better"
+
+    @property
+    def arrow(self) -> str:
+        return "↓" if self.lower_is_better else "↑"
+
+    @property
+    def shown_metrics(self) -> list[str]:
+        return [m for m in self.metrics if is_quality_metric(m)]
+
+    @property
+    def has_options(self) -> bool:
+        """Whether any line has non-default sampling options (else the column is left out)."""
+        return bool(len(self.table)) and bool((self.table["options"] != "default").any())
+
+    @property
+    def presets(self) -> list[str]:
+        return sorted(set(self.table["preset"])) if len(self.table) else []
+
+    @property
+    def single_seed_lines(self) -> int:
+        """Ranked lines with one seed only: they get no confidence interval."""
+        return int(((self.table["n_seeds"] == 1)).sum()) if len(self.table) else 0
+
+    def line_rows(self) -> dict[tuple[str, ...], list[ResultRow]]:
+        """The rows behind each table line, keyed by :data:`LINE_KEY` (see :func:`line_key_of`).
+        Grouped once per list of rows (the HTML report asks once per line)."""
+        cached = self._grouped
+        if cached is None or cached[0] is not self.rows or cached[1] != len(self.rows):
+            cached = self._grouped = (self.rows, len(self.rows), _group(self.rows))
+        return cached[2]
+
+    def rows_of(self, line: Mapping[str, Any]) -> list[ResultRow]:
+        """The rows behind one table line."""
+        return self.line_rows().get(line_key_of(line), [])
+
+    def line_label(self, line: Mapping[str, Any]) -> str:
+        """``model config-label`` (plus budget, precision, plugin version when the board mixes
+        them) ``· options`` when the sampling options are not the defaults."""
+        label = str(line["label"])
+        if line["options"] != "default":
+            label += f" · {line['options']}"
+        return label
+
+
+def line_key_of(line: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(str(line[k]) for k in LINE_KEY)
+
+
+def leaderboards(store: ResultsStore, dataset: str | None = None, protocol: str | None = None) -> list[Leaderboard]:
+    """The leaderboards of a results store: one per (dataset, protocol hash), sorted.
+
+    ``dataset`` must name a dataset in the store (else :class:`~zoo.errors.UnknownNameError`, with
+    close matches); ``protocol`` is a unique prefix of a protocol hash (else
+    :class:`~zoo.errors.UsageError`). An empty store gives ``[]``.
+    """
+    from zoo.errors import UnknownNameError, UsageError
+
+    rows = store.board_rows()  # without the configs a board never shows
+    if not rows:
+        return []
+    if dataset is not None and dataset not in {r.dataset for r in rows}:
+        raise UnknownNameError("dataset in the results store", dataset, sorted({r.dataset for r in rows}))
+    protocol_hash = None
+    if protocol is not None:
+        hashes = sorted({r.protocol_hash for r in rows if dataset is None or r.dataset == dataset})
+        matches = [h for h in hashes if h.startswith(protocol)]
+        if len(matches) != 1:
+            what = "matches no" if not matches else "is ambiguous among"
+            raise UsageError(f"protocol {protocol!r} {what} protocol hashes in the store (known: {', '.join(h[:12] for h in hashes)})")
+        protocol_hash = matches[0]
+    boards = build_leaderboard(rows, dataset=dataset, protocol_hash=protocol_hash)
+    for board in boards:
+        board.store_folder = store.folder
+    return boards
+
+
+def build_leaderboard(
+    rows: Iterable[ResultRow], dataset: str | None = None, protocol_hash: str | None = None
+) -> list[Leaderboard]:
+    """One :class:`Leaderboard` per (dataset, protocol_hash) among ``rows``, sorted by dataset then
+    protocol; ``dataset`` / ``protocol_hash`` keep only exactly matching rows."""
+    groups: dict[tuple[str, str], list[ResultRow]] = {}
+    for row in rows:
+        if dataset is not None and row.dataset != dataset:
+            continue
+        if protocol_hash is not None and row.protocol_hash != protocol_hash:
+            continue
+        groups.setdefault((row.dataset, row.protocol_hash), []).append(row)
+    return [_build_one(ds, ph, group) for (ds, ph), group in sorted(groups.items())]
+
+
+def _metric_sort_key(metric: str, primary: str) -> tuple[int, int, str]:
+    if metric == primary:
+        return (0, 0, metric)
+    stem = metric.split("_")[0].lower()
+    family = _METRIC_ORDER.index(stem) if stem in _METRIC_ORDER else len(_METRIC_ORDER)
+    return (1, family, metric)
+
+
+
+def _seed_list(seeds: Iterable[float]) -> str:
+    return ",".join(str(int(s)) for s in sorted({s for s in seeds if not pd.isna(s)}))
+
+
+def _last_text(values: Iterable[Any]) -> str:
+    kept = [v for v in values if isinstance(v, str) and v]
+    return kept[-1] if kept else ""
+
+
+def _text_values(values: Iterable[Any]) -> str:
+    """The distinct non-empty texts of a line's seeds, in order, joined by ``/``."""
+    return "/".join(dict.fromkeys(v for v in values if isinstance(v, str) and v))
+
+
+def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leaderboard:
+    rows = sorted(rows, key=lambda r: r.created_at)
+    protocol = rows[-1].protocol
+    ok_rows = [r for r in rows if r.status == "ok"]
+    metric_names = sorted({k for r in ok_rows for k in r.metrics} | {k for r in rows for k in r.floor})
+    primary = protocol.get("primary_metric") or next(
+        (m for m in metric_names if m.startswith("fid")), metric_names[0] if metric_names else "fid"
+    )
+    metric_names = sorted(set(metric_names) | {primary}, key=lambda m: _metric_sort_key(m, primary))
+    cost_names = [c for c in COST_COLUMNS if any(c in r.costs for r in rows)]
+    cost_names += sorted({k for r in rows for k in r.costs} - set(cost_names))
+    lower = not higher_is_better(primary)
+
+    warnings: list[str] = []
+    floors = [r.floor for r in rows if r.floor]
+    floor = {k: _numeric(v) for k, v in (floors[-1] if floors else {}).items()}
+    if any(canonical_json(f) != canonical_json(floors[-1]) for f in floors):
+        warnings.append("rows of this protocol disagree on the real-vs-real floor; showing the latest")
+    warnings += protocol_warnings(protocol)  # numbers this protocol's counts make unreliable
+
+    # One record per row; metrics and costs of failed rows do not enter the means.
+    records = []
+    for r in rows:
+        ok = r.status == "ok"
+        records.append({
+            **dict(zip(LINE_KEY, line_key(r), strict=True)),
+            "budget_amount": r.budget_amount,
+            "config_label": r.config_label,
+            "preset": r.preset,
+            "family": r.family,
+            "ok_seed": float(r.seed) if ok else math.nan,
+            "failed": 0 if ok else 1,
+            "error": "" if ok else _first_line(r.error),
+            **{f"m:{m}": _numeric(r.metrics.get(m)) if ok else math.nan for m in metric_names},
+            **{f"c:{c}": _numeric(r.costs.get(c)) if ok else math.nan for c in cost_names if c not in TEXT_COSTS},
+            **{f"c:{c}": str(r.costs.get(c) or "") if ok else "" for c in cost_names if c in TEXT_COSTS},
+        })
+    frame = pd.DataFrame.from_records(records)
+    aggregations: dict[str, tuple[str, Any]] = {
+        "budget_amount": ("budget_amount", "first"),
+        "config_label": ("config_label", _last_text),
+        "preset": ("preset", _last_text),
+        "family": ("family", _last_text),
+        "n_seeds": ("ok_seed", "nunique"),
+        "seeds": ("ok_seed", _seed_list),
+        "failed": ("failed", "sum"),
+        "n_primary": (f"m:{primary}", "count"),
+    }
+    for m in metric_names:
+        aggregations[f"{m}_mean"] = (f"m:{m}", "mean")
+        aggregations[f"{m}_std"] = (f"m:{m}", "std")  # sample std (ddof=1): NaN for one seed
+    for c in cost_names:
+        aggregations[c] = (f"c:{c}", _text_values if c in TEXT_COSTS else "mean")
+    aggregations["error"] = ("error", _last_text)
+    # pandas aggregates the numeric columns; the text ones (a Python function each) are gathered
+    # in one pass over the rows instead of a pandas call per line (minutes for 10^4 lines).
+    texts = {k: v for k, v in aggregations.items() if callable(v[1])}
+    grouped = frame.groupby(LINE_KEY, sort=False, dropna=False)
+    table = grouped.agg(**{k: v for k, v in aggregations.items() if k not in texts}).reset_index()
+    codes = grouped.ngroup().to_numpy()  # the line of each row, numbered as the table's lines
+    for name, (column, reduce) in texts.items():
+        buckets: list[list[Any]] = [[] for _ in range(len(table))]
+        for code, value in zip(codes, frame[column].tolist(), strict=True):
+            buckets[code].append(value)
+        table[name] = [reduce(values) for values in buckets]
+    table = table[LINE_KEY + list(aggregations)]
+
+    table["options"] = table["sample_options"].map(options_label)
+    table["status"] = [_status(int(n), int(f)) for n, f in zip(table["n_seeds"], table["failed"], strict=True)]
+    groups = _group(rows)
+    best = [_best_row([r for r in groups[line_key_of(line)] if r.status == "ok"], primary, lower)
+            or groups[line_key_of(line)][-1] for line in table.to_dict("records")]
+    table["best_seed"] = [r.seed for r in best]
+    table["grid_path"] = [r.grid_path or "" for r in best]
+    table["label"] = _labels(table)
+
+    low, high = _intervals(table[f"{primary}_mean"], table[f"{primary}_std"], table["n_primary"])
+    table["ci_low"], table["ci_high"] = low, high
+    score = table[f"{primary}_mean"].astype(float)
+    table["rank"] = score.rank(method="min", ascending=lower).astype("Int64")
+    table = table.sort_values(["rank", "model", "label", "options"], na_position="last", kind="stable").reset_index(drop=True)
+    table["rank_group"] = rank_groups(table["rank"].tolist(), [
+        [_numeric(r.metrics.get(primary)) for r in groups[line_key_of(line)] if r.status == "ok"]
+        for line in table.to_dict("records")])
+    power = board_power(table, primary)
+    for col in ("n_seeds", "failed", "best_seed"):
+        table[col] = table[col].astype("int64")
+    table = table.drop(columns=["n_primary"])
+    first = ["rank", "rank_group", "label", "model", "options", "config_label", "budget_kind", "budget_amount", "precision"]
+    table = table[first + [c for c in table.columns if c not in first]]
+
+    return Leaderboard(
+        dataset=dataset,
+        protocol_hash=protocol_hash,
+        protocol=protocol,
+        primary_metric=primary,
+        lower_is_better=lower,
+        floor=floor,
+        table=table,
+        metrics=metric_names,
+        costs=cost_names,
+        rows=rows,
+        warnings=warnings,
+        power=power,
+    )
+
+
+def _labels(table: pd.DataFrame) -> list[str]:
+    """``model config-label``, plus what tells lines apart when the board mixes it."""
+    mixed = {k: table[k].nunique(dropna=False) > 1 for k in ("budget_kind", "budget", "precision", "plugin_version", "plugin")}
+    # Configs per (model, config label), counted once (not per line: boards of 10^4 lines).
+    configs = table.groupby(["model", "config_label"], sort=False, dropna=False)["config_hash"].transform("nunique")
+    labels = []
+    for line, n_configs in zip(table.to_dict("records"), configs, strict=True):
+        parts = [str(line["model"])]
+        if line["config_label"]:
+            parts.append(str(line["config_label"]))
+        if n_configs > 1:  # unlabelled configs that differ: tell them apart
+            parts.append(f"config {line['config_hash'][:7]}")
+        if mixed["budget_kind"] or mixed["budget"]:
+            parts.append(f"@{budget_label(line['budget_kind'], line['budget_amount'])}")
+        if mixed["precision"]:
+            parts.append(str(line["precision"]))
+        if mixed["plugin"]:
+            parts.append(f"({line['plugin']})")
+        if mixed["plugin_version"]:
+            parts.append(f"v{line['plugin_version']}")
+        labels.append(" ".join(parts))
+    return labels
+
+
+def _intervals(means: pd.Series, stds: pd.Series, counts: pd.Series) -> tuple[list[float], list[float]]:
+    """95% Student-t interval of each mean; NaN below two values."""
+    import numpy as np
+    from scipy import special  # stdtrit is stats.t.ppf; scipy.stats alone takes ~1 s to import
+
+    ns = [int(n) for n in counts]
+    # One vectorised ppf for every line (the same ufunc, value for value, as one call per line).
+    quantiles = special.stdtrit(np.array([max(n - 1, 1) for n in ns], dtype=float), 1 - ALPHA / 2) if ns else []
+    low, high = [], []
+    for mean, std, n, q in zip(means, stds, ns, quantiles, strict=True):
+        if n < 2 or math.isnan(float(std)):
+            low.append(math.nan)
+            high.append(math.nan)
+            continue
+        half = float(q) * float(std) / math.sqrt(n)
+        low.append(float(mean) - half)
+        high.append(float(mean) + half)
+    return low, high
+
+
+def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided p-value of Welch's t-test (``scipy.stats.ttest_ind(a, b, equal_var=False)``),
+    computed from its formula with ``scipy.special.stdtr`` (scipy.stats takes ~1 s to import;
+    ``zoo leaderboard`` should start at once). ``a`` and ``b`` hold >= 2 finite values each; NaN
+    when both have no spread."""
+    from scipy import special
+
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    se2 = va + vb
+    if not se2 > 0:
+        return math.nan
+    t = (statistics.fmean(a) - statistics.fmean(b)) / math.sqrt(se2)
+    df = se2 * se2 / (va * va / (len(a) - 1) + vb * vb / (len(b) - 1))
+    return float(2 * special.stdtr(df, -abs(t)))
+
+
+def _finite(values: Sequence[float]) -> list[float]:
+    return [float(v) for v in values if not math.isnan(v)]
+
+
+def pair_p_value(a: Sequence[float], b: Sequence[float]) -> float:
+    """Welch's two-sided p-value for two lines' seeds (>= 2 finite values each); when neither has
+    any spread, 0 if the means differ and 1 if they do not."""
+    p = welch_p_value(a, b)
+    if math.isnan(p):
+        return 0.0 if statistics.fmean(a) != statistics.fmean(b) else 1.0
+    return p
+
+
+def rank_groups(ranks: Sequence[Any], values: Sequence[Sequence[float]]) -> list[str]:
+    """Compact-letter rank groups, one per line (``ranks`` nullable, the table's order, best
+    first; ``values`` the primary metric of each line's ok seeds). Lines with >= 2 finite values
+    are tested pairwise (:func:`pair_p_value`, Holm-corrected, see :mod:`zoo.bench.ranking`);
+    the others, and unranked lines, get ``""``. Letters run out past 52 groups: all ``""``."""
+    from zoo.bench import ranking
+
+    tested = [i for i, (rank, v) in enumerate(zip(ranks, values, strict=True))
+              if not pd.isna(rank) and len(_finite(v)) >= 2]
+    if ranking.too_many_groups([_finite(values[i]) for i in tested]):  # no letters either way
+        return [""] * len(values)
+    p_values = {(i, j): pair_p_value(_finite(values[i]), _finite(values[j]))
+                for k, i in enumerate(tested) for j in tested[k + 1:]}
+    letters = ranking.letter_groups(tested, ranking.different_pairs(p_values, ALPHA))
+    groups = [""] * len(values)
+    for i, text in zip(tested, letters or [""] * len(tested), strict=True):
+        groups[i] = text
+    return groups
+
+
+def board_power(table: pd.DataFrame, primary: str) -> dict[str, Any]:
+    """What the board can resolve, from its own seed-to-seed spread: ``std`` (pooled sample std of
+    the primary metric over the ranked lines with >= 2 seeds; ``lines`` of them), ``seeds`` (the
+    most common seed count among those lines), ``alpha`` and ``power`` (one two-sided Welch
+    test), ``detectable`` (the smallest difference found with that power at ``seeds`` a line),
+    ``best_mean``, ``target`` (:data:`TARGET_FRACTION` of the best mean) and ``seeds_needed`` for
+    it (``None`` past :data:`zoo.bench.ranking.MAX_SEEDS`). ``{}`` when no line has 2 seeds;
+    NaN where a value cannot be given (no spread, a best mean of 0)."""
+    from zoo.bench import ranking
+
+    if not len(table):
+        return {}
+    ranked = table[table["rank"].notna()]
+    counts = [int(n) for n in ranked["n_primary" if "n_primary" in ranked else "n_seeds"]]
+    std, used = ranking.pooled_std([float(v) for v in ranked[f"{primary}_std"]], counts)
+    if not used:
+        return {}
+    many = sorted(n for n in counts if n >= 2)
+    seeds = max(set(many), key=lambda n: (many.count(n), -n))
+    best = float(ranked[f"{primary}_mean"].iloc[0]) if len(ranked) else math.nan
+    target = abs(best) * TARGET_FRACTION
+    out: dict[str, Any] = {"std": std, "lines": used, "seeds": seeds, "alpha": ranking.ALPHA,
+                           "power": ranking.POWER, "best_mean": best, "target_fraction": TARGET_FRACTION,
+                           "target": target if target > 0 else math.nan, "detectable": math.nan,
+                           "seeds_needed": None}
+    if std > 0:
+        out["detectable"] = ranking.detectable_effect(seeds) * std
+        if target > 0:
+            out["seeds_needed"] = ranking.seeds_needed(target / std)
+    else:
+        out["detectable"] = 0.0
+        out["seeds_needed"] = 2 if target > 0 else None
+    return out
+
+
+def _group(rows: list[ResultRow]) -> dict[tuple[str, ...], list[ResultRow]]:
+    groups: dict[tuple[str, ...], list[ResultRow]] = {}
+    for r in rows:
+        groups.setdefault(line_key(r), []).append(r)
+    return groups
+
+
+def _best_row(rows: list[ResultRow], metric: str, lower: bool) -> ResultRow | None:
+    scored = [(v, r) for r in rows if not math.isnan(v := _numeric(r.metrics.get(metric)))]
+    if not scored:
+        return None
+    pick = min if lower else max
+    return pick(scored, key=lambda pair: pair[0])[1]
+
+
+def _status(ok: int, failed: int) -> str:
+    if not failed:
+        return "ok"
+    if not ok:
+        return "failed"
+    return f"{ok} ok, {failed} failed"
+
+
+def _first_line(text: str | None, limit: int = 200) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+

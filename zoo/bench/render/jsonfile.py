@@ -1,0 +1,63 @@
+"""Strict JSON: one object per leaderboard with its lines (NaN written as null)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from zoo.bench.aggregate import Leaderboard
+from zoo.bench.columns import columns, footnote, machine_fields
+from zoo.bench.curves import curves_dict
+from zoo.bench.render.csvfile import RANK_TEST
+
+__all__ = ["leaderboard_dict", "to_json"]
+
+
+def _lines(lb: Leaderboard) -> list[dict[str, Any]]:
+    return lb.table.to_dict("records")
+
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if value is pd.NA or value is None:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def leaderboard_dict(lb: Leaderboard) -> dict[str, Any]:
+    """A JSON-ready dict of one leaderboard (NaN becomes null)."""
+    fields = machine_fields(lb)
+    return _json_safe(
+        {
+            "dataset": lb.dataset,
+            "protocol_hash": lb.protocol_hash,
+            "protocol": lb.protocol,
+            "primary_metric": lb.primary_metric,
+            "lower_is_better": lb.lower_is_better,
+            "floor": lb.floor,
+            "warnings": lb.warnings,
+            "footnotes": footnote(lb),
+            "rank_test": RANK_TEST,
+            "power": lb.power,
+            "columns": [{"key": c.key, "header": c.title, "fields": list(c.fields)} for c in columns(lb) if c.human],
+            "lines": [{f: line[f] for f in fields} for line in _lines(lb)],
+            "curves": curves_dict(lb),  # what the HTML page plots
+        }
+    )
+
+
+def to_json(leaderboards: Sequence[Leaderboard], indent: int | None = 2) -> str:
+    """A JSON list with one object per leaderboard (strict JSON: NaN is written as null)."""
+    return json.dumps([leaderboard_dict(lb) for lb in leaderboards], indent=indent, allow_nan=False)
