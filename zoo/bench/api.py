@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo.bench.plan import PlannedJob, planned_jobs, protocol_if_ready, unplanned_jobs
 from zoo.bench.presets import Preset, get_preset
 from zoo.bench.runner import (
     BenchProgress,
@@ -21,10 +22,10 @@ from zoo.bench.runner import (
     JobCounter,
     ModelPlan,
     check_job_dir,
-    plan_models,
     report_overall,
 )
 from zoo.bench.store import ResultRow, ResultsStore, default_store_path, open_mode
+from zoo.bench.sweep import plan_sweeps
 from zoo.budget import Budget
 from zoo.device import check_precision, resolve_device, warn_if_emulated
 from zoo.errors import UsageError, ZooError
@@ -63,8 +64,10 @@ class BenchRequest:
     batch_size: int | None = None
     precision: str = "auto"
     device: str = "auto"
-    overrides: Mapping[str, str] = field(default_factory=dict)
-    options: Mapping[str, str] = field(default_factory=dict)
+    #: ``"model.key"`` -> value, or a :class:`zoo.bench.sweep.Sweep` of values (one job each)
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    #: ``"[model.]key"`` -> value, or a :class:`~zoo.bench.sweep.Sweep` (one row each)
+    options: Mapping[str, Any] = field(default_factory=dict)
     num_fake: int | None = None
     backbone: str = "auto"
     inception_weights: str | None = None
@@ -80,6 +83,9 @@ class BenchRequest:
     executor: str = "serial"
     jobs: int | None = None
     slurm: Mapping[str, Any] = field(default_factory=dict)
+    #: Plan only: resolve everything, look the jobs up in the store, train nothing, write nothing
+    #: (the result's ``planned`` lists the jobs; see :mod:`zoo.bench.plan`).
+    dry_run: bool = False
 
 
 @dataclass
@@ -87,10 +93,11 @@ class BenchResult:
     """The rows of a request (measured now or found in the store), and what they were measured under."""
 
     rows: list[ResultRow]
-    store: ResultsStore
-    protocol: Protocol
+    store: ResultsStore | None  # None only for a dry run without a store
+    protocol: Protocol | None  # None only for a dry run whose backbone is not ready here
     plans: list[ModelPlan]
     reused: int = 0  # jobs skipped because their rows were already in the store
+    planned: list[PlannedJob] = field(default_factory=list)  # a dry run's jobs
 
     @property
     def failed(self) -> list[ResultRow]:
@@ -121,11 +128,13 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
         check_precision(request.precision, device)
     data = load_dataset(request.dataset, data_dir=request.data_dir, registry=reg)
     # Names, configs and options resolved once, before anything is created on disk.
-    plans = plan_models(reg, list(request.models), preset=preset, dataset=data, device=device,
+    plans = plan_sweeps(reg, list(request.models), preset=preset, dataset=data, device=device,
                         precision=request.precision, batch_size=request.batch_size,
                         overrides=dict(request.overrides), options=dict(request.options))
-    _warn_emulated(plans, device)
     store_path = Path(request.results or default_store_path())
+    if request.dry_run:
+        return _dry_run(request, plans, preset, seeds, budget, data, store_path)
+    _warn_emulated(plans, device)
     if open_mode(store_path) != "rw":  # rows measured now could not be stored: refuse before training
         raise UsageError(f"results store {store_path} is read-only here (its file or folder); "
                          "pass --results with a writable path")
@@ -163,6 +172,26 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
         report_overall(progress, counter.finish(skipped=reused, failed=bool(failed)))
         if failed and request.fail_fast:
             raise ZooError(f"{job.plan.name} (seed {job.seed}) failed: {failed[0].error} (--fail-fast)")
+    return result
+
+
+def _dry_run(request: BenchRequest, plans: list[ModelPlan], preset: Preset, seeds: list[int], budget: Budget,
+             data: Any, store_path: Path) -> BenchResult:
+    """The jobs of ``request`` and whether the store holds them; trains and writes nothing."""
+    store = ResultsStore(store_path, create=False) if store_path.is_file() else None
+    protocol, why = protocol_if_ready(
+        data, num_real=min(preset.num_real, len(data.train)),
+        num_fake=min(request.num_fake or preset.num_fake, len(data.test)), backbone=request.backbone,
+        inception_weights=request.inception_weights)
+    result = BenchResult([], store, protocol, plans)
+    if protocol is None:
+        result.planned = unplanned_jobs(plans, seeds, budget, why)
+        return result
+    runs_dir = Path(request.runs_dir) if request.runs_dir is not None else store_path.parent / "bench"
+    runner = BenchRunner(dataset=data, protocol=protocol, store=store, preset=preset,  # type: ignore[arg-type]
+                         budget=budget, device=resolve_device(request.device), runs_dir=runs_dir,
+                         curve_points=request.curve_points)
+    result.planned = planned_jobs([runner.job(plan, seed) for plan in plans for seed in seeds], store)
     return result
 
 
