@@ -25,8 +25,12 @@ class ModelConfig:
     ``X | None``); a wrong kind is a :class:`~zoo.errors.ConfigError` naming the field. Every float
     must be finite (NaN and infinities are refused) unless its field says otherwise with
     ``field(default=math.inf, metadata={"finite": False})``. Override :meth:`validate` for value
-    checks and call :meth:`require` so errors name the field.
+    checks and call :meth:`require` so errors name the field. ``search_space`` maps field names to
+    the ranges ``zoo bench --tune`` searches (:mod:`zoo.search`: ``Float``, ``Int``, ``Choice``).
     """
+
+    #: ``{"lr": Float(1e-5, 1e-3, log=True), ...}``: what ``zoo bench --tune`` searches; {}: nothing.
+    search_space: typing.ClassVar[Mapping[str, Any]] = {}
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))

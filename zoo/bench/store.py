@@ -103,12 +103,13 @@ IDENTITY_COLUMNS = (
     "precision",
     "seed",
     "sample_options",
+    "tuning",
 )
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # Columns holding a nested dict, stored as canonical JSON text.
-_JSON_COLUMNS = ("protocol", "config", "sample_options", "metrics", "floor", "costs", "environment")
+_JSON_COLUMNS = ("protocol", "config", "sample_options", "metrics", "floor", "costs", "environment", "tuning")
 #: JSON columns whose text repeats across rows: a read decodes each distinct text once.
-_SHARED_COLUMNS = ("protocol", "config", "sample_options", "floor", "environment")
+_SHARED_COLUMNS = ("protocol", "config", "sample_options", "floor", "environment", "tuning")
 _PATH_COLUMNS = ("grid_path", "run_dir")
 T = TypeVar("T")
 
@@ -250,6 +251,10 @@ class ResultRow:
     #: Images of the run besides the sample grid, by name (``"nearest_neighbours"``: generated
     #: images beside their nearest training images); paths stored relative to the store like grid_path.
     images: dict[str, str] = field(default_factory=dict)
+    #: The tuning effort behind ``config`` (``zoo bench --tune``, :mod:`zoo.bench.tuning`): trials,
+    #: trial budget, search-space hash, sampler, pruner; ``{}`` for a config not tuned. Part of the
+    #: identity: rows tuned differently are separate runs, on separate leaderboards.
+    tuning: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -281,6 +286,7 @@ class ResultRow:
         are canonical JSON; an unknown budget amount is ``None`` (so identities compare equal)."""
         values = {c: getattr(self, c) for c in IDENTITY_COLUMNS}
         values["sample_options"] = canonical_json(self.sample_options)
+        values["tuning"] = canonical_json(self.tuning)
         values["budget_amount"] = None if math.isnan(self.budget_amount) else self.budget_amount
         return tuple(values[c] for c in IDENTITY_COLUMNS)
 
@@ -526,7 +532,7 @@ def m002_run_identity(conn: sqlite3.Connection) -> None:
             grid_path=_v1_path(data["grid_path"], folder),
             run_dir=_v1_path(data["run_dir"], folder),
         )
-        identity = tuple(data[c] for c in IDENTITY_COLUMNS)
+        identity = tuple(data[c] for c in IDENTITY_COLUMNS if c != "tuning")  # m002's identity
         if identity in seen:
             duplicates.append(values)
             continue
@@ -552,6 +558,40 @@ def m003_row_images(conn: sqlite3.Connection) -> None:
     """``images``: a JSON object of name -> path (store-relative, like ``grid_path``) for images a run
     writes besides its sample grid, such as the (sample | nearest training image) pairs."""
     conn.execute("ALTER TABLE results ADD COLUMN images TEXT NOT NULL DEFAULT '{}'")
+
+
+@migration
+def m005_tuning(conn: sqlite3.Connection) -> None:
+    """``tuning`` (the effort behind a tuned config, ``{}`` for others) joins the run identity, and
+    ``tuning_trials`` keeps every trial of ``zoo bench --tune`` (:mod:`zoo.bench.trials`)."""
+    conn.execute("ALTER TABLE results ADD COLUMN tuning TEXT NOT NULL DEFAULT '{}'")
+    conn.execute("DROP INDEX results_identity")
+    conn.execute(
+        "CREATE UNIQUE INDEX results_identity ON results (protocol_hash, dataset, model, plugin, plugin_version, "
+        "config_hash, budget_kind, IFNULL(budget_amount, 'unknown'), precision, seed, sample_options, tuning)"
+    )
+    conn.execute(
+        """CREATE TABLE tuning_trials (
+    study               TEXT NOT NULL,
+    number              INTEGER NOT NULL,
+    created_at          TEXT NOT NULL,
+    model               TEXT NOT NULL,
+    family              TEXT NOT NULL DEFAULT '',
+    dataset             TEXT NOT NULL,
+    protocol_hash       TEXT NOT NULL,
+    tuning              TEXT NOT NULL,
+    state               TEXT NOT NULL CHECK (state IN ('complete', 'pruned', 'failed')),
+    value               REAL,
+    params              TEXT NOT NULL,
+    intermediate        TEXT NOT NULL DEFAULT '{}',
+    system_attrs        TEXT NOT NULL DEFAULT '{}',
+    config_label        TEXT NOT NULL DEFAULT '',
+    config_hash         TEXT NOT NULL DEFAULT '',
+    error               TEXT,
+    PRIMARY KEY (study, number)
+)"""
+    )
+    conn.execute("CREATE INDEX tuning_trials_by_board ON tuning_trials (dataset, protocol_hash, tuning)")
 
 
 #: The legacy ``zoo_schema`` version a store reaches with every migration applied.
