@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from zoo.bench.store import ResultRow, ResultsStore, _parse_json, canonical_json
-from zoo.bench.trials import effort_of
+from zoo.bench.trials import effort_of, tuning_label
 from zoo.metric_names import higher_is_better, protocol_warnings
 
 __all__ = [
@@ -177,8 +177,6 @@ class Leaderboard:
 
     @property
     def title(self) -> str:
-        from zoo.bench.trials import tuning_label
-
         tuned = f" · {tuning_label(self.tuning)}" if self.tuning else ""
         return f"{self.dataset} · protocol {self.protocol_hash[:12]}{tuned}"
 
@@ -1003,7 +1001,8 @@ def to_markdown(leaderboards: Sequence[Leaderboard]) -> str:
     parts = []
     for lb in leaderboards:
         cols = human_columns(lb)
-        parts.append(f"### {_md_cell(lb.dataset)} · protocol {_md_code(lb.protocol_hash)}\n")
+        tuned = f" · {_md_cell(tuning_label(lb.tuning))}" if lb.tuning else ""
+        parts.append(f"### {_md_cell(lb.dataset)} · protocol {_md_code(lb.protocol_hash)}{tuned}\n")
         if lb.protocol:
             parts.append(f"Protocol: {_md_code(canonical_json(lb.protocol))}\n")
         align = ["---" if c.align == "left" else "---:" for c in cols]
@@ -1015,6 +1014,10 @@ def to_markdown(leaderboards: Sequence[Leaderboard]) -> str:
             lines.append("| " + " | ".join(_md_cell(c.cell(line)) for c in cols) + " |")
         parts.append("\n".join(lines) + "\n")
         parts.append("\n".join(f"{'> ' if note.startswith('warning') else ''}{_md_cell(note)}  " for note in footnote(lb)) + "\n")
+        if lb.trials:
+            from zoo.bench.trialplot import trials_markdown
+
+            parts.append(trials_markdown(lb))
     return "\n".join(parts)
 
 

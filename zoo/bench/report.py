@@ -594,6 +594,11 @@ def _plots(lb: Leaderboard) -> list[dict[str, str]]:
     png = plot_throughput(lb)
     if png is not None:
         plots.append({"title": "Throughput", "src": _data_uri(png), "alt": _throughput_alt(lb)})
+    from zoo.bench.trialplot import plot_trials, trials_alt
+
+    png = plot_trials(lb)  # zoo bench --tune: each model's trials beside its final line
+    if png is not None:
+        plots.append({"title": "Tuning trials", "src": _data_uri(png), "alt": trials_alt(lb)})
     return plots
 
 
