@@ -60,6 +60,14 @@ def _median(values: list[float]) -> float:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
+def _horizontal() -> dict[str, Any]:
+    """Matplotlib 3.10 names a horizontal box plot ``orientation``; older ones ``vert=False``."""
+    import matplotlib
+
+    major, minor = (int(p) for p in matplotlib.__version__.split(".")[:2])
+    return {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
+
+
 def plot_trials(lb: Any) -> bytes | None:
     """A PNG strip-and-box plot of each model's trials with its final line; ``None`` without trials."""
     from zoo.bench.report import _figure, _plot_text, _png
@@ -73,7 +81,7 @@ def plot_trials(lb: Any) -> bytes | None:
         trials = lb.trials[model]
         done = [float(t["value"]) for t in trials if t["state"] == "complete" and _finite(t["value"])]
         if len(done) >= 2:
-            ax.boxplot([done], positions=[y], vert=False, widths=0.5, showfliers=False,
+            ax.boxplot([done], positions=[y], widths=0.5, showfliers=False, **_horizontal(),
                        medianprops={"color": "#57606a"}, boxprops={"color": "#8c959f"},
                        whiskerprops={"color": "#8c959f"}, capprops={"color": "#8c959f"})
         n = max(len(trials), 1)
