@@ -1017,7 +1017,7 @@ def to_markdown(leaderboards: Sequence[Leaderboard]) -> str:
         if lb.trials:
             from zoo.bench.trialplot import trials_markdown
 
-            parts.append(trials_markdown(lb))
+            parts.append(trials_markdown(lb, _md_cell))
     return "\n".join(parts)
 
 

@@ -10,7 +10,9 @@ real-versus-real floor as a dashed line. :func:`trials_markdown` says the same i
 
 from __future__ import annotations
 
+import io
 import math
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["plot_trials", "trials_alt", "trials_markdown", "trials_summary"]
@@ -70,13 +72,14 @@ def _horizontal() -> dict[str, Any]:
 
 def plot_trials(lb: Any) -> bytes | None:
     """A PNG strip-and-box plot of each model's trials with its final line; ``None`` without trials."""
-    from zoo.bench.report import _figure, _plot_text, _png
+    from matplotlib.figure import Figure  # the object-oriented API: Agg, no pyplot state
 
     models = sorted(m for m, ts in lb.trials.items() if any(_finite(t.get("last_value")) for t in ts))
     if not models:
         return None
     finals = _finals(lb)
-    fig, ax = _figure(height=max(2.4, 0.55 * len(models) + 1.4))
+    fig = Figure(figsize=(5.6, max(2.4, 0.55 * len(models) + 1.4)), dpi=110, layout="constrained")
+    ax = fig.add_subplot()
     for y, model in enumerate(models):
         trials = lb.trials[model]
         done = [float(t["value"]) for t in trials if t["state"] == "complete" and _finite(t["value"])]
@@ -104,13 +107,20 @@ def plot_trials(lb: Any) -> bytes | None:
     ax.set_title(_plot_text(f"tuning trials (dots; hollow: pruned) and final line (diamond), "
                             f"{lb.tuning.get('n_trials')} trials each"), fontsize=9)
     ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _plot_text(text: str) -> str:
+    """Text made safe for matplotlib: control characters shown, ``$`` not read as mathtext."""
+    from zoo.text import printable
+
+    return printable(str(text)).replace("\n", " ").replace("$", r"\$")
 
 
 def _number(value: float) -> str:
-    from zoo.bench.leaderboard import format_number
-
-    return format_number(value) if math.isfinite(value) else "–"
+    return f"{value:.5g}" if math.isfinite(value) else "–"
 
 
 def trials_alt(lb: Any) -> str:
@@ -120,19 +130,18 @@ def trials_alt(lb: Any) -> str:
                      for s in trials_summary(lb))
 
 
-def trials_markdown(lb: Any) -> str:
-    """A Markdown table of each model's trials beside its final value; ``""`` without trials."""
-    from zoo.bench.leaderboard import _md_cell
-
+def trials_markdown(lb: Any, cell: Callable[[str], str]) -> str:
+    """A Markdown table of each model's trials beside its final value; ``""`` without trials.
+    ``cell`` escapes text for a Markdown table cell (the leaderboard's own rules)."""
     summary = trials_summary(lb)
     if not summary:
         return ""
     metric = lb.primary_metric
-    lines = [f"Tuning trials ({lb.tuning.get('n_trials')} per model at {lb.tuning.get('trial_budget')}): "
-             f"{metric} of the completed trials beside the final line.\n",
+    lines = [cell(f"Tuning trials ({lb.tuning.get('n_trials')} per model at {lb.tuning.get('trial_budget')}): "
+                  f"{metric} of the completed trials beside the final line.") + "\n",
              "| model | trials (done / pruned / failed) | min | median | max | final |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for s in summary:
-        lines.append(f"| {_md_cell(s['model'])} | {s['complete']} / {s['pruned']} / {s['failed']} | "
+        lines.append(f"| {cell(s['model'])} | {s['complete']} / {s['pruned']} / {s['failed']} | "
                      f"{_number(s['min'])} | {_number(s['median'])} | {_number(s['max'])} | {_number(s['final'])} |")
     return "\n".join(lines) + "\n"
