@@ -122,6 +122,10 @@ def test_tune_smoke_picks_the_same_trials_resumes_and_records_the_effort(capsys,
     assert [t["number"] for t in tuned.trials["gan"]] == [0, 1]
     assert "tuned: 2 trials at 1steps each" in tuned.title
     assert "| gan | 2 / 0 / 0 |" in to_markdown([tuned])
+    from zoo.bench.leaderboard import to_json
+
+    [doc] = json.loads(to_json([tuned]))
+    assert doc["tuning"]["n_trials"] == 2 and [t["number"] for t in doc["trials"]["by_model"]["gan"]] == [0, 1]
     from zoo.bench.trialplot import plot_trials
 
     assert plot_trials(tuned)[:8] == b"\x89PNG\r\n\x1a\n"
