@@ -97,3 +97,16 @@ def test_parse_assignments_lets_the_command_line_replace_a_file_value():
     assert parse_assignments([("lr", 0.1), "lr=0.2"]) == {"lr": "0.2"}
     with pytest.raises(ConfigError, match="given twice"):
         parse_assignments(["lr=0.1", "lr=0.2"])
+
+
+def test_a_sweep_run_by_an_executor_gives_each_job_its_own_value(tmp_path):
+    """Each job's spec pins its own value (not the whole sweep), through submitit's in-process executor."""
+    pytest.importorskip("submitit")
+    from zoo.bench.api import BenchRequest, run_benchmark
+
+    request = BenchRequest(models=["dcgan"], preset="smoke", results=tmp_path / "r.sqlite", device="cpu",
+                           budget="1steps", overrides={"dcgan.lr": Sweep(("1e-4", "2e-4"))},
+                           options={}, executor="slurm", slurm={"submitit_cluster": "debug"})
+    result = run_benchmark(request)
+    assert sorted((r.config_label, r.status) for r in result.rows) == [("lr=0.0001", "ok"), ("lr=0.0002", "ok")]
+    assert len({r.run_dir for r in result.rows}) == 2

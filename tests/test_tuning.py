@@ -201,3 +201,21 @@ def test_rounded_parameters_stay_in_range():
     space = {"lr": Float(1.23456e-4, 2e-3, log=True), "b": Choice(0.0, 0.5)}
     got = _rounded({"lr": 1.234561e-4, "b": 0.5}, space)
     assert got == {"lr": 1.23456e-4, "b": 0.5} and not math.isnan(got["lr"])
+
+
+def test_a_tuned_job_run_by_an_executor_keeps_its_config_and_effort(tmp_path, monkeypatch):
+    """Trials run here; the final job's spec pins the tuned config and effort for the child."""
+    pytest.importorskip("submitit")
+    from zoo.bench import tuning
+    from zoo.bench.api import BenchRequest, run_benchmark
+
+    calls = []
+    real = tuning._run_trial
+    monkeypatch.setattr(tuning, "_run_trial", lambda *a, **k: calls.append(1) or real(*a, **k))
+    common = dict(models=["gan"], preset="smoke", device="cpu", tune=2)
+    serial = run_benchmark(BenchRequest(**common, results=tmp_path / "a" / "r.sqlite"))
+    slurm = run_benchmark(BenchRequest(**common, results=tmp_path / "b" / "r.sqlite", executor="slurm",
+                                       slurm={"submitit_cluster": "debug"}))
+    assert len(calls) == 4  # 2 trials per store; the executor's job (run in this process) tuned nothing
+    [want], [got] = serial.rows, slurm.rows
+    assert got.status == "ok" and got.identity == want.identity and got.tuning["n_trials"] == 2

@@ -91,6 +91,9 @@ class BenchRequest:
     tune: int | None = None
     tune_budget: str | None = None
     tune_seed: int = 0
+    #: The tuning effort behind the config ``overrides`` give (``ResultRow.tuning``): set by
+    #: executors for a tuned job's child process (zoo.bench.sweep.pin_to_plan), not by users.
+    tuned: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -136,6 +139,8 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
     plans = plan_sweeps(reg, list(request.models), preset=preset, dataset=data, device=device,
                         precision=request.precision, batch_size=request.batch_size,
                         overrides=dict(request.overrides), options=dict(request.options))
+    for plan in plans if request.tuned else ():
+        plan.tuning = dict(request.tuned)
     store_path = Path(request.results or default_store_path())
     tune_settings = _tune_settings(request, plans, budget)
     if request.dry_run:

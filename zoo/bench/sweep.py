@@ -147,3 +147,23 @@ def plan_sweeps(registry: Any, names: list[str], *, overrides: Mapping[str, Any]
                 seen[merged.config_hash] = merged
                 plans.append(merged)
     return plans
+
+
+def values_to_json(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Overrides or options for a job spec file: a :class:`Sweep` as ``{"__sweep__": [...]}``."""
+    return {k: {"__sweep__": list(v.values), "listed": v.listed} if isinstance(v, Sweep) else v
+            for k, v in values.items()}
+
+
+def values_from_json(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`values_to_json`."""
+    return {k: Sweep(tuple(v["__sweep__"]), bool(v.get("listed"))) if isinstance(v, dict) and "__sweep__" in v
+            else v for k, v in values.items()}
+
+
+def pin_to_plan(request_json: Mapping[str, Any], plan: Any) -> dict[str, Any]:
+    """A request (as JSON) that plans exactly ``plan`` for its model: its resolved overrides in
+    place of the request's (so one value of a sweep, or a tuned config, and no ``--tune``), and its
+    tuning effort. What an executor's job spec holds, so a child process trains this job only."""
+    return {**request_json, "overrides": {f"{plan.name}.{k}": v for k, v in plan.overrides.items()},
+            "tune": None, "tune_budget": None, "tuned": dict(plan.tuning)}
