@@ -219,3 +219,11 @@ def test_a_tuned_job_run_by_an_executor_keeps_its_config_and_effort(tmp_path, mo
     assert len(calls) == 4  # 2 trials per store; the executor's job (run in this process) tuned nothing
     [want], [got] = serial.rows, slurm.rows
     assert got.status == "ok" and got.identity == want.identity and got.tuning["n_trials"] == 2
+
+
+def test_describe_shows_the_search_space(capsys):
+    code, out, _ = zoo_in_process(capsys, "describe", "dcgan", "--json")
+    assert code == 0 and json.loads(out)["search_space"]["lr"] == {"type": "float", "low": 5e-5, "high": 2e-3,
+                                                                   "log": True}
+    code, out, _ = zoo_in_process(capsys, "describe", "dcgan")
+    assert code == 0 and "search space (zoo bench --tune): lr 5e-05..0.002 (log); beta1 0.0 | 0.5 | 0.9" in out

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Choice", "Float", "Int", "Param", "check_search_space", "search_space", "space_hash"]
+__all__ = ["Choice", "Float", "Int", "Param", "check_search_space", "describe_space", "search_space", "space_hash"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,17 @@ def search_space(config_cls: type) -> dict[str, Param]:
     declared = getattr(config_cls, "search_space", None) or {}
     order = {name: i for i, name in enumerate(getattr(config_cls, "__dataclass_fields__", {}))}
     return dict(sorted(dict(declared).items(), key=lambda kv: order.get(kv[0], len(order))))
+
+
+def describe_space(space: Mapping[str, Param]) -> str:
+    """``lr 0.0001..0.003 (log); beta1 0.0 | 0.5 | 0.9`` (``none`` for an empty space)."""
+    parts = []
+    for name, p in space.items():
+        if isinstance(p, Choice):
+            parts.append(f"{name} " + " | ".join("none" if v is None else str(v) for v in p.values))
+        else:
+            parts.append(f"{name} {p.low:g}..{p.high:g}" + (" (log)" if p.log else ""))
+    return "; ".join(parts) or "none"
 
 
 def space_hash(space: Mapping[str, Param]) -> str:
