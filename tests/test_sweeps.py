@@ -110,3 +110,16 @@ def test_a_sweep_run_by_an_executor_gives_each_job_its_own_value(tmp_path):
     result = run_benchmark(request)
     assert sorted((r.config_label, r.status) for r in result.rows) == [("lr=0.0001", "ok"), ("lr=0.0002", "ok")]
     assert len({r.run_dir for r in result.rows}) == 2
+
+
+def test_dry_run_says_unknown_when_the_backbone_is_not_here_and_fetches_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no Inception weights here
+    monkeypatch.delenv("ZOO_INCEPTION_WEIGHTS", raising=False)
+    args = ("--models", "gan", "--backbone", "inception")
+    jobs = _dry(capsys, *args)
+    assert [(j["model"], j["stored"]) for j in jobs] == [("gan", None)]
+    assert "not here yet" in jobs[0]["note"]
+    code, out, _ = zoo_in_process(capsys, "bench", *SMOKE, "--dry-run", *args)
+    assert code == 0 and "1 unknown" in out and "note: the inception backbone" in out
+    assert not (tmp_path / "torch").exists() and not (tmp_path / "r.sqlite").exists()
