@@ -227,3 +227,30 @@ def test_describe_shows_the_search_space(capsys):
                                                                    "log": True}
     code, out, _ = zoo_in_process(capsys, "describe", "dcgan")
     assert code == 0 and "search space (zoo bench --tune): lr 5e-05..0.002 (log); beta1 0.0 | 0.5 | 0.9" in out
+
+
+def test_failed_trials_are_kept_and_a_model_with_no_completed_trial_is_one_line(capsys, tmp_path, monkeypatch):
+    import types
+
+    import zoo.registry as registry_module
+    from zoo import hookimpl
+    from zoo.registry import build_registry
+    from zoo_ppca.model import PPCA, PPCAConfig
+
+    @dataclasses.dataclass
+    class PickyConfig(PPCAConfig):
+        search_space = {"latent_dim": Choice(3, 4)}
+
+    def explode(self, batch, step):
+        raise RuntimeError(f"boom at latent_dim={self.config.latent_dim}")
+
+    picky = type("Picky", (PPCA,), {"name": "picky", "Config": PickyConfig, "train_step": explode})
+    module = types.ModuleType("picky_plugin")
+    module.zoo_register_models = hookimpl(lambda register: [register(picky)])
+    monkeypatch.setattr(registry_module, "_REGISTRY", build_registry(extra_plugins=[("picky", module)]))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = zoo_in_process(capsys, "bench", "--models", "picky", "--preset", "smoke", "--tune", "2",
+                                  "--no-progress", "--results", "r.sqlite")
+    assert code == 1, err
+    assert "picky: none of its 2 trials completed (2 failed, 0 pruned); last error: RuntimeError: boom" in err
+    assert [(n, s) for n, s, _, _ in _trials(tmp_path / "r.sqlite")] == [(0, "failed"), (1, "failed")]
