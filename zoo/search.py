@@ -27,7 +27,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Choice", "Float", "Int", "Param", "check_search_space", "describe_space", "search_space", "space_hash"]
+__all__ = [
+    "Choice",
+    "Float",
+    "Int",
+    "Param",
+    "check_search_space",
+    "describe_space",
+    "search_space",
+    "space_hash",
+]
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,12 @@ class Float:
     log: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "float", "low": float(self.low), "high": float(self.high), "log": bool(self.log)}
+        return {
+            "type": "float",
+            "low": float(self.low),
+            "high": float(self.high),
+            "log": bool(self.log),
+        }
 
 
 @dataclass(frozen=True)
@@ -70,7 +84,10 @@ class Choice:
         return f"Choice({', '.join(map(repr, self.values))})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "choice", "values": [list(v) if isinstance(v, tuple) else v for v in self.values]}
+        return {
+            "type": "choice",
+            "values": [list(v) if isinstance(v, tuple) else v for v in self.values],
+        }
 
 
 Param = Float | Int | Choice
@@ -96,7 +113,9 @@ def describe_space(space: Mapping[str, Param]) -> str:
 
 def space_hash(space: Mapping[str, Param]) -> str:
     """12 hex digits of the canonical JSON of ``space`` (its fields, kinds, bounds, scales)."""
-    text = json.dumps({k: v.to_dict() for k, v in sorted(space.items())}, sort_keys=True, separators=(",", ":"))
+    text = json.dumps(
+        {k: v.to_dict() for k, v in sorted(space.items())}, sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -108,7 +127,10 @@ def check_search_space(config_cls: type, owner: str) -> None:
     if declared is None:
         return
     if not isinstance(declared, Mapping):
-        raise TypeError(f"{owner}.search_space must be a dict of field name -> Float/Int/Choice, got {declared!r}")
+        raise TypeError(
+            f"{owner}.search_space must be a dict of field name -> Float/Int/Choice, "
+            f"got {declared!r}"
+        )
     fields = {f.name for f in dataclasses.fields(config_cls)}
     hints = typing.get_type_hints(config_cls)
     for name, param in declared.items():
@@ -119,9 +141,14 @@ def check_search_space(config_cls: type, owner: str) -> None:
         if isinstance(param, (Float, Int)):
             kind = float if isinstance(param, Float) else int
             if hint is not kind:
-                raise TypeError(f"{where}: a {type(param).__name__} range on a field of type {hint}")
+                raise TypeError(
+                    f"{where}: a {type(param).__name__} range on a field of type {hint}"
+                )
             values = [param.low, param.high]
-            if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
+            if any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                for v in values
+            ):
                 raise TypeError(f"{where}: bounds must be finite numbers, got {param!r}")
             if kind is int and any(not float(v).is_integer() for v in values):
                 raise TypeError(f"{where}: an Int range needs whole bounds, got {param!r}")
@@ -141,4 +168,6 @@ def check_search_space(config_cls: type, owner: str) -> None:
             try:
                 config_cls(**{name: value})
             except Exception as exc:  # ConfigError, or a plugin's own validate
-                raise TypeError(f"{where}: {config_cls.__name__} refuses {value!r} ({exc})") from None
+                raise TypeError(
+                    f"{where}: {config_cls.__name__} refuses {value!r} ({exc})"
+                ) from None

@@ -49,17 +49,40 @@ def planned_jobs(jobs: Sequence[Any], store: Any) -> list[PlannedJob]:
     for job in jobs:
         found = [store.find(i) for i in job.identities] if store is not None else [None]
         stored = all(r is not None and r.status == "ok" for r in found)
-        out.append(PlannedJob(job.plan.name, job.plan.config_label, job.seed, str(job.budget), stored,
-                              kind="tuned" if getattr(job.plan, "tuning", None) else "train",
-                              config_hash=job.plan.config_hash, sample_options=list(job.plan.sample_settings),
-                              run_dir=str(job.run_dir)))
+        out.append(
+            PlannedJob(
+                job.plan.name,
+                job.plan.config_label,
+                job.seed,
+                str(job.budget),
+                stored,
+                kind="tuned" if getattr(job.plan, "tuning", None) else "train",
+                config_hash=job.plan.config_hash,
+                sample_options=list(job.plan.sample_settings),
+                run_dir=str(job.run_dir),
+            )
+        )
     return out
 
 
-def unplanned_jobs(plans: Sequence[Any], seeds: Sequence[int], budget: Any, note: str) -> list[PlannedJob]:
+def unplanned_jobs(
+    plans: Sequence[Any], seeds: Sequence[int], budget: Any, note: str
+) -> list[PlannedJob]:
     """Jobs whose identity is unknown (no protocol yet): ``stored`` is ``None``."""
-    return [PlannedJob(p.name, p.config_label, s, str(budget), None, config_hash=p.config_hash,
-                       sample_options=list(p.sample_settings), note=note) for p in plans for s in seeds]
+    return [
+        PlannedJob(
+            p.name,
+            p.config_label,
+            s,
+            str(budget),
+            None,
+            config_hash=p.config_hash,
+            sample_options=list(p.sample_settings),
+            note=note,
+        )
+        for p in plans
+        for s in seeds
+    ]
 
 
 @contextlib.contextmanager
@@ -89,8 +112,9 @@ def _lenet_ready(dataset: Any) -> bool:
     return backbones.lenet_cache_path(dataset, recipe, dataset.labelled_fingerprint()).is_file()
 
 
-def protocol_if_ready(dataset: Any, *, backbone: str, inception_weights: str | None = None,
-                      **kwargs: Any) -> tuple[Any, str]:
+def protocol_if_ready(
+    dataset: Any, *, backbone: str, inception_weights: str | None = None, **kwargs: Any
+) -> tuple[Any, str]:
     """``(protocol, "")`` where :func:`zoo.metrics.make_protocol` needs no training and no download
     (run with ``$ZOO_OFFLINE`` set); else ``(None, why)``. Usage errors still raise."""
     from zoo.metrics import make_protocol
@@ -98,10 +122,15 @@ def protocol_if_ready(dataset: Any, *, backbone: str, inception_weights: str | N
 
     name = default_backbone(dataset) if backbone == "auto" else backbone
     if name == "lenet" and not _lenet_ready(dataset):
-        return None, "the lenet backbone is not trained yet here (the first real run trains and caches it)"
+        return (
+            None,
+            "the lenet backbone is not trained yet here (the first real run trains and caches it)",
+        )
     try:
         with _offline():
-            return make_protocol(dataset, backbone=backbone, inception_weights=inception_weights, **kwargs), ""
+            return make_protocol(
+                dataset, backbone=backbone, inception_weights=inception_weights, **kwargs
+            ), ""
     except MetricsError as exc:
         if "offline" not in str(exc):
             raise
@@ -114,22 +143,42 @@ def render_plan(planned: Sequence[PlannedJob], width: int = 80) -> str:
 
     stored = sum(1 for j in planned if j.stored)
     unknown = sum(1 for j in planned if j.stored is None)
-    head = (f"dry run: {len(planned)} job(s), {stored} already in the store"
-            + (f", {unknown} unknown" if unknown else "") + "; nothing was trained")
+    head = (
+        f"dry run: {len(planned)} job(s), {stored} already in the store"
+        + (f", {unknown} unknown" if unknown else "")
+        + "; nothing was trained"
+    )
     rows = [("model", "config", "seed", "budget", "in store")]
     for j in planned:
         label = j.config_label or "(defaults)"
         if j.kind != "train":
             label = f"{j.kind}: {label}" if j.config_label else j.kind
-        rows.append((printable(j.model), printable(label), str(j.seed), j.budget,
-                     "?" if j.stored is None else "yes" if j.stored else "no"))
+        rows.append(
+            (
+                printable(j.model),
+                printable(label),
+                str(j.seed),
+                j.budget,
+                "?" if j.stored is None else "yes" if j.stored else "no",
+            )
+        )
     fixed = [max(len(r[i]) for r in rows) for i in (0, 2, 3, 4)]
     room = min(max(len(r[1]) for r in rows), max(10, width - sum(fixed) - 2 * 4 - 2))
     lines = [head]
     for model, label, seed, budget, where in rows:
         if len(label) > room:
             label = label[: room - 3] + "..."
-        lines.append("  " + "  ".join([model.ljust(fixed[0]), label.ljust(room), seed.rjust(fixed[1]),
-                                      budget.ljust(fixed[2]), where]).rstrip())
+        lines.append(
+            "  "
+            + "  ".join(
+                [
+                    model.ljust(fixed[0]),
+                    label.ljust(room),
+                    seed.rjust(fixed[1]),
+                    budget.ljust(fixed[2]),
+                    where,
+                ]
+            ).rstrip()
+        )
     notes = sorted({j.note for j in planned if j.note})
     return "\n".join(lines + [f"note: {n}" for n in notes])

@@ -35,13 +35,16 @@ class Sweep:
     listed: bool = False
 
 
-def collect_assignments(items: Iterable[str | tuple[str, Any]], what: str = "--set") -> dict[str, Any]:
+def collect_assignments(
+    items: Iterable[str | tuple[str, Any]], what: str = "--set"
+) -> dict[str, Any]:
     """``["k=v", ("k", value), ...]`` -> ``{key: value or Sweep}``.
 
     Text items are the command line's (``--set k=v``), pairs a config file's typed values. A key
     given on the command line replaces the file's value for it; repeated command-line values
     become a :class:`Sweep` (duplicates dropped); a file's list becomes a ``Sweep(listed=True)``.
-    Malformed items raise :class:`~zoo.errors.ConfigError` like :func:`zoo.config.parse_assignments`.
+    Malformed items raise :class:`~zoo.errors.ConfigError` (as
+    :func:`zoo.config.parse_assignments`).
     """
     cli: dict[str, list[Any]] = {}
     typed: dict[str, Any] = {}
@@ -49,7 +52,7 @@ def collect_assignments(items: Iterable[str | tuple[str, Any]], what: str = "--s
         if isinstance(item, tuple):
             typed.update(parse_assignments([item], what))
             continue
-        (key, value), = parse_assignments([item], what).items()
+        ((key, value),) = parse_assignments([item], what).items()
         values = cli.setdefault(key, [])
         if value not in values:
             values.append(value)
@@ -91,7 +94,11 @@ def _resolve_listed(overrides: Mapping[str, Any], entries: Mapping[str, Any]) ->
         if entry is None or not _is_list_hint(_field_hint(entry.cls, field_name)):
             continue
         if value.values and all(isinstance(v, (list, tuple)) for v in value.values):
-            out[key] = Sweep(tuple(list(v) for v in value.values)) if len(value.values) > 1 else list(value.values[0])
+            out[key] = (
+                Sweep(tuple(list(v) for v in value.values))
+                if len(value.values) > 1
+                else list(value.values[0])
+            )
         else:
             out[key] = list(value.values)
     return out
@@ -113,8 +120,14 @@ def _applies(key: str, name: str, declared: set[str]) -> bool:
     return model == name if sep else option in declared
 
 
-def plan_sweeps(registry: Any, names: list[str], *, overrides: Mapping[str, Any], options: Mapping[str, Any],
-                **kwargs: Any) -> list[Any]:
+def plan_sweeps(
+    registry: Any,
+    names: list[str],
+    *,
+    overrides: Mapping[str, Any],
+    options: Mapping[str, Any],
+    **kwargs: Any,
+) -> list[Any]:
     """:func:`zoo.bench.runner.plan_models` for overrides and options that may hold :class:`Sweep`
     values: one plan per model and combination of its swept ``--set`` values (plans of an equal
     resolved config merged: ``1e-4`` and ``0.0001`` are one job), each holding every sampling
@@ -125,8 +138,12 @@ def plan_sweeps(registry: Any, names: list[str], *, overrides: Mapping[str, Any]
     entries = {e.name: e for e in registry.resolve_models(names)}
     overrides = _resolve_listed(overrides, entries)
     if not has_sweeps(overrides) and not has_sweeps(options):
-        return plan_models(registry, names, overrides=dict(overrides), options=dict(options), **kwargs)
-    base = plan_models(registry, names, overrides=_first(overrides), options=_first(options), **kwargs)
+        return plan_models(
+            registry, names, overrides=dict(overrides), options=dict(options), **kwargs
+        )
+    base = plan_models(
+        registry, names, overrides=_first(overrides), options=_first(options), **kwargs
+    )
     plans = []
     for plan in base:
         declared = {o.name for o in plan.cls.sample_options}
@@ -136,11 +153,15 @@ def plan_sweeps(registry: Any, names: list[str], *, overrides: Mapping[str, Any]
         for combo in _combos(mine):
             merged = None
             for option_combo in _combos(opts):
-                (one,) = plan_models(registry, [plan.name], overrides=combo, options=option_combo, **kwargs)
+                (one,) = plan_models(
+                    registry, [plan.name], overrides=combo, options=option_combo, **kwargs
+                )
                 if merged is None:
                     merged = one
                 else:
-                    merged.sample_settings += [s for s in one.sample_settings if s not in merged.sample_settings]
+                    merged.sample_settings += [
+                        s for s in one.sample_settings if s not in merged.sample_settings
+                    ]
             assert merged is not None
             merged.curve_setting = min(merged.sample_settings, key=lambda s: s.get("steps") or 0)
             if merged.config_hash not in seen:
@@ -151,19 +172,30 @@ def plan_sweeps(registry: Any, names: list[str], *, overrides: Mapping[str, Any]
 
 def values_to_json(values: Mapping[str, Any]) -> dict[str, Any]:
     """Overrides or options for a job spec file: a :class:`Sweep` as ``{"__sweep__": [...]}``."""
-    return {k: {"__sweep__": list(v.values), "listed": v.listed} if isinstance(v, Sweep) else v
-            for k, v in values.items()}
+    return {
+        k: {"__sweep__": list(v.values), "listed": v.listed} if isinstance(v, Sweep) else v
+        for k, v in values.items()
+    }
 
 
 def values_from_json(values: Mapping[str, Any]) -> dict[str, Any]:
     """The inverse of :func:`values_to_json`."""
-    return {k: Sweep(tuple(v["__sweep__"]), bool(v.get("listed"))) if isinstance(v, dict) and "__sweep__" in v
-            else v for k, v in values.items()}
+    return {
+        k: Sweep(tuple(v["__sweep__"]), bool(v.get("listed")))
+        if isinstance(v, dict) and "__sweep__" in v
+        else v
+        for k, v in values.items()
+    }
 
 
 def pin_to_plan(request_json: Mapping[str, Any], plan: Any) -> dict[str, Any]:
     """A request (as JSON) that plans exactly ``plan`` for its model: its resolved overrides in
     place of the request's (so one value of a sweep, or a tuned config, and no ``--tune``), and its
     tuning effort. What an executor's job spec holds, so a child process trains this job only."""
-    return {**request_json, "overrides": {f"{plan.name}.{k}": v for k, v in plan.overrides.items()},
-            "tune": None, "tune_budget": None, "tuned": dict(plan.tuning)}
+    return {
+        **request_json,
+        "overrides": {f"{plan.name}.{k}": v for k, v in plan.overrides.items()},
+        "tune": None,
+        "tune_budget": None,
+        "tuned": dict(plan.tuning),
+    }

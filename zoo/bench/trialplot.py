@@ -33,21 +33,25 @@ def _finals(lb: Any) -> dict[str, float]:
 
 
 def trials_summary(lb: Any) -> list[dict[str, Any]]:
-    """Per model with trials: counts by state, min / median / max of completed trials, final value."""
+    """Per model with trials: counts by state, min / median / max of completed ones, final value."""
     finals = _finals(lb)
     out = []
     for model, trials in sorted(lb.trials.items()):
-        done = sorted(float(t["value"]) for t in trials if t["state"] == "complete" and _finite(t["value"]))
-        out.append({
-            "model": model,
-            "complete": len(done),
-            "pruned": sum(t["state"] == "pruned" for t in trials),
-            "failed": sum(t["state"] == "failed" for t in trials),
-            "min": done[0] if done else math.nan,
-            "median": _median(done),
-            "max": done[-1] if done else math.nan,
-            "final": finals.get(model, math.nan),
-        })
+        done = sorted(
+            float(t["value"]) for t in trials if t["state"] == "complete" and _finite(t["value"])
+        )
+        out.append(
+            {
+                "model": model,
+                "complete": len(done),
+                "pruned": sum(t["state"] == "pruned" for t in trials),
+                "failed": sum(t["state"] == "failed" for t in trials),
+                "min": done[0] if done else math.nan,
+                "median": _median(done),
+                "max": done[-1] if done else math.nan,
+                "final": finals.get(model, math.nan),
+            }
+        )
     return out
 
 
@@ -71,10 +75,12 @@ def _horizontal() -> dict[str, Any]:
 
 
 def plot_trials(lb: Any) -> bytes | None:
-    """A PNG strip-and-box plot of each model's trials with its final line; ``None`` without trials."""
+    """A PNG strip-and-box plot of each model's trials and its final line; ``None`` if none."""
     from matplotlib.figure import Figure  # the object-oriented API: Agg, no pyplot state
 
-    models = sorted(m for m, ts in lb.trials.items() if any(_finite(t.get("last_value")) for t in ts))
+    models = sorted(
+        m for m, ts in lb.trials.items() if any(_finite(t.get("last_value")) for t in ts)
+    )
     if not models:
         return None
     finals = _finals(lb)
@@ -82,11 +88,21 @@ def plot_trials(lb: Any) -> bytes | None:
     ax = fig.add_subplot()
     for y, model in enumerate(models):
         trials = lb.trials[model]
-        done = [float(t["value"]) for t in trials if t["state"] == "complete" and _finite(t["value"])]
+        done = [
+            float(t["value"]) for t in trials if t["state"] == "complete" and _finite(t["value"])
+        ]
         if len(done) >= 2:
-            ax.boxplot([done], positions=[y], widths=0.5, showfliers=False, **_horizontal(),
-                       medianprops={"color": "#57606a"}, boxprops={"color": "#8c959f"},
-                       whiskerprops={"color": "#8c959f"}, capprops={"color": "#8c959f"})
+            ax.boxplot(
+                [done],
+                positions=[y],
+                widths=0.5,
+                showfliers=False,
+                **_horizontal(),
+                medianprops={"color": "#57606a"},
+                boxprops={"color": "#8c959f"},
+                whiskerprops={"color": "#8c959f"},
+                capprops={"color": "#8c959f"},
+            )
         n = max(len(trials), 1)
         for i, t in enumerate(trials):
             value = t.get("last_value")
@@ -94,18 +110,33 @@ def plot_trials(lb: Any) -> bytes | None:
                 continue
             jitter = (i / n - 0.5) * 0.3  # deterministic spread, so equal values stay visible
             pruned = t["state"] != "complete"
-            ax.scatter([value], [y + jitter], s=22, zorder=3, facecolors="none" if pruned else "#0969da",
-                       edgecolors="#0969da")
+            ax.scatter(
+                [value],
+                [y + jitter],
+                s=22,
+                zorder=3,
+                facecolors="none" if pruned else "#0969da",
+                edgecolors="#0969da",
+            )
         if model in finals:
             ax.scatter([finals[model]], [y], marker="D", s=46, color="#cf222e", zorder=4)
     floor = lb.floor.get(lb.primary_metric, math.nan)
     if _finite(floor):
-        ax.axvline(floor, color="#0969da", linestyle="--", linewidth=1, label=f"real vs real ({floor:.3g})")
+        ax.axvline(
+            floor, color="#0969da", linestyle="--", linewidth=1, label=f"real vs real ({floor:.3g})"
+        )
         ax.legend(fontsize=8, loc="best")
     ax.set_yticks(range(len(models)), [_plot_text(m) for m in models])
-    ax.set_xlabel(_plot_text(f"{lb.primary_metric} ({'lower' if lb.lower_is_better else 'higher'} is better)"))
-    ax.set_title(_plot_text(f"tuning trials (dots; hollow: pruned) and final line (diamond), "
-                            f"{lb.tuning.get('n_trials')} trials each"), fontsize=9)
+    ax.set_xlabel(
+        _plot_text(f"{lb.primary_metric} ({'lower' if lb.lower_is_better else 'higher'} is better)")
+    )
+    ax.set_title(
+        _plot_text(
+            f"tuning trials (dots; hollow: pruned) and final line (diamond), "
+            f"{lb.tuning.get('n_trials')} trials each"
+        ),
+        fontsize=9,
+    )
     ax.grid(axis="x", alpha=0.3)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
@@ -125,9 +156,12 @@ def _number(value: float) -> str:
 
 def trials_alt(lb: Any) -> str:
     """The plot in words, for its alt text."""
-    return "; ".join(f"{s['model']}: {s['complete']} completed trials, {lb.primary_metric} {_number(s['min'])} to "
-                     f"{_number(s['max'])} (median {_number(s['median'])}), final {_number(s['final'])}"
-                     for s in trials_summary(lb))
+    return "; ".join(
+        f"{s['model']}: {s['complete']} completed trials, {lb.primary_metric} "
+        f"{_number(s['min'])} to "
+        f"{_number(s['max'])} (median {_number(s['median'])}), final {_number(s['final'])}"
+        for s in trials_summary(lb)
+    )
 
 
 def trials_markdown(lb: Any, cell: Callable[[str], str]) -> str:
@@ -137,11 +171,18 @@ def trials_markdown(lb: Any, cell: Callable[[str], str]) -> str:
     if not summary:
         return ""
     metric = lb.primary_metric
-    lines = [cell(f"Tuning trials ({lb.tuning.get('n_trials')} per model at {lb.tuning.get('trial_budget')}): "
-                  f"{metric} of the completed trials beside the final line.") + "\n",
-             "| model | trials (done / pruned / failed) | min | median | max | final |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        cell(
+            f"Tuning trials ({lb.tuning.get('n_trials')} per model at {lb.tuning.get('trial_budget')}): "
+            f"{metric} of the completed trials beside the final line."
+        )
+        + "\n",
+        "| model | trials (done / pruned / failed) | min | median | max | final |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for s in summary:
-        lines.append(f"| {cell(s['model'])} | {s['complete']} / {s['pruned']} / {s['failed']} | "
-                     f"{_number(s['min'])} | {_number(s['median'])} | {_number(s['max'])} | {_number(s['final'])} |")
+        lines.append(
+            f"| {cell(s['model'])} | {s['complete']} / {s['pruned']} / {s['failed']} | "
+            f"{_number(s['min'])} | {_number(s['median'])} | {_number(s['max'])} | {_number(s['final'])} |"
+        )
     return "\n".join(lines) + "\n"

@@ -19,11 +19,34 @@ from typing import Any
 
 from zoo.bench.store import ResultsStore, canonical_json
 
-__all__ = ["TrialRecord", "add_trial", "attach_trials", "board_trials", "study_trials", "tuning_label"]
+__all__ = [
+    "TrialRecord",
+    "add_trial",
+    "attach_trials",
+    "board_trials",
+    "study_trials",
+    "tuning_label",
+]
 
 STATES = ("complete", "pruned", "failed")
-_COLUMNS = ("study", "number", "created_at", "model", "family", "dataset", "protocol_hash", "tuning", "state",
-            "value", "params", "intermediate", "system_attrs", "config_label", "config_hash", "error")
+_COLUMNS = (
+    "study",
+    "number",
+    "created_at",
+    "model",
+    "family",
+    "dataset",
+    "protocol_hash",
+    "tuning",
+    "state",
+    "value",
+    "params",
+    "intermediate",
+    "system_attrs",
+    "config_label",
+    "config_hash",
+    "error",
+)
 
 
 @dataclass
@@ -46,7 +69,9 @@ class TrialRecord:
     config_label: str = ""
     config_hash: str = ""
     error: str | None = None
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
 
     def __post_init__(self) -> None:
         if self.state not in STATES:
@@ -82,7 +107,8 @@ def _record(values: Iterable[Any]) -> TrialRecord:
 
 def add_trial(store: ResultsStore, record: TrialRecord) -> None:
     """Commit ``record`` (replacing a record of the same study and number)."""
-    sql = f"INSERT OR REPLACE INTO tuning_trials ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+    marks = ", ".join("?" * len(_COLUMNS))
+    sql = f"INSERT OR REPLACE INTO tuning_trials ({', '.join(_COLUMNS)}) VALUES ({marks})"
 
     def write(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -98,7 +124,8 @@ def _select(store: ResultsStore | None, where: str, params: tuple[Any, ...]) -> 
 
     def read(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
         try:
-            sql = f"SELECT {', '.join(_COLUMNS)} FROM tuning_trials WHERE {where} ORDER BY model, number"
+            columns = ", ".join(_COLUMNS)
+            sql = f"SELECT {columns} FROM tuning_trials WHERE {where} ORDER BY model, number"
             return conn.execute(sql, params).fetchall()
         except sqlite3.OperationalError:  # a store from before m005_tuning, opened read-only
             return []
@@ -123,8 +150,9 @@ def effort_of(tuning: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in tuning.items() if k != "space"}
 
 
-def board_trials(store: ResultsStore | None, dataset: str, protocol_hash: str,
-                 tuning: dict[str, Any]) -> dict[str, list[TrialRecord]]:
+def board_trials(
+    store: ResultsStore | None, dataset: str, protocol_hash: str, tuning: dict[str, Any]
+) -> dict[str, list[TrialRecord]]:
     """The trials behind one board (dataset, protocol, tuning effort), by model."""
     out: dict[str, list[TrialRecord]] = {}
     effort = canonical_json(effort_of(tuning))
@@ -139,7 +167,10 @@ def attach_trials(boards: Iterable[Any], store: ResultsStore | None) -> None:
     for board in boards:
         if board.tuning:
             found = board_trials(store, board.dataset, board.protocol_hash, board.tuning)
-            board.trials = {m: [r.to_dict() | {"last_value": r.last_value} for r in rs] for m, rs in found.items()}
+            board.trials = {
+                m: [r.to_dict() | {"last_value": r.last_value} for r in rs]
+                for m, rs in found.items()
+            }
 
 
 def tuning_label(tuning: dict[str, Any]) -> str:

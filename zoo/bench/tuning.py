@@ -35,7 +35,14 @@ from zoo.budget import Budget
 from zoo.errors import UsageError, ZooError
 from zoo.search import Choice, Float, Int, Param, search_space, space_hash
 
-__all__ = ["RUNG_POINTS", "TRIAL_FRACTION", "TuneSettings", "check_tune_request", "require_optuna", "tune_plans"]
+__all__ = [
+    "RUNG_POINTS",
+    "TRIAL_FRACTION",
+    "TuneSettings",
+    "check_tune_request",
+    "require_optuna",
+    "tune_plans",
+]
 
 #: The default trial budget, as a fraction of the full budget.
 TRIAL_FRACTION = 0.25
@@ -68,8 +75,14 @@ class TuneSettings:
 
     def effort(self, space: Mapping[str, Param]) -> dict[str, Any]:
         """What goes into a tuned row's identity (``ResultRow.tuning``)."""
-        return {"n_trials": self.n_trials, "trial_budget": str(self.trial_budget), "space": space_hash(space),
-                "sampler": SAMPLER, "pruner": PRUNER, "seed": self.seed}
+        return {
+            "n_trials": self.n_trials,
+            "trial_budget": str(self.trial_budget),
+            "space": space_hash(space),
+            "sampler": SAMPLER,
+            "pruner": PRUNER,
+            "seed": self.seed,
+        }
 
 
 def trial_budget(full: Budget, text: str | None) -> Budget:
@@ -95,12 +108,16 @@ def check_tune_request(n_trials: Any, plans: Sequence[Any], overrides: Mapping[s
         raise UsageError(f"--tune needs a whole number of trials of at least 1, got {n_trials!r}")
     swept = [k for k, v in overrides.items() if isinstance(v, Sweep)]
     if swept:
-        raise UsageError(f"--tune searches each model's space itself; drop the sweep over {swept[0]} "
-                         "(or fix it with one --set value)")
+        raise UsageError(
+            f"--tune searches each model's space itself; drop the sweep over {swept[0]} "
+            "(or fix it with one --set value)"
+        )
     for plan in plans:
         if not _space_of(plan, overrides):
-            raise UsageError(f"model {plan.name!r} declares no search space to tune (its Config.search_space is "
-                             "empty, or --set fixes all of it; docs/plugins.md)")
+            raise UsageError(
+                f"model {plan.name!r} declares no search space to tune (its Config.search_space is "
+                "empty, or --set fixes all of it; docs/plugins.md)"
+            )
     require_optuna()
 
 
@@ -114,7 +131,7 @@ def _distribution(optuna: Any, param: Param) -> Any:
 
 
 def _rounded(params: Mapping[str, Any], space: Mapping[str, Param]) -> dict[str, Any]:
-    """Floats to 3 significant digits (readable labels, repeatable with ``--set``), kept in range."""
+    """Floats to 3 significant digits (readable labels, repeatable with ``--set``), in range."""
     out = {}
     for name, value in params.items():
         param = space[name]
@@ -129,12 +146,23 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-def study_key(plan: Any, settings: TuneSettings, space: Mapping[str, Param], protocol: Any, optuna: Any) -> str:
+def study_key(
+    plan: Any, settings: TuneSettings, space: Mapping[str, Param], protocol: Any, optuna: Any
+) -> str:
     """Everything the trials depend on: the effort, the model and its base config, the protocol,
     the precision and batch size, and Optuna's version (its sampler may change between versions)."""
     version = ".".join(optuna.__version__.split(".")[:2])
-    return _digest(settings.effort(space), plan.name, plan.plugin_version, plan.config_hash, plan.precision,
-                   plan.batch_size, protocol.hash, protocol.dataset_fingerprint, version)[:16]
+    return _digest(
+        settings.effort(space),
+        plan.name,
+        plan.plugin_version,
+        plan.config_hash,
+        plan.precision,
+        plan.batch_size,
+        protocol.hash,
+        protocol.dataset_fingerprint,
+        version,
+    )[:16]
 
 
 class _Pruned(Exception):
@@ -161,7 +189,9 @@ def tune_plans(plans: Sequence[Any], settings: TuneSettings, ctx: TuneContext) -
     return [_tune_one(plan, settings, ctx, optuna) for plan in plans]
 
 
-def trials_of(plan: Any, settings: TuneSettings, ctx: TuneContext, optuna: Any) -> tuple[str, dict[str, Param], list[Any]]:
+def trials_of(
+    plan: Any, settings: TuneSettings, ctx: TuneContext, optuna: Any
+) -> tuple[str, dict[str, Param], list[Any]]:
     from zoo.bench.trials import study_trials
 
     space = _space_of(plan, ctx.overrides)
@@ -169,14 +199,22 @@ def trials_of(plan: Any, settings: TuneSettings, ctx: TuneContext, optuna: Any) 
     return key, space, study_trials(ctx.store, key)
 
 
-def best_plan(plan: Any, settings: TuneSettings, ctx: TuneContext, space: Mapping[str, Param], done: Sequence[Any],
-              lower: bool) -> Any:
+def best_plan(
+    plan: Any,
+    settings: TuneSettings,
+    ctx: TuneContext,
+    space: Mapping[str, Param],
+    done: Sequence[Any],
+    lower: bool,
+) -> Any:
     complete = [t for t in done if t.state == "complete" and math.isfinite(t.value)]
     if not complete:
         states = ", ".join(f"{sum(t.state == s for t in done)} {s}" for s in ("failed", "pruned"))
         last = next((t.error for t in reversed(done) if t.error), "")
-        raise ZooError(f"{plan.name}: none of its {len(done)} trials completed ({states})"
-                       + (f"; last error: {last}" if last else ""))
+        raise ZooError(
+            f"{plan.name}: none of its {len(done)} trials completed ({states})"
+            + (f"; last error: {last}" if last else "")
+        )
     best = min(complete, key=lambda t: (t.value if lower else -t.value, t.number))
     tuned = ctx.replan(plan.name, {f"{plan.name}.{k}": v for k, v in best.params.items()})
     tuned.tuning = settings.effort(space)
@@ -192,39 +230,77 @@ def _tune_one(plan: Any, settings: TuneSettings, ctx: TuneContext, optuna: Any) 
     numbers = {t.number for t in done}
     if numbers:
         more = "" if len(numbers) >= settings.n_trials else "; resuming"
-        ctx.progress.message(f"[{plan.name} tuning] {len(numbers)} of {settings.n_trials} trials already in "
-                             f"the store{more}")
+        ctx.progress.message(
+            f"[{plan.name} tuning] {len(numbers)} of {settings.n_trials} trials already in "
+            f"the store{more}"
+        )
     for number in range(settings.n_trials):
         if number in numbers:
             continue
-        record = _run_trial(plan, number, key, space, sorted(done, key=lambda t: t.number), settings, ctx, optuna,
-                            lower)
+        record = _run_trial(
+            plan,
+            number,
+            key,
+            space,
+            sorted(done, key=lambda t: t.number),
+            settings,
+            ctx,
+            optuna,
+            lower,
+        )
         done.append(record)
     return best_plan(plan, settings, ctx, space, done, lower)
 
 
-def _study(optuna: Any, key: str, number: int, settings: TuneSettings, space: Mapping[str, Param],
-           history: Sequence[Any], lower: bool) -> tuple[Any, dict[str, Any]]:
+def _study(
+    optuna: Any,
+    key: str,
+    number: int,
+    settings: TuneSettings,
+    space: Mapping[str, Param],
+    history: Sequence[Any],
+    lower: bool,
+) -> tuple[Any, dict[str, Any]]:
     """A fresh in-memory study holding ``history``, its sampler seeded for trial ``number``."""
     seed = int(_digest(settings.seed, key, number)[:8], 16)
     study = optuna.create_study(
         direction="minimize" if lower else "maximize",
         sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=REDUCTION_FACTOR,
-                                                      min_early_stopping_rate=0))
+        pruner=optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=1, reduction_factor=REDUCTION_FACTOR, min_early_stopping_rate=0
+        ),
+    )
     dists = {name: _distribution(optuna, p) for name, p in space.items()}
-    states = {"complete": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED,
-              "failed": optuna.trial.TrialState.FAIL}
+    states = {
+        "complete": optuna.trial.TrialState.COMPLETE,
+        "pruned": optuna.trial.TrialState.PRUNED,
+        "failed": optuna.trial.TrialState.FAIL,
+    }
     for t in history:
-        study.add_trial(optuna.trial.create_trial(
-            state=states[t.state], value=t.value if t.state == "complete" else None, params=t.params,
-            distributions=dists, intermediate_values={int(s): v for s, v in t.intermediate.items()},
-            system_attrs=t.system_attrs))
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=states[t.state],
+                value=t.value if t.state == "complete" else None,
+                params=t.params,
+                distributions=dists,
+                intermediate_values={int(s): v for s, v in t.intermediate.items()},
+                system_attrs=t.system_attrs,
+            )
+        )
     return study, dists
 
 
-def _run_trial(plan: Any, number: int, key: str, space: Mapping[str, Param], history: Sequence[Any],
-               settings: TuneSettings, ctx: TuneContext, optuna: Any, lower: bool) -> Any:
+def _run_trial(
+    plan: Any,
+    number: int,
+    key: str,
+    space: Mapping[str, Param],
+    history: Sequence[Any],
+    settings: TuneSettings,
+    ctx: TuneContext,
+    optuna: Any,
+    lower: bool,
+) -> Any:
     from zoo import guard
     from zoo.bench.trials import TrialRecord, add_trial
     from zoo.errors import UserInterrupt
@@ -263,15 +339,33 @@ def _run_trial(plan: Any, number: int, key: str, space: Mapping[str, Param], his
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     frozen = study.trials[-1]
     record = TrialRecord(
-        study=key, number=number, model=plan.name, family=plan.cls.family, dataset=ctx.runner.protocol.dataset,
-        protocol_hash=ctx.runner.protocol.hash, tuning=settings.effort(space), state=state, params=params,
-        value=value if state == "complete" else math.nan, intermediate=reported,
-        system_attrs=dict(frozen.system_attrs), config_label=trial_plan.config_label if trial_plan else label,
-        config_hash=trial_plan.config_hash if trial_plan else "", error=error)
+        study=key,
+        number=number,
+        model=plan.name,
+        family=plan.cls.family,
+        dataset=ctx.runner.protocol.dataset,
+        protocol_hash=ctx.runner.protocol.hash,
+        tuning=settings.effort(space),
+        state=state,
+        params=params,
+        value=value if state == "complete" else math.nan,
+        intermediate=reported,
+        system_attrs=dict(frozen.system_attrs),
+        config_label=trial_plan.config_label if trial_plan else label,
+        config_hash=trial_plan.config_hash if trial_plan else "",
+        error=error,
+    )
     add_trial(ctx.store, record)
-    shown = f"{primary} {value:.3f}" if state == "complete" else (
-        f"pruned at {max(map(int, reported), default=0) / _UNITS:.0%} ({primary} {record.last_value:.3f})"
-        if state == "pruned" else f"failed: {error}")
+    shown = (
+        f"{primary} {value:.3f}"
+        if state == "complete"
+        else (
+            f"pruned at {max(map(int, reported), default=0) / _UNITS:.0%} "
+            f"({primary} {record.last_value:.3f})"
+            if state == "pruned"
+            else f"failed: {error}"
+        )
+    )
     ctx.progress.message(f"{tag} {shown}")
     return record
 
@@ -281,11 +375,19 @@ def _rungs(budget: Budget) -> list[float]:
     has no rung: evaluating it three times after one step would tell the pruner nothing)."""
     if budget.kind != "steps":
         return list(RUNG_POINTS)
-    return [p for p in RUNG_POINTS if math.floor(p * budget.amount) >= 1 and p * budget.amount < budget.amount]
+    return [
+        p
+        for p in RUNG_POINTS
+        if math.floor(p * budget.amount) >= 1 and p * budget.amount < budget.amount
+    ]
 
 
-def _train_and_score(plan: Any, settings: TuneSettings, ctx: TuneContext,
-                     on_rung: Callable[[float, Mapping[str, float]], None]) -> float:
+def _train_and_score(
+    plan: Any,
+    settings: TuneSettings,
+    ctx: TuneContext,
+    on_rung: Callable[[float, Mapping[str, float]], None],
+) -> float:
     """Train ``plan`` for the trial budget (no files written), reporting at :data:`RUNG_POINTS`;
     returns the primary metric at the end, with the plan's cheapest sampler setting."""
     from zoo.factory import create_model
@@ -293,8 +395,15 @@ def _train_and_score(plan: Any, settings: TuneSettings, ctx: TuneContext,
 
     runner = ctx.runner
     job = runner.job(plan, settings.seed)
-    train = TrainSettings(budget=str(settings.trial_budget), batch_size=plan.batch_size, seed=settings.seed,
-                          device=str(runner.device), precision=plan.precision, sample_grid=0, loggers=())
+    train = TrainSettings(
+        budget=str(settings.trial_budget),
+        batch_size=plan.batch_size,
+        seed=settings.seed,
+        device=str(runner.device),
+        precision=plan.precision,
+        sample_grid=0,
+        loggers=(),
+    )
     seed_everything(settings.seed)
     model = create_model(plan.entry.cls, runner.dataset.image_shape, plan.overrides)
     trainer = Trainer(model, runner.dataset, train, None)
@@ -310,9 +419,14 @@ def _train_and_score(plan: Any, settings: TuneSettings, ctx: TuneContext,
     return float(metrics[runner.protocol.primary_metric])
 
 
-def planned_tuning(plans: Sequence[Any], settings: TuneSettings, ctx: TuneContext, seeds: Sequence[int],
-                   full_runner: Any) -> list[Any]:
-    """``--dry-run --tune``: each model's trials (done or to run) and its tuned jobs; runs nothing."""
+def planned_tuning(
+    plans: Sequence[Any],
+    settings: TuneSettings,
+    ctx: TuneContext,
+    seeds: Sequence[int],
+    full_runner: Any,
+) -> list[Any]:
+    """``--dry-run --tune``: each model's trials (done or to run) and tuned jobs; runs nothing."""
     from zoo.bench.plan import PlannedJob, planned_jobs
     from zoo.metric_names import higher_is_better
 
@@ -324,18 +438,47 @@ def planned_tuning(plans: Sequence[Any], settings: TuneSettings, ctx: TuneContex
         by_number = {t.number: t for t in done}
         for n in range(settings.n_trials):
             t = by_number.get(n)
-            label = f"#{n + 1} " + (f"{t.config_label} ({t.state})" if t else "(sampled when it runs)")
-            out.append(PlannedJob(plan.name, label, settings.seed, str(settings.trial_budget), t is not None,
-                                  kind="trial", config_hash=t.config_hash if t else ""))
+            label = f"#{n + 1} " + (
+                f"{t.config_label} ({t.state})" if t else "(sampled when it runs)"
+            )
+            out.append(
+                PlannedJob(
+                    plan.name,
+                    label,
+                    settings.seed,
+                    str(settings.trial_budget),
+                    t is not None,
+                    kind="trial",
+                    config_hash=t.config_hash if t else "",
+                )
+            )
         if len(by_number) >= settings.n_trials:
             try:
                 tuned = best_plan(plan, settings, ctx, space, done, lower)
             except ZooError as exc:
-                out.append(PlannedJob(plan.name, "no tuned config", seeds[0], str(full_runner.budget), False,
-                                      kind="tuned", note=str(exc)))
+                out.append(
+                    PlannedJob(
+                        plan.name,
+                        "no tuned config",
+                        seeds[0],
+                        str(full_runner.budget),
+                        False,
+                        kind="tuned",
+                        note=str(exc),
+                    )
+                )
                 continue
             out += planned_jobs([full_runner.job(tuned, s) for s in seeds], ctx.store)
         else:
-            out += [PlannedJob(plan.name, f"best of {settings.n_trials} trials", s, str(full_runner.budget), False,
-                               kind="tuned") for s in seeds]
+            out += [
+                PlannedJob(
+                    plan.name,
+                    f"best of {settings.n_trials} trials",
+                    s,
+                    str(full_runner.budget),
+                    False,
+                    kind="tuned",
+                )
+                for s in seeds
+            ]
     return out
