@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zoo.bench.plan import PlannedJob, planned_jobs, protocol_if_ready, unplanned_jobs
+from zoo.bench.plan import PlannedJob, dry_run
 from zoo.bench.presets import Preset, get_preset
 from zoo.bench.runner import (
     BenchProgress,
@@ -26,6 +26,7 @@ from zoo.bench.runner import (
 )
 from zoo.bench.store import ResultRow, ResultsStore, default_store_path, open_mode
 from zoo.bench.sweep import plan_sweeps
+from zoo.bench.tuning import settings_for, tune_request
 from zoo.budget import Budget
 from zoo.device import check_precision, resolve_device, warn_if_emulated
 from zoo.errors import UsageError, ZooError
@@ -142,9 +143,13 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
     for plan in plans if request.tuned else ():
         plan.tuning = dict(request.tuned)
     store_path = Path(request.results or default_store_path())
-    tune_settings = _tune_settings(request, plans, budget)
+    tune_settings = settings_for(request, plans, budget)  # --tune checked before any work
     if request.dry_run:
-        return _dry_run(request, reg, plans, preset, seeds, budget, data, store_path, tune_settings)
+        result = BenchResult([], None, None, plans)
+        result.store, result.protocol, result.planned = dry_run(
+            request, reg, plans, preset=preset, seeds=seeds, budget=budget, dataset=data, store_path=store_path,
+            tune_settings=tune_settings)
+        return result
     _warn_emulated(plans, device)
     if open_mode(store_path) != "rw":  # rows measured now could not be stored: refuse before training
         raise UsageError(f"results store {store_path} is read-only here (its file or folder); "
@@ -162,10 +167,9 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
                      f"vs {protocol.num_real} real)")
     runner = BenchRunner(dataset=data, protocol=protocol, store=store, preset=preset, budget=budget, device=device,
                          runs_dir=runs_dir, progress=progress, curve_points=request.curve_points, rerun=request.rerun)
-    if tune_settings is not None:
-        result_plans = _tune(request, reg, plans, tune_settings, runner, store, progress,
+    if tune_settings is not None:  # trials first (kept in the store); then each model's best config
+        plans = tune_request(request, reg, plans, tune_settings, runner, store, progress,
                              preset=preset, dataset=data, device=device)
-        plans = result_plans
     result = BenchResult([], store, protocol, plans)
     jobs = [runner.job(plan, seed) for plan in plans for seed in seeds]
     for job in jobs:  # every job folder is checked before the first job writes anything
@@ -187,77 +191,6 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
         report_overall(progress, counter.finish(skipped=reused, failed=bool(failed)))
         if failed and request.fail_fast:
             raise ZooError(f"{job.plan.name} (seed {job.seed}) failed: {failed[0].error} (--fail-fast)")
-    return result
-
-
-def _tune_settings(request: BenchRequest, plans: list[ModelPlan], budget: Budget) -> Any:
-    """``--tune``'s settings, checked before any work; ``None`` without ``--tune``."""
-    if request.tune is None:
-        if request.tune_budget is not None:
-            raise UsageError("--tune-budget needs --tune N")
-        return None
-    from zoo.bench.tuning import TuneSettings, check_tune_request, trial_budget
-
-    check_tune_request(request.tune, plans, request.overrides)
-    return TuneSettings(request.tune, trial_budget(budget, request.tune_budget), _check_seeds([request.tune_seed])[0])
-
-
-def _tune_context(request: BenchRequest, reg: Registry, runner: BenchRunner, store: Any, progress: Any,
-                  settings: Any, **plan_args: Any) -> Any:
-    """What :mod:`zoo.bench.tuning` needs: a runner at the trial budget, evaluating at the rungs,
-    and a way to plan a model with extra overrides exactly as the request plans it."""
-    import copy
-
-    from zoo.bench.runner import plan_models
-    from zoo.bench.sweep import _applies
-    from zoo.bench.tuning import RUNG_POINTS, TuneContext
-
-    trial_runner = copy.copy(runner)
-    trial_runner.budget, trial_runner.points = settings.trial_budget, list(RUNG_POINTS)
-
-    def replan(name: str, params: dict[str, Any]) -> ModelPlan:
-        entry = reg.entry(name)
-        declared = {o.name for o in entry.cls.sample_options}
-        own = {k: v for k, v in request.overrides.items() if k.rpartition(".")[0] == name}
-        options = {k: v for k, v in request.options.items() if _applies(k, name, declared)}
-        return plan_models(reg, [name], precision=request.precision, batch_size=request.batch_size,
-                           overrides={**own, **params}, options=options, **plan_args)[0]
-
-    return TuneContext(trial_runner, replan, request.overrides, store, progress)
-
-
-def _tune(request: BenchRequest, reg: Registry, plans: list[ModelPlan], settings: Any, runner: BenchRunner,
-          store: Any, progress: Any, **plan_args: Any) -> list[ModelPlan]:
-    from zoo.bench.tuning import tune_plans
-
-    progress.message(f"tuning: {settings.n_trials} trial(s) per model at {settings.trial_budget} each")
-    return tune_plans(plans, settings, _tune_context(request, reg, runner, store, progress, settings, **plan_args))
-
-
-def _dry_run(request: BenchRequest, reg: Registry, plans: list[ModelPlan], preset: Preset, seeds: list[int],
-             budget: Budget, data: Any, store_path: Path, tune_settings: Any) -> BenchResult:
-    """The jobs of ``request`` and whether the store holds them; trains and writes nothing."""
-    store = ResultsStore(store_path, create=False) if store_path.is_file() else None
-    protocol, why = protocol_if_ready(
-        data, num_real=min(preset.num_real, len(data.train)),
-        num_fake=min(request.num_fake or preset.num_fake, len(data.test)), backbone=request.backbone,
-        inception_weights=request.inception_weights)
-    result = BenchResult([], store, protocol, plans)
-    if protocol is None:
-        result.planned = unplanned_jobs(plans, seeds, budget, why)
-        return result
-    runs_dir = Path(request.runs_dir) if request.runs_dir is not None else store_path.parent / "bench"
-    runner = BenchRunner(dataset=data, protocol=protocol, store=store, preset=preset,  # type: ignore[arg-type]
-                         budget=budget, device=resolve_device(request.device), runs_dir=runs_dir,
-                         curve_points=request.curve_points)
-    if tune_settings is not None:
-        from zoo.bench.tuning import planned_tuning
-
-        ctx = _tune_context(request, reg, runner, store, BenchProgress(), tune_settings, preset=preset, dataset=data,
-                            device=runner.device)
-        result.planned = planned_tuning(plans, tune_settings, ctx, seeds, runner)
-        return result
-    result.planned = planned_jobs([runner.job(plan, seed) for plan in plans for seed in seeds], store)
     return result
 
 

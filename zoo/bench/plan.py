@@ -18,7 +18,7 @@ from typing import Any
 
 from zoo.errors import MetricsError
 
-__all__ = ["PlannedJob", "planned_jobs", "protocol_if_ready", "render_plan"]
+__all__ = ["PlannedJob", "dry_run", "planned_jobs", "protocol_if_ready", "render_plan"]
 
 
 @dataclass
@@ -182,3 +182,99 @@ def render_plan(planned: Sequence[PlannedJob], width: int = 80) -> str:
         )
     notes = sorted({j.note for j in planned if j.note})
     return "\n".join(lines + [f"note: {n}" for n in notes])
+
+
+def dry_run(request: Any, reg: Any, plans: Sequence[Any], *, preset: Any, seeds: Sequence[int], budget: Any,
+            dataset: Any, store_path: Any, tune_settings: Any = None) -> tuple[Any, Any, list[PlannedJob]]:
+    """``(store or None, protocol or None, jobs)`` of a resolved request (:func:`zoo.bench.run_benchmark`
+    with ``dry_run``): opens the store only if it exists, trains and writes nothing."""
+    from pathlib import Path
+
+    from zoo.bench.runner import BenchProgress, BenchRunner
+    from zoo.bench.store import ResultsStore
+    from zoo.device import resolve_device
+
+    store_path = Path(store_path)
+    store = ResultsStore(store_path, create=False) if store_path.is_file() else None
+    protocol, why = protocol_if_ready(
+        dataset, num_real=min(preset.num_real, len(dataset.train)),
+        num_fake=min(request.num_fake or preset.num_fake, len(dataset.test)), backbone=request.backbone,
+        inception_weights=request.inception_weights)
+    if protocol is None:
+        return store, None, unplanned_jobs(plans, seeds, budget, why)
+    runs_dir = Path(request.runs_dir) if request.runs_dir is not None else store_path.parent / "bench"
+    runner = BenchRunner(dataset=dataset, protocol=protocol, store=store, preset=preset, budget=budget,
+                         device=resolve_device(request.device), runs_dir=runs_dir, curve_points=request.curve_points)
+    if tune_settings is not None:
+        from zoo.bench.tuning import context_for
+
+        ctx = context_for(request, reg, runner, store, BenchProgress(), tune_settings, preset=preset,
+                          dataset=dataset, device=runner.device)
+        return store, protocol, planned_tuning(plans, tune_settings, ctx, seeds, runner)
+    return store, protocol, planned_jobs([runner.job(plan, seed) for plan in plans for seed in seeds], store)
+
+
+def planned_tuning(
+    plans: Sequence[Any],
+    settings: Any,
+    ctx: Any,
+    seeds: Sequence[int],
+    full_runner: Any,
+) -> list[Any]:
+    """``--dry-run --tune``: each model's trials (done or to run) and tuned jobs; runs nothing."""
+    from zoo.bench.tuning import best_plan, require_optuna, trials_of
+    from zoo.errors import ZooError
+    from zoo.metric_names import higher_is_better
+
+    optuna = require_optuna()
+    lower = not higher_is_better(ctx.runner.protocol.primary_metric)
+    out: list[Any] = []
+    for plan in plans:
+        _, space, done = trials_of(plan, settings, ctx, optuna)
+        by_number = {t.number: t for t in done}
+        for n in range(settings.n_trials):
+            t = by_number.get(n)
+            label = f"#{n + 1} " + (
+                f"{t.config_label} ({t.state})" if t else "(sampled when it runs)"
+            )
+            out.append(
+                PlannedJob(
+                    plan.name,
+                    label,
+                    settings.seed,
+                    str(settings.trial_budget),
+                    t is not None,
+                    kind="trial",
+                    config_hash=t.config_hash if t else "",
+                )
+            )
+        if len(by_number) >= settings.n_trials:
+            try:
+                tuned = best_plan(plan, settings, ctx, space, done, lower)
+            except ZooError as exc:
+                out.append(
+                    PlannedJob(
+                        plan.name,
+                        "no tuned config",
+                        seeds[0],
+                        str(full_runner.budget),
+                        False,
+                        kind="tuned",
+                        note=str(exc),
+                    )
+                )
+                continue
+            out += planned_jobs([full_runner.job(tuned, s) for s in seeds], ctx.store)
+        else:
+            out += [
+                PlannedJob(
+                    plan.name,
+                    f"best of {settings.n_trials} trials",
+                    s,
+                    str(full_runner.budget),
+                    False,
+                    kind="tuned",
+                )
+                for s in seeds
+            ]
+    return out

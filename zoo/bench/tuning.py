@@ -419,66 +419,45 @@ def _train_and_score(
     return float(metrics[runner.protocol.primary_metric])
 
 
-def planned_tuning(
-    plans: Sequence[Any],
-    settings: TuneSettings,
-    ctx: TuneContext,
-    seeds: Sequence[int],
-    full_runner: Any,
-) -> list[Any]:
-    """``--dry-run --tune``: each model's trials (done or to run) and tuned jobs; runs nothing."""
-    from zoo.bench.plan import PlannedJob, planned_jobs
-    from zoo.metric_names import higher_is_better
+def settings_for(request: Any, plans: Sequence[Any], budget: Budget) -> TuneSettings | None:
+    """A request's ``--tune`` settings, checked before any work (UsageError); ``None`` without."""
+    if request.tune is None:
+        if request.tune_budget is not None:
+            raise UsageError("--tune-budget needs --tune N")
+        return None
+    check_tune_request(request.tune, plans, request.overrides)
+    seed = request.tune_seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise UsageError(f"the tuning seed must be a whole number in 0..2**63-1, got {seed!r}")
+    return TuneSettings(request.tune, trial_budget(budget, request.tune_budget), seed)
 
-    optuna = require_optuna()
-    lower = not higher_is_better(ctx.runner.protocol.primary_metric)
-    out: list[Any] = []
-    for plan in plans:
-        _, space, done = trials_of(plan, settings, ctx, optuna)
-        by_number = {t.number: t for t in done}
-        for n in range(settings.n_trials):
-            t = by_number.get(n)
-            label = f"#{n + 1} " + (
-                f"{t.config_label} ({t.state})" if t else "(sampled when it runs)"
-            )
-            out.append(
-                PlannedJob(
-                    plan.name,
-                    label,
-                    settings.seed,
-                    str(settings.trial_budget),
-                    t is not None,
-                    kind="trial",
-                    config_hash=t.config_hash if t else "",
-                )
-            )
-        if len(by_number) >= settings.n_trials:
-            try:
-                tuned = best_plan(plan, settings, ctx, space, done, lower)
-            except ZooError as exc:
-                out.append(
-                    PlannedJob(
-                        plan.name,
-                        "no tuned config",
-                        seeds[0],
-                        str(full_runner.budget),
-                        False,
-                        kind="tuned",
-                        note=str(exc),
-                    )
-                )
-                continue
-            out += planned_jobs([full_runner.job(tuned, s) for s in seeds], ctx.store)
-        else:
-            out += [
-                PlannedJob(
-                    plan.name,
-                    f"best of {settings.n_trials} trials",
-                    s,
-                    str(full_runner.budget),
-                    False,
-                    kind="tuned",
-                )
-                for s in seeds
-            ]
-    return out
+
+def context_for(request: Any, reg: Any, runner: Any, store: Any, progress: Any, settings: TuneSettings,
+                **plan_args: Any) -> TuneContext:
+    """What tuning needs from a benchmark request: a copy of its runner at the trial budget,
+    evaluating at the rungs, and a way to plan one model with extra ``{"model.key": value}``
+    overrides exactly as the request plans it (``plan_args``: preset, dataset, device)."""
+    import copy
+
+    from zoo.bench.runner import plan_models
+    from zoo.bench.sweep import _applies
+
+    trial_runner = copy.copy(runner)
+    trial_runner.budget, trial_runner.points = settings.trial_budget, list(RUNG_POINTS)
+
+    def replan(name: str, params: dict[str, Any]) -> Any:
+        declared = {o.name for o in reg.entry(name).cls.sample_options}
+        own = {k: v for k, v in request.overrides.items() if k.rpartition(".")[0] == name}
+        options = {k: v for k, v in request.options.items() if _applies(k, name, declared)}
+        return plan_models(reg, [name], precision=request.precision, batch_size=request.batch_size,
+                           overrides={**own, **params}, options=options, **plan_args)[0]
+
+    return TuneContext(trial_runner, replan, request.overrides, store, progress)
+
+
+def tune_request(request: Any, reg: Any, plans: Sequence[Any], settings: TuneSettings, runner: Any, store: Any,
+                 progress: Any, **plan_args: Any) -> list[Any]:
+    """:func:`tune_plans` for a benchmark request: each model's tuned plan."""
+    progress.message(f"tuning: {settings.n_trials} trial(s) per model at {settings.trial_budget} each")
+    ctx = context_for(request, reg, runner, store, progress, settings, **plan_args)
+    return tune_plans(plans, settings, ctx)
