@@ -25,8 +25,12 @@ class ModelConfig:
     ``X | None``); a wrong kind is a :class:`~zoo.errors.ConfigError` naming the field. Every float
     must be finite (NaN and infinities are refused) unless its field says otherwise with
     ``field(default=math.inf, metadata={"finite": False})``. Override :meth:`validate` for value
-    checks and call :meth:`require` so errors name the field.
+    checks and call :meth:`require` so errors name the field. ``search_space`` maps field names to
+    the ranges ``zoo bench --tune`` searches (:mod:`zoo.search`: ``Float``, ``Int``, ``Choice``).
     """
+
+    #: ``{"lr": Float(1e-5, 1e-3, log=True), ...}``: what ``zoo bench --tune`` searches; {}: nothing.
+    search_space: typing.ClassVar[Mapping[str, Any]] = {}
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -67,18 +71,28 @@ def parse_assignments(items: Iterable[str | tuple[str, Any]], what: str = "--set
     """Parse ``["key=value", ...]`` into a dict, with a clear error for malformed items.
 
     An item may also be a ``(key, value)`` pair: a configuration file's typed value (``lr = 2e-4``,
-    ``use_ema = true``), kept typed so a file's ``true`` cannot pass as an int nor ``1`` as a bool.
+    ``use_ema = true``), kept typed so a file's ``true`` cannot pass as an int nor ``1`` as a bool;
+    a ``key=value`` text after it replaces it (the command line wins over the file). One key given
+    twice as text with different values is a :class:`ConfigError` (one run takes one value; ``zoo
+    bench`` reads repeated values as a sweep with :func:`zoo.bench.sweep.collect_assignments`).
     """
     out: dict[str, Any] = {}
+    typed: set[str] = set()  # keys whose value came from a file: the command line replaces them
     for item in items:
         if isinstance(item, tuple):
             key, value = item
             out[str(key).strip()] = value
+            typed.add(str(key).strip())
             continue
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(_show(item), f"expected key=value in {what}")
-        out[key.strip()] = value.strip()
+        key, value = key.strip(), value.strip()
+        if key in out and key not in typed and out[key] != value:  # never a silent last-wins
+            raise ConfigError(key, f"given twice in {what} ({_show(out[key])}, {_show(value)}); this command "
+                                   "runs one value (zoo bench sweeps over repeated --set values)")
+        out[key] = value
+        typed.discard(key)
     return out
 
 

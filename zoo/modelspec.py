@@ -125,6 +125,9 @@ def check_config_class(config: Any, owner: str) -> None:
         config()
     except Exception as exc:
         raise TypeError(f"{owner}() with defaults fails: {exc}") from exc
+    from zoo.search import check_search_space
+
+    check_search_space(config, owner)
 
 
 def check_declarations(owner: str, values: Mapping[str, Any]) -> None:

@@ -232,6 +232,7 @@ class ModelEntry:
         choices), sizes, channels, batch size, batches per step, tiny config, recipe, bench sweep,
         paper, plugin and the model's variants."""
         from zoo.config import field_docs
+        from zoo.search import search_space
 
         get = self.source.get
         recipe, sweep, sizes = get("recipe"), get("bench_sweep"), get("supported_sizes")
@@ -264,6 +265,7 @@ class ModelEntry:
             "tiny_config": dict(get("tiny_config")),
             "recipe": None if recipe is None else recipe.to_dict(),
             "bench_sweep": None if sweep is None else [dict(s) for s in sweep],
+            "search_space": {k: v.to_dict() for k, v in search_space(self.config).items()},  # zoo bench --tune
         }
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from zoo import ModelSpec
 from zoo.config import ModelConfig
+from zoo.search import Choice, Float
 
 #: First feature-map size for each supported image size (the image is reached by doublings).
 START_SIZE = {28: 7, 32: 4, 64: 4}
@@ -27,6 +28,9 @@ class DCGANConfig(ModelConfig):
     beta1: float = 0.5  # Adam beta1 (paper: 0.5, down from 0.9, which oscillated)
     beta2: float = 0.999  # Adam beta2 (paper: the default 0.999)
     ema_decay: float = 0.999  # sample from an EMA of G (not in the paper; Yazici et al. 2019); 0: off
+    #: What `zoo bench --tune` searches (Lucic et al. 2018 tune lr, beta1, beta2 of every GAN).
+    search_space = {"lr": Float(5e-5, 2e-3, log=True), "beta1": Choice(0.0, 0.5, 0.9),
+                    "beta2": Choice(0.9, 0.999)}
 
     def validate(self) -> None:
         self.require(self.latent_dim >= 1, "latent_dim", "must be at least 1")

@@ -12,6 +12,7 @@ from typing import Any
 
 from zoo import ModelSpec, Recipe, SampleOption
 from zoo.config import ModelConfig
+from zoo.search import Choice, Float
 
 #: Sampler names (``zoo_ddpm.schedulers.SCHEDULERS`` implements each; a test keeps them equal).
 SAMPLERS = ("ddpm", "ddim", "dpmpp2m")
@@ -59,6 +60,9 @@ class DDPMConfig(ModelConfig):
     # the rest. None is the paper's unweighted L_simple; 5 is Hang et al.'s choice and lowered
     # FID_lenet at 1,000 CPU steps from 94 to 71 (docs/samples.md).
     snr_gamma: float | None = None
+    #: What `zoo bench --tune` searches: step size, averaging horizon, Min-SNR weighting.
+    search_space = {"lr": Float(2e-4, 5e-3, log=True), "ema_decay": Choice(0.99, 0.995, 0.999),
+                    "snr_gamma": Choice(None, 5.0)}
 
     def validate(self) -> None:
         self.require(self.base_channels >= 1, "base_channels", "must be >= 1")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from zoo import ModelSpec, Recipe, SampleOption
 from zoo.config import ModelConfig
+from zoo.search import Choice, Float
 
 SAMPLERS = ("euler", "heun")
 
@@ -30,6 +31,8 @@ class FlowConfig(ModelConfig):
     warmup_steps: int = 100  # linear learning-rate warm-up
     grad_clip: float = 1.0  # global gradient-norm clip; the trainer passes it to TrainStep
     ema_decay: float = 0.999  # EMA of the weights used for sampling (see ddpm's note)
+    #: What `zoo bench --tune` searches: step size and averaging horizon.
+    search_space = {"lr": Float(2e-4, 5e-3, log=True), "ema_decay": Choice(0.99, 0.995, 0.999)}
 
     def validate(self) -> None:
         self.require(self.base_channels >= 1, "base_channels", "must be >= 1")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from zoo import ModelSpec
 from zoo.config import ModelConfig
+from zoo.search import Choice, Float
 
 
 @dataclass
@@ -26,6 +27,9 @@ class GANConfig(ModelConfig):
     beta1: float = 0.5  # Adam beta1, lowered from 0.9 for stability (Radford et al. 2015)
     beta2: float = 0.999  # Adam beta2
     ema_decay: float = 0.999  # sample from an EMA of G (not in the paper; Yazici et al. 2019); 0: off
+    #: What `zoo bench --tune` searches (Lucic et al. 2018 tune lr, beta1, beta2 of every GAN).
+    search_space = {"lr": Float(1e-4, 3e-3, log=True), "beta1": Choice(0.0, 0.5, 0.9),
+                    "beta2": Choice(0.9, 0.999), "d_dropout": Float(0.0, 0.7)}
 
     def validate(self) -> None:
         for name in ("latent_dim", "g_hidden", "d_units", "d_pieces"):

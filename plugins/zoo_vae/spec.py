@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from zoo import ModelSpec, SampleOption
 from zoo.config import ModelConfig
+from zoo.search import Choice, Float
 
 #: Number of stride-2 halvings of the encoder for each supported size (7x7 or 8x8 at the bottom).
 HALVINGS = {28: 2, 32: 2, 64: 3}
@@ -24,6 +25,8 @@ class VAEConfig(ModelConfig):
     width: int = 32  # channels of the first convolution; doubled at every halving
     lr: float = 1e-3  # Adam learning rate (paper: Adagrad with step sizes 0.01-0.1)
     min_log_scale: float = -7.0  # floor of the pixel log-scale, as in PixelCNN++
+    #: What `zoo bench --tune` searches: the step size and the size of the code.
+    search_space = {"latent_dim": Choice(8, 16, 20, 32), "lr": Float(1e-4, 1e-2, log=True)}
 
     def validate(self) -> None:
         for name in ("latent_dim", "hidden", "width"):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from zoo import ModelSpec
 from zoo.config import ModelConfig
+from zoo.search import Choice, Float
 
 #: Start resolution of the DCGAN generator per image size (zoo.blocks.DCGAN_START_SIZE, kept
 #: here free of torch; tests/test_blocks.py checks they agree).
@@ -34,6 +35,9 @@ class VAEGANConfig(ModelConfig):
     beta1: float = 0.5  # Adam beta1 (DCGAN: 0.5)
     beta2: float = 0.999  # Adam beta2
     ema_decay: float = 0.999  # sample from an EMA of the decoder (not in the paper); 0: off
+    #: What `zoo bench --tune` searches: gamma (the paper's one hyper-parameter), lr and beta1.
+    search_space = {"gamma": Float(1e-3, 1e-1, log=True), "lr": Float(5e-5, 2e-3, log=True),
+                    "beta1": Choice(0.0, 0.5, 0.9)}
 
     def validate(self) -> None:
         for name in ("latent_dim", "width", "enc_hidden"):

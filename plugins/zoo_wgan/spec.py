@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from zoo import ModelSpec, Recipe
 from zoo.config import ModelConfig
+from zoo.search import Choice, Float
 
 #: First feature-map size for each supported image size (the image is reached by doublings).
 START_SIZE = {28: 7, 32: 4}
@@ -29,6 +30,9 @@ class WGANGPConfig(ModelConfig):
     critic_norm: str = "none"  # "none" (paper's MNIST code) or "layer" (layer norm, the paper's advice)
     leaky_slope: float = 0.2  # LeakyReLU slope in the critic (paper's code: 0.2)
     ema_decay: float = 0.999  # sample from an EMA of G (not in the paper; Yazici et al. 2019); 0: off
+    #: What `zoo bench --tune` searches (Lucic et al. 2018: lr, betas; and lambda, the penalty weight).
+    search_space = {"gp_weight": Float(1.0, 30.0, log=True), "lr": Float(2e-5, 1e-3, log=True),
+                    "beta1": Choice(0.0, 0.5), "beta2": Choice(0.9, 0.999)}
 
     def validate(self) -> None:
         for name in ("latent_dim", "width", "n_critic"):

@@ -27,6 +27,7 @@ import pandas as pd
 from zoo.bench.cellfmt import format_count
 from zoo.bench.cellfmt import numeric as _numeric
 from zoo.bench.store import ResultRow, ResultsStore, _parse_json, canonical_json
+from zoo.bench.trials import effort_of, tuning_label
 from zoo.metric_names import higher_is_better, protocol_warnings
 
 if TYPE_CHECKING:
@@ -144,10 +145,15 @@ class Leaderboard:
     view: View | None = None
     _grouped: tuple[list[ResultRow], int, dict[tuple[str, ...], list[ResultRow]]] | None = field(
         default=None, repr=False, compare=False)
+    #: The tuning effort every line shares (``zoo bench --tune``; ``{}``: untuned): boards never
+    #: mix efforts. ``trials``: each model's tuning trials (:func:`zoo.bench.trials.attach_trials`).
+    tuning: dict[str, Any] = field(default_factory=dict)
+    trials: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def title(self) -> str:
-        return f"{self.dataset} · protocol {self.protocol_hash[:12]}"
+        tuned = f" · {tuning_label(self.tuning)}" if self.tuning else ""
+        return f"{self.dataset} · protocol {self.protocol_hash[:12]}{tuned}"
 
     @property
     def direction(self) -> str:
@@ -225,22 +231,30 @@ def leaderboards(store: ResultsStore, dataset: str | None = None, protocol: str 
     boards = build_leaderboard(rows, dataset=dataset, protocol_hash=protocol_hash)
     for board in boards:
         board.store_folder = store.folder
+    from zoo.bench.trials import attach_trials
+
+    attach_trials(boards, store)
     return boards
 
 
 def build_leaderboard(
     rows: Iterable[ResultRow], dataset: str | None = None, protocol_hash: str | None = None
 ) -> list[Leaderboard]:
-    """One :class:`Leaderboard` per (dataset, protocol_hash) among ``rows``, sorted by dataset then
-    protocol; ``dataset`` / ``protocol_hash`` keep only exactly matching rows."""
-    groups: dict[tuple[str, str], list[ResultRow]] = {}
+    """One :class:`Leaderboard` per (dataset, protocol_hash, tuning effort) among ``rows``, sorted by
+    dataset, protocol, then effort; ``dataset`` / ``protocol_hash`` keep only
+    exactly matching rows."""
+    groups: dict[tuple[str, str, str], list[ResultRow]] = {}
     for row in rows:
         if dataset is not None and row.dataset != dataset:
             continue
         if protocol_hash is not None and row.protocol_hash != protocol_hash:
             continue
-        groups.setdefault((row.dataset, row.protocol_hash), []).append(row)
-    return [_build_one(ds, ph, group) for (ds, ph), group in sorted(groups.items())]
+        effort = canonical_json(effort_of(row.tuning))
+        groups.setdefault((row.dataset, row.protocol_hash, effort), []).append(row)
+    boards = [_build_one(ds, ph, group) for (ds, ph, _), group in sorted(groups.items())]
+    for board in boards:
+        board.tuning = effort_of(board.rows[0].tuning) if board.rows else {}
+    return boards
 
 
 def _metric_sort_key(metric: str, primary: str) -> tuple[int, int, str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo.bench.plan import PlannedJob, dry_run
 from zoo.bench.presets import Preset, get_preset
 from zoo.bench.runner import (
     BenchProgress,
@@ -21,10 +22,11 @@ from zoo.bench.runner import (
     JobCounter,
     ModelPlan,
     check_job_dir,
-    plan_models,
     report_overall,
 )
 from zoo.bench.store import ResultRow, ResultsStore, default_store_path, open_mode
+from zoo.bench.sweep import plan_sweeps
+from zoo.bench.tuning import settings_for, tune_request
 from zoo.budget import Budget
 from zoo.device import check_precision, resolve_device, warn_if_emulated
 from zoo.errors import UsageError, ZooError
@@ -63,8 +65,10 @@ class BenchRequest:
     batch_size: int | None = None
     precision: str = "auto"
     device: str = "auto"
-    overrides: Mapping[str, str] = field(default_factory=dict)
-    options: Mapping[str, str] = field(default_factory=dict)
+    #: ``"model.key"`` -> value, or a :class:`zoo.bench.sweep.Sweep` of values (one job each)
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    #: ``"[model.]key"`` -> value, or a :class:`~zoo.bench.sweep.Sweep` (one row each)
+    options: Mapping[str, Any] = field(default_factory=dict)
     num_fake: int | None = None
     backbone: str = "auto"
     inception_weights: str | None = None
@@ -80,6 +84,17 @@ class BenchRequest:
     executor: str = "serial"
     jobs: int | None = None
     slurm: Mapping[str, Any] = field(default_factory=dict)
+    #: Plan only: resolve everything, look the jobs up in the store, train nothing, write nothing
+    #: (the result's ``planned`` lists the jobs; see :mod:`zoo.bench.plan`).
+    dry_run: bool = False
+    #: Tune every model first (zoo.bench.tuning): ``tune`` trials each at ``tune_budget`` (default:
+    #: a quarter of the budget), then the best config of each at the full budget.
+    tune: int | None = None
+    tune_budget: str | None = None
+    tune_seed: int = 0
+    #: The tuning effort behind the config ``overrides`` give (``ResultRow.tuning``): set by
+    #: executors for a tuned job's child process (zoo.bench.sweep.pin_to_plan), not by users.
+    tuned: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,10 +102,11 @@ class BenchResult:
     """The rows of a request (measured now or found in the store), and what they were measured under."""
 
     rows: list[ResultRow]
-    store: ResultsStore
-    protocol: Protocol
+    store: ResultsStore | None  # None only for a dry run without a store
+    protocol: Protocol | None  # None only for a dry run whose backbone is not ready here
     plans: list[ModelPlan]
     reused: int = 0  # jobs skipped because their rows were already in the store
+    planned: list[PlannedJob] = field(default_factory=list)  # a dry run's jobs
 
     @property
     def failed(self) -> list[ResultRow]:
@@ -121,11 +137,20 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
         check_precision(request.precision, device)
     data = load_dataset(request.dataset, data_dir=request.data_dir, registry=reg)
     # Names, configs and options resolved once, before anything is created on disk.
-    plans = plan_models(reg, list(request.models), preset=preset, dataset=data, device=device,
+    plans = plan_sweeps(reg, list(request.models), preset=preset, dataset=data, device=device,
                         precision=request.precision, batch_size=request.batch_size,
                         overrides=dict(request.overrides), options=dict(request.options))
-    _warn_emulated(plans, device)
+    for plan in plans if request.tuned else ():
+        plan.tuning = dict(request.tuned)
     store_path = Path(request.results or default_store_path())
+    tune_settings = settings_for(request, plans, budget)  # --tune checked before any work
+    if request.dry_run:
+        result = BenchResult([], None, None, plans)
+        result.store, result.protocol, result.planned = dry_run(
+            request, reg, plans, preset=preset, seeds=seeds, budget=budget, dataset=data, store_path=store_path,
+            tune_settings=tune_settings)
+        return result
+    _warn_emulated(plans, device)
     if open_mode(store_path) != "rw":  # rows measured now could not be stored: refuse before training
         raise UsageError(f"results store {store_path} is read-only here (its file or folder); "
                          "pass --results with a writable path")
@@ -142,6 +167,9 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
                      f"vs {protocol.num_real} real)")
     runner = BenchRunner(dataset=data, protocol=protocol, store=store, preset=preset, budget=budget, device=device,
                          runs_dir=runs_dir, progress=progress, curve_points=request.curve_points, rerun=request.rerun)
+    if tune_settings is not None:  # trials first (kept in the store); then each model's best config
+        plans = tune_request(request, reg, plans, tune_settings, runner, store, progress,
+                             preset=preset, dataset=data, device=device)
     result = BenchResult([], store, protocol, plans)
     jobs = [runner.job(plan, seed) for plan in plans for seed in seeds]
     for job in jobs:  # every job folder is checked before the first job writes anything

@@ -105,7 +105,10 @@ def _request_to_json(request: BenchRequest) -> dict[str, Any]:
         if data.get(key) is not None:
             data[key] = os.fspath(data[key])
     data["models"], data["seeds"] = list(data["models"]), list(data["seeds"])
-    data["overrides"], data["options"] = dict(data["overrides"]), dict(data["options"])
+    from zoo.bench.sweep import values_to_json
+
+    data["overrides"], data["options"] = values_to_json(data["overrides"]), values_to_json(data["options"])
+    data["tuned"] = dict(data["tuned"])
     return data
 
 
@@ -168,6 +171,7 @@ def run_jobs(runner: BenchRunner, jobs: Sequence[Job], request: BenchRequest, se
     run elsewhere and their rows are ingested into ``runner.store`` as each finishes.
     """
     from zoo.bench.runner import JobCounter, report_overall
+    from zoo.bench.sweep import pin_to_plan
 
     settings.validate()
     request_json = _request_to_json(request)
@@ -187,7 +191,7 @@ def run_jobs(runner: BenchRunner, jobs: Sequence[Job], request: BenchRequest, se
         spec = runner.runs_dir / ".jobs" / f"{job.run_dir.name}.json"
         log = job.run_dir / LOG_FILE
         atomic_write_text(spec, json.dumps({
-            "request": request_json, "model": job.plan.name, "seed": job.seed,
+            "request": pin_to_plan(request_json, job.plan), "model": job.plan.name, "seed": job.seed,
             "runs_dir": os.fspath(runner.runs_dir), "run_dir": os.fspath(job.run_dir), "log": os.fspath(log),
         }, indent=1) + "\n")
         pending.append(_Pending(i, job, spec, log))

@@ -581,6 +581,10 @@ def _plots(lb: Leaderboard, index: int) -> list[dict[str, Any]]:
               lambda x=x: _compute_alt(lb, x)) for x in COMPUTE_AXES]
     found.append(("Quality vs sampling steps", plot_quality_vs_steps(lb, fmt="svg"), lambda: _steps_alt(lb)))
     found.append(("Throughput", plot_throughput(lb, fmt="svg"), lambda: _throughput_alt(lb)))
+    from zoo.bench.trialplot import plot_trials, trials_alt
+
+    # zoo bench --tune: each model's trials beside its final line
+    found.append(("Tuning trials", plot_trials(lb, fmt="svg"), lambda: trials_alt(lb)))
     return [{"title": title, "svg": Markup(inline_svg(svg, f"b{index}p{k}-")), "alt": alt()}  # noqa: S704
             for k, (title, svg, alt) in enumerate(found) if svg is not None]
 

@@ -156,6 +156,7 @@ class ModelPlan:
     precision: str  # fp32, bf16 or fp16 (``auto`` resolved)
     sample_settings: list[dict[str, Any]]  # parsed and validated, one row each
     curve_setting: dict[str, Any]  # the cheapest of them, used for the points along the budget
+    tuning: dict[str, Any] = field(default_factory=dict)  # the effort behind a tuned config (zoo.bench.tuning)
 
     @property
     def name(self) -> str:
@@ -316,6 +317,7 @@ class BenchRunner:
             "model": plan.name, "plugin_version": plan.plugin_version, "config_hash": plan.config_hash,
             "budget": self.budget.to_dict(), "precision": plan.precision, "seed": seed,
             "dataset": self.protocol.dataset_fingerprint,
+            **({"tuning": plan.tuning} if plan.tuning else {}),  # untuned folders keep their names
         })
         digest = hashlib.sha256(train_identity.encode()).hexdigest()[:10]
         name = f"{slug(plan.name)}-{slug(self.dataset.name, 24)}-{self.budget}-{plan.precision}-{digest}-s{seed}"
@@ -332,6 +334,7 @@ class BenchRunner:
             "config": plan.config, "config_hash": plan.config_hash, "config_label": plan.config_label,
             "budget_kind": job.budget.kind, "budget_amount": job.budget.amount, "precision": plan.precision,
             "sample_options": options, "floor": self.floor, "environment": self.env, "run_dir": str(job.run_dir),
+            "tuning": plan.tuning,
         }
         identity = ResultRow(**fields).identity
         return {"fields": fields, "identity": identity}

@@ -32,8 +32,13 @@ def run_job_spec(spec_path: str | os.PathLike[str]) -> str:
     temporary folder (so the shared store is never opened here). Raises :class:`~zoo.errors.ZooError`
     when the request no longer resolves to the spec's run folder (genzoo or a plugin changed).
     """
+    from zoo.bench.sweep import values_from_json
+
     spec = json.loads(Path(spec_path).read_text())
-    request = BenchRequest(**{**spec["request"], "models": [spec["model"]], "seeds": [spec["seed"]],
+    given = spec["request"]
+    given = {**given, "overrides": values_from_json(given.get("overrides", {})),
+             "options": values_from_json(given.get("options", {}))}
+    request = BenchRequest(**{**given, "models": [spec["model"]], "seeds": [spec["seed"]],
                               "runs_dir": spec["runs_dir"], "executor": "serial", "jobs": None,
                               "fail_fast": False})  # --rerun passes through: retrain, not resume
     log = spec.get("log", "")

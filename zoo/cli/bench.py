@@ -43,6 +43,12 @@ from zoo.guard import signal_raises
 @click.option("--rerun", is_flag=True, help="Train again even where the store already holds the rows.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first model that fails.")
 @click.option("--json", "as_json", is_flag=True, help="Print this run's result rows as JSON instead of the table.")
+@click.option("--tune", type=click.IntRange(min=1), metavar="N",
+              help="Tune every model first: N trials each (Optuna, seeded, successive halving) at --tune-budget, "
+                   "then its best config at the full budget (docs/benchmarks.md).")
+@click.option("--tune-budget", metavar="AMOUNT", help="Budget of each tuning trial (default: a quarter of the budget).")
+@click.option("--dry-run", is_flag=True, help="Print the jobs (model, config, seed, budget, already in the store?) and exit; "
+                                              "trains and writes nothing.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: when stderr is a terminal).")
 @click.option("--executor", type=click.Choice(["serial", "local", "slurm"]), default="serial", show_default=True,
               help="Where jobs run: this process, --jobs local processes, or a Slurm job array (docs/distributed.md).")
@@ -59,7 +65,7 @@ from zoo.guard import signal_raises
 def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_budget, batch_size, overrides, options,
                   num_fake, curve_points, backbone, inception_weights, device, precision, results, runs_dir, html_path,
                   rerun, fail_fast, as_json, progress, executor, jobs, slurm_partition, slurm_gpus_per_job,
-                  slurm_timeout_min, collect_dir) -> None:
+                  slurm_timeout_min, collect_dir, tune, tune_budget, dry_run) -> None:
     """Benchmark models: same budget, same protocol, with cost measured alongside quality.
 
     Each model and seed is trained once, evaluated at points along its budget (the
@@ -73,9 +79,10 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
     from zoo.bench.api import BenchRequest, run_benchmark
     from zoo.bench.leaderboard import build_leaderboard, print_leaderboards
     from zoo.bench.report import write_html
+    from zoo.bench.sweep import collect_assignments
+    from zoo.bench.trials import attach_trials
     from zoo.cli.options import budget_text
     from zoo.cli.progress import bench_progress, progress_mode
-    from zoo.config import parse_assignments
     from zoo.errors import UsageError
 
     if collect_dir is not None:
@@ -87,9 +94,10 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
     request = BenchRequest(
         models=models.split(","), preset=preset, seeds=parse_seeds(seeds), dataset=dataset, data_dir=data_dir,
         budget=budget_text(budget, steps, time_budget), batch_size=batch_size, precision=precision, device=device,
-        overrides=parse_assignments(overrides), options=parse_assignments(options, "--option"), num_fake=num_fake,
+        overrides=collect_assignments(overrides), options=collect_assignments(options, "--option"), num_fake=num_fake,
         backbone=backbone, inception_weights=inception_weights, results=results, runs_dir=runs_dir,
         curve_points=curve_points, fail_fast=fail_fast, rerun=rerun, executor=executor, jobs=jobs, slurm=slurm,
+        dry_run=dry_run, tune=tune, tune_budget=tune_budget,
     )
     from zoo.trainer import Interrupted  # training stopped by a signal, after a checkpoint
 
@@ -102,10 +110,19 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
         stderr.print(text, highlight=False, markup=False, soft_wrap=False)  # wrapped at the width
         stderr.print(f"  {command}", highlight=False, markup=False, soft_wrap=True)  # one copyable line
         raise click.exceptions.Exit(128 + signum) from None
+    if dry_run:
+        from zoo.bench.plan import render_plan
+
+        if as_json:
+            echo_json([j.to_dict() for j in result.planned])
+        else:
+            stdout.print(render_plan(result.planned, stdout.width), highlight=False, markup=False, soft_wrap=True)
+        return
     if as_json:
         echo_json([r.to_dict() for r in result.rows])
     else:
         boards = build_leaderboard(result.rows)
+        attach_trials(boards, result.store)
         print_leaderboards(boards, stdout)
         html = write_html(boards, html_path or result.store.path.parent / "leaderboard.html", base_dir=result.store.folder)
         stdout.print(f"results: {_shown(result.store.path)}\nhtml: {_shown(html)}", highlight=False, markup=False)

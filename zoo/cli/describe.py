@@ -43,6 +43,14 @@ def _recipe_text(recipe: dict) -> str:
     return escape(", ".join(parts + ([changes] if changes else [])))
 
 
+def _space_text(space: dict) -> str:
+    from zoo.search import Choice, Float, Int, describe_space
+
+    kinds = {"float": lambda d: Float(d["low"], d["high"], d["log"]), "int": lambda d: Int(d["low"], d["high"], d["log"]),
+             "choice": lambda d: Choice(*d["values"])}
+    return describe_space({k: kinds[d["type"]](d) for k, d in space.items()})
+
+
 def _print(info: dict) -> None:
     title = f"[bold]{escape(info['name'])}[/] ({escape(info['family'])})"
     if info["variant_of"]:
@@ -63,6 +71,7 @@ def _print(info: dict) -> None:
             _say(f"recipe where {escape(recipe['precision'])} is emulated: " + _recipe_text(recipe["fallback"]))
     _say("bench sweep: " + ("the preset's family sweep" if info["bench_sweep"] is None else _text(info["bench_sweep"])))
     _say(f"tiny config (--preset smoke): {_text(info['tiny_config'])}")
+    _say(f"search space (zoo bench --tune): {escape(_space_text(info['search_space']))}")
 
     table = Table(title="config fields (zoo train --set KEY=VALUE)", title_justify="left")
     for col in ("field", "type", "default", "help"):

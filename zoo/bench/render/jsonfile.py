@@ -54,8 +54,18 @@ def leaderboard_dict(lb: Leaderboard) -> dict[str, Any]:
             "columns": [{"key": c.key, "header": c.title, "fields": list(c.fields)} for c in columns(lb) if c.human],
             "lines": [{f: line[f] for f in fields} for line in _lines(lb)],
             "curves": curves_dict(lb),  # what the HTML page plots
+            **({"tuning": lb.tuning, "trials": _trials_json(lb)} if lb.tuning else {}),
         }
     )
+
+
+def _trials_json(lb: Leaderboard) -> dict[str, Any]:
+    """A tuned board's trials in JSON: each model's summary and its trials (zoo bench --tune)."""
+    from zoo.bench.trialplot import trials_summary
+
+    keep = ("number", "state", "value", "last_value", "params", "intermediate", "config_label", "error")
+    return {"summary": trials_summary(lb),
+            "by_model": {m: [{k: t.get(k) for k in keep} for t in ts] for m, ts in lb.trials.items()}}
 
 
 def to_json(leaderboards: Sequence[Leaderboard], indent: int | None = 2) -> str:

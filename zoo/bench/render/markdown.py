@@ -11,6 +11,7 @@ from zoo.bench.aggregate import Leaderboard
 from zoo.bench.cellfmt import clean as _clean
 from zoo.bench.columns import footnote, human_columns
 from zoo.bench.store import canonical_json
+from zoo.bench.trials import tuning_label
 
 __all__ = ["to_markdown"]
 
@@ -49,7 +50,8 @@ def to_markdown(leaderboards: Sequence[Leaderboard]) -> str:
     parts = []
     for lb in leaderboards:
         cols = human_columns(lb)
-        parts.append(f"### {_md_cell(lb.dataset)} · protocol {_md_code(lb.protocol_hash)}\n")
+        tuned = f" · {_md_cell(tuning_label(lb.tuning))}" if lb.tuning else ""
+        parts.append(f"### {_md_cell(lb.dataset)} · protocol {_md_code(lb.protocol_hash)}{tuned}\n")
         if lb.protocol:
             parts.append(f"Protocol: {_md_code(canonical_json(lb.protocol))}\n")
         align = ["---" if c.align == "left" else "---:" for c in cols]
@@ -60,5 +62,9 @@ def to_markdown(leaderboards: Sequence[Leaderboard]) -> str:
             lines.append("| " + " | ".join(_md_cell(c.cell(line)) for c in cols) + " |")
         parts.append("\n".join(lines) + "\n")
         parts.append("\n".join(f"{'> ' if note.startswith('warning') else ''}{_md_cell(note)}  " for note in footnote(lb)) + "\n")
+        if lb.trials:
+            from zoo.bench.trialplot import trials_markdown
+
+            parts.append(trials_markdown(lb, _md_cell))
     return "\n".join(parts)
 

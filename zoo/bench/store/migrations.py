@@ -162,7 +162,7 @@ def m002_run_identity(conn: sqlite3.Connection) -> None:
             grid_path=_v1_path(data["grid_path"], folder),
             run_dir=_v1_path(data["run_dir"], folder),
         )
-        identity = tuple(data[c] for c in IDENTITY_COLUMNS)
+        identity = tuple(data[c] for c in IDENTITY_COLUMNS if c != "tuning")  # m002's identity
         if identity in seen:
             duplicates.append(values)
             continue
@@ -188,3 +188,37 @@ def m003_row_images(conn: sqlite3.Connection) -> None:
     """``images``: a JSON object of name -> path (store-relative, like ``grid_path``) for images a run
     writes besides its sample grid, such as the (sample | nearest training image) pairs."""
     conn.execute("ALTER TABLE results ADD COLUMN images TEXT NOT NULL DEFAULT '{}'")
+
+
+@migration
+def m005_tuning(conn: sqlite3.Connection) -> None:
+    """``tuning`` (the effort behind a tuned config, ``{}`` for others) joins the run identity, and
+    ``tuning_trials`` keeps every trial of ``zoo bench --tune`` (:mod:`zoo.bench.trials`)."""
+    conn.execute("ALTER TABLE results ADD COLUMN tuning TEXT NOT NULL DEFAULT '{}'")
+    conn.execute("DROP INDEX results_identity")
+    conn.execute(
+        "CREATE UNIQUE INDEX results_identity ON results (protocol_hash, dataset, model, plugin, plugin_version, "
+        "config_hash, budget_kind, IFNULL(budget_amount, 'unknown'), precision, seed, sample_options, tuning)"
+    )
+    conn.execute(
+        """CREATE TABLE tuning_trials (
+    study               TEXT NOT NULL,
+    number              INTEGER NOT NULL,
+    created_at          TEXT NOT NULL,
+    model               TEXT NOT NULL,
+    family              TEXT NOT NULL DEFAULT '',
+    dataset             TEXT NOT NULL,
+    protocol_hash       TEXT NOT NULL,
+    tuning              TEXT NOT NULL,
+    state               TEXT NOT NULL CHECK (state IN ('complete', 'pruned', 'failed')),
+    value               REAL,
+    params              TEXT NOT NULL,
+    intermediate        TEXT NOT NULL DEFAULT '{}',
+    system_attrs        TEXT NOT NULL DEFAULT '{}',
+    config_label        TEXT NOT NULL DEFAULT '',
+    config_hash         TEXT NOT NULL DEFAULT '',
+    error               TEXT,
+    PRIMARY KEY (study, number)
+)"""
+    )
+    conn.execute("CREATE INDEX tuning_trials_by_board ON tuning_trials (dataset, protocol_hash, tuning)")

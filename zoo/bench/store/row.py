@@ -35,11 +35,12 @@ IDENTITY_COLUMNS = (
     "precision",
     "seed",
     "sample_options",
+    "tuning",
 )
 # Columns holding a nested dict, stored as canonical JSON text.
-_JSON_COLUMNS = ("protocol", "config", "sample_options", "metrics", "floor", "costs", "environment")
+_JSON_COLUMNS = ("protocol", "config", "sample_options", "metrics", "floor", "costs", "environment", "tuning")
 #: JSON columns whose text repeats across rows: a read decodes each distinct text once.
-_SHARED_COLUMNS = ("protocol", "config", "sample_options", "floor", "environment")
+_SHARED_COLUMNS = ("protocol", "config", "sample_options", "floor", "environment", "tuning")
 _PATH_COLUMNS = ("grid_path", "run_dir")
 
 
@@ -168,6 +169,10 @@ class ResultRow:
     #: Images of the run besides the sample grid, by name (``"nearest_neighbours"``: generated
     #: images beside their nearest training images); paths stored relative to the store like grid_path.
     images: dict[str, str] = field(default_factory=dict)
+    #: The tuning effort behind ``config`` (``zoo bench --tune``, :mod:`zoo.bench.tuning`): trials,
+    #: trial budget, search-space hash, sampler, pruner; ``{}`` for a config not tuned. Part of the
+    #: identity: rows tuned differently are separate runs, on separate leaderboards.
+    tuning: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -199,6 +204,7 @@ class ResultRow:
         are canonical JSON; an unknown budget amount is ``None`` (so identities compare equal)."""
         values = {c: getattr(self, c) for c in IDENTITY_COLUMNS}
         values["sample_options"] = canonical_json(self.sample_options)
+        values["tuning"] = canonical_json(self.tuning)
         values["budget_amount"] = None if math.isnan(self.budget_amount) else self.budget_amount
         return tuple(values[c] for c in IDENTITY_COLUMNS)
 
