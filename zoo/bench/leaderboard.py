@@ -34,6 +34,7 @@ import pandas as pd
 
 from zoo.bench.store import ResultRow, ResultsStore, _parse_json, canonical_json
 from zoo.metric_names import higher_is_better, protocol_warnings
+from zoo.metrics.floors import floor_means, floor_spread
 
 __all__ = [
     "COST_COLUMNS",
@@ -162,6 +163,8 @@ class Leaderboard:
     costs: list[str]
     rows: list[ResultRow] = field(repr=False, default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: The floor's spread over its draws, per metric (empty for rows stored before protocol v3).
+    floor_spread: dict[str, float] = field(default_factory=dict)
     #: The board's power (see :func:`board_power`): seed-to-seed spread, detectable difference, ...
     power: dict[str, Any] = field(default_factory=dict)
     #: The folder of the store the rows came from (set by :func:`leaderboards`): the HTML report
@@ -300,7 +303,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
     rows = sorted(rows, key=lambda r: r.created_at)
     protocol = rows[-1].protocol
     ok_rows = [r for r in rows if r.status == "ok"]
-    metric_names = sorted({k for r in ok_rows for k in r.metrics} | {k for r in rows for k in r.floor})
+    metric_names = sorted({k for r in ok_rows for k in r.metrics} | {k for r in rows for k in floor_means(r.floor)})
     primary = protocol.get("primary_metric") or next(
         (m for m in metric_names if m.startswith("fid")), metric_names[0] if metric_names else "fid"
     )
@@ -311,7 +314,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
 
     warnings: list[str] = []
     floors = [r.floor for r in rows if r.floor]
-    floor = {k: _numeric(v) for k, v in (floors[-1] if floors else {}).items()}
+    floor = {k: _numeric(v) for k, v in floor_means(floors[-1] if floors else {}).items()}
     if any(canonical_json(f) != canonical_json(floors[-1]) for f in floors):
         warnings.append("rows of this protocol disagree on the real-vs-real floor; showing the latest")
     warnings += protocol_warnings(protocol)  # numbers this protocol's counts make unreliable
@@ -394,6 +397,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
         primary_metric=primary,
         lower_is_better=lower,
         floor=floor,
+        floor_spread=floor_spread(floors[-1]) if floors else {},
         table=table,
         metrics=metric_names,
         costs=cost_names,
@@ -688,8 +692,15 @@ def _metric_column(lb: Leaderboard, metric: str, drop: int | None) -> Column:
     return Column(
         key=metric, header=metric, arrow="↑" if higher_is_better(metric) else "↓", drop=drop,
         cell=lambda line: format_mean_std(line[f"{metric}_mean"], line[f"{metric}_std"]),
-        floor=format_number(lb.floor.get(metric, math.nan)), fields=(f"{metric}_mean", f"{metric}_std"),
+        floor=_floor_text(lb, metric),
+        fields=(f"{metric}_mean", f"{metric}_std"),
     )
+
+
+def _floor_text(lb: Leaderboard, metric: str) -> str:
+    """The floor's mean ± its spread over draws (just the mean for rows stored before v3)."""
+    mean, spread = lb.floor.get(metric, math.nan), lb.floor_spread.get(metric, math.nan)
+    return format_number(mean) if math.isnan(_numeric(spread)) else format_mean_std(mean, spread)
 
 
 def _memory_cell(line: Mapping[str, Any]) -> str:
@@ -916,6 +927,7 @@ def _csv_frame(lb: Leaderboard) -> pd.DataFrame:
     table = lb.table[fields].copy()
     floor: dict[str, Any] = {"model": "real vs real", "label": "real vs real", "status": "floor", "n_seeds": 0, "failed": 0}
     floor.update({f"{m}_mean": lb.floor.get(m, math.nan) for m in lb.metrics})
+    floor.update({f"{m}_std": lb.floor_spread.get(m, math.nan) for m in lb.metrics})  # over the draws
     table = pd.concat([pd.DataFrame([floor]), table], ignore_index=True)[fields]
     table.insert(0, "kind", ["floor"] + ["model"] * len(lb.table))
     for name, value in (("power", power_note(lb)), ("rank_test", RANK_TEST), ("primary_metric", lb.primary_metric), ("protocol_hash", lb.protocol_hash), ("dataset", lb.dataset)):
@@ -1028,6 +1040,7 @@ def leaderboard_dict(lb: Leaderboard) -> dict[str, Any]:
             "primary_metric": lb.primary_metric,
             "lower_is_better": lb.lower_is_better,
             "floor": lb.floor,
+            "floor_spread": lb.floor_spread,
             "warnings": lb.warnings,
             "footnotes": footnote(lb),
             "rank_test": RANK_TEST,

@@ -48,7 +48,8 @@ def _print_human(result: dict[str, Any]) -> None:
     stdout.print(Text(f"{source['path']}{drawn}: {protocol['num_fake']} generated images vs {protocol['dataset']}"),
                  soft_wrap=False)
     table = Table(
-        caption=f"floor: {protocol['num_fake']} held-out real images scored exactly like generated ones",
+        caption=f"floor: {protocol['num_fake']} held-out real images scored exactly like generated ones"
+                + (f"; mean ± std over {floor['draws']} draws with a random class mix" if floor.get("spread") else ""),
         title_justify="left", caption_justify="left",
     )
     for col, justify in (("metric", "left"), ("value", "right"), ("floor (real vs real)", "right"), ("better", "left")):
@@ -58,7 +59,8 @@ def _print_human(result: dict[str, Any]) -> None:
             continue
         std_key = f"{key}_std"
         shown = _format(key, value) + (f" ± {_format(key, metrics[std_key])}" if std_key in metrics else "")
-        floor_shown = _format(key, floor.get(key))
+        spread = (floor.get("spread") or {}).get(key)
+        floor_shown = _format(key, floor.get(key)) + (f" ± {_format(key, spread)}" if spread is not None else "")
         table.add_row(key, shown, floor_shown, "higher" if higher_is_better(key) else "lower")
     stdout.print(table)
 
@@ -79,7 +81,8 @@ def _print_human(result: dict[str, Any]) -> None:
         tag = protocol.get("metric_tag") or protocol["backbone"]
         stdout.print(
             Text(f"memorised_{tag}: share of generated images nearer to a training image than {threshold:.4g}, the "
-                 f"{protocol['memorisation_quantile']:.0%} quantile of held-out real images' nearest-training distances"),
+                 f"{protocol['memorisation_quantile']:.0%} quantile of half the held-out real images' "
+                 "nearest-training distances (the floor's share is measured on the other half)"),
             highlight=False, soft_wrap=False,
         )  # prose, wrapped at the terminal's width
     for note in result.get("warnings", []):
