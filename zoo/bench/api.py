@@ -80,6 +80,9 @@ class BenchRequest:
     executor: str = "serial"
     jobs: int | None = None
     slurm: Mapping[str, Any] = field(default_factory=dict)
+    #: Samples made elsewhere, scored under this board's protocol as external rows: name -> its
+    #: sources (folders, arrays, export folders), one seed each (:mod:`zoo.bench.external`).
+    samples: Mapping[str, Sequence[str | Path]] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,7 +126,8 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
     # Names, configs and options resolved once, before anything is created on disk.
     plans = plan_models(reg, list(request.models), preset=preset, dataset=data, device=device,
                         precision=request.precision, batch_size=request.batch_size,
-                        overrides=dict(request.overrides), options=dict(request.options))
+                        overrides=dict(request.overrides), options=dict(request.options)
+                        ) if request.models or not request.samples else []
     _warn_emulated(plans, device)
     store_path = Path(request.results or default_store_path())
     if open_mode(store_path) != "rw":  # rows measured now could not be stored: refuse before training
@@ -137,7 +141,13 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
             num_fake=min(request.num_fake or preset.num_fake, len(data.test)), backbone=request.backbone,
             inception_weights=request.inception_weights, progress=tasks,
         )
-    progress.message(f"{len(plans)} model(s) x {len(seeds)} seed(s), preset {preset.name}, budget {budget}, "
+    external = []
+    if request.samples:  # every source read and checked before any job writes anything
+        from zoo.bench.external import load_entries
+
+        external = load_entries({k: [Path(p) for p in v] for k, v in request.samples.items()}, data, protocol,
+                                models=[*reg.models, *(p.name for p in plans)])
+    progress.message(f"{len(plans)} model(s) x {len(seeds)} seed(s){f' + {len(external)} external' if external else ''}, preset {preset.name}, budget {budget}, "
                      f"{data.name}, protocol {protocol.hash} ({protocol.backbone}, {protocol.num_fake} generated "
                      f"vs {protocol.num_real} real)")
     runner = BenchRunner(dataset=data, protocol=protocol, store=store, preset=preset, budget=budget, device=device,
@@ -163,6 +173,13 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
         report_overall(progress, counter.finish(skipped=reused, failed=bool(failed)))
         if failed and request.fail_fast:
             raise ZooError(f"{job.plan.name} (seed {job.seed}) failed: {failed[0].error} (--fail-fast)")
+    if external:
+        from zoo.bench.external import score_sources
+
+        with progress.tasks() as tasks:
+            result.rows += score_sources(external, dataset=data, protocol=protocol, store=store, runs_dir=runs_dir,
+                                         floor=runner.floor or None, environment=runner.env, preset=preset.name,
+                                         grid_size=preset.grid_size, progress=tasks)
     return result
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from zoo.bench.external_text import external_text
 from zoo.bench.store import ResultRow, ResultsStore, _parse_json, canonical_json
 from zoo.metric_names import higher_is_better, protocol_warnings
 from zoo.metrics.floors import floor_means, floor_spread
@@ -329,6 +330,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
             "config_label": r.config_label,
             "preset": r.preset,
             "family": r.family,
+            "external_source": external_text(r.external),
             "ok_seed": float(r.seed) if ok else math.nan,
             "failed": 0 if ok else 1,
             "error": "" if ok else _first_line(r.error),
@@ -342,6 +344,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
         "config_label": ("config_label", _last_text),
         "preset": ("preset", _last_text),
         "family": ("family", _last_text),
+        "external_source": ("external_source", _text_values),
         "n_seeds": ("ok_seed", "nunique"),
         "seeds": ("ok_seed", _seed_list),
         "failed": ("failed", "sum"),
@@ -409,12 +412,18 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
 
 def _labels(table: pd.DataFrame) -> list[str]:
     """``model config-label``, plus what tells lines apart when the board mixes it."""
-    mixed = {k: table[k].nunique(dropna=False) > 1 for k in ("budget_kind", "budget", "precision", "plugin_version", "plugin")}
+    # External lines (samples made elsewhere) have no budget, precision or plugin: they neither
+    # show one nor make the trained lines' labels say theirs.
+    trained = table[table["external_source"] == ""] if "external_source" in table else table
+    mixed = {k: trained[k].nunique(dropna=False) > 1 for k in ("budget_kind", "budget", "precision", "plugin_version", "plugin")}
     # Configs per (model, config label), counted once (not per line: boards of 10^4 lines).
     configs = table.groupby(["model", "config_label"], sort=False, dropna=False)["config_hash"].transform("nunique")
     labels = []
     for line, n_configs in zip(table.to_dict("records"), configs, strict=True):
         parts = [str(line["model"])]
+        if line.get("external_source"):
+            labels.append(f"{line['model']} (external)")
+            continue
         if line["config_label"]:
             parts.append(str(line["config_label"]))
         if n_configs > 1:  # unlabelled configs that differ: tell them apart
@@ -730,7 +739,8 @@ def columns(lb: Leaderboard) -> list[Column]:
     cols = [
         Column("rank", "#", cell=_rank_cell, fields=("rank", "rank_group")),
         Column("model", "model", cell=lambda line: str(line["label"]), floor="real vs real", align="left", fold=24,
-               fields=("label", "model", "config_label", "config_hash", "plugin", "plugin_version", "family", "preset")),
+               fields=("label", "model", "config_label", "config_hash", "plugin", "plugin_version", "family", "preset",
+                       "external_source")),
     ]
     if lb.has_options:
         cols.append(Column("options", "options", cell=lambda line: str(line["options"]), align="left", fold=18,
@@ -929,10 +939,27 @@ def _csv_frame(lb: Leaderboard) -> pd.DataFrame:
     floor.update({f"{m}_mean": lb.floor.get(m, math.nan) for m in lb.metrics})
     floor.update({f"{m}_std": lb.floor_spread.get(m, math.nan) for m in lb.metrics})  # over the draws
     table = pd.concat([pd.DataFrame([floor]), table], ignore_index=True)[fields]
-    table.insert(0, "kind", ["floor"] + ["model"] * len(lb.table))
+    table.insert(0, "kind", ["floor"] + line_kinds(lb))
+    _blank_external_budget(table)
     for name, value in (("power", power_note(lb)), ("rank_test", RANK_TEST), ("primary_metric", lb.primary_metric), ("protocol_hash", lb.protocol_hash), ("dataset", lb.dataset)):
         table.insert(0, name, value)
     return table
+
+
+def line_kinds(lb: Leaderboard) -> list[str]:
+    """``"model"`` (trained by genzoo) or ``"external"`` (samples made elsewhere) per table line."""
+    if "external_source" not in lb.table:
+        return ["model"] * len(lb.table)
+    return ["external" if s else "model" for s in lb.table["external_source"]]
+
+
+def _blank_external_budget(table: pd.DataFrame) -> None:
+    """An external line has no budget or precision (the store's placeholders are not shown)."""
+    if "kind" in table:
+        external = table["kind"] == "external"
+        for col in ("budget_kind", "precision"):
+            if col in table:
+                table.loc[external, col] = "none"
 
 
 def _csv_safe(value: Any) -> Any:
@@ -1046,7 +1073,9 @@ def leaderboard_dict(lb: Leaderboard) -> dict[str, Any]:
             "rank_test": RANK_TEST,
             "power": lb.power,
             "columns": [{"key": c.key, "header": c.title, "fields": list(c.fields)} for c in columns(lb) if c.human],
-            "lines": [{f: line[f] for f in fields} for line in _lines(lb)],
+            "lines": [{"kind": kind, **{f: ("none" if kind == "external" and f in ("budget_kind", "precision")
+                                            else line[f]) for f in fields}}
+                      for kind, line in zip(line_kinds(lb), _lines(lb), strict=True)],
         }
     )
 

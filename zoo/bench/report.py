@@ -432,6 +432,9 @@ def _rank_words(line: Mapping[str, Any], ranked: int) -> str:
 
 def _costs(lb: Leaderboard, line: Mapping[str, Any], best: ResultRow | None) -> list[tuple[str, str]]:
     costs = best.costs if best is not None else {}
+    if line.get("external_source"):  # samples made elsewhere: where from, and no cost to report
+        return [("samples", f"external: {line['external_source']}"),
+                ("training", "not measured (samples made elsewhere)")]
     out = [
         ("training", " · ".join(p for p in (
             f"{float(line['train_seconds']):.3g} s" if _ok(line.get("train_seconds")) else "",

@@ -106,7 +106,7 @@ IDENTITY_COLUMNS = (
 )
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # Columns holding a nested dict, stored as canonical JSON text.
-_JSON_COLUMNS = ("protocol", "config", "sample_options", "metrics", "floor", "costs", "environment")
+_JSON_COLUMNS = ("protocol", "config", "sample_options", "metrics", "floor", "costs", "environment", "external")
 #: JSON columns whose text repeats across rows: a read decodes each distinct text once.
 _SHARED_COLUMNS = ("protocol", "config", "sample_options", "floor", "environment")
 _PATH_COLUMNS = ("grid_path", "run_dir")
@@ -250,6 +250,10 @@ class ResultRow:
     #: Images of the run besides the sample grid, by name (``"nearest_neighbours"``: generated
     #: images beside their nearest training images); paths stored relative to the store like grid_path.
     images: dict[str, str] = field(default_factory=dict)
+    #: Samples made elsewhere (``zoo bench --samples``, ``zoo eval --store``): where they came from
+    #: (``{"source", "kind", "images", "scored", "draw"}``; see :mod:`zoo.bench.external`); ``{}``
+    #: for a row genzoo trained. An external row records no training cost.
+    external: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -552,6 +556,13 @@ def m003_row_images(conn: sqlite3.Connection) -> None:
     """``images``: a JSON object of name -> path (store-relative, like ``grid_path``) for images a run
     writes besides its sample grid, such as the (sample | nearest training image) pairs."""
     conn.execute("ALTER TABLE results ADD COLUMN images TEXT NOT NULL DEFAULT '{}'")
+
+
+@migration
+def m004_external_rows(conn: sqlite3.Connection) -> None:
+    """``external``: a JSON object saying where a row's samples came from when genzoo did not train
+    the model (``zoo bench --samples``, ``zoo eval --store``); ``{}`` for every earlier row."""
+    conn.execute("ALTER TABLE results ADD COLUMN external TEXT NOT NULL DEFAULT '{}'")
 
 
 #: The legacy ``zoo_schema`` version a store reaches with every migration applied.

@@ -40,6 +40,9 @@ from zoo.guard import signal_raises
 @click.option("--results", type=click.Path(dir_okay=False, path_type=Path), help="Results store [default: $ZOO_RESULTS or runs/results.sqlite].")
 @click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), help="Run folders [default: bench/ beside the store].")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the HTML leaderboard here.")
+@click.option("--samples", "samples", multiple=True, metavar="NAME=SOURCE[,SOURCE...]",
+              help="Your own model's samples (image folder, .npz or zoo export; several: its seeds), scored "
+                   "under this board's protocol and ranked as an external row NAME.")
 @click.option("--rerun", is_flag=True, help="Train again even where the store already holds the rows.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first model that fails.")
 @click.option("--json", "as_json", is_flag=True, help="Print this run's result rows as JSON instead of the table.")
@@ -58,7 +61,7 @@ from zoo.guard import signal_raises
                                "options given here win. See docs/configuration.md.")
 def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_budget, batch_size, overrides, options,
                   num_fake, curve_points, backbone, inception_weights, device, precision, results, runs_dir, html_path,
-                  rerun, fail_fast, as_json, progress, executor, jobs, slurm_partition, slurm_gpus_per_job,
+                  samples, rerun, fail_fast, as_json, progress, executor, jobs, slurm_partition, slurm_gpus_per_job,
                   slurm_timeout_min, collect_dir) -> None:
     """Benchmark models: same budget, same protocol, with cost measured alongside quality.
 
@@ -80,12 +83,15 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
 
     if collect_dir is not None:
         return _collect(collect_dir, results, as_json, html_path)
-    if not models:
-        raise UsageError("missing option --models LIST (e.g. --models gan,vae), or --collect RUNS_DIR")
+    from zoo.bench.external import parse_samples
+
+    external = parse_samples(samples)
+    if not models and not external:
+        raise UsageError("missing option --models LIST (e.g. --models gan,vae), --samples NAME=DIR, or --collect RUNS_DIR")
     slurm = {"slurm_partition": slurm_partition, "slurm_gpus_per_job": slurm_gpus_per_job,
              "slurm_timeout_min": slurm_timeout_min} if executor == "slurm" else {}
     request = BenchRequest(
-        models=models.split(","), preset=preset, seeds=parse_seeds(seeds), dataset=dataset, data_dir=data_dir,
+        models=models.split(",") if models else [], samples=external, preset=preset, seeds=parse_seeds(seeds), dataset=dataset, data_dir=data_dir,
         budget=budget_text(budget, steps, time_budget), batch_size=batch_size, precision=precision, device=device,
         overrides=parse_assignments(overrides), options=parse_assignments(options, "--option"), num_fake=num_fake,
         backbone=backbone, inception_weights=inception_weights, results=results, runs_dir=runs_dir,
