@@ -48,8 +48,8 @@ def _print_human(result: dict[str, Any]) -> None:
     stdout.print(Text(f"{source['path']}{drawn}: {protocol['num_fake']} generated images vs {protocol['dataset']}"),
                  soft_wrap=False)
     table = Table(
-        caption=f"floor: {protocol['num_fake']} held-out real images scored exactly like generated ones"
-                + (f"; mean ± std over {floor['draws']} draws with a random class mix" if floor.get("spread") else ""),
+        caption=(f"floor: held-out real images scored like these, mean ± std of {floor['draws']} draws" if floor.get("spread") else
+                 f"floor: {protocol['num_fake']} held-out real images scored exactly like generated ones"),
         title_justify="left", caption_justify="left",
     )
     for col, justify in (("metric", "left"), ("value", "right"), ("floor (real vs real)", "right"), ("better", "left")):
