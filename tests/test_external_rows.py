@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +98,6 @@ def test_bad_samples_are_one_line_exit_2_and_the_store_is_unchanged(ds, tmp_path
     err = capsys.readouterr().err
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    import re
     assert re.search(match, err), err
     assert ResultsStore(store).rows() == before
 

@@ -100,3 +100,27 @@ def test_floor_records_summarise_draws_and_read_older_rows():
     assert floor_means({"fid": 3.1}) == {"fid": 3.1} and floor_spread({"fid": 3.1}) == {}
     with pytest.raises(ValueError):
         summarise([])
+
+
+def test_every_format_shows_the_floor_with_its_spread_and_older_rows_without():
+    import csv
+    import io
+    import json
+
+    from zoo.bench.leaderboard import build_leaderboard, to_csv, to_json, to_markdown
+    from zoo.bench.store import ResultRow
+
+    def board(floor):
+        rows = [ResultRow(model="vae", dataset="mnist-5k", seed=s, protocol_hash="p" * 12,
+                          protocol={"primary_metric": "fid_lenet"}, metrics={"fid_lenet": 50.0 + s}, floor=floor)
+                for s in range(2)]
+        return build_leaderboard(rows)
+
+    new = board({"fid_lenet": 4.3, "spread": {"fid_lenet": 0.47}, "draws": 5})
+    assert "| *real vs real (floor)* |" in to_markdown(new) and "4.30 ± 0.47" in to_markdown(new)
+    assert "spread" not in new[0].metrics and "draws" not in new[0].metrics
+    floor_line = next(csv.DictReader(io.StringIO(to_csv(new))))
+    assert floor_line["kind"] == "floor" and float(floor_line["fid_lenet_std"]) == 0.47
+    assert json.loads(to_json(new))[0]["floor_spread"] == {"fid_lenet": 0.47}
+    old = board({"fid_lenet": 3.1})
+    assert "3.10 ±" not in to_markdown(old) and "3.10" in to_markdown(old)
