@@ -701,12 +701,12 @@ def _metric_column(lb: Leaderboard, metric: str, drop: int | None) -> Column:
     return Column(
         key=metric, header=metric, arrow="↑" if higher_is_better(metric) else "↓", drop=drop,
         cell=lambda line: format_mean_std(line[f"{metric}_mean"], line[f"{metric}_std"]),
-        floor=_floor_text(lb, metric),
+        floor=floor_text(lb, metric),
         fields=(f"{metric}_mean", f"{metric}_std"),
     )
 
 
-def _floor_text(lb: Leaderboard, metric: str) -> str:
+def floor_text(lb: Leaderboard, metric: str) -> str:
     """The floor's mean ± its spread over draws (just the mean for rows stored before v3)."""
     mean, spread = lb.floor.get(metric, math.nan), lb.floor_spread.get(metric, math.nan)
     return format_number(mean) if math.isnan(_numeric(spread)) else format_mean_std(mean, spread)
@@ -786,7 +786,8 @@ def footnote(lb: Leaderboard) -> list[str]:
     the board's power, warnings."""
     notes = [
         f"Ranked by {lb.primary_metric} ({lb.direction}); mean ± std over seeds (sample std, ddof=1); "
-        "the first line is the real-vs-real floor of this protocol (two sets of real images).",
+        "the first line is the real-vs-real floor of this protocol (held-out real images drawn the way a "
+        "generator draws; ± its spread over the draws).",
         f"{CI_NOTE} (of {lb.primary_metric}). {GROUP_NOTE}.",
     ]
     singles = lb.single_seed_lines

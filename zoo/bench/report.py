@@ -35,6 +35,7 @@ import pandas as pd
 from zoo.bench.leaderboard import (
     Column,
     Leaderboard,
+    floor_text,
     footnote,
     format_count,
     format_interval,
@@ -621,7 +622,7 @@ def section_context(lb: Leaderboard, index: int, base_dir: Path | None = None) -
         "primary_metric": primary,
         "arrow": lb.arrow,
         "direction": lb.direction,
-        "floor": format_number(lb.floor.get(primary, math.nan)),
+        "floor": floor_text(lb, primary),
         "headers": [_header(c, primary) for c in cols],
         "floor_cells": [{"text": c.floor, "row_header": c.key == "model", "classes": _classes(c, primary)} for c in cols],
         "lines": body,
