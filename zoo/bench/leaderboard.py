@@ -193,7 +193,7 @@ class Leaderboard:
     @property
     def has_options(self) -> bool:
         """Whether any line has non-default sampling options (else the column is left out)."""
-        return bool(len(self.table)) and bool((self.table["options"] != "default").any())
+        return bool(len(self.table)) and bool((~self.table["options"].isin(["default", "–"])).any())
 
     @property
     def presets(self) -> list[str]:
@@ -377,6 +377,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
     table["best_seed"] = [r.seed for r in best]
     table["grid_path"] = [r.grid_path or "" for r in best]
     table["label"] = _labels(table)
+    table.loc[table["external_source"] != "", "options"] = "–"  # made elsewhere: no sampler of ours
 
     low, high = _intervals(table[f"{primary}_mean"], table[f"{primary}_std"], table["n_primary"])
     table["ci_low"], table["ci_high"] = low, high
@@ -867,12 +868,12 @@ def render_table(lb: Leaderboard, width: int | None = None):  # noqa: ANN201 - r
             widths[col.key] -= give
             excess -= give
 
-    floor_text = format_number(lb.floor.get(lb.primary_metric, math.nan))
+    floor_shown = floor_text(lb, lb.primary_metric)
     caption = "\n".join(_clean(note) for note in footnote(lb))  # warnings quote protocol values
     if hidden:
         caption += f"\nnot shown (terminal too narrow): {', '.join(hidden)}; try --format markdown"
     table = Table(
-        title=Text(_clean(f"{lb.title} · {lb.primary_metric} ({lb.direction}) · floor {floor_text}")),
+        title=Text(_clean(f"{lb.title} · {lb.primary_metric} ({lb.direction}) · floor {floor_shown}")),
         title_justify="left",
         caption=Text(caption),
         caption_justify="left",
