@@ -127,3 +127,12 @@ def test_eval_store_adds_one_source_and_refuses_a_protocol_mismatch(ds, tmp_path
     assert sorted(r.seed for r in ResultsStore(store).rows(model="mine")) == [0, 1]
     capsys.readouterr()
     assert run(["eval", str(second), "--name", "mine"]) == 2
+
+
+def test_samples_are_scored_with_a_non_serial_executor_too(ds, tmp_path, capsys):
+    store = tmp_path / "results.sqlite"
+    source = digits_npz(ds, tmp_path / "mine.npz", 0, 100)
+    code = run(["bench", "--samples", f"mine={source}", "--executor", "local", "--jobs", "1", *SMOKE,
+                "--results", str(store)])
+    assert code == 0, capsys.readouterr().err
+    assert [(r.model, r.plugin) for r in ResultsStore(store).rows()] == [("mine", "external")]

@@ -162,7 +162,7 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
         for rows, reused in run_jobs(runner, jobs, request, settings_from(request), progress):
             result.rows.extend(rows)
             result.reused += reused
-        return result
+        return _score_external(result, external, runner, preset, progress)
     counter = JobCounter(len(jobs))
     report_overall(progress, counter.status())
     for job in jobs:
@@ -173,13 +173,20 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
         report_overall(progress, counter.finish(skipped=reused, failed=bool(failed)))
         if failed and request.fail_fast:
             raise ZooError(f"{job.plan.name} (seed {job.seed}) failed: {failed[0].error} (--fail-fast)")
+    return _score_external(result, external, runner, preset, progress)
+
+
+def _score_external(result: BenchResult, external: list[Any], runner: BenchRunner, preset: Preset,
+                    progress: BenchProgress) -> BenchResult:
+    """Score the ``--samples`` sources (read and checked before the jobs) into external rows."""
     if external:
         from zoo.bench.external import score_sources
 
         with progress.tasks() as tasks:
-            result.rows += score_sources(external, dataset=data, protocol=protocol, store=store, runs_dir=runs_dir,
-                                         floor=runner.floor or None, environment=runner.env, preset=preset.name,
-                                         grid_size=preset.grid_size, progress=tasks)
+            result.rows += score_sources(external, dataset=runner.dataset, protocol=runner.protocol,
+                                         store=runner.store, runs_dir=runner.runs_dir, floor=runner.floor or None,
+                                         environment=runner.env, preset=preset.name, grid_size=preset.grid_size,
+                                         progress=tasks)
     return result
 
 
