@@ -10,6 +10,7 @@ functions on those features:
 * IS (Salimans et al. 2016, arXiv:1606.03498): ``isc_features_to_metric`` on the logits;
 * KID (Binkowski et al. 2018, arXiv:1801.01401): torch-fidelity's subsets and kernel, each kernel
   entry computed once (:mod:`zoo.metrics.kid`; equal to ``kid_features_to_metric`` to ~1e-6);
+  its ``_std`` is a bootstrap over the generated images (:func:`zoo.metrics.kid.kid_bootstrap_std`);
 * precision / recall (Kynkaanniemi et al. 2019, arXiv:1904.06991): ``prc_features_to_metric``,
   generated set first, real set second;
 * density / coverage, memorisation and mode coverage: :mod:`zoo.metrics.nearest` on the same
