@@ -32,6 +32,7 @@ from zoo.metrics import (
     reference_images,
     stats_cache,
 )
+from zoo.metrics.floors import floor_means
 
 
 @pytest.fixture(scope="module")
@@ -280,6 +281,7 @@ def test_floor_is_cached_and_disjoint_from_the_reference(ds, small):
     # mnist-5k's splits are disjoint, so no floor image is in the reference set.
     assert not any(bytes(x.numpy()) in ref for x in held)
     floor = compute_floor(ds, small)
-    assert set(floor) == set(small.metric_names())
+    assert set(floor_means(floor)) == set(floor["spread"]) == set(small.metric_names())
+    assert floor["draws"] == small.floor_draws == 5
     assert stats_cache.floor_path(small.hash).is_file()
     assert compute_floor(ds, small) == floor

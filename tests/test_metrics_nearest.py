@@ -7,6 +7,7 @@ against held-out real images; the DINOv2 path with a tiny stand-in network (no d
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -144,7 +145,7 @@ def test_mode_coverage_counts_classes_and_the_kl_of_the_class_histogram(ds, smal
 def test_protocol_records_the_new_settings_and_reference_features_ignore_num_fake(ds, small, tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
     d = small.to_dict()
-    assert d["version"] == PROTOCOL_VERSION == 2
+    assert d["version"] == PROTOCOL_VERSION == 3
     assert (d["prdc_neighborhood"], d["memorisation_quantile"], d["feature_dim"], d["metric_tag"]) == (5, 0.01, 128, "lenet")
     assert Protocol.from_dict(d) == small
     other = make_protocol(ds, num_real=500, num_fake=150)
@@ -159,6 +160,24 @@ def test_protocol_records_the_new_settings_and_reference_features_ignore_num_fak
     v1["version"] = 1
     old = Protocol.from_dict(v1)
     assert Protocol.from_dict(old.to_dict()).hash == old.hash != small.hash
+
+
+def test_version_3_floor_rules_are_part_of_the_identity_and_a_version_2_record_keeps_its_hash(ds):
+    """The floor's draws, the memorisation split and KID's spread changed stored numbers: they are
+    in the hash (version 3), and the default mnist-5k protocol's version-2 record still hashes
+    as published (docs/metrics.md: cb70fb397979)."""
+    current = make_protocol(ds)
+    d = current.to_dict()
+    for name, other in (("floor_draws", 10), ("floor_rule", "stratified"), ("memorisation_split", "all"),
+                        ("kid_std", "subsets")):
+        assert dataclasses.replace(current, **{name: other}).hash != current.hash
+    v2 = {k: v for k, v in d.items() if k not in ("hash", "floor_draws", "floor_rule", "memorisation_split", "kid_std")}
+    v2["version"] = 2
+    old = Protocol.from_dict(v2)
+    assert old.hash == "cb70fb397979" != current.hash
+    assert Protocol.from_dict(old.to_dict()) == old
+    with pytest.raises(MetricsError, match="version 2"):  # its numbers are no longer computed
+        compute_floor(ds, old)
 
 
 def test_warnings_say_where_a_number_means_little_and_what_to_change(small):

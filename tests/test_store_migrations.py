@@ -90,7 +90,7 @@ def test_v1_store_migrates_forward_and_keeps_its_rows(tmp_path):
         dict(seed=2, preset="another-own", sample_options=json.dumps({"sampler": "ddim", "steps": 50}, sort_keys=True, separators=(",", ":"))),
     ])
     store = ResultsStore(path)
-    assert store.migrations() == ["m001_initial", "m002_run_identity", "m003_row_images", "m005_tuning"]
+    assert store.migrations() == ["m001_initial", "m002_run_identity", "m003_row_images", "m004_external_rows", "m005_tuning"]
     assert store.schema_version() == SCHEMA_VERSION
     rows = {(r.seed, r.preset): r for r in store.rows()}
     # The two unknown presets collide under the new identity: the newer one stays in results,
@@ -117,7 +117,7 @@ def test_v1_store_migrates_forward_and_keeps_its_rows(tmp_path):
     conn.close()
     # Reopening applies nothing again; new rows use the new identity.
     again = ResultsStore(path)
-    assert again.migrations() == ["m001_initial", "m002_run_identity", "m003_row_images", "m005_tuning"]
+    assert again.migrations() == ["m001_initial", "m002_run_identity", "m003_row_images", "m004_external_rows", "m005_tuning"]
     again.add(ResultRow.from_dict({**own.to_dict(), "row_id": "new", "metrics": {"fid_lenet": 1.0}}))
     assert again.count() == 3 and again.find(own.identity).metrics == {"fid_lenet": 1.0}
 
@@ -226,3 +226,23 @@ def test_m003_row_images_are_stored_relative_to_the_store(tmp_path):
     moved = tmp_path / "moved"
     (tmp_path / "store").rename(moved)
     assert ResultsStore(moved / "results.sqlite").rows()[0].images == {"nearest_neighbours": str(moved / "runs" / "x" / "nearest.png")}
+
+
+def test_m004_external_rows_migrates_an_m003_store_and_round_trips_the_source(tmp_path):
+    """A store made before m004 (its column dropped, its record removed) gains ``external`` on
+    open; its rows read ``{}`` (trained by genzoo) and an external row keeps where it came from."""
+    from zoo.bench.store import ResultRow
+
+    path = tmp_path / "results.sqlite"
+    store = ResultsStore(path)
+    store.add(ResultRow(model="vae", dataset="mnist-5k", seed=0, protocol_hash="p" * 12))
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE results DROP COLUMN external")
+        conn.execute("DELETE FROM _zoo_migrations WHERE name = 'm004_external_rows'")
+    again = ResultsStore(path)
+    assert again.migrations()[-1] == "m004_external_rows"
+    assert again.rows()[0].external == {}
+    source = {"source": "samples/", "kind": "folder", "images": 1200, "scored": 1000}
+    again.add(ResultRow(model="mine", dataset="mnist-5k", seed=0, protocol_hash="p" * 12, plugin="external",
+                        external=source))
+    assert {r.model: r.external for r in ResultsStore(path).rows()} == {"vae": {}, "mine": source}

@@ -26,9 +26,11 @@ import pandas as pd
 
 from zoo.bench.cellfmt import format_count
 from zoo.bench.cellfmt import numeric as _numeric
+from zoo.bench.external_text import external_text
 from zoo.bench.store import ResultRow, ResultsStore, _parse_json, canonical_json
 from zoo.bench.trials import effort_of, tuning_label
 from zoo.metric_names import higher_is_better, protocol_warnings
+from zoo.metrics.floors import floor_means, floor_spread
 
 if TYPE_CHECKING:
     from zoo.bench.columns import View
@@ -136,6 +138,8 @@ class Leaderboard:
     rows: list[ResultRow] = field(repr=False, default_factory=list)
     warnings: list[str] = field(default_factory=list)
     #: The board's power (see :func:`board_power`): seed-to-seed spread, detectable difference, ...
+    #: The floor's spread over its draws, per metric (empty for rows stored before protocol v3).
+    floor_spread: dict[str, float] = field(default_factory=dict)
     power: dict[str, Any] = field(default_factory=dict)
     #: The folder of the store the rows came from (set by :func:`leaderboards`): the HTML report
     #: embeds images from inside it and from the rows' run folders only.
@@ -170,7 +174,7 @@ class Leaderboard:
     @property
     def has_options(self) -> bool:
         """Whether any line has non-default sampling options (else the column is left out)."""
-        return bool(len(self.table)) and bool((self.table["options"] != "default").any())
+        return bool(len(self.table)) and bool((~self.table["options"].isin(["default", "–"])).any())
 
     @property
     def presets(self) -> list[str]:
@@ -284,7 +288,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
     rows = sorted(rows, key=lambda r: r.created_at)
     protocol = rows[-1].protocol
     ok_rows = [r for r in rows if r.status == "ok"]
-    metric_names = sorted({k for r in ok_rows for k in r.metrics} | {k for r in rows for k in r.floor})
+    metric_names = sorted({k for r in ok_rows for k in r.metrics} | {k for r in rows for k in floor_means(r.floor)})
     primary = protocol.get("primary_metric") or next(
         (m for m in metric_names if m.startswith("fid")), metric_names[0] if metric_names else "fid"
     )
@@ -295,7 +299,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
 
     warnings: list[str] = []
     floors = [r.floor for r in rows if r.floor]
-    floor = {k: _numeric(v) for k, v in (floors[-1] if floors else {}).items()}
+    floor = {k: _numeric(v) for k, v in floor_means(floors[-1] if floors else {}).items()}
     if any(canonical_json(f) != canonical_json(floors[-1]) for f in floors):
         warnings.append("rows of this protocol disagree on the real-vs-real floor; showing the latest")
     warnings += protocol_warnings(protocol)  # numbers this protocol's counts make unreliable
@@ -310,6 +314,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
             "config_label": r.config_label,
             "preset": r.preset,
             "family": r.family,
+            "external_source": external_text(r.external),
             "ok_seed": float(r.seed) if ok else math.nan,
             "failed": 0 if ok else 1,
             "error": "" if ok else _first_line(r.error),
@@ -323,6 +328,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
         "config_label": ("config_label", _last_text),
         "preset": ("preset", _last_text),
         "family": ("family", _last_text),
+        "external_source": ("external_source", _text_values),
         "n_seeds": ("ok_seed", "nunique"),
         "seeds": ("ok_seed", _seed_list),
         "failed": ("failed", "sum"),
@@ -355,6 +361,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
     table["best_seed"] = [r.seed for r in best]
     table["grid_path"] = [r.grid_path or "" for r in best]
     table["label"] = _labels(table)
+    table.loc[table["external_source"] != "", "options"] = "–"  # made elsewhere: no sampler of ours
 
     low, high = _intervals(table[f"{primary}_mean"], table[f"{primary}_std"], table["n_primary"])
     table["ci_low"], table["ci_high"] = low, high
@@ -378,6 +385,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
         primary_metric=primary,
         lower_is_better=lower,
         floor=floor,
+        floor_spread=floor_spread(floors[-1]) if floors else {},
         table=table,
         metrics=metric_names,
         costs=cost_names,
@@ -389,12 +397,18 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
 
 def _labels(table: pd.DataFrame) -> list[str]:
     """``model config-label``, plus what tells lines apart when the board mixes it."""
-    mixed = {k: table[k].nunique(dropna=False) > 1 for k in ("budget_kind", "budget", "precision", "plugin_version", "plugin")}
+    # External lines (samples made elsewhere) have no budget, precision or plugin: they neither
+    # show one nor make the trained lines' labels say theirs.
+    trained = table[table["external_source"] == ""] if "external_source" in table else table
+    mixed = {k: trained[k].nunique(dropna=False) > 1 for k in ("budget_kind", "budget", "precision", "plugin_version", "plugin")}
     # Configs per (model, config label), counted once (not per line: boards of 10^4 lines).
     configs = table.groupby(["model", "config_label"], sort=False, dropna=False)["config_hash"].transform("nunique")
     labels = []
     for line, n_configs in zip(table.to_dict("records"), configs, strict=True):
         parts = [str(line["model"])]
+        if line.get("external_source"):
+            labels.append(f"{line['model']} (external)")
+            continue
         if line["config_label"]:
             parts.append(str(line["config_label"]))
         if n_configs > 1:  # unlabelled configs that differ: tell them apart

@@ -95,6 +95,9 @@ class BenchRequest:
     #: The tuning effort behind the config ``overrides`` give (``ResultRow.tuning``): set by
     #: executors for a tuned job's child process (zoo.bench.sweep.pin_to_plan), not by users.
     tuned: Mapping[str, Any] = field(default_factory=dict)
+    #: Samples made elsewhere, scored under this board's protocol as external rows: name -> its
+    #: sources (folders, arrays, export folders), one seed each (:mod:`zoo.bench.external`).
+    samples: Mapping[str, Sequence[str | Path]] = field(default_factory=dict)
 
 
 @dataclass
@@ -139,7 +142,8 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
     # Names, configs and options resolved once, before anything is created on disk.
     plans = plan_sweeps(reg, list(request.models), preset=preset, dataset=data, device=device,
                         precision=request.precision, batch_size=request.batch_size,
-                        overrides=dict(request.overrides), options=dict(request.options))
+                        overrides=dict(request.overrides), options=dict(request.options)
+                        ) if request.models or not request.samples else []
     for plan in plans if request.tuned else ():
         plan.tuning = dict(request.tuned)
     store_path = Path(request.results or default_store_path())
@@ -162,7 +166,13 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
             num_fake=min(request.num_fake or preset.num_fake, len(data.test)), backbone=request.backbone,
             inception_weights=request.inception_weights, progress=tasks,
         )
-    progress.message(f"{len(plans)} model(s) x {len(seeds)} seed(s), preset {preset.name}, budget {budget}, "
+    external = []
+    if request.samples:  # every source read and checked before any job writes anything
+        from zoo.bench.external import load_entries
+
+        external = load_entries({k: [Path(p) for p in v] for k, v in request.samples.items()}, data, protocol,
+                                models=[*reg.models, *(p.name for p in plans)])
+    progress.message(f"{len(plans)} model(s) x {len(seeds)} seed(s){f' + {len(external)} external' if external else ''}, preset {preset.name}, budget {budget}, "
                      f"{data.name}, protocol {protocol.hash} ({protocol.backbone}, {protocol.num_fake} generated "
                      f"vs {protocol.num_real} real)")
     runner = BenchRunner(dataset=data, protocol=protocol, store=store, preset=preset, budget=budget, device=device,
@@ -180,7 +190,7 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
         for rows, reused in run_jobs(runner, jobs, request, settings_from(request), progress):
             result.rows.extend(rows)
             result.reused += reused
-        return result
+        return _score_external(result, external, runner, preset, progress)
     counter = JobCounter(len(jobs))
     report_overall(progress, counter.status())
     for job in jobs:
@@ -191,6 +201,20 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
         report_overall(progress, counter.finish(skipped=reused, failed=bool(failed)))
         if failed and request.fail_fast:
             raise ZooError(f"{job.plan.name} (seed {job.seed}) failed: {failed[0].error} (--fail-fast)")
+    return _score_external(result, external, runner, preset, progress)
+
+
+def _score_external(result: BenchResult, external: list[Any], runner: BenchRunner, preset: Preset,
+                    progress: BenchProgress) -> BenchResult:
+    """Score the ``--samples`` sources (read and checked before the jobs) into external rows."""
+    if external:
+        from zoo.bench.external import score_sources
+
+        with progress.tasks() as tasks:
+            result.rows += score_sources(external, dataset=runner.dataset, protocol=runner.protocol,
+                                         store=runner.store, runs_dir=runner.runs_dir, floor=runner.floor or None,
+                                         environment=runner.env, preset=preset.name, grid_size=preset.grid_size,
+                                         progress=tasks)
     return result
 
 

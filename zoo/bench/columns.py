@@ -98,8 +98,21 @@ def _metric_column(lb: Leaderboard, metric: str, drop: int | None) -> Column:
     return Column(
         key=metric, header=metric, arrow="↑" if higher_is_better(metric) else "↓", drop=drop,
         cell=lambda line: format_mean_std(line[f"{metric}_mean"], line[f"{metric}_std"]),
-        floor=format_number(lb.floor.get(metric, math.nan)), fields=(f"{metric}_mean", f"{metric}_std"),
+        floor=floor_text(lb, metric), fields=(f"{metric}_mean", f"{metric}_std"),
     )
+
+
+def floor_text(lb: Leaderboard, metric: str) -> str:
+    """The floor's mean ± its spread over draws (just the mean for rows stored before v3)."""
+    mean, spread = lb.floor.get(metric, math.nan), lb.floor_spread.get(metric, math.nan)
+    return format_number(mean) if math.isnan(_numeric(spread)) else format_mean_std(mean, spread)
+
+
+def line_kinds(lb: Leaderboard) -> list[str]:
+    """``"model"`` (trained by genzoo) or ``"external"`` (samples made elsewhere) per table line."""
+    if "external_source" not in lb.table:
+        return ["model"] * len(lb.table)
+    return ["external" if s else "model" for s in lb.table["external_source"]]
 
 
 def _memory_cell(line: Mapping[str, Any]) -> str:
@@ -148,7 +161,8 @@ def _all_columns(lb: Leaderboard) -> list[Column]:
     cols = [
         Column("rank", "#", cell=_rank_cell, fields=("rank", "rank_group")),
         Column("model", "model", cell=lambda line: str(line["label"]), floor="real vs real", align="left", fold=24,
-               fields=("label", "model", "config_label", "config_hash", "plugin", "plugin_version", "family", "preset")),
+               fields=("label", "model", "config_label", "config_hash", "plugin", "plugin_version", "family", "preset",
+                       "external_source")),
     ]
     if lb.has_options:
         cols.append(Column("options", "options", cell=lambda line: str(line["options"]), align="left", fold=18,
@@ -194,7 +208,8 @@ def footnote(lb: Leaderboard) -> list[str]:
     the board's power, warnings."""
     notes = [
         f"Ranked by {lb.primary_metric} ({lb.direction}); mean ± std over seeds (sample std, ddof=1); "
-        "the first line is the real-vs-real floor of this protocol (two sets of real images).",
+        "the first line is the real-vs-real floor of this protocol (held-out real images drawn the way a "
+        "generator draws; ± its spread over the draws).",
         f"{CI_NOTE} (of {lb.primary_metric}). {GROUP_NOTE}.",
     ]
     singles = lb.single_seed_lines

@@ -39,6 +39,7 @@ from zoo.bench.curves import COMPUTE_AXES, _mean_std, compute_curves, steps_curv
 from zoo.bench.leaderboard import (
     Column,
     Leaderboard,
+    floor_text,
     footnote,
     format_count,
     format_interval,
@@ -423,6 +424,9 @@ def _rank_words(line: Mapping[str, Any], ranked: int) -> str:
 
 def _costs(lb: Leaderboard, line: Mapping[str, Any], best: ResultRow | None) -> list[tuple[str, str]]:
     costs = best.costs if best is not None else {}
+    if line.get("external_source"):  # samples made elsewhere: where from, and no cost to report
+        return [("samples", f"external: {line['external_source']}"),
+                ("training", "not measured (samples made elsewhere)")]
     out = [
         ("training", " · ".join(p for p in (
             f"{float(line['train_seconds']):.3g} s" if _ok(line.get("train_seconds")) else "",
@@ -662,7 +666,7 @@ def section_context(lb: Leaderboard, index: int, base_dir: Path | None = None) -
         "primary_metric": primary,
         "arrow": lb.arrow,
         "direction": lb.direction,
-        "floor": format_number(lb.floor.get(primary, math.nan)),
+        "floor": floor_text(lb, primary),
         "tables": tables,
         "downloads": _downloads(whole),
         "footnotes": footnote(whole) + _cap_notes(whole),

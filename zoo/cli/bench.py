@@ -22,7 +22,9 @@ from zoo.guard import signal_raises
 @click.option("--dataset", default="mnist-5k", show_default=True)
 @data_dir_option
 @click.option("--preset", default="quick", show_default=True, help="smoke, quick, standard or paper (docs/benchmarks.md).")
-@click.option("--seeds", default="0", show_default=True, help="Comma-separated training seeds, e.g. 0,1,2.")
+@click.option("--seeds", default="0", show_default=True,
+              help="Comma-separated training seeds, e.g. 0,1,2; or auto[:CAP]: 3 seeds, then one more at a time "
+                   "for the models whose rank group is contested, up to CAP (10) a model.")
 @click.option("--budget", metavar="AMOUNT", help="Training budget per model: 2m, 1000steps, 64kimg or 2e13flops (replaces the preset's).")
 @click.option("--steps", type=click.IntRange(min=1), help="Same as --budget Nsteps.")
 @click.option("--time", "time_budget", metavar="DURATION", help="Same as --budget with a duration: 90s, 5m (depends on the machine's load).")
@@ -40,6 +42,9 @@ from zoo.guard import signal_raises
 @click.option("--results", type=click.Path(dir_okay=False, path_type=Path), help="Results store [default: $ZOO_RESULTS or runs/results.sqlite].")
 @click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), help="Run folders [default: bench/ beside the store].")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the HTML leaderboard here.")
+@click.option("--samples", "samples", multiple=True, metavar="NAME=SOURCE[,SOURCE...]",
+              help="Your own model's samples (image folder, .npz or zoo export; several: its seeds), scored "
+                   "under this board's protocol and ranked as an external row NAME.")
 @click.option("--rerun", is_flag=True, help="Train again even where the store already holds the rows.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first model that fails.")
 @click.option("--json", "as_json", is_flag=True, help="Print this run's result rows as JSON instead of the table.")
@@ -64,7 +69,7 @@ from zoo.guard import signal_raises
                                "options given here win. See docs/configuration.md.")
 def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_budget, batch_size, overrides, options,
                   num_fake, curve_points, backbone, inception_weights, device, precision, results, runs_dir, html_path,
-                  rerun, fail_fast, as_json, progress, executor, jobs, slurm_partition, slurm_gpus_per_job,
+                  samples, rerun, fail_fast, as_json, progress, executor, jobs, slurm_partition, slurm_gpus_per_job,
                   slurm_timeout_min, collect_dir, tune, tune_budget, dry_run) -> None:
     """Benchmark models: same budget, same protocol, with cost measured alongside quality.
 
@@ -87,12 +92,19 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
 
     if collect_dir is not None:
         return _collect(collect_dir, results, as_json, html_path)
-    if not models:
-        raise UsageError("missing option --models LIST (e.g. --models gan,vae), or --collect RUNS_DIR")
+    from zoo.bench.auto_seeds import parse_auto
+    from zoo.bench.external import parse_samples
+
+    external = parse_samples(samples)
+    cap = parse_auto(seeds)
+    if not models and not external:
+        raise UsageError("missing option --models LIST (e.g. --models gan,vae), --samples NAME=DIR, "
+                         "or --collect RUNS_DIR")
     slurm = {"slurm_partition": slurm_partition, "slurm_gpus_per_job": slurm_gpus_per_job,
              "slurm_timeout_min": slurm_timeout_min} if executor == "slurm" else {}
     request = BenchRequest(
-        models=models.split(","), preset=preset, seeds=parse_seeds(seeds), dataset=dataset, data_dir=data_dir,
+        models=models.split(",") if models else [], samples=external, preset=preset,
+        seeds=parse_seeds(seeds) if cap is None else [0], dataset=dataset, data_dir=data_dir,
         budget=budget_text(budget, steps, time_budget), batch_size=batch_size, precision=precision, device=device,
         overrides=collect_assignments(overrides), options=collect_assignments(options, "--option"), num_fake=num_fake,
         backbone=backbone, inception_weights=inception_weights, results=results, runs_dir=runs_dir,
@@ -103,7 +115,13 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
 
     try:
         with _sigterm_as_interrupt():
-            result = run_benchmark(request, registry=registry(), progress=bench_progress(progress_mode(progress)))
+            kwargs = {"registry": registry(), "progress": bench_progress(progress_mode(progress))}
+            if cap is None:
+                result = run_benchmark(request, **kwargs)
+            else:  # zoo.bench.auto_seeds: more seeds only where the rank groups are contested
+                from zoo.bench.auto_seeds import run_auto
+
+                result = run_auto(request, cap, run_benchmark, announce=_note, **kwargs)
     except (Interrupted, KeyboardInterrupt) as exc:
         signum = exc.exit_code - 128 if isinstance(exc, Interrupted) else getattr(exc, "signum", signal.SIGINT)
         text, command = resume_message(signum, str(exc) if isinstance(exc, Interrupted) else "")
@@ -180,6 +198,10 @@ def _collect(runs_dir: Path, results: Path | None, as_json: bool, html_path: Pat
         print_leaderboards(boards, stdout)
         html = write_html(boards, html_path or store.path.parent / "leaderboard.html", base_dir=store.folder)
         stdout.print(f"results: {store.path}  html: {html}", highlight=False, markup=False)
+
+
+def _note(text: str) -> None:
+    stderr.print(text, highlight=False, markup=False)
 
 
 def _shown(path: Path) -> str:

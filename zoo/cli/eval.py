@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from zoo.cli.app import announce, cli, echo_json, stderr, stdout, warn
+from zoo.cli.app import announce, cli, echo_json, registry, stderr, stdout, warn
 from zoo.cli.options import data_dir_option, device_option
 from zoo.cli.progress import task_bars
 from zoo.metric_names import BACKBONES, higher_is_better
@@ -48,7 +48,8 @@ def _print_human(result: dict[str, Any]) -> None:
     stdout.print(Text(f"{source['path']}{drawn}: {protocol['num_fake']} generated images vs {protocol['dataset']}"),
                  soft_wrap=False)
     table = Table(
-        caption=f"floor: {protocol['num_fake']} held-out real images scored exactly like generated ones",
+        caption=(f"floor: held-out real images scored like these, mean ± std of {floor['draws']} draws" if floor.get("spread") else
+                 f"floor: {protocol['num_fake']} held-out real images scored exactly like generated ones"),
         title_justify="left", caption_justify="left",
     )
     for col, justify in (("metric", "left"), ("value", "right"), ("floor (real vs real)", "right"), ("better", "left")):
@@ -58,7 +59,8 @@ def _print_human(result: dict[str, Any]) -> None:
             continue
         std_key = f"{key}_std"
         shown = _format(key, value) + (f" ± {_format(key, metrics[std_key])}" if std_key in metrics else "")
-        floor_shown = _format(key, floor.get(key))
+        spread = (floor.get("spread") or {}).get(key)
+        floor_shown = _format(key, floor.get(key)) + (f" ± {_format(key, spread)}" if spread is not None else "")
         table.add_row(key, shown, floor_shown, "higher" if higher_is_better(key) else "lower")
     stdout.print(table)
 
@@ -79,7 +81,8 @@ def _print_human(result: dict[str, Any]) -> None:
         tag = protocol.get("metric_tag") or protocol["backbone"]
         stdout.print(
             Text(f"memorised_{tag}: share of generated images nearer to a training image than {threshold:.4g}, the "
-                 f"{protocol['memorisation_quantile']:.0%} quantile of held-out real images' nearest-training distances"),
+                 f"{protocol['memorisation_quantile']:.0%} quantile of half the held-out real images' "
+                 "nearest-training distances (the floor's share is measured on the other half)"),
             highlight=False, soft_wrap=False,
         )  # prose, wrapped at the terminal's width
     for note in result.get("warnings", []):
@@ -127,11 +130,17 @@ def _check_counts(ds: Any, num_fake: int | None, num_real: int | None) -> None:
 @click.option("--batch-size", type=int, default=200, show_default=True, help="Batch size for sampling and features.")
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@click.option("--store", "store", is_flag=True,
+              help="Also store the score as an external row of the leaderboard (image folders, arrays, exports).")
+@click.option("--name", "row_name", help="Name of the external row with --store [default: the source's name].")
+@click.option("--results", type=click.Path(dir_okay=False, path_type=Path),
+              help="Results store for --store [default: $ZOO_RESULTS or runs/results.sqlite].")
 def eval_command(
     source: Path, dataset: str | None, data_dir: str | None, image_size: int | None, num_fake: int | None,
     num_real: int | None, backbone: str, backbone_weights: Path | None, seed: int, inception_weights: Path | None,
     options: tuple[str, ...],
-    batch_size: int, device: str, as_json: bool,
+    batch_size: int, device: str, as_json: bool, store: bool = False, row_name: str | None = None,
+    results: Path | None = None,
 ) -> None:
     """Score SOURCE (a run directory, checkpoint, `zoo export` folder, image folder or .npz/.npy of images) against a dataset.
 
@@ -156,6 +165,11 @@ def eval_command(
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
     dev = resolve_device(device)
     kind = source_kind(source)
+    if (row_name or results) and not store:
+        raise UsageError("--name and --results go with --store")
+    if store and kind in ("run", "checkpoint"):
+        raise UsageError(f"--store takes samples (an image folder, an array, an export); {source} is a run: "
+                         "benchmark its model with zoo bench")
     parsed_options = parse_assignments(options, "--option")
     model: Any = None
     meta: dict[str, Any] = {}
@@ -204,8 +218,10 @@ def eval_command(
             ds, num_real=num_real, num_fake=num_fake, backbone=backbone, seed=seed,
             weights_path=str(backbone_weights) if backbone_weights else None,
             inception_weights=str(inception_weights) if inception_weights else None, progress=progress,
-            source_images=None if images is None else len(images),
+            source_images=None if images is None or store else len(images),  # --store: the board's protocol
         )
+        if store:
+            return _store(source, row_name, ds, protocol, results, as_json, progress)
         if inception_weights is not None and protocol.backbone != "inception":
             warn(f"--inception-weights ignored: the backbone is {protocol.backbone}")
         if kind == "export":
@@ -248,6 +264,28 @@ def eval_command(
         echo_json(result)
     else:
         _print_human(result)
+
+
+def _store(source: Path, name: str | None, ds: Any, protocol: Any, results: Path | None, as_json: bool,
+           progress: Any) -> None:
+    """``zoo eval SOURCE --store``: zoo.bench.external scores and stores it; printed like an eval."""
+    from rich.text import Text
+
+    from zoo.bench.external import store_source
+    from zoo.bench.store import ResultsStore, default_store_path
+    from zoo.text import slug
+
+    row = store_source(source, name=name or slug(source.stem or source.name, 64), dataset=ds, protocol=protocol,
+                       store=ResultsStore(results or default_store_path()), models=registry().models,
+                       progress=progress)
+    result = {"source": {"path": str(source), "kind": row.external["kind"], "num_images": protocol.num_fake,
+                         "source_images": row.external["images"], "stored_as": row.model, "seed": row.seed},
+              "metrics": row.metrics, "floor": row.floor, "protocol": protocol.to_dict(), "warnings": protocol.warnings()}
+    if as_json:
+        echo_json(result)
+        return
+    _print_human(result)
+    stdout.print(Text(f"stored as external row {row.model} (seed {row.seed}) in {results or default_store_path()}"))
 
 
 def source_kind(path: Path) -> str:

@@ -10,6 +10,7 @@ functions on those features:
 * IS (Salimans et al. 2016, arXiv:1606.03498): ``isc_features_to_metric`` on the logits;
 * KID (Binkowski et al. 2018, arXiv:1801.01401): torch-fidelity's subsets and kernel, each kernel
   entry computed once (:mod:`zoo.metrics.kid`; equal to ``kid_features_to_metric`` to ~1e-6);
+  its ``_std`` is a bootstrap over the generated images (:func:`zoo.metrics.kid.kid_bootstrap_std`);
 * precision / recall (Kynkaanniemi et al. 2019, arXiv:1904.06991): ``prc_features_to_metric``,
   generated set first, real set second;
 * density / coverage, memorisation and mode coverage: :mod:`zoo.metrics.nearest` on the same
@@ -40,7 +41,7 @@ from torch_fidelity.metric_isc import (
     KEY_METRIC_ISC_STD,
     isc_features_to_metric,
 )
-from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD
+from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN
 from torch_fidelity.metric_prc import (
     KEY_METRIC_PRECISION,
     KEY_METRIC_RECALL,
@@ -49,10 +50,10 @@ from torch_fidelity.metric_prc import (
 
 from zoo.data import ImageDataset, check_images
 from zoo.errors import DataError, MetricsError
-from zoo.metrics import nearest, stats_cache
+from zoo.metrics import floors, nearest, stats_cache
 from zoo.metrics.backbones import create_extractor, resolve_backbone, weights_digest
-from zoo.metrics.kid import kid_features_to_metric
-from zoo.metrics.protocol import Protocol
+from zoo.metrics.kid import kid_bootstrap_std, kid_features_to_metric
+from zoo.metrics.protocol import PROTOCOL_VERSION, Protocol
 
 #: ``progress(task, done, total)``
 ProgressFn = Callable[[str, int, int], None]
@@ -105,10 +106,53 @@ def fake_order(count: int, protocol: Protocol) -> torch.Tensor:
     return torch.randperm(count, generator=generator)[: protocol.num_fake]
 
 
-def floor_images(dataset: ImageDataset, protocol: Protocol) -> torch.Tensor:
-    """``num_fake`` held-out real images, disjoint from the reference set, scored as if generated."""
+def _floor_pool(dataset: ImageDataset, protocol: Protocol) -> torch.Tensor:
     perm = torch.randperm(len(dataset.test), generator=torch.Generator().manual_seed(protocol.seed))
-    return dataset.test[perm[: protocol.num_fake]]
+    return perm[: protocol.num_fake]
+
+
+def floor_images(dataset: ImageDataset, protocol: Protocol) -> torch.Tensor:
+    """The floor's pool: ``num_fake`` held-out real images (a seeded draw without replacement from
+    the held-out split, disjoint from the reference set). The floor scores draws from it
+    (:func:`floor_draws`); its two halves set and measure the memorisation threshold
+    (:func:`memorisation_split`)."""
+    return dataset.test[_floor_pool(dataset, protocol)]
+
+
+def floor_draws(dataset: ImageDataset, protocol: Protocol) -> list[torch.Tensor]:
+    """``protocol.floor_draws`` index tensors (int64, ``num_fake`` each) into :func:`floor_images`,
+    drawn the way a generator that samples the data distribution draws: the class counts are
+    multinomial over the pool's class shares (a generator draws classes at random), and each
+    class's images are drawn without replacement, with replacement only past the pool's count of
+    that class. The pool itself is stratified on labelled data (every class held out equally),
+    which no generator reproduces: scoring it whole read far below a perfect generator's FID.
+    Unlabelled data has one class: every draw is the pool (a random split already), so there is
+    one distinct draw and no spread.
+    """
+    n = protocol.num_fake
+    labels = dataset.test_labels
+    pool_labels = labels[_floor_pool(dataset, protocol)].long() if labels is not None else torch.zeros(n, dtype=torch.long)
+    classes = [torch.nonzero(pool_labels == c).flatten() for c in torch.unique(pool_labels).tolist()]
+    shares = torch.tensor([len(c) for c in classes], dtype=torch.float64)
+    generator = torch.Generator().manual_seed(protocol.seed + 1)
+    draws = []
+    for _ in range(max(1, protocol.floor_draws if len(classes) > 1 else 1)):
+        counts = torch.bincount(torch.multinomial(shares, n, replacement=True, generator=generator), minlength=len(classes))
+        parts = []
+        for members, count in zip(classes, counts.tolist(), strict=True):
+            order = members[torch.randperm(len(members), generator=generator)]
+            extra = max(0, count - len(members))
+            parts += [order[:count], members[torch.randint(0, len(members), (extra,), generator=generator)]]
+        draws.append(torch.cat(parts))
+    return draws
+
+
+def memorisation_split(protocol: Protocol) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(setting, measuring)`` positions in :func:`floor_images`: the first half (the pool is in
+    random order) sets the memorisation threshold, the second half measures the floor's share, so
+    the floor's ``memorised_<b>`` comes from images that did not set the threshold."""
+    n = protocol.num_fake
+    return torch.arange(n // 2), torch.arange(n // 2, n)
 
 
 # -- features -------------------------------------------------------------------------------------
@@ -197,7 +241,9 @@ def reference_features(
 
 
 def _check_dataset(dataset: ImageDataset, protocol: Protocol) -> str:
-    """The dataset's fingerprint, which must be the one the protocol was made for."""
+    """The dataset's fingerprint, which must be the one the protocol was made for (and the
+    protocol one of the version this genzoo computes)."""
+    _check_version(protocol)
     fingerprint = dataset.fingerprint()
     if fingerprint != protocol.dataset_fingerprint:
         raise MetricsError(
@@ -254,7 +300,8 @@ def _evaluate_features(
         out.update({f"is_{b}": float(isc[KEY_METRIC_ISC_MEAN]), f"is_{b}_std": float(isc[KEY_METRIC_ISC_STD])})
     out.update({
         f"kid_{b}": float(kid[KEY_METRIC_KID_MEAN]),
-        f"kid_{b}_std": float(kid[KEY_METRIC_KID_STD]),
+        # the spread over generated images (a bootstrap), not torch-fidelity's over subsets
+        f"kid_{b}_std": kid_bootstrap_std(fake[p.layer("kid")], real[p.layer("kid")], rng_seed=p.seed),
         f"precision_{b}": float(prc[KEY_METRIC_PRECISION]),
         f"recall_{b}": float(prc[KEY_METRIC_RECALL]),
     })
@@ -381,12 +428,14 @@ def compute_floor(
     batch_size: int = 200,
     device: torch.device | str | None = None,
     progress: ProgressFn | None = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """The real-versus-real score: held-out images scored exactly like generated ones (cached on disk).
 
-    This is what a perfect generator would get under ``protocol``; FID's bias at small counts makes
-    it well above 0, and ``memorised_<b>`` is about the protocol's ``memorisation_quantile`` by
-    construction (the threshold is the held-out distances' quantile).
+    What a perfect generator would get under ``protocol``: each metric's mean over
+    ``protocol.floor_draws`` random draws (with replacement) of held-out images, plus ``"spread"``
+    (``{metric: std over the draws}``) and ``"draws"``. FID's bias at small counts makes it well
+    above 0; ``memorised_<b>`` is measured on held-out images that did not set the threshold, so it
+    is about, not exactly, the protocol's ``memorisation_quantile``.
     """
     fingerprint = _check_dataset(dataset, protocol)
     real, real_stats = reference_features(
@@ -398,22 +447,44 @@ def compute_floor(
 def _floor(
     dataset: ImageDataset, protocol: Protocol, real: dict[str, torch.Tensor], real_stats: dict[str, np.ndarray], *,
     batch_size: int, device: torch.device | str | None, progress: ProgressFn | None,
-) -> tuple[dict[str, float], float]:
-    """``(floor metrics, memorisation threshold)``, from the cache or computed once per protocol."""
+) -> tuple[dict[str, Any], float]:
+    """``(floor, memorisation threshold)``, from the cache or computed once per protocol.
+
+    The floor holds each metric's mean over :func:`floor_draws`, plus ``"spread"`` (the standard
+    deviation over the draws, ddof=1, per metric) and ``"draws"`` (their number).
+    """
     key = f"{protocol.hash}-{protocol.dataset_fingerprint}"
     path = stats_cache.floor_path(protocol.hash)
     cached = stats_cache.load_floor_record(path, key)
-    if cached is not None and cached[1] is not None and set(cached[0]) == set(protocol.metric_names()):
+    if cached is not None and cached[1] is not None and set(floors.floor_means(cached[0])) == set(protocol.metric_names()):
         return cached[0], cached[1]
     held = backbone_features(
         floor_images(dataset, protocol), dataset, protocol,
         batch_size=batch_size, device=device, progress=progress, task="floor features",
     )
     distances, _ = nearest.nearest_distances(held[protocol.layer("fid")], real[protocol.layer("fid")])
-    threshold = nearest.memorisation_threshold(distances, protocol.memorisation_quantile)
-    values, _ = _evaluate_features(held, real, protocol, real_stats, threshold)
-    stats_cache.save_floor(path, key, values, threshold)
-    return values, threshold
+    setting, measuring = memorisation_split(protocol)
+    threshold = nearest.memorisation_threshold(distances[setting], protocol.memorisation_quantile)
+    memorised = f"memorised_{protocol.tag}"
+    generator = torch.Generator().manual_seed(protocol.seed + 2)
+    draws = []
+    for picked in floor_draws(dataset, protocol):
+        values, _ = _evaluate_features({k: v[picked] for k, v in held.items()}, real, protocol, real_stats, threshold)
+        # the floor's memorisation share: a draw of the measuring half, which did not set the threshold
+        measured = measuring[torch.randint(0, len(measuring), (len(measuring),), generator=generator)]
+        values[memorised] = float((distances[measured] < threshold).double().mean())
+        draws.append(values)
+    floor = floors.summarise(draws)
+    stats_cache.save_floor(path, key, floor, threshold)
+    return floor, threshold
+
+
+def _check_version(protocol: Protocol) -> None:
+    """Only the current protocol version is computed: an older one named other rules (the floor's
+    draw, KID's spread), and numbers computed now would not be what its hash stands for."""
+    if protocol.version != PROTOCOL_VERSION:
+        raise MetricsError(f"protocol {protocol.hash} is version {protocol.version}; this genzoo computes "
+                           f"version {PROTOCOL_VERSION} only (make a new protocol and re-score)")
 
 
 def nearest_pairs(fake: torch.Tensor, dataset: ImageDataset, pairs: list[dict[str, Any]]) -> torch.Tensor:

@@ -81,3 +81,49 @@ def _subset_sums(left: np.ndarray, right: np.ndarray, mask_left: np.ndarray, mas
             rows = np.arange(stop - start)
             diag += k[rows, start + rows] @ mask_left[start:stop]
     return total, diag
+
+
+#: Resamples of the generated images behind ``kid_<b>_std`` (protocol version 3).
+KID_BOOTSTRAP = 100
+
+
+def kid_bootstrap_std(
+    features_1: torch.Tensor, features_2: torch.Tensor, *, resamples: int = KID_BOOTSTRAP, rng_seed: int = 0,
+) -> float:
+    """The uncertainty of KID that comes from the generated images: the standard deviation
+    (ddof=1) of the all-pairs unbiased MMD^2 over ``resamples`` bootstrap resamples (with
+    replacement, ``RandomState(rng_seed)``) of the generated features ``features_1``.
+
+    torch-fidelity's ``kid_std`` is the spread over subsets; when a subset holds every generated
+    image (``kid_subset_size == num_fake``) it measures the reference subsets only, and it was
+    several times the spread of KID over fresh generated sets. A resample's pairs of the same image
+    are left out (``w'Kw - sum(w^2 K_ii)`` over ``sum(w)^2 - sum(w^2)`` pairs), so duplicates do
+    not inflate it. The reference term is the same in every resample and drops out of the spread;
+    the cross term needs only each generated image's mean kernel value against the reference set.
+    Inputs are ``N x D`` float tensors (``N >= 2``); kernel entries in float64. Returns NaN for
+    fewer than 2 generated images or resamples.
+    """
+    n = len(features_1)
+    if n < 2 or resamples < 2:
+        return float("nan")
+    x = features_1.detach().cpu().double().numpy()
+    y = features_2.detach().cpu().double().numpy()
+    d = x.shape[1]
+    rng = np.random.RandomState(rng_seed)
+    weights = np.stack([np.bincount(rng.randint(0, n, n), minlength=n) for _ in range(resamples)], axis=1)
+    weights = weights.astype(np.float64)  # n x resamples: how often each image is drawn
+    quad = np.zeros(resamples)
+    cross = np.zeros(n)
+    diag = np.zeros(n)
+    block = max(1, BLOCK_BYTES // (8 * max(n, len(y))))
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        k = (x[start:stop] @ x.T / d + 1.0) ** 3
+        quad += np.einsum("is,is->s", weights[start:stop], k @ weights)
+        diag[start:stop] = k[np.arange(stop - start), np.arange(start, stop)]
+        cross[start:stop] = ((x[start:stop] @ y.T / d + 1.0) ** 3).mean(axis=1)
+    w2 = weights**2
+    pairs = weights.sum(0) ** 2 - w2.sum(0)
+    within = (quad - diag @ w2) / pairs
+    between = cross @ weights / weights.sum(0)
+    return float(np.std(within - 2 * between, ddof=1))

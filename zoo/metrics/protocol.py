@@ -18,7 +18,16 @@ from zoo.errors import MetricsError, UnknownNameError
 from zoo.metric_names import BACKBONES, higher_is_better, metric_tag, protocol_warnings
 
 #: 2: density/coverage (k), memorisation quantile, mode coverage, feature width, metric tag.
-PROTOCOL_VERSION = 2
+#: 3: the floor is the mean and spread of ``floor_draws`` draws with a random class mix (not the
+#: class-stratified split); the memorisation threshold is set on half of the held-out split and the floor's share
+#: measured on the other half; ``kid_<b>_std`` is a bootstrap over the generated images.
+PROTOCOL_VERSION = 3
+#: Draws of the floor (each ``num_fake`` held-out images with a random class mix).
+FLOOR_DRAWS = 5
+FLOOR_RULE = ("class mix: counts multinomial over the pool's class shares, each class drawn without "
+              "replacement (with, past its count); floor_draws draws, mean and std")
+MEMORISATION_SPLIT = "half: threshold from randperm(held-out, seed)[:n//2], floor measured on the rest"
+KID_STD_RULE = "bootstrap: std of the all-pairs unbiased MMD^2 over 100 resamples of the generated images"
 #: The standard sample counts (50k reference images, 10k generated), capped by the data available.
 DEFAULT_NUM_REAL = 50_000
 DEFAULT_NUM_FAKE = 10_000
@@ -71,6 +80,13 @@ class Protocol:
     #: :data:`FAKE_DRAW_RULE` when the scored source holds more than ``num_fake`` images, else
     #: ``""`` (every image, as given); in the identity only when set, so no other hash moves.
     fake_draw: str = ""
+    #: How the floor is drawn (:data:`FLOOR_RULE`) and how many draws it averages (version 3).
+    floor_rule: str = FLOOR_RULE
+    floor_draws: int = FLOOR_DRAWS
+    #: Which held-out images set the memorisation threshold and which measure the floor's share.
+    memorisation_split: str = MEMORISATION_SPLIT
+    #: What ``kid_<b>_std`` is (:data:`KID_STD_RULE`).
+    kid_std: str = KID_STD_RULE
     version: int = PROTOCOL_VERSION
     #: Where this machine found the backbone weights; not part of the identity (the hash is).
     weights_path: str | None = field(default=None, compare=False, repr=False)
@@ -80,7 +96,9 @@ class Protocol:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "weights_path"}
         if not self.fake_draw:
             del out["fake_draw"]
-        if self.version < 2:  # a version-1 record keeps the hash it was stored with
+        if self.version < 3:  # an older record keeps the hash it was stored with
+            out = {k: v for k, v in out.items() if k not in _V3_FIELDS}
+        if self.version < 2:
             out = {k: v for k, v in out.items() if k in _V1_FIELDS}
         out["image_shape"] = list(self.image_shape)
         out["feature_layers"] = dict(self.feature_layers)
@@ -110,7 +128,7 @@ class Protocol:
         """What the reference features (and their k-NN radii) depend on: not ``num_fake`` and the
         settings only generated sets use, so another ``--num-fake`` reuses the cached features."""
         skip = {"num_fake", "kid_subset_size", "kid_subsets", "isc_splits", "prc_neighborhood",
-                "memorisation_quantile", "mode_min_share", "floor_split"}
+                "memorisation_quantile", "mode_min_share", "floor_split", *_V3_FIELDS}
         return {k: v for k, v in self.identity().items() if k not in skip}
 
     @property
@@ -150,6 +168,8 @@ class Protocol:
             kwargs["feature_layers"] = tuple(sorted(dict(kwargs["feature_layers"]).items()))
             if int(kwargs.get("version", 1)) < 2:  # version 1 had none of the version-2 fields
                 kwargs = {k: v for k, v in kwargs.items() if k in _V1_FIELDS}
+            if int(kwargs.get("version", 1)) < 3:  # nor version 2 any of version 3's
+                kwargs = {k: v for k, v in kwargs.items() if k not in _V3_FIELDS}
             protocol = cls(**kwargs)
         except (KeyError, TypeError, ValueError) as exc:
             raise MetricsError(f"not a valid protocol record ({type(exc).__name__}: {exc})") from None
@@ -163,6 +183,9 @@ _V1_FIELDS = {
     "backbone", "feature_extractor", "weights_sha256", "feature_layers", "resize", "isc_splits", "kid_subsets",
     "kid_subset_size", "prc_neighborhood", "torch_fidelity_version", "seed", "version",
 }
+
+#: Fields added by version 3 (the floor's draws, the memorisation split, KID's spread).
+_V3_FIELDS = {"floor_rule", "floor_draws", "memorisation_split", "kid_std"}
 
 metric_higher_is_better = higher_is_better  # kept for callers of the 0.1 API
 

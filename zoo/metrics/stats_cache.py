@@ -134,31 +134,42 @@ def floor_path(protocol_hash: str) -> Path:
     return metrics_cache_dir() / f"floor-{protocol_hash}.json"
 
 
-def save_floor(path: Path, key: str, values: dict[str, float], threshold: float | None = None) -> None:
-    """Store the floor's metrics and the protocol's memorisation threshold under ``key``."""
-    record: dict[str, Any] = {"key": key, "metrics": values}
+def save_floor(path: Path, key: str, values: dict[str, Any], threshold: float | None = None) -> None:
+    """Store the floor (metric means, ``"spread"``, ``"draws"``; see :mod:`zoo.metrics.floors`) and
+    the protocol's memorisation threshold under ``key``."""
+    means = {k: v for k, v in values.items() if k not in ("spread", "draws")}
+    record: dict[str, Any] = {"key": key, "metrics": means}
+    if "spread" in values:
+        record["spread"] = values["spread"]
+        record["draws"] = values.get("draws")
     if threshold is not None:
         record["memorisation_threshold"] = threshold
     atomic_write_bytes(path, json.dumps(record, indent=1, sort_keys=True).encode())
 
 
-def load_floor(path: Path, key: str) -> dict[str, float] | None:
-    """The floor's metrics stored by :func:`save_floor`, or ``None`` (with a warning if the file was bad)."""
+def load_floor(path: Path, key: str) -> dict[str, Any] | None:
+    """The floor stored by :func:`save_floor`, or ``None`` (with a warning if the file was bad)."""
     record = load_floor_record(path, key)
     return None if record is None else record[0]
 
 
-def load_floor_record(path: Path, key: str) -> tuple[dict[str, float], float | None] | None:
-    """``(metrics, memorisation threshold or None)`` stored by :func:`save_floor`, or ``None``."""
+def load_floor_record(path: Path, key: str) -> tuple[dict[str, Any], float | None] | None:
+    """``(floor, memorisation threshold or None)`` stored by :func:`save_floor`, or ``None``."""
     if not path.is_file():
         return None
     try:
         data: Any = json.loads(path.read_text())
         if data.get("key") != key:
             raise ValueError("key mismatch")
-        values = {str(k): float(v) for k, v in data["metrics"].items()}
+        values: dict[str, Any] = {str(k): float(v) for k, v in data["metrics"].items()}
         if not values or not all(math.isfinite(v) for v in values.values()):
             raise ValueError("missing or non-finite values")
+        if "spread" in data:
+            spread = {str(k): float(v) for k, v in data["spread"].items()}
+            if not all(math.isfinite(v) and v >= 0 for v in spread.values()):
+                raise ValueError("bad floor spread")
+            values["spread"] = spread
+            values["draws"] = int(data["draws"])
         threshold = data.get("memorisation_threshold")
         if threshold is not None:
             threshold = float(threshold)

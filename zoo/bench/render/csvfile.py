@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from zoo.bench.aggregate import LINE_KEY, Leaderboard
-from zoo.bench.columns import columns, machine_fields, power_note
+from zoo.bench.columns import columns, line_kinds, machine_fields, power_note
 
 __all__ = ["RANK_TEST", "to_csv"]
 
@@ -24,11 +24,22 @@ def _csv_frame(lb: Leaderboard) -> pd.DataFrame:
     table = lb.table[fields].copy()
     floor: dict[str, Any] = {"model": "real vs real", "label": "real vs real", "status": "floor", "n_seeds": 0, "failed": 0}
     floor.update({f"{m}_mean": lb.floor.get(m, math.nan) for m in lb.metrics})
+    floor.update({f"{m}_std": lb.floor_spread.get(m, math.nan) for m in lb.metrics})  # over the draws
     table = pd.concat([pd.DataFrame([floor]), table], ignore_index=True)[fields]
-    table.insert(0, "kind", ["floor"] + ["model"] * len(lb.table))
+    table.insert(0, "kind", ["floor"] + line_kinds(lb))
+    _blank_external_budget(table)
     for name, value in (("power", power_note(lb)), ("rank_test", RANK_TEST), ("primary_metric", lb.primary_metric), ("protocol_hash", lb.protocol_hash), ("dataset", lb.dataset)):
         table.insert(0, name, value)
     return table
+
+
+def _blank_external_budget(table: pd.DataFrame) -> None:
+    """An external line has no budget or precision (the store's placeholders are not shown)."""
+    if "kind" in table:
+        external = table["kind"] == "external"
+        for col in ("budget_kind", "precision"):
+            if col in table:
+                table.loc[external, col] = "none"
 
 
 def _csv_safe(value: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from zoo.bench.aggregate import Leaderboard
-from zoo.bench.columns import columns, footnote, machine_fields
+from zoo.bench.columns import columns, footnote, line_kinds, machine_fields
 from zoo.bench.curves import curves_dict
 from zoo.bench.render.csvfile import RANK_TEST
 
@@ -47,12 +47,15 @@ def leaderboard_dict(lb: Leaderboard) -> dict[str, Any]:
             "primary_metric": lb.primary_metric,
             "lower_is_better": lb.lower_is_better,
             "floor": lb.floor,
+            "floor_spread": lb.floor_spread,
             "warnings": lb.warnings,
             "footnotes": footnote(lb),
             "rank_test": RANK_TEST,
             "power": lb.power,
             "columns": [{"key": c.key, "header": c.title, "fields": list(c.fields)} for c in columns(lb) if c.human],
-            "lines": [{f: line[f] for f in fields} for line in _lines(lb)],
+            "lines": [{"kind": kind, **{f: ("none" if kind == "external" and f in ("budget_kind", "precision")
+                                            else line[f]) for f in fields}}
+                      for kind, line in zip(line_kinds(lb), _lines(lb), strict=True)],
             "curves": curves_dict(lb),  # what the HTML page plots
             **({"tuning": lb.tuning, "trials": _trials_json(lb)} if lb.tuning else {}),
         }

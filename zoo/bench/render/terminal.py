@@ -9,7 +9,7 @@ from typing import Any
 from zoo.bench.aggregate import Leaderboard
 from zoo.bench.cellfmt import clean as _clean
 from zoo.bench.cellfmt import format_number
-from zoo.bench.columns import Column, footnote, human_columns, is_top_ranked
+from zoo.bench.columns import Column, floor_text, footnote, human_columns, is_top_ranked
 
 __all__ = ["print_leaderboards", "render_table", "to_text"]
 
@@ -59,12 +59,12 @@ def render_table(lb: Leaderboard, width: int | None = None):  # noqa: ANN201 - r
             widths[col.key] -= give
             excess -= give
 
-    floor_text = format_number(lb.floor.get(lb.primary_metric, math.nan))
+    floor_shown = floor_text(lb, lb.primary_metric)
     caption = "\n".join(_clean(note) for note in footnote(lb))  # warnings quote protocol values
     if hidden:
         caption += f"\nnot shown (terminal too narrow): {', '.join(hidden)}; try --format markdown"
     table = Table(
-        title=Text(_clean(f"{lb.title} · {lb.primary_metric} ({lb.direction}) · floor {floor_text}")),
+        title=Text(_clean(f"{lb.title} · {lb.primary_metric} ({lb.direction}) · floor {floor_shown}")),
         title_justify="left",
         caption=Text(caption),
         caption_justify="left",

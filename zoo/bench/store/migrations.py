@@ -191,6 +191,13 @@ def m003_row_images(conn: sqlite3.Connection) -> None:
 
 
 @migration
+def m004_external_rows(conn: sqlite3.Connection) -> None:
+    """``external``: a JSON object saying where a row's samples came from when genzoo did not train
+    the model (``zoo bench --samples``, ``zoo eval --store``); ``{}`` for every earlier row."""
+    conn.execute("ALTER TABLE results ADD COLUMN external TEXT NOT NULL DEFAULT '{}'")
+
+
+@migration
 def m005_tuning(conn: sqlite3.Connection) -> None:
     """``tuning`` (the effort behind a tuned config, ``{}`` for others) joins the run identity, and
     ``tuning_trials`` keeps every trial of ``zoo bench --tune`` (:mod:`zoo.bench.trials`)."""

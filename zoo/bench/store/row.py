@@ -38,7 +38,7 @@ IDENTITY_COLUMNS = (
     "tuning",
 )
 # Columns holding a nested dict, stored as canonical JSON text.
-_JSON_COLUMNS = ("protocol", "config", "sample_options", "metrics", "floor", "costs", "environment", "tuning")
+_JSON_COLUMNS = ("protocol", "config", "sample_options", "metrics", "floor", "costs", "environment", "tuning", "external")
 #: JSON columns whose text repeats across rows: a read decodes each distinct text once.
 _SHARED_COLUMNS = ("protocol", "config", "sample_options", "floor", "environment", "tuning")
 _PATH_COLUMNS = ("grid_path", "run_dir")
@@ -173,6 +173,10 @@ class ResultRow:
     #: trial budget, search-space hash, sampler, pruner; ``{}`` for a config not tuned. Part of the
     #: identity: rows tuned differently are separate runs, on separate leaderboards.
     tuning: dict[str, Any] = field(default_factory=dict)
+    #: Samples made elsewhere (``zoo bench --samples``, ``zoo eval --store``): where they came from
+    #: (``{"source", "kind", "images", "scored", "draw"}``; see :mod:`zoo.bench.external`); ``{}``
+    #: for a row genzoo trained. An external row records no training cost.
+    external: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
