@@ -42,7 +42,7 @@ BACKBONES = ("lenet", "inception", *DINOV2_BACKBONES, *CLIP_BACKBONES)
 #: Metric prefixes where a larger value is better; every other metric (FID, FD, KID, ...) is a
 #: distance, smaller being better.
 HIGHER_IS_BETTER = ("is", "isc", "precision", "recall", "density", "coverage", "accuracy",
-                    "classes", "psnr", "ssim")
+                    "classes", "psnr", "ssim", "vendi", "gap")
 
 
 def higher_is_better(key: str) -> bool:

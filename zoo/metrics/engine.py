@@ -13,7 +13,9 @@ functions on those features:
 * precision / recall (Kynkaanniemi et al. 2019, arXiv:1904.06991): ``prc_features_to_metric``,
   generated set first, real set second;
 * density / coverage, memorisation and mode coverage: :mod:`zoo.metrics.nearest` on the same
-  features (the FID layer; the IS logits for mode coverage).
+  features (the FID layer; the IS logits for mode coverage);
+* the Vendi score (:mod:`zoo.metrics.vendi`) and the generalisation gap (:mod:`zoo.metrics.gap`,
+  the primary distance against the training images minus against held-out images) on the FID layer.
 
 This is what ``torch_fidelity.calculate_metrics(input1=generated, input2=reference, ...)`` computes
 (a test checks they agree), without extracting the reference features again on every call.
@@ -51,8 +53,10 @@ from zoo.data import ImageDataset, check_images
 from zoo.errors import DataError, MetricsError
 from zoo.metrics import nearest, stats_cache
 from zoo.metrics.backbones import create_extractor, resolve_backbone, weights_digest
+from zoo.metrics.gap import gap_split, generalisation_gap
 from zoo.metrics.kid import kid_features_to_metric
 from zoo.metrics.protocol import Protocol
+from zoo.metrics.vendi import vendi_score
 
 #: ``progress(task, done, total)``
 ProgressFn = Callable[[str, int, int], None]
@@ -207,6 +211,33 @@ def _check_dataset(dataset: ImageDataset, protocol: Protocol) -> str:
     return fingerprint
 
 
+def heldout_stats(
+    dataset: ImageDataset,
+    protocol: Protocol,
+    *,
+    batch_size: int = 200,
+    device: torch.device | str | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, np.ndarray]:
+    """FID statistics (``mu``, ``sigma``) of the generalisation gap's held-out reference
+    (:func:`zoo.metrics.gap.gap_split`), from genzoo's cache or computed and cached per protocol."""
+    fingerprint = _check_dataset(dataset, protocol)
+    split = gap_split(len(dataset.test), protocol.num_fake, protocol.seed)
+    key = f"heldout-{protocol.hash}-{fingerprint}"
+    path = stats_cache.metrics_cache_dir() / f"{key}.npz"
+    fid_layer = protocol.layer("fid")
+    cached = stats_cache.load_reference(path, key, [fid_layer], len(split.heldout), fid_layer)
+    if cached is not None:
+        return {"mu": cached[1], "sigma": cached[2]}
+    features = backbone_features(
+        dataset.test[split.heldout], dataset, protocol,
+        batch_size=batch_size, device=device, progress=progress, task="held-out features",
+    )[fid_layer]
+    stats = fid_features_to_statistics(features)
+    stats_cache.save_reference(path, key, {fid_layer: features.numpy()}, stats["mu"], stats["sigma"])
+    return stats
+
+
 # -- the maths (torch-fidelity's) ------------------------------------------------------------------
 
 
@@ -216,13 +247,17 @@ def metrics_from_features(
     protocol: Protocol,
     real_stats: dict[str, np.ndarray] | None = None,
     memorisation_threshold: float | None = None,
+    heldout: dict[str, np.ndarray] | None = None,
+    gap_rows: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """All metrics of the protocol from features of the generated (``fake``) and reference sets.
 
     ``memorisation_threshold`` is the held-out quantile of nearest-training distances
-    (:func:`memorisation_threshold`); without it ``memorised_<b>`` is left out.
+    (:func:`memorisation_threshold`); without it ``memorised_<b>`` is left out. ``heldout`` holds
+    the FID statistics of the gap's held-out reference (:func:`heldout_stats`) and ``gap_rows``
+    the rows of ``fake`` the gap uses (default: all); without ``heldout`` ``gap_<b>`` is left out.
     """
-    return _evaluate_features(fake, real, protocol, real_stats, memorisation_threshold)[0]
+    return _evaluate_features(fake, real, protocol, real_stats, memorisation_threshold, heldout, gap_rows)[0]
 
 
 def _evaluate_features(
@@ -231,6 +266,8 @@ def _evaluate_features(
     protocol: Protocol,
     real_stats: dict[str, np.ndarray] | None,
     threshold: float | None,
+    heldout: dict[str, np.ndarray] | None = None,
+    gap_rows: torch.Tensor | None = None,
 ) -> tuple[dict[str, float], nearest.Memorisation | None]:
     b, p = protocol.tag, protocol
     fd_key = protocol.primary_metric
@@ -270,6 +307,11 @@ def _evaluate_features(
     if p.num_classes:
         covered, kl = nearest.mode_coverage(fake[p.layer("isc")], real[p.layer("isc")], p.mode_min_share)
         out.update({f"classes_{b}": float(covered), f"kl_classes_{b}": kl})
+    out[f"vendi_{b}"] = vendi_score(fake_f)
+    if heldout is not None:
+        rows = fake_f if gap_rows is None else fake_f[gap_rows]
+        with _blas_threads():
+            out[f"gap_{b}"] = generalisation_gap(rows, fid_real, heldout)
     return out, memo
 
 
@@ -344,19 +386,30 @@ def evaluate(
         dataset, protocol, batch_size=batch_size, device=device, progress=progress, fingerprint=fingerprint
     )
     _, threshold = _floor(dataset, protocol, real, real_stats, batch_size=batch_size, device=device, progress=progress)
+    held = heldout_stats(dataset, protocol, batch_size=batch_size, device=device, progress=progress)
     picked = fake_order(len(fake), protocol)
     fake_features = backbone_features(
         fake[picked], dataset, protocol,
         batch_size=batch_size, device=device, progress=progress, task="generated features",
     )
-    metrics, memo = _evaluate_features(fake_features, real, protocol, real_stats, threshold)
+    split = gap_split(len(dataset.test), protocol.num_fake, protocol.seed)
+    metrics, memo = _evaluate_features(fake_features, real, protocol, real_stats, threshold, held, split.generated)
     pairs = []
     if memo is not None:
         order = reference_order(dataset, protocol)
         for item in memo.suspicious():
             pairs.append({"sample": int(picked[int(item["sample"])]), "train": int(order[int(item["reference"])]),
                           "distance": item["distance"], "memorised": item["memorised"]})
-    return Evaluation(metrics, protocol.warnings(), pairs, threshold)
+    return Evaluation(metrics, protocol.warnings() + gap_warnings(protocol, split.count), pairs, threshold)
+
+
+def gap_warnings(protocol: Protocol, count: int) -> list[str]:
+    """A warning when the gap's ``count`` images per side are fewer than the feature dimensions
+    (each distance's covariance estimate is then singular and the gap mostly noise)."""
+    if not protocol.feature_dim or count >= protocol.feature_dim:
+        return []
+    return [f"gap_{protocol.tag} compares {count:,} images a side in a {protocol.feature_dim}-dimensional feature "
+            f"space (half the held-out split at most): it is mostly noise; read it only against its floor"]
 
 
 def compute_metrics(
@@ -411,7 +464,10 @@ def _floor(
     )
     distances, _ = nearest.nearest_distances(held[protocol.layer("fid")], real[protocol.layer("fid")])
     threshold = nearest.memorisation_threshold(distances, protocol.memorisation_quantile)
-    values, _ = _evaluate_features(held, real, protocol, real_stats, threshold)
+    heldout = heldout_stats(dataset, protocol, batch_size=batch_size, device=device, progress=progress)
+    # The gap's floor: the first k floor images, disjoint from the held-out reference (gap_split).
+    rows = torch.arange(gap_split(len(dataset.test), protocol.num_fake, protocol.seed).count)
+    values, _ = _evaluate_features(held, real, protocol, real_stats, threshold, heldout, rows)
     stats_cache.save_floor(path, key, values, threshold)
     return values, threshold
 
