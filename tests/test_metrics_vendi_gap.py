@@ -13,7 +13,14 @@ from vendi_score import vendi  # the authors' package (the test extra)
 
 from zoo.factory import load_dataset
 from zoo.metric_names import higher_is_better
-from zoo.metrics import backbone_features, compute_floor, evaluate, floor_images, make_protocol, reference_images
+from zoo.metrics import (
+    backbone_features,
+    compute_floor,
+    evaluate,
+    floor_images,
+    make_protocol,
+    reference_images,
+)
 from zoo.metrics.engine import heldout_stats
 from zoo.metrics.gap import gap_split
 from zoo.metrics.vendi import vendi_score

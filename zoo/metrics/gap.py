@@ -72,7 +72,11 @@ def generalisation_gap(
     ``*_stats``: ``{"mu": D, "sigma": D x D}`` of the two references. Negative: closer to the
     training images. Compare with the floor's value, never with 0.
     """
-    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+    from torch_fidelity.metric_fid import (
+        KEY_METRIC_FID,
+        fid_features_to_statistics,
+        fid_statistics_to_metric,
+    )
 
     stats = fid_features_to_statistics(features)
     to_train = float(fid_statistics_to_metric(stats, train_stats, False)[KEY_METRIC_FID])
