@@ -118,10 +118,10 @@ def test_training_announces_its_estimate_once_and_the_eta_is_the_average_rate(tm
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for step in range(1, 101):
-            now[0] = step * 0.5  # half a second a step
+            now[0] = 2.0 + step * 0.5  # half a second a step, after two seconds of start-up
             clock(step, 100)
     notes = [str(w.message) for w in caught if issubclass(w.category, BackboneTraining)]
-    assert len(notes) == 1 and "about 50 s" in notes[0] and "48 s left" in notes[0]
+    assert len(notes) == 1 and "about 52 s" in notes[0] and "48 s left" in notes[0]
     assert str(tmp_path / "w.safetensors") in notes[0] and len(seen) == 100
     assert remaining(30.0, 10, 100) == pytest.approx(270.0) and remaining(5.0, 0, 100) is None
     assert duration_text(130) == "2 min 10 s" and duration_text(4000) == "1 h 06 min"

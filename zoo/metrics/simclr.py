@@ -87,7 +87,8 @@ class Encoder(nn.Module):
 @dataclass(frozen=True)
 class Recipe:
     """How the encoder is trained; part of the cache key. A fixed number of steps (not epochs),
-    so the cost does not grow with the dataset: about a minute or two on two CPU cores."""
+    so the cost does not grow with the dataset: about 0.1 s of one core's CPU time a step
+    (measured on an AMD EPYC core), so about 30 s for the default 300 steps."""
 
     steps: int = 300
     batch_size: int = 128  # images per step (two views each)

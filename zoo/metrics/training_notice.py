@@ -48,16 +48,25 @@ class TrainingClock:
         self.start = clock()
         self.announced = False
         self.estimate: float | None = None
+        self._first: tuple[int, float] | None = None
 
     def __call__(self, done: int, total: int) -> None:
-        elapsed = self._clock() - self.start
+        now = self._clock()
+        elapsed = now - self.start
+        if self._first is None and done > 0:
+            self._first = (done, elapsed)  # the first report carries start-up costs: timed apart
         if not self.announced and done > 0 and ((done >= MIN_STEPS and elapsed >= CALIBRATION_SECONDS) or done >= total):
             self.announced = True
-            self.estimate = elapsed / done * total
-            left = self.estimate - elapsed
+            first_done, first_elapsed = self._first or (0, 0.0)
+            if done > first_done:  # the rate after the first report, for the steps left
+                rate = (elapsed - first_elapsed) / (done - first_done)
+            else:
+                rate = elapsed / done
+            self.estimate = elapsed + rate * (total - done)
             warnings.warn(
                 f"training {self.what} once: about {duration_text(self.estimate)} on this machine "
-                f"({duration_text(left)} left, timed over the first {done} steps); cached in {self.path}",
+                f"({duration_text(self.estimate - elapsed)} left, timed over the first {done} steps); "
+                f"cached in {self.path}",
                 BackboneTraining, stacklevel=2,
             )
         if self.progress is not None:
