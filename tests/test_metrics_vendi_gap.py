@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -115,3 +116,25 @@ def test_a_copy_of_the_training_images_has_a_gap_far_below_the_floor(ds):
     assert fresh["gap_lenet"] == pytest.approx(floor["gap_lenet"])  # the floor is fresh images, scored alike
     assert copy["gap_lenet"] < floor["gap_lenet"] - 5  # clearly negative, beyond the floor
     assert copy["memorised_lenet"] > 0.99  # the per-sample test agrees
+
+
+def test_vendi_and_gap_reach_the_board_with_their_floor_and_direction():
+    from zoo.bench.leaderboard import build_leaderboard, to_json, to_text
+    from zoo.bench.store import ResultRow
+
+    protocol = {"primary_metric": "fid_lenet", "backbone": "lenet"}
+    floor = {"fid_lenet": 3.1, "vendi_lenet": 9.9, "gap_lenet": -10.3}
+
+    def row(model: str, seed: int, vendi: float, gap: float) -> ResultRow:
+        return ResultRow(model=model, dataset="mnist-5k", seed=seed, protocol_hash="p", protocol=protocol,
+                         status="ok", metrics={"fid_lenet": 5.0 + seed, "vendi_lenet": vendi, "gap_lenet": gap},
+                         floor=floor, family="gan", costs={})
+
+    (lb,) = build_leaderboard([row("copier", 0, 9.8, -20.0), row("copier", 1, 9.6, -22.0), row("fresh", 0, 9.0, -10.0)])
+    assert {"vendi_lenet", "gap_lenet"} <= set(lb.shown_metrics)
+    line = lb.table.set_index("model").loc["copier"]
+    assert line["vendi_lenet_mean"] == pytest.approx(9.7) and line["gap_lenet_mean"] == pytest.approx(-21.0)
+    text = to_text([lb])
+    assert "vendi_lenet" in text and "gap_lenet" in text and "-10.3" in text  # the gap's floor is shown
+    board = json.loads(to_json([lb]))[0]
+    assert board["floor"]["gap_lenet"] == -10.3 and "vendi_lenet_mean" in board["lines"][0]
