@@ -138,3 +138,12 @@ def test_vendi_and_gap_reach_the_board_with_their_floor_and_direction():
     assert "vendi_lenet" in text and "gap_lenet" in text and "-10.3" in text  # the gap's floor is shown
     board = json.loads(to_json([lb]))[0]
     assert board["floor"]["gap_lenet"] == -10.3 and "vendi_lenet_mean" in board["lines"][0]
+
+
+def test_adding_vendi_and_the_gap_moved_no_protocol_hash_and_no_published_number(ds):
+    p = make_protocol(ds)  # the default mnist-5k protocol, published in docs/metrics.md and the README
+    assert p.hash == "cb70fb397979"
+    floor = compute_floor(ds, p)
+    published = {"fid_lenet": 3.10, "precision_lenet": 0.899, "recall_lenet": 0.900, "coverage_lenet": 0.671}
+    assert {k: round(floor[k], 3 if k != "fid_lenet" else 2) for k in published} == published
+    assert floor["memorised_lenet"] == pytest.approx(0.010) and floor["classes_lenet"] == 10
