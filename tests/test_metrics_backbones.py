@@ -211,7 +211,7 @@ def test_inception_metrics_run_end_to_end_from_a_local_weights_file(random_incep
     scores = compute_metrics(torch.flip(data.test, dims=[2]), data, protocol, batch_size=10)
     expected = {"fid_inception", "is_inception", "is_inception_std", "kid_inception",
                 "kid_inception_std", "precision_inception", "recall_inception", "density_inception",
-                "coverage_inception", "memorised_inception"}
+                "coverage_inception", "memorised_inception", "vendi_inception", "gap_inception"}
     assert set(scores) == expected == set(protocol.metric_names())
     assert all(v == v and abs(v) != float("inf") for v in scores.values())
     assert scores["fid_inception"] > 0

@@ -43,6 +43,7 @@ def test_eval_an_image_array_prints_json_with_protocol_and_floor(ds, tmp_path, c
     assert set(metrics) == set(floor_means(floor)) == set(floor["spread"]) == {
         "fid_lenet", "is_lenet", "is_lenet_std", "kid_lenet", "kid_lenet_std", "precision_lenet", "recall_lenet",
         "density_lenet", "coverage_lenet", "memorised_lenet", "classes_lenet", "kl_classes_lenet",
+        "vendi_lenet", "gap_lenet",
     }
     # 200 images in 10 IS splits: the warning says so and what to change.
     assert any(w.startswith("is_lenet on 200 images") for w in result["warnings"])

@@ -245,7 +245,7 @@ def test_dinov2_backbone_is_wired_with_local_code_and_weights(ds, tmp_path, monk
     ev = evaluate(floor_images(ds, protocol), ds, protocol)
     assert set(ev.metrics) == set(protocol.metric_names()) == {
         "fd_dinov2", "kid_dinov2", "kid_dinov2_std", "precision_dinov2", "recall_dinov2", "density_dinov2",
-        "coverage_dinov2", "memorised_dinov2",
+        "coverage_dinov2", "memorised_dinov2", "vendi_dinov2", "gap_dinov2",
     }
     assert not any(k.startswith(("fid", "is_")) for k in ev.metrics)  # never called FID; no IS on embeddings
     assert any(n.startswith("fd_dinov2 with 100 images in a 384-dimensional") for n in ev.warnings)

@@ -65,7 +65,8 @@ BENCH_KEYS = {
     "models": "models", "dataset": "dataset", "data_dir": "data_dir", "preset": "preset", "seeds": "seeds",
     "budget": "budget", "steps": "steps", "time": "time_budget", "batch_size": "batch_size", "set": "overrides",
     "option": "options", "num_fake": "num_fake", "curve_points": "curve_points", "backbone": "backbone",
-    "inception_weights": "inception_weights", "device": "device", "precision": "precision", "results": "results",
+    "backbone_weights": "backbone_weights", "inception_weights": "inception_weights", "device": "device",
+    "precision": "precision", "results": "results",
     "runs_dir": "runs_dir", "html": "html_path", "rerun": "rerun", "fail_fast": "fail_fast", "progress": "progress",
 }
 

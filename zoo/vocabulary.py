@@ -37,12 +37,12 @@ CLIP_BACKBONES = (
 )
 #: Feature backbones genzoo knows; ``auto`` picks one per dataset
 #: (see :func:`zoo.metrics.default_backbone`).
-BACKBONES = ("lenet", "inception", *DINOV2_BACKBONES, *CLIP_BACKBONES)
+BACKBONES = ("lenet", "inception", "simclr", *DINOV2_BACKBONES, *CLIP_BACKBONES)
 
 #: Metric prefixes where a larger value is better; every other metric (FID, FD, KID, ...) is a
 #: distance, smaller being better.
 HIGHER_IS_BETTER = ("is", "isc", "precision", "recall", "density", "coverage", "accuracy",
-                    "classes", "psnr", "ssim")
+                    "classes", "psnr", "ssim", "vendi", "gap")
 
 
 def higher_is_better(key: str) -> bool:

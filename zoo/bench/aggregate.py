@@ -41,7 +41,8 @@ __all__ = ["ALPHA", "COST_COLUMNS", "LINE_KEY", "TARGET_FRACTION", "TEXT_COSTS",
 
 # Metric name prefixes where a larger value is better; everything else (FID, KID, ...) is a distance.
 # Display order of metric families after the primary metric.
-_METRIC_ORDER = ("fid", "fd", "kid", "is", "isc", "precision", "recall", "density", "coverage", "memorised", "classes", "kl")
+_METRIC_ORDER = ("fid", "fd", "kid", "is", "isc", "precision", "recall", "density", "coverage", "memorised", "classes", "kl",
+                 "vendi", "gap")
 COST_COLUMNS = (
     "train_images_per_s",
     "sample_images_per_s",

@@ -71,6 +71,9 @@ class BenchRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
     num_fake: int | None = None
     backbone: str = "auto"
+    #: Local weights of the chosen backbone (``--backbone-weights``); Inception's may also come from
+    #: ``inception_weights``, used only when the backbone is Inception.
+    backbone_weights: str | None = None
     inception_weights: str | None = None
     results: str | Path | None = None
     runs_dir: str | Path | None = None
@@ -164,7 +167,7 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
         protocol = make_protocol(
             data, num_real=min(preset.num_real, len(data.train)),
             num_fake=min(request.num_fake or preset.num_fake, len(data.test)), backbone=request.backbone,
-            inception_weights=request.inception_weights, progress=tasks,
+            weights_path=request.backbone_weights, inception_weights=request.inception_weights, progress=tasks,
         )
     external = []
     if request.samples:  # every source read and checked before any job writes anything

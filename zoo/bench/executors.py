@@ -101,7 +101,7 @@ def _request_to_json(request: BenchRequest) -> dict[str, Any]:
     if isinstance(request.preset, Preset):
         raise UsageError("jobs run by --executor local/slurm need a preset name, not a Preset object")
     data = {f.name: getattr(request, f.name) for f in fields(request)}
-    for key in ("results", "runs_dir", "inception_weights", "data_dir"):
+    for key in ("results", "runs_dir", "backbone_weights", "inception_weights", "data_dir"):
         if data.get(key) is not None:
             data[key] = os.fspath(data[key])
     data["models"], data["seeds"] = list(data["models"]), list(data["seeds"])

@@ -11,7 +11,7 @@ import click
 
 from zoo.cli.app import announce, cli, echo_json, registry, stderr, stdout
 from zoo.cli.configuration import config_option
-from zoo.cli.options import data_dir_option, device_option, parse_seeds
+from zoo.cli.options import backbone_options, data_dir_option, device_option, parse_seeds
 from zoo.configfile import bench_settings
 from zoo.errors import UserInterrupt
 from zoo.guard import signal_raises
@@ -33,8 +33,7 @@ from zoo.guard import signal_raises
 @click.option("--option", "options", multiple=True, metavar="[MODEL.]KEY=VALUE", help="Sampling option, e.g. ddpm.steps=100.")
 @click.option("--num-fake", type=click.IntRange(min=2), help="Generated images per evaluation (default: the preset's).")
 @click.option("--curve-points", type=click.IntRange(min=1), help="Evaluations along the budget, log-spaced (default: the preset's).")
-@click.option("--backbone", default="auto", show_default=True, help="Metric backbone: auto, lenet or inception.")
-@click.option("--inception-weights", type=click.Path(dir_okay=False), envvar="ZOO_INCEPTION_WEIGHTS", help="Local Inception weights (offline).")
+@backbone_options
 @device_option
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="auto: each model's recipe where the hardware runs its precision natively (bf16 on CPUs "
@@ -68,7 +67,7 @@ from zoo.guard import signal_raises
 @config_option(bench_settings, "Settings from a TOML file (models, preset, seeds, [set.MODEL], [option.MODEL], ...); "
                                "options given here win. See docs/configuration.md.")
 def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_budget, batch_size, overrides, options,
-                  num_fake, curve_points, backbone, inception_weights, device, precision, results, runs_dir, html_path,
+                  num_fake, curve_points, backbone, backbone_weights, inception_weights, device, precision, results, runs_dir, html_path,
                   samples, rerun, fail_fast, as_json, progress, executor, jobs, slurm_partition, slurm_gpus_per_job,
                   slurm_timeout_min, collect_dir, tune, tune_budget, dry_run) -> None:
     """Benchmark models: same budget, same protocol, with cost measured alongside quality.
@@ -107,7 +106,8 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
         seeds=parse_seeds(seeds) if cap is None else [0], dataset=dataset, data_dir=data_dir,
         budget=budget_text(budget, steps, time_budget), batch_size=batch_size, precision=precision, device=device,
         overrides=collect_assignments(overrides), options=collect_assignments(options, "--option"), num_fake=num_fake,
-        backbone=backbone, inception_weights=inception_weights, results=results, runs_dir=runs_dir,
+        backbone=backbone, backbone_weights=str(backbone_weights) if backbone_weights else None,
+        inception_weights=str(inception_weights) if inception_weights else None, results=results, runs_dir=runs_dir,
         curve_points=curve_points, fail_fast=fail_fast, rerun=rerun, executor=executor, jobs=jobs, slurm=slurm,
         dry_run=dry_run, tune=tune, tune_budget=tune_budget,
     )

@@ -13,9 +13,9 @@ from typing import Any
 import click
 
 from zoo.cli.app import announce, cli, echo_json, registry, stderr, stdout, warn
-from zoo.cli.options import data_dir_option, device_option
+from zoo.cli.options import backbone_options, data_dir_option, device_option
 from zoo.cli.progress import task_bars
-from zoo.metric_names import BACKBONES, higher_is_better
+from zoo.metric_names import BACKBONES, higher_is_better  # noqa: F401 - BACKBONES: what eval accepts
 
 
 def escape(text: str) -> str:
@@ -117,15 +117,9 @@ def _check_counts(ds: Any, num_fake: int | None, num_real: int | None) -> None:
 @click.option("--image-size", type=click.IntRange(4, 1024), help="Resize the reference dataset to this size (as training did).")
 @click.option("--num-fake", type=click.IntRange(min=1), help="Generated images to score (default: 10k capped by the held-out split).")
 @click.option("--num-real", type=click.IntRange(min=1), help="Reference images (default: 50k capped by the train split).")
-@click.option("--backbone", type=click.Choice(["auto", *BACKBONES]), default="auto", show_default=True,
-              help="Feature space. auto: lenet for the MNIST family, inception for RGB data; dinov2-*/clip-* "
-                   "are torch-fidelity's DINOv2/CLIP extractors (metrics named fd_dinov2, fd_clip, ...).")
-@click.option("--backbone-weights", type=click.Path(dir_okay=False, path_type=Path),
-              help="Local weights of the chosen backbone (offline machines; also $ZOO_BACKBONE_WEIGHTS).")
+@backbone_options
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
               help="Seed of the reference draw, KID subsets and sampling.")
-@click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path),
-              help="Local Inception-v3 weights (offline machines; also $ZOO_INCEPTION_WEIGHTS).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Sampling option (checkpoints and exports only).")
 @click.option("--batch-size", type=int, default=200, show_default=True, help="Batch size for sampling and features.")
 @device_option

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import click
+
+from zoo.metric_names import BACKBONES
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
 
@@ -55,3 +60,28 @@ def budget_text(budget: str | None, steps: int | None, time_budget: str | None) 
     if time_budget is not None:
         return f"{parse_duration(time_budget):g}s"
     return budget
+
+
+BACKBONE_HELP = (
+    f"Feature space of the metrics, one of: auto, {', '.join(BACKBONES)}. auto: the dataset's declared backbone, else lenet for labelled gray "
+    "data (the MNIST family), else inception. simclr: a label-free encoder trained on the dataset's own "
+    "images (offline, cached; metrics fd_simclr, ...). dinov2-*/clip-*: torch-fidelity's DINOv2/CLIP "
+    "(fd_dinov2, fd_clip, ...). docs/metrics.md."
+)
+
+
+def backbone_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--backbone``, ``--backbone-weights`` and ``--inception-weights``, one definition for
+    ``zoo eval`` and ``zoo bench`` so that both name and accept the same backbones."""
+    for option in reversed((
+        click.option("--backbone", type=click.Choice(["auto", *BACKBONES]), default="auto", show_default=True,
+                     metavar="NAME", help=BACKBONE_HELP),  # NAME: the choices' list outgrows 80 columns
+        click.option("--backbone-weights", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Local weights of the chosen backbone (offline machines; also $ZOO_BACKBONE_WEIGHTS "
+                          "for DINOv2/CLIP)."),
+        click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Local Inception-v3 weights, used when the backbone is inception (offline machines; "
+                          "also $ZOO_INCEPTION_WEIGHTS)."),
+    )):
+        command = option(command)
+    return command

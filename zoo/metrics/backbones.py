@@ -14,8 +14,13 @@ end of this module: torch-fidelity 0.4's extractors, with local weights for offl
   ``mnist-5k`` weights ship in ``zoo/assets``; for any other labelled dataset it is trained on first
   use, deterministically, and cached under ``$ZOO_CACHE_DIR/backbones`` keyed by the dataset's
   labelled fingerprint (images and labels) and the training recipe.
+* ``simclr``: a small self-supervised encoder (:mod:`zoo.metrics.simclr`), registered as
+  ``genzoo-simclr``, trained on first use on the dataset's own training split (no labels, no
+  download) and cached under ``$ZOO_CACHE_DIR/backbones`` keyed by the dataset's content
+  fingerprint and the recipe; its 64 pooled features feed every metric (no IS).
 
-Every backbone is identified in a protocol by the SHA-256 of its weight file.
+Training a backbone says first how long it will take and where it is cached
+(:mod:`zoo.metrics.training_notice`). Every backbone is identified in a protocol by the SHA-256 of its weight file.
 """
 
 from __future__ import annotations
@@ -38,9 +43,12 @@ from zoo.data import ImageDataset
 from zoo.errors import MetricsError
 from zoo.metric_names import CLIP_BACKBONES, DINOV2_BACKBONES
 from zoo.metrics import lenet as lenet_mod
+from zoo.metrics import simclr as simclr_mod
 from zoo.metrics.stats_cache import CacheWarning, cache_dir
+from zoo.metrics.training_notice import TrainingClock
 
 LENET_EXTRACTOR = "genzoo-lenet"
+SIMCLR_EXTRACTOR = "genzoo-simclr"
 INCEPTION_EXTRACTOR = "inception-v3-compat"
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 #: Shipped weights: dataset name -> file in ``zoo/assets`` (trained by ``scripts/train_lenet.py``).
@@ -82,7 +90,8 @@ def default_backbone(dataset: ImageDataset) -> str:
     labelled = dataset.train_labels is not None and dataset.num_classes is not None
     if dataset.image_shape[0] == 1 and not labelled:
         warnings.warn(f"{dataset.name}: gray images without labels are scored with Inception-v3 (the lenet backbone "
-                      "needs labels to train on); a dataset plugin can name its backbone with DatasetSpec(backbone=...)",
+                      "needs labels to train on); --backbone simclr trains a label-free feature space on the data "
+                      "instead, and a dataset plugin can name its backbone with DatasetSpec(backbone=...)",
                       UserWarning, stacklevel=2)
     return "lenet" if labelled and dataset.image_shape[0] == 1 else "inception"
 
@@ -94,6 +103,8 @@ def resolve_backbone(
         return _resolve_lenet(dataset, weights_path, progress)
     if name == "inception":
         return _resolve_inception(weights_path)
+    if name == "simclr":
+        return _resolve_simclr(dataset, weights_path, progress)
     if name in DINOV2_BACKBONES:
         return _resolve_dinov2(name, weights_path)
     if name in CLIP_BACKBONES:
@@ -111,6 +122,8 @@ def weights_digest(backbone: str, path: str | os.PathLike[str]) -> str:
 def _digest_cached(backbone: str, path: str, _size: int, _mtime_ns: int) -> str:
     if backbone == "lenet":
         return lenet_mod.weights_digest(path)
+    if backbone == "simclr":
+        return simclr_mod.weights_digest(path)
     return file_sha256(path)
 
 
@@ -163,7 +176,8 @@ def _resolve_lenet(dataset: ImageDataset, weights_path: Any, progress: Any) -> B
         return _lenet_weights(path)
     if dataset.train_labels is None or dataset.num_classes is None:
         raise MetricsError(
-            f"the lenet backbone is trained on labelled data and {dataset.name} has no labels; use --backbone inception"
+            f"the lenet backbone is trained on labelled data and {dataset.name} has no labels; use --backbone simclr "
+            "(label-free, trained on the data, offline) or --backbone inception"
         )
     shipped = _shipped_lenet(dataset)
     if shipped is not None:
@@ -189,8 +203,9 @@ def train_lenet_for(
     if dataset.train_labels is None or dataset.num_classes is None:
         raise MetricsError(f"cannot train the lenet backbone on {dataset.name}: it has no labels")
     recipe = recipe or DEFAULT_RECIPE
-    report = (lambda done, total: progress("training lenet backbone", done, total)) if progress else None
-    net = lenet_mod.train_lenet(dataset.train, dataset.train_labels, dataset.num_classes, recipe, progress=report)
+    clock = TrainingClock(f"the lenet backbone on {dataset.name} ({len(dataset.train):,} images, {recipe.steps:,} steps)",
+                          path, "training lenet backbone", progress)
+    net = lenet_mod.train_lenet(dataset.train, dataset.train_labels, dataset.num_classes, recipe, progress=clock)
     acc = None
     if dataset.test_labels is not None:
         acc = lenet_mod.accuracy(net, dataset.test, dataset.test_labels)
@@ -246,6 +261,101 @@ def register_extractors() -> None:
 
     if LENET_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
         register_feature_extractor(LENET_EXTRACTOR, LeNetFeatureExtractor)
+    if SIMCLR_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(SIMCLR_EXTRACTOR, SimCLRFeatureExtractor)
+
+
+# -- simclr -------------------------------------------------------------------------------------
+
+SIMCLR_LAYERS = {m: "features" for m in ("isc", "fid", "kid", "prc")}
+#: The recipe for encoders trained on first use; tests swap in a tiny one.
+SIMCLR_RECIPE = simclr_mod.Recipe()
+
+
+def simclr_cache_path(dataset: ImageDataset, recipe: simclr_mod.Recipe) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset.identity_name)[-60:]
+    return cache_dir() / "backbones" / f"simclr-{safe}-{dataset.fingerprint()}-{recipe.digest()}.safetensors"
+
+
+def _simclr_weights(path: Path) -> BackboneWeights:
+    meta = simclr_mod.read_metadata(path)
+    size = int(meta.get("input_size", 32))
+    resize = (f"gray or RGB as the encoder's channels (alpha dropped), bilinear antialiased to {size}x{size} "
+              "(genzoo SimCLR input)")
+    return BackboneWeights("simclr", SIMCLR_EXTRACTOR, path, weights_digest("simclr", path), dict(SIMCLR_LAYERS),
+                           resize, feature_dim=int(meta.get("feature_dim", 64)))
+
+
+def _resolve_simclr(dataset: ImageDataset, weights_path: Any, progress: Any) -> BackboneWeights:
+    if weights_path is not None:
+        path = Path(weights_path).expanduser()
+        if not path.is_file():
+            raise MetricsError(f"simclr weights file {path} not found")
+        return _simclr_weights(path)
+    recipe = SIMCLR_RECIPE
+    path = simclr_cache_path(dataset, recipe)
+    if path.is_file():
+        try:
+            if simclr_mod.read_metadata(path).get("dataset_fingerprint") == dataset.fingerprint():
+                simclr_mod.load_weights(path)  # refuses truncated or mismatched files
+                return _simclr_weights(path)
+            raise MetricsError("dataset fingerprint mismatch")
+        except MetricsError as exc:
+            warnings.warn(f"ignoring corrupt cached simclr weights {path} ({exc}); retraining", CacheWarning, stacklevel=2)
+    return _simclr_weights(train_simclr_for(dataset, path, recipe, progress=progress))
+
+
+def train_simclr_for(
+    dataset: ImageDataset, path: Path, recipe: simclr_mod.Recipe | None = None, *, progress: Any = None
+) -> Path:
+    """Train the simclr encoder on ``dataset``'s train split (no labels) and save it to ``path``."""
+    import time
+
+    recipe = recipe or SIMCLR_RECIPE
+    clock = TrainingClock(f"the simclr backbone on {dataset.name} ({len(dataset.train):,} images, "
+                          f"{recipe.steps:,} steps)", path, "training simclr backbone", progress)
+    start = time.perf_counter()
+    enc = simclr_mod.train_encoder(dataset.train, recipe, progress=clock)
+    meta = {
+        "dataset": dataset.identity_name,
+        "dataset_fingerprint": dataset.fingerprint(),
+        "train_images": len(dataset.train),
+        "recipe": asdict(recipe),
+        "train_seconds": f"{time.perf_counter() - start:.1f}",
+        "torch_version": torch.__version__,
+    }
+    return simclr_mod.save_weights(enc, path, meta)
+
+
+class SimCLRFeatureExtractor(FeatureExtractorBase):
+    """torch-fidelity wrapper around :class:`zoo.metrics.simclr.Encoder` (weights from a safetensors file)."""
+
+    def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: Any = None, **kwargs: Any):
+        super().__init__(name, features_list)
+        vassert(feature_extractor_weights_path is not None, f"{name} needs feature_extractor_weights_path")
+        self.net = simclr_mod.load_weights(feature_extractor_weights_path)
+        self.requires_grad_(False)
+        self.eval()
+
+    @staticmethod
+    def get_provided_features_list() -> tuple[str, ...]:
+        return ("features",)
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric: str) -> str:
+        return SIMCLR_LAYERS[metric]
+
+    @staticmethod
+    def can_be_compiled() -> bool:
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile() -> torch.Tensor:
+        return torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        vassert(torch.is_tensor(x) and x.dtype == torch.uint8, "Expecting image as torch.Tensor with dtype=torch.uint8")
+        return tuple(self.net(x).float() for _ in self.features_list)
 
 
 # -- inception ----------------------------------------------------------------------------------
@@ -283,7 +393,8 @@ def _resolve_inception(weights_path: Any) -> BackboneWeights:
 def _download_inception(path: Path) -> None:
     hint = (
         f"download torch-fidelity's {path.name} on a machine with internet and pass "
-        f"--inception-weights PATH or set {INCEPTION_ENV}=PATH"
+        f"--inception-weights PATH or set {INCEPTION_ENV}=PATH; or, offline, --backbone simclr (a label-free "
+        "feature space trained on the data itself; its numbers are not Inception's)"
     )
     if os.environ.get(OFFLINE_ENV):
         raise MetricsError(f"Inception weights not available offline ({OFFLINE_ENV} is set); {hint}")

@@ -14,7 +14,9 @@ functions on those features:
 * precision / recall (Kynkaanniemi et al. 2019, arXiv:1904.06991): ``prc_features_to_metric``,
   generated set first, real set second;
 * density / coverage, memorisation and mode coverage: :mod:`zoo.metrics.nearest` on the same
-  features (the FID layer; the IS logits for mode coverage).
+  features (the FID layer; the IS logits for mode coverage);
+* the Vendi score (:mod:`zoo.metrics.vendi`) and the generalisation gap (:mod:`zoo.metrics.gap`,
+  the primary distance against the training images minus against held-out images) on the FID layer.
 
 This is what ``torch_fidelity.calculate_metrics(input1=generated, input2=reference, ...)`` computes
 (a test checks they agree), without extracting the reference features again on every call.
@@ -52,8 +54,10 @@ from zoo.data import ImageDataset, check_images
 from zoo.errors import DataError, MetricsError
 from zoo.metrics import floors, nearest, stats_cache
 from zoo.metrics.backbones import create_extractor, resolve_backbone, weights_digest
+from zoo.metrics.gap import gap_split, generalisation_gap
 from zoo.metrics.kid import kid_bootstrap_std, kid_features_to_metric
 from zoo.metrics.protocol import PROTOCOL_VERSION, Protocol
+from zoo.metrics.vendi import vendi_score
 
 #: ``progress(task, done, total)``
 ProgressFn = Callable[[str, int, int], None]
@@ -253,6 +257,33 @@ def _check_dataset(dataset: ImageDataset, protocol: Protocol) -> str:
     return fingerprint
 
 
+def heldout_stats(
+    dataset: ImageDataset,
+    protocol: Protocol,
+    *,
+    batch_size: int = 200,
+    device: torch.device | str | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, np.ndarray]:
+    """FID statistics (``mu``, ``sigma``) of the generalisation gap's held-out reference
+    (:func:`zoo.metrics.gap.gap_split`), from genzoo's cache or computed and cached per protocol."""
+    fingerprint = _check_dataset(dataset, protocol)
+    split = gap_split(len(dataset.test), protocol.num_fake, protocol.seed)
+    key = f"heldout-{protocol.hash}-{fingerprint}"
+    path = stats_cache.metrics_cache_dir() / f"{key}.npz"
+    fid_layer = protocol.layer("fid")
+    cached = stats_cache.load_reference(path, key, [fid_layer], len(split.heldout), fid_layer)
+    if cached is not None:
+        return {"mu": cached[1], "sigma": cached[2]}
+    features = backbone_features(
+        dataset.test[split.heldout], dataset, protocol,
+        batch_size=batch_size, device=device, progress=progress, task="held-out features",
+    )[fid_layer]
+    stats = fid_features_to_statistics(features)
+    stats_cache.save_reference(path, key, {fid_layer: features.numpy()}, stats["mu"], stats["sigma"])
+    return stats
+
+
 # -- the maths (torch-fidelity's) ------------------------------------------------------------------
 
 
@@ -262,13 +293,17 @@ def metrics_from_features(
     protocol: Protocol,
     real_stats: dict[str, np.ndarray] | None = None,
     memorisation_threshold: float | None = None,
+    heldout: dict[str, np.ndarray] | None = None,
+    gap_rows: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """All metrics of the protocol from features of the generated (``fake``) and reference sets.
 
     ``memorisation_threshold`` is the held-out quantile of nearest-training distances
-    (:func:`memorisation_threshold`); without it ``memorised_<b>`` is left out.
+    (:func:`memorisation_threshold`); without it ``memorised_<b>`` is left out. ``heldout`` holds
+    the FID statistics of the gap's held-out reference (:func:`heldout_stats`) and ``gap_rows``
+    the rows of ``fake`` the gap uses (default: all); without ``heldout`` ``gap_<b>`` is left out.
     """
-    return _evaluate_features(fake, real, protocol, real_stats, memorisation_threshold)[0]
+    return _evaluate_features(fake, real, protocol, real_stats, memorisation_threshold, heldout, gap_rows)[0]
 
 
 def _evaluate_features(
@@ -277,6 +312,8 @@ def _evaluate_features(
     protocol: Protocol,
     real_stats: dict[str, np.ndarray] | None,
     threshold: float | None,
+    heldout: dict[str, np.ndarray] | None = None,
+    gap_rows: torch.Tensor | None = None,
 ) -> tuple[dict[str, float], nearest.Memorisation | None]:
     b, p = protocol.tag, protocol
     fd_key = protocol.primary_metric
@@ -317,6 +354,11 @@ def _evaluate_features(
     if p.num_classes:
         covered, kl = nearest.mode_coverage(fake[p.layer("isc")], real[p.layer("isc")], p.mode_min_share)
         out.update({f"classes_{b}": float(covered), f"kl_classes_{b}": kl})
+    out[f"vendi_{b}"] = vendi_score(fake_f)
+    if heldout is not None:
+        rows = fake_f if gap_rows is None else fake_f[gap_rows]
+        with _blas_threads():
+            out[f"gap_{b}"] = generalisation_gap(rows, fid_real, heldout)
     return out, memo
 
 
@@ -391,19 +433,30 @@ def evaluate(
         dataset, protocol, batch_size=batch_size, device=device, progress=progress, fingerprint=fingerprint
     )
     _, threshold = _floor(dataset, protocol, real, real_stats, batch_size=batch_size, device=device, progress=progress)
+    held = heldout_stats(dataset, protocol, batch_size=batch_size, device=device, progress=progress)
     picked = fake_order(len(fake), protocol)
     fake_features = backbone_features(
         fake[picked], dataset, protocol,
         batch_size=batch_size, device=device, progress=progress, task="generated features",
     )
-    metrics, memo = _evaluate_features(fake_features, real, protocol, real_stats, threshold)
+    split = gap_split(len(dataset.test), protocol.num_fake, protocol.seed)
+    metrics, memo = _evaluate_features(fake_features, real, protocol, real_stats, threshold, held, split.generated)
     pairs = []
     if memo is not None:
         order = reference_order(dataset, protocol)
         for item in memo.suspicious():
             pairs.append({"sample": int(picked[int(item["sample"])]), "train": int(order[int(item["reference"])]),
                           "distance": item["distance"], "memorised": item["memorised"]})
-    return Evaluation(metrics, protocol.warnings(), pairs, threshold)
+    return Evaluation(metrics, protocol.warnings() + gap_warnings(protocol, split.count), pairs, threshold)
+
+
+def gap_warnings(protocol: Protocol, count: int) -> list[str]:
+    """A warning when the gap's ``count`` images per side are fewer than the feature dimensions
+    (each distance's covariance estimate is then singular and the gap mostly noise)."""
+    if not protocol.feature_dim or count >= protocol.feature_dim:
+        return []
+    return [f"gap_{protocol.tag} compares {count:,} images a side in a {protocol.feature_dim}-dimensional feature "
+            f"space (half the held-out split at most): it is mostly noise; read it only against its floor"]
 
 
 def compute_metrics(
@@ -466,6 +519,12 @@ def _floor(
     setting, measuring = memorisation_split(protocol)
     threshold = nearest.memorisation_threshold(distances[setting], protocol.memorisation_quantile)
     memorised = f"memorised_{protocol.tag}"
+    heldout = heldout_stats(dataset, protocol, batch_size=batch_size, device=device, progress=progress)
+    # The gap's floor: the pool's first k images (gap_split), disjoint from the held-out reference;
+    # one draw (a class-mix draw could hold reference images), so it carries no spread.
+    gap = f"gap_{protocol.tag}"
+    rows = torch.arange(gap_split(len(dataset.test), protocol.num_fake, protocol.seed).count)
+    gap_value = _evaluate_features(held, real, protocol, real_stats, None, heldout, rows)[0][gap]
     generator = torch.Generator().manual_seed(protocol.seed + 2)
     draws = []
     for picked in floor_draws(dataset, protocol):
@@ -473,8 +532,10 @@ def _floor(
         # the floor's memorisation share: a draw of the measuring half, which did not set the threshold
         measured = measuring[torch.randint(0, len(measuring), (len(measuring),), generator=generator)]
         values[memorised] = float((distances[measured] < threshold).double().mean())
+        values[gap] = gap_value
         draws.append(values)
     floor = floors.summarise(draws)
+    floor.get("spread", {}).pop(gap, None)
     stats_cache.save_floor(path, key, floor, threshold)
     return floor, threshold
 

@@ -119,7 +119,7 @@ def train_lenet(
 
     Initialisation, shuffling, augmentation and dropout all draw from RNGs seeded by
     ``recipe.seed`` inside a forked RNG state, so the caller's global RNG is left untouched.
-    ``progress(step, total)`` is called every 100 steps when given.
+    ``progress(step, total)`` is called every 10 steps when given.
     """
     recipe = recipe or Recipe()
     if labels is None or len(labels) != len(images):
@@ -145,7 +145,7 @@ def train_lenet(
             loss.backward()
             opt.step()
             sched.step()
-            if progress is not None and (step + 1) % 100 == 0:
+            if progress is not None and ((step + 1) % 10 == 0 or step + 1 == recipe.steps):
                 progress(step + 1, recipe.steps)
     net.eval()
     return net

@@ -150,7 +150,7 @@ class Protocol:
                   f"memorised_{b}"]
         if self.num_classes:
             names += [f"classes_{b}", f"kl_classes_{b}"]
-        return names
+        return names + [f"vendi_{b}", f"gap_{b}"]
 
     def warnings(self) -> list[str]:
         """Where a number of this protocol is unreliable, and what to change (see :func:`zoo.metric_names.protocol_warnings`)."""
