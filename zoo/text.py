@@ -41,13 +41,6 @@ def clock_text(seconds: float | None) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def first_line(text: str | None, limit: int | None = None) -> str:
-    """The first non-empty line of ``text``, cut to ``limit`` characters with an ellipsis."""
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    line = lines[0] if lines else ""
-    return line if limit is None or len(line) <= limit else line[: limit - 1] + "…"
-
-
 def one_line(exc: BaseException, *, where: bool = False, limit: int | None = None) -> str:
     """``TypeName: message`` on one line (lines joined by ``; ``, cut to ``limit`` characters with
     an ellipsis: a runtime's message can run to pages), optionally ``(at file:line)``."""

@@ -142,12 +142,6 @@ def save_floor(path: Path, key: str, values: dict[str, float], threshold: float 
     atomic_write_bytes(path, json.dumps(record, indent=1, sort_keys=True).encode())
 
 
-def load_floor(path: Path, key: str) -> dict[str, float] | None:
-    """The floor's metrics stored by :func:`save_floor`, or ``None`` (with a warning if the file was bad)."""
-    record = load_floor_record(path, key)
-    return None if record is None else record[0]
-
-
 def load_floor_record(path: Path, key: str) -> tuple[dict[str, float], float | None] | None:
     """``(metrics, memorisation threshold or None)`` stored by :func:`save_floor`, or ``None``."""
     if not path.is_file():
