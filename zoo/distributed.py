@@ -46,6 +46,7 @@ import torch.distributed as dist
 
 from zoo.device import capabilities
 from zoo.errors import TrainingError, UsageError
+from zoo.text import one_line
 
 __all__ = [
     "World",
@@ -249,13 +250,8 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
                 g.copy_(flat[offset : offset + g.numel()].view_as(g))
                 offset += g.numel()
     except (RuntimeError, dist.DistBackendError) as exc:  # DistBackendError is a RuntimeError in new torch
-        raise TrainingError(f"rank {world.rank}/{world.size}: gradient all-reduce failed ({_first_line(exc)}); "
+        raise TrainingError(f"rank {world.rank}/{world.size}: gradient all-reduce failed ({one_line(exc, limit=300)}); "
                             "another rank probably died or was killed") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:300]
 
 
 def convert_sync_batchnorm(model: torch.nn.Module, device: torch.device | str = "cuda") -> torch.nn.Module:

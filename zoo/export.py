@@ -37,6 +37,7 @@ from torch import nn
 from zoo.errors import SampleError, UsageError
 from zoo.fileio import parse_json
 from zoo.model import GenerativeModel
+from zoo.text import one_line
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -341,13 +342,7 @@ def load_export(path: str | Path) -> tuple[Any, dict[str, Any]]:
     except ImportError as exc:
         raise UsageError(f"running an export needs {exc.name}: pip install 'genzoo[export]'") from None
     except Exception as exc:  # the runtime refused the file: corrupt or not what model.json says
-        raise UsageError(f"{path}: the runtime cannot load {meta['file']} ({_first_line(exc)})") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else ""
-    return f"{type(exc).__name__}: {line[:160]}" if line else type(exc).__name__
+        raise UsageError(f"{path}: the runtime cannot load {meta['file']} ({one_line(exc, limit=200)})") from None
 
 
 def _call(path: str | Path, sample: Any) -> Any:
@@ -358,7 +353,7 @@ def _call(path: str | Path, sample: Any) -> Any:
         raise
     except Exception as exc:
         raise SampleError(f"{path}: the exported network failed on the inputs model.json describes "
-                          f"({_first_line(exc)})") from None
+                          f"({one_line(exc, limit=200)})") from None
 
 
 def generate_from_export(path: str | Path, n: int, *, seed: int = 0, batch_size: int = 256,

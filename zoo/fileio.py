@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import re
 import stat
@@ -52,6 +53,18 @@ def parse_json(text: str | bytes) -> Any:
         return json.loads(text)
     except (RecursionError, MemoryError):
         raise ValueError("nested too deeply") from None
+
+
+def nan_to_null(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf; numpy floats too) in nested dicts, lists
+    and tuples replaced by None, so strict JSON (``allow_nan=False``) writes it as ``null``."""
+    if isinstance(value, dict):
+        return {k: nan_to_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [nan_to_null(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def parse_toml(text: str) -> dict[str, Any]:

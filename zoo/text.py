@@ -33,17 +33,21 @@ def slug(text: str, limit: int = 40) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text.split("/")[-1])[:limit]
 
 
-def first_line(text: str | None, limit: int | None = None) -> str:
-    """The first non-empty line of ``text``, cut to ``limit`` characters with an ellipsis."""
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    line = lines[0] if lines else ""
-    return line if limit is None or len(line) <= limit else line[: limit - 1] + "…"
+def clock_text(seconds: float | None) -> str:
+    """``1:02:03`` (hours:minutes:seconds, rounded); ``-:--:--`` when unknown (None)."""
+    if seconds is None:
+        return "-:--:--"
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def one_line(exc: BaseException, *, where: bool = False) -> str:
-    """``TypeName: message`` on one line (lines joined by ``; ``), optionally ``(at file:line)``."""
+def one_line(exc: BaseException, *, where: bool = False, limit: int | None = None) -> str:
+    """``TypeName: message`` on one line (lines joined by ``; ``, cut to ``limit`` characters with
+    an ellipsis: a runtime's message can run to pages), optionally ``(at file:line)``."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = f"{type(exc).__name__}: {'; '.join(lines)}" if lines else type(exc).__name__
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
     if where and exc.__traceback__ is not None:
         frame = traceback.extract_tb(exc.__traceback__)[-1]
         text += f" (at {Path(frame.filename).name}:{frame.lineno})"

@@ -13,7 +13,7 @@ import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 
@@ -21,27 +21,9 @@ from zoo.data import to_float
 from zoo.device import Precision, synchronize
 from zoo.model import GenerativeModel, TrainStep
 
-T = TypeVar("T")
-
 
 def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
-
-
-def with_oom_retry(fn: Callable[[int], T], batch_size: int, min_batch: int = 1, on_retry: Callable[[int], None] | None = None) -> tuple[T, int]:
-    """Call ``fn(batch)``; on out-of-memory halve the batch and retry. Other errors propagate."""
-    batch = batch_size
-    while True:
-        try:
-            return fn(batch), batch
-        except Exception as exc:
-            if not is_oom(exc) or batch // 2 < min_batch:
-                raise
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            batch //= 2
-            if on_retry is not None:
-                on_retry(batch)
 
 
 def measure_train(

@@ -41,7 +41,7 @@ from zoo.metrics.protocol import Protocol
 from zoo.model import GenerativeModel
 from zoo.registry import ModelEntry, Registry
 from zoo.rundir import check_new_run_dir
-from zoo.text import one_line, slug
+from zoo.text import clock_text, one_line, slug
 from zoo.trainer import (
     Interrupted,
     Trainer,
@@ -53,14 +53,6 @@ from zoo.trainer import (
 
 #: ``progress(task, done, total)``: sampling and feature-extraction bars.
 TaskFn = Callable[[str, int, int], None]
-
-
-def clock_text(seconds: float | None) -> str:
-    """``1:02:03`` (hours:minutes:seconds); ``-:--:--`` when unknown."""
-    if seconds is None:
-        return "-:--:--"
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 @dataclass(frozen=True)

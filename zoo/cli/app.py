@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import os
 import sys
 import warnings
@@ -21,6 +20,7 @@ from rich.console import Console
 
 from zoo import __version__
 from zoo.errors import UsageError, ZooError
+from zoo.fileio import nan_to_null
 from zoo.text import printable
 
 #: Terminal widths genzoo lays out for; COLUMNS outside them is not a width a person has.
@@ -62,7 +62,7 @@ stderr = Console(stderr=True, soft_wrap=True)
 
 def echo_json(data: Any) -> None:
     """Machine output: strict JSON on stdout (NaN and infinities become null), no colour or wrapping."""
-    click.echo(json.dumps(_finite(data), indent=2, sort_keys=False, default=str, allow_nan=False), file=data_stdout)
+    click.echo(json.dumps(nan_to_null(data), indent=2, sort_keys=False, default=str, allow_nan=False), file=data_stdout)
 
 
 def machine_output(args: list[str]) -> bool:
@@ -73,16 +73,6 @@ def machine_output(args: list[str]) -> bool:
         if arg == "--format" and i + 1 < len(args) and args[i + 1] != "table":
             return True
     return False
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):  # numpy floats are floats too
-        return None
-    return value
 
 
 def warn(message: str) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 from zoo.cli.app import stderr
-from zoo.text import printable
+from zoo.text import clock_text, printable
 
 if TYPE_CHECKING:
     from zoo.trainer import TrainProgress
@@ -22,13 +22,6 @@ if TYPE_CHECKING:
 #: ``progress(task, done, total)``: the callback shape zoo.metrics and the bench runner accept.
 ProgressFn = Callable[[str, int, int], None]
 LOSSES_WIDTH = 28  # the losses column never crowds out the step count and the ETA
-
-
-def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "-:--:--"
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def losses_text(losses: dict[str, float], width: int = LOSSES_WIDTH) -> str:
@@ -49,7 +42,7 @@ def training_line(p: TrainProgress, width: int) -> tuple[str, str, str]:
     of the line after the label and the bar, never more than :data:`LOSSES_WIDTH` for the losses.
     """
     steps = f"{p.step}/{p.total_steps}" if p.total_steps else f"{p.step} steps"
-    clock = f"{_clock(p.elapsed)} eta {_clock(p.eta)}"
+    clock = f"{clock_text(p.elapsed)} eta {clock_text(p.eta)}"
     left = width - (LABEL_WIDTH + BAR_WIDTH + len(steps) + len(clock) + 5)  # five separating spaces
     rate = f"{p.images_per_s:.0f} img/s"
     if left < len(rate):

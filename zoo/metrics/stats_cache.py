@@ -147,12 +147,6 @@ def save_floor(path: Path, key: str, values: dict[str, Any], threshold: float | 
     atomic_write_bytes(path, json.dumps(record, indent=1, sort_keys=True).encode())
 
 
-def load_floor(path: Path, key: str) -> dict[str, Any] | None:
-    """The floor stored by :func:`save_floor`, or ``None`` (with a warning if the file was bad)."""
-    record = load_floor_record(path, key)
-    return None if record is None else record[0]
-
-
 def load_floor_record(path: Path, key: str) -> tuple[dict[str, Any], float | None] | None:
     """``(floor, memorisation threshold or None)`` stored by :func:`save_floor`, or ``None``."""
     if not path.is_file():

@@ -212,8 +212,6 @@ class ResultRow:
         values["budget_amount"] = None if math.isnan(self.budget_amount) else self.budget_amount
         return tuple(values[c] for c in IDENTITY_COLUMNS)
 
-    key = identity  # the name of the identity before run identities (kept for callers)
-
     @property
     def primary_metric(self) -> str | None:
         return self.protocol.get("primary_metric")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -12,18 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.bench.store.row import ResultRow, _json_default
-from zoo.fileio import atomic_write_text
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
+from zoo.fileio import atomic_write_text, nan_to_null
 
 #: The file finished rows are kept in when the store cannot take them (the one ``--collect`` reads).
 SIDE_FILE = "rows.json"
@@ -47,7 +35,7 @@ def keep_rows(rows: Sequence[ResultRow]) -> list[Path]:
             except (OSError, ValueError, TypeError, KeyError, RecursionError, MemoryError):  # unreadable: set aside, never overwritten
                 os.replace(path, path.with_name(f"{SIDE_FILE}.damaged-{int(time.time())}"))
         merged.update({r.identity: r for r in kept})
-        data = [_finite(r.to_dict()) for r in merged.values()]  # strict JSON: NaN becomes null
+        data = [nan_to_null(r.to_dict()) for r in merged.values()]  # strict JSON: NaN becomes null
         atomic_write_text(path, json.dumps(data, indent=1, default=_json_default, allow_nan=False) + "\n")
         written.append(path)
     return written
