@@ -220,7 +220,7 @@ def leaderboards(store: ResultsStore, dataset: str | None = None, protocol: str 
     """
     from zoo.errors import UnknownNameError, UsageError
 
-    rows = store.board_rows()  # without the configs a board never shows
+    rows = store.rows()
     if not rows:
         return []
     if dataset is not None and dataset not in {r.dataset for r in rows}:

@@ -38,8 +38,6 @@ from zoo.errors import UsageError, ZooError
 from zoo.fileio import STALE_TEMP_SECONDS, env_folder, remove_stale_temp_files
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-#: The columns :meth:`ResultsStore.board_rows` reads: a board needs no config, only its hash.
-_BOARD_COLUMNS = tuple(c for c in _COLUMNS if c != "config")
 T = TypeVar("T")
 
 
@@ -301,8 +299,8 @@ class ResultsStore:
     # -- reading ---------------------------------------------------------------------------------
 
     def _from_db(self, values: Sequence[Any], parsed: dict[tuple[str, str], Any] | None = None,
-                 columns: Sequence[str] = _COLUMNS, folder: str | None = None) -> ResultRow:
-        data = dict(zip(columns, values, strict=True))
+                 folder: str | None = None) -> ResultRow:
+        data = dict(zip(_COLUMNS, values, strict=True))
         folder = folder or self.folder
         if parsed is not None:  # columns most rows share (one protocol per board): decoded once
             for column in _SHARED_COLUMNS:
@@ -325,21 +323,12 @@ class ResultsStore:
         status: str | None = None,
     ) -> list[ResultRow]:
         """Rows matching every filter given, oldest first; paths come back absolute."""
-        filters = {"dataset": dataset, "protocol_hash": protocol_hash, "model": model, "status": status}
-        return self._select(_COLUMNS, filters)
-
-    def board_rows(self, dataset: str | None = None, protocol_hash: str | None = None) -> list[ResultRow]:
-        """What a leaderboard reads: :meth:`rows` without each row's ``config`` (left ``{}``; its
-        ``config_hash``, which lines are keyed by, is kept), oldest first. Malformed rows are
-        skipped into :attr:`skipped` as by :meth:`rows`."""
-        return self._select(_BOARD_COLUMNS, {"dataset": dataset, "protocol_hash": protocol_hash})
-
-    def _select(self, columns: Sequence[str], filters: dict[str, Any]) -> list[ResultRow]:
         if self.empty:
             self.skipped = []
             return []
+        filters = {"dataset": dataset, "protocol_hash": protocol_hash, "model": model, "status": status}
         where = [f"{k} = :{k}" for k, v in filters.items() if v is not None]
-        sql = f"SELECT {', '.join(columns)} FROM results"
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM results"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at, rowid"
@@ -347,20 +336,19 @@ class ResultsStore:
         def read(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
             return conn.execute(sql, {k: v for k, v in filters.items() if v is not None}).fetchall()
 
-        return self._load_rows(self._with_retry(read), columns)
+        return self._load_rows(self._with_retry(read))
 
-    def _load_rows(self, found: Iterable[Sequence[Any]], columns: Sequence[str] = _COLUMNS) -> list[ResultRow]:
-        """Rows from database tuples of ``columns``; a malformed one is skipped and recorded in
-        :attr:`skipped`."""
+    def _load_rows(self, found: Iterable[Sequence[Any]]) -> list[ResultRow]:
+        """Rows from database tuples; a malformed one is skipped and recorded in :attr:`skipped`."""
         self.skipped = []
         rows = []
         parsed: dict[tuple[str, str], Any] = {}
         folder = self.folder  # once: abspath per row is a tenth of the read
         for values in found:
             try:
-                rows.append(self._from_db(values, parsed, columns, folder))
+                rows.append(self._from_db(values, parsed, folder))
             except (ValueError, TypeError, OverflowError, KeyError, AttributeError) as exc:
-                row_id = values[columns.index("row_id")]
+                row_id = values[_COLUMNS.index("row_id")]
                 self.skipped.append((str(row_id), f"{type(exc).__name__}: {exc}"))
         return rows
 
