@@ -98,18 +98,18 @@ def progress_lines(label: str, every: int, console: Any = None) -> Callable[[Tra
     return show
 
 
-def clock_text(elapsed: float | None, done: float, total: float | None) -> str:
+def task_clock(elapsed: float | None, done: float, total: float | None) -> str:
     """``0:00:12 eta 0:01:30``: elapsed time and the time left at the average rate so far (a task
     updated rarely, such as a backbone's training, still gets an ETA after its first update)."""
     from zoo.metrics.training_notice import remaining
 
-    return f"{_clock(elapsed or 0.0)} eta {_clock(remaining(elapsed or 0.0, done, total))}"
+    return f"{clock_text(elapsed or 0.0)} eta {clock_text(remaining(elapsed or 0.0, done, total))}"
 
 
 @contextlib.contextmanager
 def task_bars(enabled: bool) -> Iterator[ProgressFn | None]:
     """Yield a ``progress(task, done, total)`` callback drawing one bar per task (done of total,
-    elapsed time and ETA: :func:`clock_text`), or ``None``."""
+    elapsed time and ETA: :func:`task_clock`), or ``None``."""
     if not enabled:
         yield None
         return
@@ -118,7 +118,7 @@ def task_bars(enabled: bool) -> Iterator[ProgressFn | None]:
 
     class ClockColumn(ProgressColumn):
         def render(self, task: Any) -> Text:
-            return Text(clock_text(task.elapsed, task.completed, task.total), style="progress.remaining")
+            return Text(task_clock(task.elapsed, task.completed, task.total), style="progress.remaining")
 
     bars = Progress(
         TextColumn("{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(), ClockColumn(),
