@@ -3,7 +3,8 @@
 The docs site renders docstrings as Markdown (mkdocstrings, Google style), where a role shows as raw
 text. A role whose target the API reference documents becomes a cross-reference
 (``[ConfigError][zoo.errors.ConfigError]``); any other becomes inline code (```torch.Generator```).
-A leading ``~`` shows only the last component, as in Sphinx. Command-line modules (zoo/cli/) get
+A leading ``~`` shows only the last component, as in Sphinx. A line ending in reST's ``::``
+(a literal block follows) ends in ``:``: Markdown shows the indented block as code. Command-line modules (zoo/cli/) get
 inline code only: their docstrings are also ``--help`` text.
 
     mkdocs build -d /tmp/site            # writes /tmp/site/objects.inv: what the API documents
@@ -21,6 +22,7 @@ import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+LITERAL = re.compile(r"(?<=[\w)`])::$", flags=re.MULTILINE)  # reST's "text::" before a code block
 ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|attr|exc|data|obj|const):`(?P<tilde>~?)(?P<target>[^`<>]+)`")
 
 
@@ -44,7 +46,7 @@ def convert(text: str, documented: set[str], crossrefs: bool) -> str:
             return f"[`{shown}`][{target}]"
         return f"`{shown}`"
 
-    return ROLE.sub(replace, text)
+    return LITERAL.sub(":", ROLE.sub(replace, text))
 
 
 def main() -> None:

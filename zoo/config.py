@@ -22,10 +22,10 @@ class ModelConfig:
 
     Subclasses are ``@dataclass``es whose field defaults are the paper's. Types are checked from the
     annotations (``int``, ``float``, ``bool``, ``str``, ``tuple[int, ...]``, ``list[...]`` and
-    ``X | None``); a wrong kind is a :class:`~zoo.errors.ConfigError` naming the field. Every float
+    ``X | None``); a wrong kind is a [`ConfigError`][zoo.errors.ConfigError] naming the field. Every float
     must be finite (NaN and infinities are refused) unless its field says otherwise with
-    ``field(default=math.inf, metadata={"finite": False})``. Override :meth:`validate` for value
-    checks and call :meth:`require` so errors name the field.
+    ``field(default=math.inf, metadata={"finite": False})``. Override `validate` for value
+    checks and call `require` so errors name the field.
     """
 
     def __post_init__(self) -> None:
@@ -36,7 +36,7 @@ class ModelConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Value checks; raise through :meth:`require`."""
+        """Value checks; raise through `require`."""
 
     def require(self, ok: bool, field: str, message: str) -> None:
         if not ok:
@@ -112,7 +112,7 @@ def _parse_list(text: str, name: str, where: str) -> list[Any]:
 
 
 def _coerce(value: Any, hint: Any, name: str, owner: object, finite: bool = True) -> Any:
-    """``value`` as the type ``hint`` declares, or a :class:`ConfigError` naming ``name``.
+    """``value`` as the type ``hint`` declares, or a `ConfigError` naming ``name``.
 
     Strings (from ``--set``) are parsed; typed values (from files and checkpoints) must already be
     of the field's kind: a bool is neither an int nor a float, an int is not a bool, a float is an

@@ -1,8 +1,8 @@
 """Leaderboard output formats, registered through the ``zoo_register_formats`` plugin hook.
 
-Each :class:`OutputFormat` names a format, the file suffix it writes and a ``render`` function
+Each `OutputFormat` names a format, the file suffix it writes and a ``render`` function
 from leaderboards to text (or bytes). The built-in ones (table, csv, markdown, json, html) are
-registered here the way a third-party plugin would register its own::
+registered here the way a third-party plugin would register its own:
 
     @hookimpl
     def zoo_register_formats(register):

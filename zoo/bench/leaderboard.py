@@ -1,19 +1,19 @@
 """Leaderboards: result rows grouped by dataset and protocol, seeds aggregated, lines ranked.
 
 Rows measured under different protocols (sample counts, backbone, resize, metric library...) are
-never ranked together: :func:`leaderboards` (from a store) and :func:`build_leaderboard` (from rows)
-return one :class:`Leaderboard` per (dataset, protocol_hash). Within one, a line is a run identity
+never ranked together: `leaderboards` (from a store) and `build_leaderboard` (from rows)
+return one `Leaderboard` per (dataset, protocol_hash). Within one, a line is a run identity
 without its seed: model, plugin and version, config hash, budget, precision and sampling options
 (so two learning rates, two budgets, or DDIM at 50 steps and DDPM at 1000 steps are separate lines,
 never averaged together). Its metrics are the mean and sample standard deviation (ddof=1) over
 seeds, with a 95% Student-t confidence interval of the primary metric. ``rank`` is the position by
 mean; ``rank_group`` holds letters from all pairwise Welch t-tests over seeds (Holm-corrected, see
-:mod:`zoo.bench.ranking`): lines sharing a letter are not significantly different, and a line with
-one seed is not tested (no letter). Each board also states its power (:func:`power_note`). The
+`zoo.bench.ranking`): lines sharing a letter are not significantly different, and a line with
+one seed is not tested (no letter). Each board also states its power (`power_note`). The
 protocol's real-versus-real floor travels with the table, since FID is biased by sample count and
 perfect samples do not score 0 (Chong & Forsyth 2020).
 
-Presentation is described once: :func:`columns` lists the :class:`Column` objects of a leaderboard
+Presentation is described once: `columns` lists the `Column` objects of a leaderboard
 (header, cell formatter, alignment, drop order on a narrow terminal, metric arrow, the raw fields
 behind it), and every format (terminal, CSV, Markdown, JSON, HTML) renders from that description.
 The number formatting helpers live here and nowhere else.
@@ -128,7 +128,7 @@ def _budget_key(amount: float) -> str:
 
 
 def line_key(row: ResultRow) -> tuple[str, ...]:
-    """The :data:`LINE_KEY` of a row: its identity without dataset, protocol and seed."""
+    """The `LINE_KEY` of a row: its identity without dataset, protocol and seed."""
     return (row.model, row.plugin, row.plugin_version, row.config_hash, row.budget_kind,
             _budget_key(row.budget_amount), row.precision, canonical_json(row.sample_options))
 
@@ -137,7 +137,7 @@ def line_key(row: ResultRow) -> tuple[str, ...]:
 class Leaderboard:
     """One ranked table: every line was measured under the same protocol on the same dataset.
 
-    ``table`` has one line per :data:`LINE_KEY` with columns ``rank`` (position by the primary
+    ``table`` has one line per `LINE_KEY` with columns ``rank`` (position by the primary
     metric's mean, equal means sharing the smaller; nullable: lines without a successful seed are
     listed last, unranked), ``rank_group`` (letters such as ``"a"``, ``"ab"``: lines sharing a letter
     are not significantly different; ``""`` for a line with fewer than 2 seeds, or unranked),
@@ -162,9 +162,9 @@ class Leaderboard:
     costs: list[str]
     rows: list[ResultRow] = field(repr=False, default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    #: The board's power (see :func:`board_power`): seed-to-seed spread, detectable difference, ...
+    #: The board's power (see `board_power`): seed-to-seed spread, detectable difference, ...
     power: dict[str, Any] = field(default_factory=dict)
-    #: The folder of the store the rows came from (set by :func:`leaderboards`): the HTML report
+    #: The folder of the store the rows came from (set by `leaderboards`): the HTML report
     #: embeds images from inside it and from the rows' run folders only.
     store_folder: str | None = None
     _grouped: tuple[list[ResultRow], int, dict[tuple[str, ...], list[ResultRow]]] | None = field(
@@ -201,7 +201,7 @@ class Leaderboard:
         return int(((self.table["n_seeds"] == 1)).sum()) if len(self.table) else 0
 
     def line_rows(self) -> dict[tuple[str, ...], list[ResultRow]]:
-        """The rows behind each table line, keyed by :data:`LINE_KEY` (see :func:`line_key_of`).
+        """The rows behind each table line, keyed by `LINE_KEY` (see `line_key_of`).
         Grouped once per list of rows (the HTML report asks once per line)."""
         cached = self._grouped
         if cached is None or cached[0] is not self.rows or cached[1] != len(self.rows):
@@ -228,9 +228,9 @@ def line_key_of(line: Mapping[str, Any]) -> tuple[str, ...]:
 def leaderboards(store: ResultsStore, dataset: str | None = None, protocol: str | None = None) -> list[Leaderboard]:
     """The leaderboards of a results store: one per (dataset, protocol hash), sorted.
 
-    ``dataset`` must name a dataset in the store (else :class:`~zoo.errors.UnknownNameError`, with
+    ``dataset`` must name a dataset in the store (else [`UnknownNameError`][zoo.errors.UnknownNameError], with
     close matches); ``protocol`` is a unique prefix of a protocol hash (else
-    :class:`~zoo.errors.UsageError`). An empty store gives ``[]``.
+    [`UsageError`][zoo.errors.UsageError]). An empty store gives ``[]``.
     """
     from zoo.errors import UnknownNameError, UsageError
 
@@ -256,7 +256,7 @@ def leaderboards(store: ResultsStore, dataset: str | None = None, protocol: str 
 def build_leaderboard(
     rows: Iterable[ResultRow], dataset: str | None = None, protocol_hash: str | None = None
 ) -> list[Leaderboard]:
-    """One :class:`Leaderboard` per (dataset, protocol_hash) among ``rows``, sorted by dataset then
+    """One `Leaderboard` per (dataset, protocol_hash) among ``rows``, sorted by dataset then
     protocol; ``dataset`` / ``protocol_hash`` keep only exactly matching rows."""
     groups: dict[tuple[str, str], list[ResultRow]] = {}
     for row in rows:
@@ -479,7 +479,7 @@ def pair_p_value(a: Sequence[float], b: Sequence[float]) -> float:
 def rank_groups(ranks: Sequence[Any], values: Sequence[Sequence[float]]) -> list[str]:
     """Compact-letter rank groups, one per line (``ranks`` nullable, the table's order, best
     first; ``values`` the primary metric of each line's ok seeds). Lines with >= 2 finite values
-    are tested pairwise (:func:`pair_p_value`, Holm-corrected, see :mod:`zoo.bench.ranking`);
+    are tested pairwise (`pair_p_value`, Holm-corrected, see `zoo.bench.ranking`);
     the others, and unranked lines, get ``""``. Letters run out past 52 groups: all ``""``."""
     from zoo.bench import ranking
 
@@ -499,8 +499,8 @@ def board_power(table: pd.DataFrame, primary: str) -> dict[str, Any]:
     the primary metric over the ranked lines with >= 2 seeds; ``lines`` of them), ``seeds`` (the
     most common seed count among those lines), ``alpha`` and ``power`` (one two-sided Welch
     test), ``detectable`` (the smallest difference found with that power at ``seeds`` a line),
-    ``best_mean``, ``target`` (:data:`TARGET_FRACTION` of the best mean) and ``seeds_needed`` for
-    it (``None`` past :data:`zoo.bench.ranking.MAX_SEEDS`). ``{}`` when no line has 2 seeds;
+    ``best_mean``, ``target`` (`TARGET_FRACTION` of the best mean) and ``seeds_needed`` for
+    it (``None`` past `zoo.bench.ranking.MAX_SEEDS`). ``{}`` when no line has 2 seeds;
     NaN where a value cannot be given (no spread, a best mean of 0)."""
     from zoo.bench import ranking
 
@@ -530,7 +530,7 @@ def board_power(table: pd.DataFrame, primary: str) -> dict[str, Any]:
 
 
 def power_note(lb: Leaderboard) -> str:
-    """The board's power in one sentence (see :func:`board_power`)."""
+    """The board's power in one sentence (see `board_power`)."""
     from zoo.bench.ranking import MAX_SEEDS
 
     p = lb.power
@@ -780,7 +780,7 @@ def footnote(lb: Leaderboard) -> list[str]:
 
 
 def display_columns(lb: Leaderboard) -> list[str]:
-    """Titles of the human columns, in order (see :func:`columns`)."""
+    """Titles of the human columns, in order (see `columns`)."""
     return [c.title for c in human_columns(lb)]
 
 
@@ -789,7 +789,7 @@ def display_cells(lb: Leaderboard, line: Mapping[str, Any]) -> list[str]:
 
 
 def floor_cells(lb: Leaderboard) -> list[str]:
-    """The real-vs-real line, aligned with :func:`display_columns`."""
+    """The real-vs-real line, aligned with `display_columns`."""
     return [c.floor for c in human_columns(lb)]
 
 
@@ -809,7 +809,7 @@ def render_table(lb: Leaderboard, width: int | None = None):  # noqa: ANN201 - r
 
     Given a console ``width``, columns with a ``drop`` order are left out (lowest first) until the
     table fits, and the caption says so. Every string from a row is passed as
-    :class:`rich.text.Text`, so third-party names cannot inject markup.
+    `rich.text.Text`, so third-party names cannot inject markup.
     """
     from rich.table import Table
     from rich.text import Text

@@ -5,7 +5,7 @@ under that load (8 writers kept 50 of 320 rows in a test); SQLite in WAL mode, w
 its own ``BEGIN IMMEDIATE`` transaction and a busy timeout, keeps them all. Each row is committed on
 its own, so Ctrl-C or a killed process keeps every row finished before it.
 
-**Identity.** A row is identified by :data:`IDENTITY_COLUMNS`: protocol_hash, dataset, model, plugin,
+**Identity.** A row is identified by `IDENTITY_COLUMNS`: protocol_hash, dataset, model, plugin,
 plugin_version, config_hash (of the fully resolved model config), budget_kind and budget_amount,
 precision, seed and sample_options. Adding a row with the same identity replaces the old one, so
 re-running a benchmark updates it; DDIM at 50 steps and DDPM at 1000 steps, or two learning rates,
@@ -17,27 +17,27 @@ under it (absolute otherwise; a relative path handed in is taken relative to the
 directory) and come back absolute, resolved against the store's folder, so a store can be moved or
 read from another directory together with its runs.
 
-**Migrations.** The schema is built by named, ordered functions in :data:`MIGRATIONS` (``m001_...``,
+**Migrations.** The schema is built by named, ordered functions in `MIGRATIONS` (``m001_...``,
 ``m002_...``), each applied once in its own transaction and recorded by name in ``_zoo_migrations``
 (the pattern of simonw/llm's ``migrations.py``). The legacy ``zoo_schema`` table of genzoo's first
 stores is still read (version 1 = ``m001_initial`` applied) and still written (its version is the
 number of migrations applied) so that an older genzoo refuses a newer store instead of writing
 rows it does not understand. A store recording a migration this genzoo does not know is refused
-with a :class:`~zoo.errors.UsageError` before anything touches the file (not even a PRAGMA).
+with a [`UsageError`][zoo.errors.UsageError] before anything touches the file (not even a PRAGMA).
 
 **Read-only stores.** When the store file or its folder cannot be written (a read-only mount, a
-shared folder), the store opens read-only (:func:`open_mode`): SQLite's ``mode=ro``, or
+shared folder), the store opens read-only (`open_mode`): SQLite's ``mode=ro``, or
 ``immutable=1`` when a WAL store's ``-shm`` file cannot be created either. Readers (``zoo
 leaderboard``, reports) work; a write fails with one line.
 
 **Malformed rows.** A row whose columns do not load (bad JSON, a wrong type, a seed that is not an
-integer) is skipped, not fatal: :meth:`ResultsStore.rows` leaves it out and records its id and
-reason in :attr:`ResultsStore.skipped`, which the CLI reports as one warning line.
+integer) is skipped, not fatal: `ResultsStore.rows` leaves it out and records its id and
+reason in `ResultsStore.skipped`, which the CLI reports as one warning line.
 
 **Failed writes keep the row.** When writing finished rows fails (disk full, I/O error, a read-only
-file, locked beyond the timeout), :meth:`ResultsStore.add_many` with ``keep_side_file=True`` keeps
+file, locked beyond the timeout), `ResultsStore.add_many` with ``keep_side_file=True`` keeps
 them in ``rows.json`` in their run folder (the file ``zoo bench --collect RUNS_DIR`` ingests,
-idempotently) and raises a :class:`StoreWriteError` saying so.
+idempotently) and raises a `StoreWriteError` saying so.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def config_hash(config: Mapping[str, Any] | None) -> str:
 
 
 def _parse_json(value: str | bytes, column: str) -> Any:
-    """:func:`zoo.fileio.parse_json` of a column; its ValueError names the column."""
+    """`zoo.fileio.parse_json` of a column; its ValueError names the column."""
     try:
         return parse_json(value)
     except ValueError as exc:
@@ -209,10 +209,10 @@ class ResultRow:
     holds the real-versus-real score of the protocol, the best a perfect generator can reach at this
     sample count. A failed run has ``status="failed"``, its ``error`` and whatever it measured.
 
-    Run identity (see :attr:`identity`): ``config_hash`` is computed from ``config`` when left
+    Run identity (see `identity`): ``config_hash`` is computed from ``config`` when left
     empty (so ``config`` must be the fully resolved config); ``budget_kind`` is one of
-    :data:`BUDGET_KINDS` and ``budget_amount`` is in its unit (seconds, steps, kimg, FLOPs; NaN
-    when unknown); ``precision`` is one of :data:`PRECISIONS`. ``config_label`` is a human label of
+    `BUDGET_KINDS` and ``budget_amount`` is in its unit (seconds, steps, kimg, FLOPs; NaN
+    when unknown); ``precision`` is one of `PRECISIONS`. ``config_label`` is a human label of
     how the config differs from the model's defaults (``"lr=0.01"``, ``""`` for the defaults).
     ``curve`` lists quality-versus-compute points of the run, each
     ``{"fraction", "train_steps", "train_kimg", "train_flops", "train_seconds", "metrics"}``; the
@@ -277,7 +277,7 @@ class ResultRow:
 
     @property
     def identity(self) -> tuple[Any, ...]:
-        """The values of :data:`IDENTITY_COLUMNS`: the run a re-added row replaces. Sample options
+        """The values of `IDENTITY_COLUMNS`: the run a re-added row replaces. Sample options
         are canonical JSON; an unknown budget amount is ``None`` (so identities compare equal)."""
         values = {c: getattr(self, c) for c in IDENTITY_COLUMNS}
         values["sample_options"] = canonical_json(self.sample_options)
@@ -296,7 +296,7 @@ class ResultRow:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResultRow:
-        """Inverse of :meth:`to_dict`; also accepts JSON text for nested columns (a database row).
+        """Inverse of `to_dict`; also accepts JSON text for nested columns (a database row).
         Unknown keys are ignored so rows written by a newer genzoo still load."""
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
@@ -338,7 +338,7 @@ _INSERT = (
     f"INSERT OR REPLACE INTO results ({', '.join(_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in _COLUMNS)})"
 )
-#: Matches the stored row of an identity (named parameters as :meth:`ResultRow._db_values` gives them).
+#: Matches the stored row of an identity (named parameters as `ResultRow._db_values` gives them).
 _IDENTITY_WHERE = " AND ".join(
     "IFNULL(budget_amount, 'unknown') = IFNULL(:budget_amount, 'unknown')" if c == "budget_amount" else f"{c} = :{c}"
     for c in IDENTITY_COLUMNS
@@ -351,7 +351,7 @@ def replaces(old_status: str, old_created: str, new_status: str, new_created: st
     An ``ok`` row is replaced only by an ``ok`` row at least as new: a failed or refused run (a
     rerun the run lock turned away, one that crashed) never loses a good result, and rows ingested
     again by ``--collect`` never put an older result back. A failed row is replaced by any ``ok``
-    row and by a failed row at least as new. ``*_created`` are ISO-8601 UTC times (:attr:`ResultRow.created_at`).
+    row and by a failed row at least as new. ``*_created`` are ISO-8601 UTC times (`ResultRow.created_at`).
     """
     if old_status == "ok":
         return new_status == "ok" and new_created >= old_created
@@ -387,7 +387,7 @@ MIGRATIONS: list[Migration] = []
 
 
 def migration(fn: Migration) -> Migration:
-    """Append ``fn`` to :data:`MIGRATIONS`. Never rename, reorder or edit a released migration:
+    """Append ``fn`` to `MIGRATIONS`. Never rename, reorder or edit a released migration:
     add a new one (``m003_...``) instead."""
     MIGRATIONS.append(fn)
     return fn
@@ -610,7 +610,7 @@ def open_mode(path: str | os.PathLike[str]) -> str:
     SQLite creates its journal or ``-wal``/``-shm`` files beside the database. ``"ro"``
     (``mode=ro``) otherwise. ``"immutable"`` (``immutable=1``: SQLite assumes nobody writes the file
     and creates nothing) when even ``mode=ro`` cannot work: a WAL store in an unwritable folder
-    without an existing ``-shm`` file. Decided with :func:`os.access`, so root on a read-only
+    without an existing ``-shm`` file. Decided with `os.access`, so root on a read-only
     mount and a test's monkeypatch both get the answer the kernel would give a write. A folder
     that does not exist yet is judged by its nearest existing ancestor (where it would be created).
     """
@@ -680,8 +680,8 @@ class ResultsStore:
 
     ``timeout`` is SQLite's busy timeout in seconds: how long one statement waits for another
     writer. Beyond it, writes retry with exponential backoff for ``retry_seconds`` more before
-    giving up with a :class:`~zoo.errors.ZooError`. A file that is not a genzoo results store, or a
-    store written by a newer genzoo, is refused with a :class:`~zoo.errors.UsageError` and never
+    giving up with a [`ZooError`][zoo.errors.ZooError]. A file that is not a genzoo results store, or a
+    store written by a newer genzoo, is refused with a [`UsageError`][zoo.errors.UsageError] and never
     written to.
     """
 
@@ -696,11 +696,11 @@ class ResultsStore:
         self.path = Path(path if path is not None else default_store_path()).expanduser()
         self.timeout = float(timeout)
         self.retry_seconds = float(retry_seconds)
-        #: ``(row_id, reason)`` of each malformed row the last :meth:`rows` call skipped.
+        #: ``(row_id, reason)`` of each malformed row the last `rows` call skipped.
         self.skipped: list[tuple[str, str]] = []
         self.empty = False
         self._check_file(create)
-        #: ``"rw"``, ``"ro"`` or ``"immutable"`` (see :func:`open_mode`), decided once on opening.
+        #: ``"rw"``, ``"ro"`` or ``"immutable"`` (see `open_mode`), decided once on opening.
         self.mode = open_mode(self.path)
         #: A zero-byte file opened by a reader (``create=False``): an empty store, never written.
         self.empty = not create and self.path.stat().st_size == 0
@@ -868,19 +868,19 @@ class ResultsStore:
         return values
 
     def add(self, row: ResultRow) -> bool:
-        """Insert ``row``, replacing the row with the same identity where :func:`replaces` allows;
+        """Insert ``row``, replacing the row with the same identity where `replaces` allows;
         committed before returning. Returns whether it was written."""
         return not self.add_many([row])
 
     def add_many(self, rows: Iterable[ResultRow], *, keep_side_file: bool = False) -> list[ResultRow]:
         """Insert several rows in one transaction (all or none); returns the rows *not* written
-        because the store holds a better row of their identity (see :func:`replaces`: a failed row
+        because the store holds a better row of their identity (see `replaces`: a failed row
         never replaces an ``ok`` one, an older row never a newer one).
 
         With ``keep_side_file``, a write that fails for a reason outside the rows (disk full, I/O
-        error, read-only store, locked beyond the timeout: a :class:`StoreWriteError`) keeps the
+        error, read-only store, locked beyond the timeout: a `StoreWriteError`) keeps the
         rows in ``rows.json`` in their run folder (atomic write, merged with rows already kept
-        there) and raises a :class:`StoreWriteError` naming the file and the ingest command.
+        there) and raises a `StoreWriteError` naming the file and the ingest command.
         """
         rows = list(rows)
         values = [self._to_db(r) for r in rows]
@@ -969,7 +969,7 @@ class ResultsStore:
         return self._load_rows(self._with_retry(read))
 
     def _load_rows(self, found: Iterable[Sequence[Any]]) -> list[ResultRow]:
-        """Rows from database tuples; a malformed one is skipped and recorded in :attr:`skipped`."""
+        """Rows from database tuples; a malformed one is skipped and recorded in `skipped`."""
         self.skipped = []
         rows = []
         parsed: dict[tuple[str, str], Any] = {}
@@ -982,7 +982,7 @@ class ResultsStore:
         return rows
 
     def skipped_message(self) -> str | None:
-        """One warning line about the rows the last :meth:`rows` call skipped, or None."""
+        """One warning line about the rows the last `rows` call skipped, or None."""
         if not self.skipped:
             return None
         shown = "; ".join(f"row {row_id} ({reason})" for row_id, reason in self.skipped[:5])
@@ -990,8 +990,8 @@ class ResultsStore:
         return f"skipped {len(self.skipped)} malformed row(s) in results store {self.path}: {shown}{more}"
 
     def find(self, identity: Sequence[Any] | ResultRow) -> ResultRow | None:
-        """The row with this identity (a :attr:`ResultRow.identity` tuple, or a row), or None.
-        The runner uses it to skip work already done (see :meth:`has_ok`)."""
+        """The row with this identity (a `ResultRow.identity` tuple, or a row), or None.
+        The runner uses it to skip work already done (see `has_ok`)."""
         values = list(identity.identity if isinstance(identity, ResultRow) else identity)
         if len(values) != len(IDENTITY_COLUMNS):
             raise ValueError(f"an identity has {len(IDENTITY_COLUMNS)} values ({', '.join(IDENTITY_COLUMNS)}), got {len(values)}")
@@ -1075,7 +1075,7 @@ def keep_rows(rows: Sequence[ResultRow]) -> list[Path]:
 
 
 def rows_to_frame(rows: Iterable[ResultRow]):  # noqa: ANN201
-    """Flatten result rows into a DataFrame (see :meth:`ResultsStore.to_frame`)."""
+    """Flatten result rows into a DataFrame (see `ResultsStore.to_frame`)."""
     import pandas as pd
 
     flat_prefixes = ("metrics", "floor", "costs", "sample_options", "environment")
