@@ -51,11 +51,6 @@ def _outside(docs_dir: Path, page_dir: Path, target: str) -> Path | None:
     return resolved
 
 
-def on_config(config):  # noqa: ANN001, ANN201 - mkdocs' hook signature
-    config.repo_url = config.repo_url or repository_url()
-    return config
-
-
 def on_files(files, config):  # noqa: ANN001, ANN201
     """Bundle every image that a page links outside docs/."""
     docs_dir = Path(config.docs_dir).resolve()
@@ -103,7 +98,9 @@ def on_page_markdown(markdown, page, config, files):  # noqa: ANN001, ANN201
     docs_dir = Path(config.docs_dir).resolve()
     page_dir = Path(page.file.abs_src_path).resolve().parent
     markdown = _with_includes(markdown, page_dir)
-    repo = (config.repo_url or repository_url()).rstrip("/")
+    # Not mkdocs' repo_url: with it the theme asks the host's API for stars and releases from the
+    # reader's browser, which an offline site must not do.
+    repo = repository_url()
 
     def rewrite(m: re.Match[str]) -> str:
         outside = _outside(docs_dir, page_dir, m["target"])
