@@ -183,8 +183,20 @@ def load_dataset(
 ) -> ImageDataset:
     """Load a registered dataset by name (``mnist-5k``, ``folder:PATH``...), optionally resized.
 
-    Raises [`UnknownNameError`][zoo.errors.UnknownNameError] for an unknown name and
-    [`DataError`][zoo.errors.DataError] when the data cannot be read (both exit code 2).
+    Args:
+        name: a registered name (``zoo data list``), or a prefix and a path (``folder:PATH``,
+            ``npz:PATH``).
+        data_dir: where downloadable datasets are cached; ``None``: `default_data_dir`.
+        download: fetch a downloadable dataset that is not cached yet.
+        image_size: resize both splits to ``image_size x image_size`` pixels; ``None`` keeps them.
+        registry: the registry to look the name up in; ``None``: the installed plugins'.
+
+    Returns:
+        The dataset: ``uint8`` train and test images ``N x C x H x W``, labels where it has them.
+
+    Raises:
+        UnknownNameError: no dataset of that name (exit code 2 on the command line).
+        DataError: the data cannot be read, or a prefixed name has no path (exit code 2).
     """
     spec = (registry or get_registry()).dataset(name)
     arg = name.split(":", 1)[1] if spec.prefix else None

@@ -98,6 +98,24 @@ def generate(
     drops them afterwards. All ``n`` images are held in memory: for large ``n`` iterate
     `generate_batches` (the same images, one batch at a time) and write as you go
     (`stream_folder`, `stream_npz`).
+
+    Args:
+        model: a built model (`zoo.create_model`, or loaded from a checkpoint), on its device.
+        n: number of images, ``>= 1``.
+        seed: seed of the per-image noise generators, ``>= 0``.
+        batch_size: images per forward pass, ``>= 1``; ``None`` measures the fastest (cached).
+        options: the model's sampling options (``{"steps": 50}``), checked by the model.
+        progress: ``progress(k)`` after each batch of ``k`` images, or ``None``.
+        compile: ``torch.compile`` the inference networks first.
+
+    Returns:
+        ``uint8`` tensor ``n x C x H x W`` on the CPU, values ``0..255``.
+
+    Raises:
+        UsageError: ``n`` or ``batch_size`` below 1, or an unknown sampling option
+            (`UnknownNameError`, a subclass).
+        SampleError: the model returned a wrong shape or dtype, NaN/inf, or values outside
+            ``[-1, 1]``.
     """
     return torch.cat(list(generate_batches(model, n, seed=seed, batch_size=batch_size, options=options,
                                            progress=progress, compile=compile)))
@@ -173,7 +191,16 @@ def save_grid(
 
 
 def write_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    """Write ``uint8`` images as one PNG grid, atomically."""
+    """Write ``uint8`` images as one PNG grid, atomically (no half-written file under ``path``).
+
+    Args:
+        images: ``uint8`` tensor ``N x C x H x W`` with 1, 3 or 4 channels, values ``0..255``.
+        path: the ``.png`` file to write; its folder must exist.
+        nrow: images per row; ``None`` makes the grid as square as possible.
+
+    Returns:
+        ``path`` as a `Path`.
+    """
     import math
 
     from PIL import Image
