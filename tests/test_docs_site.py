@@ -32,7 +32,7 @@ import pytest
 from tests.helpers import ROOT
 from tests.test_browser import CHROMEDRIVER, CHROMIUM, browser, set_viewport
 
-RAW_ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|attr|exc|data|obj|const):`")
+RAW_ROLE = re.compile(r"(?<![\w:]):(?:py:)?(?:func|class|meth|mod|attr|exc|data|obj|const):(?=\S)")  # ":class:Name" as shown
 EXTERNAL = re.compile(r"^(?:[a-z]+:)?//", flags=re.IGNORECASE)
 
 
