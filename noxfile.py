@@ -34,7 +34,7 @@ def docs(session: nox.Session) -> None:
     """Check the docs (every hook documented, README commands current) and build the site
     (mkdocs.yml, API reference from docstrings) with warnings as errors."""
     session.install("-e", ".[test,docs]")
-    session.run("python", "-m", "pytest", "-n0", "tests/test_docs.py")  # addopts has -n auto
+    session.run("python", "-m", "pytest", "-n0", "tests/test_docs.py", "tests/test_docs_site.py")  # addopts: -n auto
     session.run("mkdocs", "build", "--strict")
 
 

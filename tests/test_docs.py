@@ -38,7 +38,7 @@ def _anchors(markdown: str) -> set[str]:
 
 
 def test_relative_links_and_images_in_the_docs_resolve():
-    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "benchmarks").rglob("*.md"))]
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "benchmarks").rglob("*.md"))]
     broken = []
     for page in pages:
         for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
@@ -57,7 +57,7 @@ def test_every_test_the_docs_cite_exists():
     """docs/reliability.md names a test for each promise: a renamed or deleted test must not leave
     a promise citing nothing."""
     cited = set()
-    for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+    for doc in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]:
         cited |= set(re.findall(r"(tests/[\w/]+\.py)::(\w+)", doc.read_text()))
     assert len(cited) > 50
     missing = [f"{f}::{name}" for f, name in sorted(cited)

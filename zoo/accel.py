@@ -2,22 +2,22 @@
 
 Three helpers, each opt-in or identity-neutral:
 
-* :func:`sample_batch_size` chooses the batch :func:`zoo.sampling.generate` samples in, by timing a
+* `sample_batch_size` chooses the batch [`zoo.sampling.generate`][zoo.sampling.generate] samples in, by timing a
   few candidates once per model, config, sampling options, device, thread count and torch version
   and caching the answer as JSON under ``$ZOO_CACHE_DIR/accel`` (the metrics cache's parent). On a
   CPU, DDPM sampling at batch 256 ran at 0.57-0.72x the images/s of batch 64-128 (activations
   outgrow the caches): measure, do not assume bigger is faster. Images do not depend on the batch
   (``tests/test_sampling_batch.py``), so the choice is not part of a result's identity.
 * bf16 inference is a *sampling option* of the models that allow it (``--option precision=bf16``,
-  DDPM's U-Net), so it is recorded with every result row that used it; :func:`bf16_inference_ok`
+  DDPM's U-Net), so it is recorded with every result row that used it; `bf16_inference_ok`
   says whether a model allows it (``GenerativeModel.bf16_inference``, default off) and the device
-  runs bf16 natively (:func:`zoo.device.native_precision`).
-* :func:`compile_for_inference` wraps a model's inference networks
+  runs bf16 natively (`zoo.device.native_precision`).
+* `compile_for_inference` wraps a model's inference networks
   (``GenerativeModel.compile_targets``, names of submodules) with ``torch.compile`` (inductor, weights frozen into
   the graph) and compiles them for the batch shapes about to be used, returning the compile seconds
   so a caller can keep them out of its timed region. Compiling changes floating-point rounding,
   not the computation (images agree to a few 1e-3 after 50 DDIM steps; see tests/test_accel.py).
-  Frozen weights are constants of the graph: call :func:`release_compiled` before the weights
+  Frozen weights are constants of the graph: call `release_compiled` before the weights
   change again (``generate(compile=True)`` does this itself).
 """
 
@@ -44,11 +44,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Batch sizes :func:`sample_batch_size` tries (capped by the number of images asked for).
+#: Batch sizes `sample_batch_size` tries (capped by the number of images asked for).
 CANDIDATE_BATCHES = (32, 64, 128, 256)
 #: Below this many images, sampling runs in one batch and nothing is measured.
 MEASURE_ABOVE = 64
-#: Where :func:`compile_for_inference` keeps the compiled networks on a model (a plain attribute).
+#: Where `compile_for_inference` keeps the compiled networks on a model (a plain attribute).
 COMPILED_ATTRIBUTE = "_zoo_compiled"
 
 
@@ -126,10 +126,10 @@ def sample_batch_size(model: Any, n: int, options: Mapping[str, Any] | None = No
     """The batch to sample ``n`` images of ``model`` in.
 
     ``n <= MEASURE_ABOVE`` images: ``n`` (one batch, nothing measured). Otherwise the candidate
-    (:data:`CANDIDATE_BATCHES`, capped at ``n``) with the most images/s, measured once (per step: one
+    (`CANDIDATE_BATCHES`, capped at ``n``) with the most images/s, measured once (per step: one
     answer serves every step count) with
-    :func:`measure_sample_batch` and cached on disk (JSON, atomic write) under
-    :func:`accel_cache_dir` keyed by model class, config, image shape, options, device, CPU/GPU name,
+    `measure_sample_batch` and cached on disk (JSON, atomic write) under
+    `accel_cache_dir` keyed by model class, config, image shape, options, device, CPU/GPU name,
     thread count, torch and genzoo versions. ``measure=False`` (or ``ZOO_SAMPLE_BATCH=N``, a fixed
     batch) skips the measurement; without a cached answer it then returns 128.
     """
@@ -171,7 +171,7 @@ def sample_batch_size(model: Any, n: int, options: Mapping[str, Any] | None = No
 
 def bf16_inference_ok(model: GenerativeModel, device: torch.device | None = None) -> bool:
     """Whether ``model`` allows bf16 inference (``GenerativeModel.bf16_inference``, default off) and
-    ``device`` (default: the model's) computes bf16 natively (:func:`zoo.device.native_precision`)."""
+    ``device`` (default: the model's) computes bf16 natively (`zoo.device.native_precision`)."""
     if not type(model).bf16_inference:
         return False
     if device is None:
@@ -193,7 +193,7 @@ def inference_autocast(precision: str, device: torch.device) -> Any:
 
 
 def compiled(model: Any, name: str) -> Any:
-    """The compiled form of ``model``'s submodule ``name`` if :func:`compile_for_inference` made one,
+    """The compiled form of ``model``'s submodule ``name`` if `compile_for_inference` made one,
     else the submodule itself (what a model's sampler calls)."""
     table = model.__dict__.get(COMPILED_ATTRIBUTE) or {}
     found = table.get(name)
@@ -210,7 +210,7 @@ def compile_for_inference(
 
     ``freeze=True`` folds the (frozen) weights into the graph, inductor's inference mode
     (``torch._inductor.config.freezing``). Nothing happens for a model without ``compile_targets``
-    (0.0 is returned). Undo with :func:`release_compiled`.
+    (0.0 is returned). Undo with `release_compiled`.
     """
     targets = type(model).compile_targets
     if not targets:

@@ -1,14 +1,14 @@
 """Network blocks and losses that several model plugins share, so plugins import the core and not
 each other (plugins stay independent: uninstalling one never breaks another).
 
-* :func:`discriminator_loss`, :func:`generator_loss`: the non-saturating GAN objective
+* `discriminator_loss`, `generator_loss`: the non-saturating GAN objective
   (Goodfellow et al. 2014, arXiv:1406.2661), from logits;
-* :class:`LatentGeneratorSampling`: sampling, EMA updates and export for a model whose
+* `LatentGeneratorSampling`: sampling, EMA updates and export for a model whose
   ``self.generator`` maps ``z ~ N(0, I)`` to an image (GAN, DCGAN, WGAN-GP);
-* :class:`NonSaturatingGAN`: the GAN training procedure (one D step, one non-saturating G step,
+* `NonSaturatingGAN`: the GAN training procedure (one D step, one non-saturating G step,
   Adam for both, sampling from an EMA of G); a model supplies its networks in ``build_networks``
   (GAN: MLPs; DCGAN: convolutions);
-* :class:`DCGANGenerator`, :data:`DCGAN_START_SIZE`, :func:`dcgan_init`: the DCGAN generator
+* `DCGANGenerator`, `DCGAN_START_SIZE`, `dcgan_init`: the DCGAN generator
   (Radford et al. 2015, arXiv:1511.06434) and its N(0, 0.02) initialisation (DCGAN, VAE-GAN).
 
 Moving these here changed no parameter name, creation order or initialisation: checkpoints and
@@ -80,7 +80,7 @@ class LatentGeneratorSampling:
             self.generator.train(was_training)
 
     def export_spec(self) -> Any:
-        """For ``zoo export``: the generator :meth:`sample` runs (EMA copy if any), ``z ~ N(0, I)`` -> image."""
+        """For ``zoo export``: the generator `sample` runs (EMA copy if any), ``z ~ N(0, I)`` -> image."""
         from zoo.export import generator_spec
 
         net = self.generator_ema.shadow if self.generator_ema is not None else self.generator
@@ -91,8 +91,8 @@ class NonSaturatingGAN(LatentGeneratorSampling, GenerativeModel):
     """The GAN training procedure of Goodfellow et al. 2014 (Algorithm 1, one D step per G step)
     with the non-saturating generator loss, Adam for both networks and sampling from an EMA of G.
 
-    Subclasses set the class attributes of :class:`~zoo.GenerativeModel` and implement
-    :meth:`build_networks`; their ``Config`` has ``latent_dim``, ``lr``, ``beta1``, ``beta2`` and
+    Subclasses set the class attributes of [`GenerativeModel`][zoo.GenerativeModel] and implement
+    `build_networks`; their ``Config`` has ``latent_dim``, ``lr``, ``beta1``, ``beta2`` and
     ``ema_decay``."""
 
     def __init__(self, config: Any, image_shape: tuple[int, int, int]):
@@ -153,7 +153,7 @@ class DCGANGenerator(nn.Module):
     """z (as a 1x1 map) -> project to start x start -> doublings -> tanh image.
 
     ``cfg`` has ``latent_dim`` and ``width`` (channels of the last hidden layer); ``size`` is one
-    of :data:`DCGAN_START_SIZE`. Input ``B x latent_dim``, output ``B x channels x size x size``.
+    of `DCGAN_START_SIZE`. Input ``B x latent_dim``, output ``B x channels x size x size``.
     """
 
     def __init__(self, cfg: Any, channels: int, size: int):

@@ -1,6 +1,6 @@
 """Training budgets in the field's units, and the meter that spends them.
 
-A :class:`Budget` is one amount of one kind:
+A `Budget` is one amount of one kind:
 
 ======  ==================  ===========================================================
 kind    text                spent
@@ -11,15 +11,15 @@ kimg    ``64kimg``          thousands of real images shown: ``steps * batch_size
 flops   ``2e13flops``       training FLOPs: ``steps * flops_per_step``
 ======  ==================  ===========================================================
 
-A :class:`BudgetMeter` tracks all four measures at once for one run, whatever its budget, so a
+A `BudgetMeter` tracks all four measures at once for one run, whatever its budget, so a
 result can report each of them. FLOPs per step are counted by
-:class:`torch.utils.flop_counter.FlopCounterMode` on the first real training step of the run (no
+`torch.utils.flop_counter.FlopCounterMode` on the first real training step of the run (no
 extra probe step: the counted step trains like every other). Counting slows that step down, so its
 time counts as training time but is left out of the throughput (``images_per_s``). The count is
 saved in checkpoints, so a resumed run keeps it without counting again and its FLOP budget is exact.
 
 A meter may hold several budgets (``--steps`` with ``--time``: whichever is reached first); its
-:meth:`~BudgetMeter.fraction` is then the largest fraction over them, that is, how far the run is
+`fraction` is then the largest fraction over them, that is, how far the run is
 towards stopping.
 """
 
@@ -70,7 +70,7 @@ class Budget:
         """``"2m"``, ``"90s"``, ``"1h"``, ``"1000steps"``, ``"64kimg"``, ``"2e13flop(s)"`` -> Budget.
 
         Case and spaces between number and unit are ignored. Anything else raises a one-line
-        :class:`zoo.errors.UsageError` (exit code 2) that lists the accepted forms.
+        [`zoo.errors.UsageError`][zoo.errors.UsageError] (exit code 2) that lists the accepted forms.
         """
         m = _TEXT.match(text) if isinstance(text, str) else None
         unit = _UNITS.get(m.group(2).lower()) if m else None
@@ -125,9 +125,9 @@ def check_points(points: Sequence[float]) -> list[float]:
 class BudgetMeter:
     """What one run has spent, in seconds, steps, kimg and FLOPs, against one or more budgets.
 
-    The trainer calls :meth:`start` when it begins, :meth:`step_done` after every step and
-    :meth:`stop` when it ends; work that is not training (evaluation, checkpoints, progress display)
-    runs inside :meth:`paused`. ``clock`` is injectable so tests can pass a fake one.
+    The trainer calls `start` when it begins, `step_done` after every step and
+    `stop` when it ends; work that is not training (evaluation, checkpoints, progress display)
+    runs inside `paused`. ``clock`` is injectable so tests can pass a fake one.
     """
 
     def __init__(self, budgets: Budget | Sequence[Budget], batch_size: int, *,

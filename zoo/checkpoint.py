@@ -68,7 +68,7 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load and verify a checkpoint; any problem is one :class:`CheckpointError`."""
+    """Load and verify a checkpoint; any problem is one `CheckpointError`."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointNotFoundError(f"no checkpoint at {path}")
@@ -138,13 +138,13 @@ def load_model(
     source: str | os.PathLike[str], map_location: str | torch.device = "cpu", model_cls: type[GenerativeModel] | None = None,
     *, registry: Registry | None = None,
 ) -> tuple[GenerativeModel, dict[str, Any]]:
-    """Rebuild a trained model from a run directory or checkpoint file, through :func:`zoo.create_model`.
+    """Rebuild a trained model from a run directory or checkpoint file, through [`zoo.create_model`][zoo.create_model].
 
     The class is looked up in ``registry`` (default: the process-wide one) by the name the
     checkpoint records, unless ``model_cls`` is given (a plugin's tests may use a class that is not
     installed). Returns ``(model, meta)`` where ``meta`` holds ``model``, ``dataset``, ``config``,
     ``image_shape``, ``step``, ``train`` and ``path``. The model is in eval mode on ``map_location``.
-    Raises :class:`~zoo.errors.CheckpointError` for anything that does not fit.
+    Raises [`CheckpointError`][zoo.errors.CheckpointError] for anything that does not fit.
     """
     from zoo.factory import create_model_from_checkpoint
 

@@ -2,11 +2,11 @@
 
 A configuration file holds the same settings as the command's options, so a run can be described
 once, kept under version control and repeated; options given on the command line override it.
-TOML is read with the standard library's :mod:`tomllib` (``tomli`` on Python 3.10); a ``.json``
+TOML is read with the standard library's `tomllib` (``tomli`` on Python 3.10); a ``.json``
 file is read as JSON, so the ``config.json`` a training run writes can be passed back to
 ``zoo train --config`` to train the same model, config and budget again.
 
-``run.toml`` for ``zoo train`` (keys are the long option names, ``-`` or ``_``)::
+``run.toml`` for ``zoo train`` (keys are the long option names, ``-`` or ``_``):
 
     model = "ddpm"
     dataset = "mnist-5k"
@@ -21,7 +21,7 @@ file is read as JSON, so the ``config.json`` a training run writes can be passed
     base_channels = 32
     lr = 2e-4
 
-``bench.toml`` for ``zoo bench``::
+``bench.toml`` for ``zoo bench``:
 
     models = ["gan", "vae", "ddpm"]
     preset = "quick"
@@ -33,7 +33,7 @@ file is read as JSON, so the ``config.json`` a training run writes can be passed
     [option.ddpm]           # as --option ddpm.KEY=VALUE
     steps = 50
 
-Errors (a missing or unreadable file, bad TOML, an unknown key) are :class:`zoo.errors.UsageError`
+Errors (a missing or unreadable file, bad TOML, an unknown key) are [`zoo.errors.UsageError`][zoo.errors.UsageError]
 with one line naming the file; values are checked by the command exactly like its options, and must
 have the option's kind (``steps = true`` or ``steps = 2.5`` is refused, not read as 1 or 2).
 Values under ``[set]`` stay typed and are checked by the model's config (a bool is not an int).
@@ -136,7 +136,7 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _run_config(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
-    """The settings of a run's ``config.json`` (written by :class:`zoo.trainer.Trainer`)."""
+    """The settings of a run's ``config.json`` (written by [`zoo.trainer.Trainer`][zoo.trainer.Trainer])."""
     from zoo.budget import Budget
 
     train = _table(data.get("train", {}), "train", path)
@@ -165,7 +165,7 @@ def _run_config(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
 
 
 def train_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``zoo train`` options a file sets, keyed by click parameter name (see :data:`TRAIN_KEYS`).
+    """The ``zoo train`` options a file sets, keyed by click parameter name (see `TRAIN_KEYS`).
 
     ``set`` becomes a dict of config overrides and ``logger`` a list of logger names; a run's
     ``config.json`` (it has ``model``, ``config`` and ``train``) is mapped to the same options.
@@ -183,7 +183,7 @@ def train_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def bench_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``zoo bench`` options a file sets, keyed by click parameter name (see :data:`BENCH_KEYS`).
+    """The ``zoo bench`` options a file sets, keyed by click parameter name (see `BENCH_KEYS`).
 
     ``models`` and ``seeds`` may be lists; ``set`` and ``option`` are tables (``[set.ddpm]``)
     flattened to ``model.key`` names.

@@ -1,8 +1,8 @@
 """Which CPU genzoo should believe it runs on: the ``ZOO_CPU_PROFILE`` override, read without torch.
 
-``auto`` (the default) reads the real CPU (:func:`zoo.device.capabilities`); ``native-bf16`` acts as
+``auto`` (the default) reads the real CPU (`zoo.device.capabilities`); ``native-bf16`` acts as
 if it had avx512_bf16/AMX, ``no-bf16`` as if it had neither, so tests and CI exercise each machine
-class on any machine. Every command checks the value at start (:mod:`zoo.cli.app`), so a wrong one
+class on any machine. Every command checks the value at start (`zoo.cli.app`), so a wrong one
 is one line whatever the command, not only where a precision is chosen.
 """
 

@@ -16,14 +16,14 @@ if TYPE_CHECKING:
 class DatasetSpec:
     """A registered dataset.
 
-    ``load(arg, data_dir, download)`` returns an :class:`ImageDataset`. For a ``prefix`` spec such as
+    ``load(arg, data_dir, download)`` returns an `ImageDataset`. For a ``prefix`` spec such as
     ``folder:`` the name ends with a colon and ``arg`` is what follows it (a path); otherwise ``arg``
     is ``None``.
 
     ``backbone`` names the metrics backbone the dataset is scored with under ``--backbone auto``
-    (one of :data:`zoo.metric_names.BACKBONES`, e.g. ``"lenet"`` for a labelled digit-like set,
-    ``"inception"`` or ``"dinov2-vit-s-14"``); :func:`zoo.factory.load_dataset` records it in the
-    loaded dataset's ``info["backbone"]``. ``None``: genzoo's rule (:func:`zoo.metrics.default_backbone`).
+    (one of `zoo.metric_names.BACKBONES`, e.g. ``"lenet"`` for a labelled digit-like set,
+    ``"inception"`` or ``"dinov2-vit-s-14"``); [`zoo.factory.load_dataset`][zoo.factory.load_dataset] records it in the
+    loaded dataset's ``info["backbone"]``. ``None``: genzoo's rule (`zoo.metrics.default_backbone`).
     """
 
     name: str

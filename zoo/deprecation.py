@@ -1,8 +1,8 @@
 """Deprecated aliases for public names that moved (the policy: docs/plugins.md, "Versioning").
 
 A moved public name stays importable from its old module for at least one minor release; reading it
-there warns with a :class:`DeprecationWarning` that names the new home. A module declares its moved
-names once::
+there warns with a `DeprecationWarning` that names the new home. A module declares its moved
+names once:
 
     __getattr__ = moved_names(__name__, {"load_dataset": "zoo.factory"}, since="0.2.0")
 

@@ -47,7 +47,7 @@ def check_precision(precision: str, device: torch.device) -> str:
 
 def resolve_precision(precision: str, device: torch.device, recommended: str | None = None) -> str:
     """``auto`` becomes ``recommended`` (a model recipe's precision) when ``device`` runs it natively
-    (:func:`native_precision`), else ``fp32``; any other name is checked with :func:`check_precision`."""
+    (`native_precision`), else ``fp32``; any other name is checked with `check_precision`."""
     if (precision or "").strip().lower() == "auto":
         if recommended is None or not native_precision(recommended, device):
             return "fp32"
@@ -58,10 +58,10 @@ def resolve_precision(precision: str, device: torch.device, recommended: str | N
 def native_precision(precision: str, device: torch.device) -> bool:
     """Whether ``device`` computes in ``precision`` natively (so autocast speeds training up).
 
-    CUDA: bf16 where the GPU supports it, fp16 always. CPU: bf16 where :func:`capabilities` says the
+    CUDA: bf16 where the GPU supports it, fp16 always. CPU: bf16 where `capabilities` says the
     processor has native bf16 (``avx512_bf16`` or ``amx_bf16``; ``ZOO_CPU_PROFILE`` can simulate
     either answer), where bf16 autocast trained the DDPM U-Net 1.6x faster than fp32; without them
-    bf16 is emulated and slower. fp16 on a CPU: never (emulated; see :data:`EMULATION_COST`).
+    bf16 is emulated and slower. fp16 on a CPU: never (emulated; see `EMULATION_COST`).
     """
     if precision == "fp32":
         return True
@@ -81,7 +81,7 @@ NATIVE_FP16_FLAGS = frozenset({"avx512_fp16", "amx_fp16"})
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What this machine can compute fast, read once by :func:`capabilities`.
+    """What this machine can compute fast, read once by `capabilities`.
 
     ``profile`` is ``auto`` for the real CPU, else the simulated ``ZOO_CPU_PROFILE``, which sets
     ``cpu_native_bf16`` and ``cpu_native_fp16`` (``cpu_flags`` stay the real ones). ``cores`` is the
@@ -203,7 +203,7 @@ def emulated_precision_note(precision: str, device: torch.device,
                             what: str = "training") -> str | None:
     """One line saying what ``precision`` costs for ``what`` (``training`` or ``sampling``) on
     ``device`` if the device only emulates it, else ``None`` (fp32, fp16 or a supported bf16 on a
-    GPU, bf16 on a CPU with native bf16). Follows :func:`capabilities` (``ZOO_CPU_PROFILE``)."""
+    GPU, bf16 on a CPU with native bf16). Follows `capabilities` (``ZOO_CPU_PROFILE``)."""
     if precision not in ("bf16", "fp16") or device.type != "cpu":
         return None
     if native_precision(precision, device):
@@ -215,7 +215,7 @@ def emulated_precision_note(precision: str, device: torch.device,
 
 def warn_if_emulated(precision: str, device: torch.device | str, what: str = "training",
                      stacklevel: int = 2) -> bool:
-    """Warn (:class:`EmulatedPrecisionWarning`, one line) if ``precision`` is emulated on
+    """Warn (`EmulatedPrecisionWarning`, one line) if ``precision`` is emulated on
     ``device``; returns whether it warned. A command calls it once (``zoo bench`` too, not once
     per job)."""
     note = emulated_precision_note(precision, torch.device(device), what)
@@ -229,7 +229,7 @@ class Precision:
     """The precision of one run, built once: the autocast context factory and the gradient scaler.
 
     ``fp32`` autocasts nothing; ``bf16`` and ``fp16`` autocast the forward pass. Only ``fp16`` needs
-    loss scaling, but :meth:`make_scaler` always returns a ``torch.amp.GradScaler`` (disabled unless
+    loss scaling, but `make_scaler` always returns a ``torch.amp.GradScaler`` (disabled unless
     fp16), so callers never branch on ``scaler is None``: a disabled scaler's ``scale`` returns the
     loss unchanged, ``unscale_`` and ``update`` do nothing and ``step`` calls ``optimizer.step()``.
     """
@@ -239,7 +239,7 @@ class Precision:
 
     @classmethod
     def create(cls, name: str, device: torch.device | str) -> Precision:
-        """Validate ``name`` for ``device`` (a :class:`UsageError` if unusable) and build it."""
+        """Validate ``name`` for ``device`` (a `UsageError` if unusable) and build it."""
         device = torch.device(device)
         return cls(check_precision(name, device), device)
 
@@ -261,7 +261,7 @@ class Precision:
     def make_scaler(self) -> torch.amp.GradScaler:
         """A new gradient scaler, enabled only for fp16 (one per run: it carries the loss scale).
 
-        It starts at :data:`INITIAL_LOSS_SCALE`, not torch's 2**16: a loss above 1 times 2**16
+        It starts at `INITIAL_LOSS_SCALE`, not torch's 2**16: a loss above 1 times 2**16
         overflows fp16 (largest 65504), so every run's first updates were skipped while the scale
         backed off (the first critic update of every WGAN-GP run, 10 of tiny vaegan's first 45).
         """
@@ -279,7 +279,7 @@ def autocast_factory(precision: str, device: torch.device) -> Callable[[], Any]:
 
 
 def make_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
-    """A gradient scaler, enabled only for fp16; never ``None`` (see :meth:`Precision.make_scaler`)."""
+    """A gradient scaler, enabled only for fp16; never ``None`` (see `Precision.make_scaler`)."""
     return Precision.create(precision, device).make_scaler()
 
 

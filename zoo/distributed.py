@@ -1,11 +1,11 @@
 """Data-parallel training on ``torch.distributed``, launched by ``torchrun``.
 
-genzoo does not wrap networks in :class:`torch.nn.parallel.DistributedDataParallel`: a plugin's
-``train_step`` calls :meth:`zoo.model.TrainStep.optimize` once per optimizer, and a GAN runs its
+genzoo does not wrap networks in `torch.nn.parallel.DistributedDataParallel`: a plugin's
+``train_step`` calls `zoo.model.TrainStep.optimize` once per optimizer, and a GAN runs its
 discriminator on real and fake images and then again for the generator's loss within one step.
 DDP's bucketed gradient hooks fire during backward and assume one forward per backward, which such
 steps break (or silently mis-synchronise with ``find_unused_parameters``). Instead the trainer sets
-``TrainStep.before_step`` to :func:`average_gradients`: between each optimizer's backward and its
+``TrainStep.before_step`` to `average_gradients`: between each optimizer's backward and its
 step, the gradients of that optimizer's parameters are all-reduced (one flat buffer per dtype) and
 divided by the world size. With every rank starting from the same parameters (rank 0's are
 broadcast), the ranks stay identical, exactly as under DDP, and every optimizer of every model works.
@@ -17,10 +17,10 @@ What is synchronised, and how:
   ``r, r + W, ...``), so the union of the shards of a step does not depend on the world size;
 * **gradients**: averaged per optimizer before its step (so gradient clipping sees the global
   gradient, and the GradScaler's inf check sees the same values on every rank);
-* **BatchNorm**: converted to :class:`torch.nn.SyncBatchNorm` when the model class sets
+* **BatchNorm**: converted to `torch.nn.SyncBatchNorm` when the model class sets
   ``sync_batchnorm = True`` (batch statistics over the global batch); otherwise per rank;
 * **training noise** (latents, timesteps, dropout): each rank reseeds torch, NumPy and Python
-  before every step from ``(seed, step, rank)`` (:func:`step_seed`), so the ranks draw
+  before every step from ``(seed, step, rank)`` (`step_seed`), so the ranks draw
   independent noise and a resumed run draws exactly what the uninterrupted run drew, with no
   per-rank RNG state in the checkpoint.
 
@@ -104,12 +104,12 @@ def _env_int(name: str, default: int) -> int:
 
 
 def init_from_env(device: str = "auto", timeout: datetime.timedelta = DEFAULT_TIMEOUT) -> World:
-    """Join the process group ``torchrun`` describes in the environment; returns this process's :class:`World`.
+    """Join the process group ``torchrun`` describes in the environment; returns this process's `World`.
 
     ``device`` is the user's ``--device`` (``auto``, ``cpu``, ``cuda``...): CUDA uses NCCL and pins
     this process to ``cuda:LOCAL_RANK``; CPU uses gloo. Without ``WORLD_SIZE > 1`` nothing is
     initialised and a world of one is returned. Calling it twice returns the existing group.
-    Raises :class:`~zoo.errors.UsageError` when the environment is incomplete or asks for more
+    Raises [`UsageError`][zoo.errors.UsageError] when the environment is incomplete or asks for more
     CUDA devices than this node has.
     """
     size = env_world_size()
@@ -138,7 +138,7 @@ def init_from_env(device: str = "auto", timeout: datetime.timedelta = DEFAULT_TI
 
 
 def current() -> World:
-    """The :class:`World` of the initialised process group, or a world of one."""
+    """The `World` of the initialised process group, or a world of one."""
     if not (dist.is_available() and dist.is_initialized()):
         return World()
     return World(rank=dist.get_rank(), size=dist.get_world_size(), local_rank=_env_int("LOCAL_RANK", 0),
@@ -159,7 +159,7 @@ def shutdown() -> None:
 def check_batch_size(global_batch: int, world_size: int) -> int:
     """The per-rank batch of a global batch ``global_batch`` split over ``world_size`` ranks.
 
-    Raises :class:`~zoo.errors.UsageError` (one line) when it does not divide evenly.
+    Raises [`UsageError`][zoo.errors.UsageError] (one line) when it does not divide evenly.
     """
     if world_size < 1:
         raise UsageError(f"world size must be >= 1, got {world_size}")
@@ -176,7 +176,7 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 
 def seed_step(seed: int, step: int, rank: int) -> None:
-    """Seed Python, NumPy, torch (and CUDA) for ``rank``'s draws in step ``step`` (see :func:`step_seed`)."""
+    """Seed Python, NumPy, torch (and CUDA) for ``rank``'s draws in step ``step`` (see `step_seed`)."""
     value = step_seed(seed, step, rank)
     random.seed(value)
     np.random.seed(value % 2**32)
@@ -219,7 +219,7 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     Parameters whose gradient is ``None`` on every rank stay ``None`` (their optimizer skips them,
     as in a single process); one that has a gradient on some rank only gets zeros elsewhere first.
     The gradients travel as one flat buffer per dtype and device. A peer that died or hung raises
-    :class:`~zoo.errors.TrainingError` naming this rank.
+    [`TrainingError`][zoo.errors.TrainingError] naming this rank.
     """
     world = current()
     if not world.distributed:

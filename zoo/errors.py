@@ -80,7 +80,7 @@ class MetricsError(ZooError):
 
 class SampleError(ZooError):
     """A model's ``sample`` returned the wrong shape or dtype, non-finite values, or values outside
-    ``[-1, 1]`` (beyond :data:`zoo.sampling.RANGE_TOLERANCE`); raised by :func:`zoo.sampling.generate`."""
+    ``[-1, 1]`` (beyond `zoo.sampling.RANGE_TOLERANCE`); raised by [`zoo.sampling.generate`][zoo.sampling.generate]."""
 
 
 class UserInterrupt(KeyboardInterrupt):

@@ -2,7 +2,7 @@
 the network file and every ONNX external-data file inside the folder (no symlink out of it, no
 special file), and the ONNX graph's inputs against what ``model.json`` describes.
 
-Each fault is one :class:`~zoo.errors.UsageError` line naming the file and the field; a tampered
+Each fault is one [`UsageError`][zoo.errors.UsageError] line naming the file and the field; a tampered
 folder never reaches ONNX Runtime, TorchScript or NumPy with values it would fail on raw.
 """
 
@@ -85,7 +85,7 @@ SCHEMA: dict[str, Any] = {
 
 
 def check_meta(meta: Any, where: str) -> None:
-    """Validate a ``model.json`` object against :data:`SCHEMA` and its cross-field rules."""
+    """Validate a ``model.json`` object against `SCHEMA` and its cross-field rules."""
     try:
         import jsonschema
     except ImportError:

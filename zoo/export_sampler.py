@@ -2,7 +2,7 @@
 
 ``zoo export`` copies this file into the export folder as ``sample.py``, beside ``model.json``
 and the network (``model.onnx`` or ``model.pt``), so that an exported model can be sampled
-without genzoo::
+without genzoo:
 
     pip install numpy onnxruntime
     python sample.py --num 16 --seed 0 --out samples.npy            # uint8, n x C x H x W
@@ -17,11 +17,11 @@ Conventions (``model.json`` documents each export):
 * ``kind == "generator"`` (GANs, VAEs): one network call ``image = net(z)``, ``z ~ N(0, I)`` of
   shape ``n x latent_dim``;
 * ``kind == "denoiser"`` with ``sampler.type == "ddim"`` (DDPM): ``eps = net(x_t, t)`` with integer
-  timesteps ``t`` (int64, ``0 .. T-1``); :func:`ddim_sample` runs deterministic DDIM (Song et al.
+  timesteps ``t`` (int64, ``0 .. T-1``); `ddim_sample` runs deterministic DDIM (Song et al.
   2021, arXiv:2010.02502, ``eta = 0``) on the "trailing" uniform grid, clipping the ``x_0``
   prediction to ``[-1, 1]`` at every step, from ``x_T ~ N(0, I)``;
 * ``kind == "denoiser"`` with ``sampler.type == "flow"`` (flow matching): ``v = net(x_t, t)`` with
-  float times in ``[0, 1]``; :func:`flow_sample` integrates ``dx/dt = v`` from ``x_0 ~ N(0, I)`` at
+  float times in ``[0, 1]``; `flow_sample` integrates ``dx/dt = v`` from ``x_0 ~ N(0, I)`` at
   ``t = 0`` to ``t = 1`` with Euler or Heun steps (Heun skips the correction on the last step, so
   ``2 * steps - 1`` network evaluations);
 * ``kind == "denoiser"`` with ``sampler.type == "edm"`` (EDM, Karras et al. 2022, arXiv:2206.00364):
@@ -46,7 +46,7 @@ Runner = Callable[[Mapping[str, np.ndarray]], np.ndarray]
 
 
 def onnx_runner(path: str | Path, threads: int | None = None) -> Runner:
-    """A :data:`Runner` on ONNX Runtime's CPU provider for the ``.onnx`` file at ``path``."""
+    """A `Runner` on ONNX Runtime's CPU provider for the ``.onnx`` file at ``path``."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -174,7 +174,7 @@ def sampling_options(meta: Mapping[str, Any], options: Mapping[str, Any] | None 
 
 
 def sample(run: Runner, meta: Mapping[str, Any], noise: np.ndarray, options: Mapping[str, Any] | None = None) -> np.ndarray:
-    """Images (float32 ``n x C x H x W`` in ``[-1, 1]``) from starting ``noise`` of :func:`noise_shape`."""
+    """Images (float32 ``n x C x H x W`` in ``[-1, 1]``) from starting ``noise`` of `noise_shape`."""
     opts = sampling_options(meta, options)
     if meta["kind"] == "generator":
         return generator_sample(run, meta, noise)
@@ -201,7 +201,7 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 
 def torchscript_runner(path: str | Path) -> Runner:
-    """A :data:`Runner` for a TorchScript export (``model.pt``), on the CPU."""
+    """A `Runner` for a TorchScript export (``model.pt``), on the CPU."""
     import warnings
 
     import torch

@@ -2,8 +2,8 @@
 ``load_dataset``.
 
 Every construction site (``zoo train``, resume, checkpoint loading, the contract kit, the benchmark
-runner) goes through :func:`create_model`, so config validation and error wording are the same
-everywhere: a bad override is one :class:`~zoo.errors.ConfigError` line naming the field.
+runner) goes through `create_model`, so config validation and error wording are the same
+everywhere: a bad override is one [`ConfigError`][zoo.errors.ConfigError] line naming the field.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def create_model(
     Args:
         name_or_class: a registered model or variant name (``"ddpm"``, ``"ddpm-small"``, or
             ``"plugin:model"`` for a model whose name another plugin took first) or a
-            :class:`~zoo.GenerativeModel` subclass (a plugin's own tests may pass an
+            [`GenerativeModel`][zoo.GenerativeModel] subclass (a plugin's own tests may pass an
             unregistered class).
         image_shape: ``(C, H, W)`` of the images the model makes.
         overrides: config fields to change; strings are parsed to the field's type, so
@@ -92,7 +92,7 @@ def create_model_from_checkpoint(state: Mapping[str, Any], *, model_cls: type[Ge
     device (no memory), and its parameter names and shapes must equal the file's tensors, so a
     small crafted checkpoint whose config asks for a huge network is refused without allocating it.
     Any mismatch (a model that is no longer installed, a config that no longer fits the class,
-    weights of another shape) is one :class:`~zoo.errors.CheckpointError` naming ``where``.
+    weights of another shape) is one [`CheckpointError`][zoo.errors.CheckpointError] naming ``where``.
     """
     name = state.get("model")
     if model_cls is not None and model_cls.name != name:
@@ -144,7 +144,7 @@ def _skeleton_on_meta(target: str | type[GenerativeModel], shape: Sequence[int],
 
 
 def _check_dtypes(name: str, expected: Mapping[str, torch.Tensor], weights: Mapping[str, Any]) -> None:
-    """Raise :class:`CheckpointError` naming the first tensor of ``weights`` whose dtype differs from
+    """Raise `CheckpointError` naming the first tensor of ``weights`` whose dtype differs from
     the one the model builds (``load_state_dict`` would silently cast int8, float64 or complex
     weights, dropping the imaginary part or sampling from a network nobody trained)."""
     for key, want in expected.items():
@@ -183,8 +183,20 @@ def load_dataset(
 ) -> ImageDataset:
     """Load a registered dataset by name (``mnist-5k``, ``folder:PATH``...), optionally resized.
 
-    Raises :class:`~zoo.errors.UnknownNameError` for an unknown name and
-    :class:`~zoo.errors.DataError` when the data cannot be read (both exit code 2).
+    Args:
+        name: a registered name (``zoo data list``), or a prefix and a path (``folder:PATH``,
+            ``npz:PATH``).
+        data_dir: where downloadable datasets are cached; ``None``: `default_data_dir`.
+        download: fetch a downloadable dataset that is not cached yet.
+        image_size: resize both splits to ``image_size x image_size`` pixels; ``None`` keeps them.
+        registry: the registry to look the name up in; ``None``: the installed plugins'.
+
+    Returns:
+        The dataset: ``uint8`` train and test images ``N x C x H x W``, labels where it has them.
+
+    Raises:
+        UnknownNameError: no dataset of that name (exit code 2 on the command line).
+        DataError: the data cannot be read, or a prefixed name has no path (exit code 2).
     """
     spec = (registry or get_registry()).dataset(name)
     arg = name.split(":", 1)[1] if spec.prefix else None

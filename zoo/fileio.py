@@ -22,7 +22,7 @@ NO_SPACE_ERRNOS = frozenset(e for e in (errno.ENOSPC, errno.EFBIG, getattr(errno
 
 
 def no_space_cause(exc: BaseException | None) -> OSError | None:
-    """The no-space ``OSError`` (:data:`NO_SPACE_ERRNOS`) behind ``exc``, following its
+    """The no-space ``OSError`` (`NO_SPACE_ERRNOS`) behind ``exc``, following its
     ``__cause__`` / ``__context__`` chain (torch's writer turns it into a ``RuntimeError`` about
     ``inline_container``); None when there is none."""
     seen: set[int] = set()
@@ -68,7 +68,7 @@ def nan_to_null(value: Any) -> Any:
 
 
 def parse_toml(text: str) -> dict[str, Any]:
-    """``tomllib.loads`` with :func:`parse_json`'s rule: too deep a nesting is a ``ValueError``
+    """``tomllib.loads`` with `parse_json`'s rule: too deep a nesting is a ``ValueError``
     (``tomllib.TOMLDecodeError`` is one too)."""
     if sys.version_info >= (3, 11):
         import tomllib
@@ -82,7 +82,7 @@ def parse_toml(text: str) -> dict[str, Any]:
 
 def env_folder(var: str, path: str | os.PathLike[str], value: str | os.PathLike[str] | None = None) -> Path:
     """``path`` (a folder the environment variable ``var``, set to ``value`` (default ``path``),
-    names) when it is, or can be made, a folder. A :class:`~zoo.errors.UsageError` (exit 2) naming
+    names) when it is, or can be made, a folder. A [`UsageError`][zoo.errors.UsageError] (exit 2) naming
     ``var`` when it or a parent is a file, so the first write into it is not an ``OSError`` "Not a
     directory" far from its cause."""
     path = Path(path)
@@ -99,7 +99,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], 
 
     On any error (Ctrl-C included) the temp file is removed and ``path`` keeps its old content. The
     file gets the permissions a plain ``open()`` would give (``mkstemp`` creates 0600). Raises
-    :class:`~zoo.errors.DiskFullError` (one line) when the disk, a quota or a file-size limit has
+    [`DiskFullError`][zoo.errors.DiskFullError] (one line) when the disk, a quota or a file-size limit has
     no room for it, whatever library did the writing; other errors propagate unchanged.
     """
     path = Path(path)
@@ -153,7 +153,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text), mode="w")
 
 
-#: A temp file of :func:`atomic_write` untouched for this many seconds is a dead writer's: a live
+#: A temp file of `atomic_write` untouched for this many seconds is a dead writer's: a live
 #: writer creates it and writes it at once (seconds even for a large checkpoint), on this machine or
 #: another sharing the folder, so age works where a PID check cannot (PIDs are per machine).
 STALE_TEMP_SECONDS = 600.0
@@ -165,7 +165,7 @@ def remove_stale_temp_files(folder: str | os.PathLike[str], older_than: float | 
     """Delete temp files a killed writer left behind (``.NAME.*.tmp``); completed files are untouched.
 
     With ``older_than=None`` every temp file goes: for a folder only its caller writes (a run
-    folder under :func:`run_lock`). With ``older_than`` seconds, only :func:`atomic_write`'s temp
+    folder under `run_lock`). With ``older_than`` seconds, only `atomic_write`'s temp
     files (``.NAME.XXXXXXXX.tmp``) not modified for that long: for folders several processes write at
     once (the metrics cache, the store's folder), where a younger one may be a live writer's. Returns
     the files removed; files that vanish or cannot be removed meanwhile are skipped.
@@ -195,7 +195,7 @@ def remove_stale_temp_files(folder: str | os.PathLike[str], older_than: float | 
 
 
 def remove_dead_temp_files_of(path: str | os.PathLike[str]) -> list[Path]:
-    """Delete the temp files :func:`atomic_write` left beside ``path`` when its writer was killed
+    """Delete the temp files `atomic_write` left beside ``path`` when its writer was killed
     (``.NAME.XXXXXXXX.tmp`` for ``path``'s NAME), of any age: a live writer holds an ``flock`` on
     its temp file, so only files nobody holds are removed. Returns the files removed."""
     path = Path(path)
@@ -231,7 +231,7 @@ _cleaned: set[str] = set()
 
 
 def remove_stale_temp_files_once(folder: str | os.PathLike[str], older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
-    """:func:`remove_stale_temp_files` with ``older_than``, at most once per folder and process (for
+    """`remove_stale_temp_files` with ``older_than``, at most once per folder and process (for
     folders read on every call, such as the metrics cache)."""
     key = os.path.abspath(folder)
     if key in _cleaned:
@@ -248,7 +248,7 @@ class RunLockedError(UsageError):
 def run_lock(run_dir: str | os.PathLike[str]) -> Iterator[Path]:
     """Hold ``run_dir/.lock`` exclusively while a run writes there (train, resume, bench jobs).
 
-    A second writer gets a one-line :class:`RunLockedError` naming the holder's PID instead of
+    A second writer gets a one-line `RunLockedError` naming the holder's PID instead of
     interleaving its checkpoints, config and losses with the first one's. The lock is an
     ``fcntl.flock`` on an open file, so the kernel releases it when the holder exits, even after
     SIGKILL; a stale ``.lock`` file from a dead process never blocks anyone. Temp files a killed

@@ -4,13 +4,13 @@ A benchmark job runs plugin code (``train_step``, ``sample``, ``validation_metri
 that code become a failure of that one job, so the other models still run:
 
 * it raises ``SystemExit``, a ``KeyboardInterrupt`` that no Ctrl-C caused (a real one raises
-  :class:`~zoo.errors.UserInterrupt`, see :func:`user_interrupts`) or ``MemoryError``:
-  :func:`fault_message` says so in one line;
-* it never returns: a :class:`Watchdog` armed with a deadline (the end of a time budget, or a stop
-  signal) plus a grace period raises :class:`Stalled` in the main thread, again each second; if the
+  [`UserInterrupt`][zoo.errors.UserInterrupt], see `user_interrupts`) or ``MemoryError``:
+  `fault_message` says so in one line;
+* it never returns: a `Watchdog` armed with a deadline (the end of a time budget, or a stop
+  signal) plus a grace period raises `Stalled` in the main thread, again each second; if the
   code still does not return (it swallows every exception, or blocks inside C), the watchdog calls
   its ``on_kill`` (which records the failure) and ends the process;
-* it changes torch's global settings (default dtype, grad mode, threads, RNG): :func:`torch_state`
+* it changes torch's global settings (default dtype, grad mode, threads, RNG): `torch_state`
   restores them when the job ends.
 """
 
@@ -33,16 +33,16 @@ from zoo.text import one_line
 BUDGET_GRACE_SECONDS = 120.0
 #: Seconds a step may run after SIGTERM/SIGINT before the watchdog stops it.
 SIGNAL_GRACE_SECONDS = 20.0
-#: Seconds the stopped code has to return once :class:`Stalled` is raised, before the process ends.
+#: Seconds the stopped code has to return once `Stalled` is raised, before the process ends.
 KILL_SECONDS = 10.0
-#: The signal the watchdog thread sends the main thread to raise :class:`Stalled` there.
+#: The signal the watchdog thread sends the main thread to raise `Stalled` there.
 _WAKE = signal.SIGALRM
 
 _active: list[Watchdog] = []
 
 
 class Stalled(BaseException):  # noqa: N818 - like KeyboardInterrupt: `except Exception` must not swallow it
-    """Raised in the main thread by a :class:`Watchdog` whose deadline passed."""
+    """Raised in the main thread by a `Watchdog` whose deadline passed."""
 
 
 class Stopped(ZooError):
@@ -55,8 +55,8 @@ class Stopped(ZooError):
 
 def fault_message(exc: BaseException) -> str | None:
     """One line for an exception plugin code may raise to end or stop the host (``SystemExit``,
-    a ``KeyboardInterrupt`` no Ctrl-C caused, ``MemoryError``, :class:`Stalled`); ``None`` for
-    any other exception, and for a real Ctrl-C (:class:`~zoo.errors.UserInterrupt`)."""
+    a ``KeyboardInterrupt`` no Ctrl-C caused, ``MemoryError``, `Stalled`); ``None`` for
+    any other exception, and for a real Ctrl-C ([`UserInterrupt`][zoo.errors.UserInterrupt])."""
     if isinstance(exc, Stalled):
         return str(exc)
     if isinstance(exc, SystemExit):
@@ -75,7 +75,7 @@ def _where(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def signal_raises(signum: int, exc_type: type[BaseException]) -> Iterator[None]:
-    """While inside, signal ``signum`` tells the running :class:`Watchdog` (a step that does not
+    """While inside, signal ``signum`` tells the running `Watchdog` (a step that does not
     return gets its grace, then stops) and raises ``exc_type``; the previous handler comes back
     after. Main thread only (elsewhere a no-op, as Python allows handlers only there)."""
     if threading.current_thread() is not threading.main_thread():
@@ -94,14 +94,14 @@ def signal_raises(signum: int, exc_type: type[BaseException]) -> Iterator[None]:
 
 
 def user_interrupts() -> contextlib.AbstractContextManager[None]:
-    """While inside, Ctrl-C raises :class:`~zoo.errors.UserInterrupt` (a ``KeyboardInterrupt``),
+    """While inside, Ctrl-C raises [`UserInterrupt`][zoo.errors.UserInterrupt] (a ``KeyboardInterrupt``),
     so it can be told from a ``KeyboardInterrupt`` that plugin code raised. Main thread only."""
     return signal_raises(signal.SIGINT, UserInterrupt)
 
 
 def stop_requested(signum: int) -> None:
-    """Tell the running :class:`Watchdog` (if any) that SIGINT/SIGTERM arrived: the step running
-    now gets :data:`SIGNAL_GRACE_SECONDS` to return. Called from signal handlers (the trainer's)."""
+    """Tell the running `Watchdog` (if any) that SIGINT/SIGTERM arrived: the step running
+    now gets `SIGNAL_GRACE_SECONDS` to return. Called from signal handlers (the trainer's)."""
     for dog in _active:
         dog.signal(signum)
 
@@ -109,10 +109,10 @@ def stop_requested(signum: int) -> None:
 class Watchdog:
     """Stops the main thread's code when a deadline passes; see the module docstring.
 
-    Use as a context manager in the main thread. :meth:`arm` sets the deadline (seconds from now,
-    ``None`` to disarm) and names the code it guards; :meth:`signal` brings the deadline forward to
-    :data:`SIGNAL_GRACE_SECONDS` from now. When it passes, :class:`Stalled` is raised in the main
-    thread (every second until :meth:`disarm`); after ``kill_after`` more seconds
+    Use as a context manager in the main thread. `arm` sets the deadline (seconds from now,
+    ``None`` to disarm) and names the code it guards; `signal` brings the deadline forward to
+    `SIGNAL_GRACE_SECONDS` from now. When it passes, `Stalled` is raised in the main
+    thread (every second until `disarm`); after ``kill_after`` more seconds
     ``on_kill(message, exit_code)`` is called from the watchdog's thread and the process exits
     with ``exit_code`` (1, or 128 + the signal's number).
     """
@@ -154,13 +154,13 @@ class Watchdog:
             self._deadline = None if seconds is None else time.monotonic() + seconds
 
     def disarm(self) -> None:
-        """No deadline, not even a stop signal's; a :class:`Stalled` already raised is acknowledged
+        """No deadline, not even a stop signal's; a `Stalled` already raised is acknowledged
         (no more are raised, the process is not ended)."""
         with self._lock:
             self._deadline, self._signal_deadline, self._fired_at = None, None, None
 
     def signal(self, signum: int) -> None:
-        """A stop signal arrived: whatever runs now has :data:`SIGNAL_GRACE_SECONDS` to return."""
+        """A stop signal arrived: whatever runs now has `SIGNAL_GRACE_SECONDS` to return."""
         with self._lock:
             if self.signum is None:
                 self.signum = signum

@@ -1,7 +1,7 @@
 """The hooks a genzoo plugin may implement.
 
 A plugin is any module or object registered under the ``zoo`` entry-point group whose functions
-are decorated with :data:`zoo.hookimpl`. Implementations may accept fewer arguments than the spec
+are decorated with `zoo.hookimpl`. Implementations may accept fewer arguments than the spec
 lists, so new arguments can be added here without breaking existing plugins; arguments are never
 removed. Every hookspec must be documented in ``docs/plugins.md`` (a test enforces it).
 
@@ -31,14 +31,14 @@ def zoo_register_models(register: Callable[[Any], None]) -> None:
     """Register model classes and named variants.
 
     Call ``register(ModelClass)`` once per model; ``ModelClass`` must subclass
-    :class:`zoo.GenerativeModel` and set ``name``, ``family``, ``summary``, ``paper`` and ``Config``.
+    [`zoo.GenerativeModel`][zoo.GenerativeModel] and set ``name``, ``family``, ``summary``, ``paper`` and ``Config``.
     Or register lazily, without importing the class (and torch): ``register("name",
     "package.module:Class", family=..., summary=..., config=..., ...)`` or
     ``register(zoo.ModelSpec(...))``; the class is imported when a model is built and must agree
-    with every declared attribute (:mod:`zoo.modelspec`).
+    with every declared attribute (`zoo.modelspec`).
     Call ``register(zoo.Variant(name, model, overrides, summary))`` for a named variant of a
     registered model (``ddpm-small``: the ``ddpm`` class with a narrower U-Net), resolved by
-    :func:`zoo.create_model` like any model name. A name that another plugin already registered is
+    [`zoo.create_model`][zoo.create_model] like any model name. A name that another plugin already registered is
     rejected and reported against this plugin.
     """
 
@@ -48,8 +48,8 @@ def zoo_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     """Register datasets.
 
     Call ``register(DatasetSpec(name=..., load=..., summary=...))`` once per dataset. ``load`` is
-    called lazily with the options described in :class:`zoo.data.DatasetSpec` and returns a
-    :class:`zoo.data.ImageDataset`.
+    called lazily with the options described in `zoo.data.DatasetSpec` and returns a
+    `zoo.data.ImageDataset`.
     """
 
 
@@ -58,7 +58,7 @@ def zoo_register_formats(register: Callable[[Any], None]) -> None:
     """Register leaderboard output formats (``zoo leaderboard --format NAME``).
 
     Call ``register(OutputFormat(name=..., suffix=..., summary=..., render=...))`` (from
-    :mod:`zoo.bench.formats`); ``render(leaderboards)`` returns the whole document as ``str`` or
+    [`zoo.bench.formats`][zoo.bench.formats]); ``render(leaderboards)`` returns the whole document as ``str`` or
     ``bytes``. genzoo's own csv, markdown, json and html formats are registered this way.
     """
 
@@ -67,8 +67,8 @@ def zoo_register_formats(register: Callable[[Any], None]) -> None:
 def zoo_register_loggers(register: Callable[[Any], None]) -> None:
     """Register training loggers (``zoo train --logger NAME``).
 
-    Call ``register(LoggerSpec(name=..., summary=..., open=...))`` (from :mod:`zoo.loggers`);
-    ``open(context)`` gets a :class:`zoo.loggers.LoggerContext` (run directory, trainer, resume
+    Call ``register(LoggerSpec(name=..., summary=..., open=...))`` (from [`zoo.loggers`][zoo.loggers]);
+    ``open(context)`` gets a [`zoo.loggers.LoggerContext`][zoo.loggers.LoggerContext] (run directory, trainer, resume
     step) and returns an object with ``write(step, seconds, losses)`` and ``close()``. genzoo's own
     csv and tensorboard loggers are registered this way.
     """
@@ -78,5 +78,5 @@ def zoo_register_loggers(register: Callable[[Any], None]) -> None:
 def zoo_register_commands(cli: Any) -> None:
     """Add commands to the ``zoo`` command-line interface.
 
-    ``cli`` is the root :class:`click.Group`; decorate new commands with ``@cli.command()``.
+    ``cli`` is the root `click.Group`; decorate new commands with ``@cli.command()``.
     """

@@ -6,20 +6,20 @@ seconds so far and the step's losses as floats), then ``close()``. Built in:
 
 * ``csv`` (the default): ``losses.csv``, one row per step: ``step,seconds,<loss>...``;
 * ``tensorboard``: event files under ``tensorboard/`` for TensorBoard (``tensorboard --logdir
-  runs``) through :class:`torch.utils.tensorboard.SummaryWriter`: the losses (``loss/<name>``), the
+  runs``) through `torch.utils.tensorboard.SummaryWriter`: the losses (``loss/<name>``), the
   learning rate of every optimizer's parameter groups (``lr/<optimizer>``), images per second
   (``throughput/img_per_s``) and a sample grid (``samples``) at the first step and every
   ``checkpoint_every`` steps. Needs the ``tensorboard`` package (``pip install
   'genzoo[tensorboard]'``).
 
 A plugin adds a logger through the ``zoo_register_loggers`` hook, the way genzoo registers its
-own (this module is the ``loggers`` entry point)::
+own (this module is the ``loggers`` entry point):
 
     @zoo.hookimpl
     def zoo_register_loggers(register):
         register(LoggerSpec("jsonl", "one JSON line per step", open_jsonl))
 
-``open(context)`` receives a :class:`LoggerContext` and returns an object with ``write`` and
+``open(context)`` receives a `LoggerContext` and returns an object with ``write`` and
 ``close``. This module imports nothing heavy at the top: plugin modules load for ``zoo --help``.
 """
 
@@ -51,7 +51,7 @@ class TrainingLogger(Protocol):
 class LoggerContext:
     """What a logger is opened with.
 
-    ``run_dir``: the run directory (it exists); ``trainer``: the :class:`zoo.trainer.Trainer`
+    ``run_dir``: the run directory (it exists); ``trainer``: the [`zoo.trainer.Trainer`][zoo.trainer.Trainer]
     (its ``model``, ``optimizers``, ``settings`` and ``meter``, read-only by convention);
     ``resume_step``: the step the run resumes from (0 for a new run): a logger that keeps a file
     drops what was logged after it, since those steps are trained again.
@@ -64,7 +64,7 @@ class LoggerContext:
 
 @dataclass(frozen=True)
 class LoggerSpec:
-    """A training logger: ``open(context)`` returns a :class:`TrainingLogger`."""
+    """A training logger: ``open(context)`` returns a `TrainingLogger`."""
 
     name: str
     summary: str
@@ -75,7 +75,7 @@ class Loggers:
     """The loggers of one training session, written and closed together.
 
     A logger a plugin provides cannot stop training: when its ``write`` or ``close`` raises, one
-    warning names the plugin, the logger and the hook (:class:`LoggerWarning`), and that logger
+    warning names the plugin, the logger and the hook (`LoggerWarning`), and that logger
     is dropped; training goes on. genzoo's own loggers (``csv``, ``tensorboard``) are not wrapped:
     their failure (a full disk) is the run's.
     """
@@ -124,10 +124,10 @@ def open_loggers(names: Sequence[str] | None, run_dir: Path | None, trainer: Any
     """Open the loggers named ``names`` (registered through ``zoo_register_loggers``; default
     ``csv``) in ``run_dir``; none when ``run_dir`` is ``None`` (a run that writes no files).
 
-    Raises :class:`zoo.errors.UnknownNameError` for a name no plugin registered, and
-    :class:`zoo.errors.UsageError` when a logger's package is missing. A plugin's logger whose
+    Raises [`zoo.errors.UnknownNameError`][zoo.errors.UnknownNameError] for a name no plugin registered, and
+    [`zoo.errors.UsageError`][zoo.errors.UsageError] when a logger's package is missing. A plugin's logger whose
     ``open`` raises anything else, or returns something without ``write`` and ``close``, is
-    reported in one :class:`LoggerWarning` and left out.
+    reported in one `LoggerWarning` and left out.
     """
     import warnings
 

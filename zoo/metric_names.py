@@ -28,7 +28,7 @@ def metric_tag(backbone: str) -> str:
     return backbone
 
 
-#: Below these, a number is dominated by its estimator (see :func:`protocol_warnings`).
+#: Below these, a number is dominated by its estimator (see `protocol_warnings`).
 MIN_IMAGES_PER_IS_SPLIT = 100
 MIN_KID_SUBSET = 100
 

@@ -1,6 +1,6 @@
 """The one contract every generator implements.
 
-A model family is one subclass of :class:`GenerativeModel`. The core (``zoo.trainer``) owns the
+A model family is one subclass of `GenerativeModel`. The core (``zoo.trainer``) owns the
 device, mixed precision, gradient scaling, budgets, seeds, checkpoints and progress; the model owns
 its networks, its losses and its sampler.
 
@@ -8,10 +8,10 @@ Conventions:
 
 * training batches arrive as ``float32`` tensors of shape ``B x C x H x W`` in ``[-1, 1]``, on the
   model's device;
-* :meth:`GenerativeModel.sample` returns ``n x C x H x W`` floats in ``[-1, 1]`` (the core checks them,
-  and converts to ``uint8`` with :func:`to_uint8`);
-* every random draw in :meth:`~GenerativeModel.sample` goes through the ``generator`` it is given,
-  by way of :meth:`GenerativeModel.randn` / :meth:`GenerativeModel.rand` with the number of images
+* `GenerativeModel.sample` returns ``n x C x H x W`` floats in ``[-1, 1]`` (the core checks them,
+  and converts to ``uint8`` with `to_uint8`);
+* every random draw in `sample` goes through the ``generator`` it is given,
+  by way of `GenerativeModel.randn` / `GenerativeModel.rand` with the number of images
   as the first dimension, so the same seed gives the same images whatever the batch size (see
   "Sampling noise" below); training draws from the global RNG, which the core seeds and
   checkpoints.
@@ -19,25 +19,25 @@ Conventions:
 Sampling noise
 --------------
 
-The core (:func:`zoo.sampling.generate`) draws ``n`` images in batches and gives each batch a
-:class:`zoo.sampling.ImageGenerators`: one :class:`torch.Generator` per image, seeded from the run's
+The core ([`zoo.sampling.generate`][zoo.sampling.generate]) draws ``n`` images in batches and gives each batch a
+`zoo.sampling.ImageGenerators`: one `torch.Generator` per image, seeded from the run's
 seed and the image's index in the whole run. ``self.randn(k, *shape, generator=generator)`` takes
 row ``j`` from image ``j``'s generator, so image ``i`` gets the same noise alone, in a batch of 3 or
 in a batch of 256. Rules for ``sample``:
 
 * draw every random number with ``self.randn(n, ...)`` or ``self.rand(n, ...)`` (or
-  :func:`zoo.sampling.randn` / :func:`~zoo.sampling.rand` in code without the model, such as a
+  `zoo.sampling.randn` / `rand` in code without the model, such as a
   sampler's ``step``), the first dimension always the ``n`` images of this call; several draws per
   image are several calls or extra dimensions (``self.randn(n, 2, d)``), never ``randn(2 * n, d)``;
 * keep the images independent in the network too: no batch statistics (run batch norm in eval
   mode) and no attention or pooling across images;
-* ``generator`` may also be a plain :class:`torch.Generator` (a caller's own, or an older core) or
+* ``generator`` may also be a plain `torch.Generator` (a caller's own, or an older core) or
   ``None`` (the global RNG); the helpers then draw exactly as ``torch.randn`` would.
 
-An :class:`~zoo.sampling.ImageGenerators` is itself a :class:`torch.Generator`, so a plugin that
+An `ImageGenerators` is itself a `torch.Generator`, so a plugin that
 still calls ``torch.randn(..., generator=generator)`` keeps working: it draws from one stream per
 batch, reproducible for a given batch size but not across batch sizes. ``generate`` then warns
-(:class:`zoo.sampling.BatchDependentSamplingWarning`) and :func:`zoo.testing.check_model` fails.
+(`zoo.sampling.BatchDependentSamplingWarning`) and `zoo.testing.check_model` fails.
 """
 
 from __future__ import annotations
@@ -86,29 +86,29 @@ def _no_scaling() -> torch.amp.GradScaler:
 
 @dataclass
 class TrainStep:
-    """What the core hands to :meth:`GenerativeModel.train_step` for one step.
+    """What the core hands to `GenerativeModel.train_step` for one step.
 
     One *step* is one update of the whole model: a GAN's D and G update, or a WGAN-GP's
     ``n_critic`` critic updates and its one generator update. ``--steps`` and every budget count
     these steps; ``step`` is the number of steps finished before this one (it starts at 0).
 
-    * :meth:`optimize` ``(name, loss)``: once per optimizer update. It runs backward through the
+    * `optimize` ``(name, loss)``: once per optimizer update. It runs backward through the
       core's gradient scaler (outside autocast), clips if ``grad_clip`` is set, steps the optimizer
       and zeroes its gradients, so no plugin reimplements mixed precision. The same optimizer may be
       stepped several times in one step (a critic's ``n_critic`` updates): the scaler is then
       updated between two steps of one optimizer, as ``torch.amp.GradScaler`` requires
       (one ``update()`` after all ``step()`` calls of an iteration).
-    * :meth:`next_batch`: the next training batch, for a model whose class declares
+    * `next_batch`: the next training batch, for a model whose class declares
       ``batches_per_step = k > 1``; ``train_step`` receives the first and asks for the other
-      ``k - 1`` (exactly ``k`` per step, or the step is a :class:`~zoo.errors.TrainingError`).
-    * :meth:`grad` and :meth:`gradient_penalty`: input gradients inside the loss (a WGAN-GP or R1
+      ``k - 1`` (exactly ``k`` per step, or the step is a [`TrainingError`][zoo.errors.TrainingError]).
+    * `grad` and `gradient_penalty`: input gradients inside the loss (a WGAN-GP or R1
       penalty), computed as PyTorch's AMP guide prescribes, so they work under fp16 loss scaling.
     * ``total_steps`` (``None`` under a time-only budget, or a FLOP budget before its first step is
       counted) and ``progress``, the fraction of the budget used before this step, in ``[0, 1]``,
       known under every budget kind: anneal a schedule with ``progress``.
 
     Non-finite losses: under fp32 and bf16 (a disabled scaler) a non-finite loss passed to
-    :meth:`optimize` stops the run (:class:`~zoo.errors.TrainingError`). Under fp16 (an enabled
+    `optimize` stops the run ([`TrainingError`][zoo.errors.TrainingError]). Under fp16 (an enabled
     scaler) it skips that optimizer's update and lowers the scale by the scaler's backoff factor,
     as ``GradScaler`` does for an overflowed gradient; the skipped optimizer names are in
     ``skipped``, and the trainer stops the run after ``zoo.trainer.MAX_SKIPPED_STEPS`` steps in a
@@ -124,7 +124,7 @@ class TrainStep:
     grad_clip: float | None = None
     total_steps: int | None = None
     progress: float = 0.0
-    #: Where :meth:`next_batch` takes batches from (the core passes its minibatcher).
+    #: Where `next_batch` takes batches from (the core passes its minibatcher).
     batches: Callable[[], torch.Tensor] | None = None
     batches_per_step: int = 1
     batches_used: int = 1  # the batch passed to train_step is the first
@@ -176,7 +176,7 @@ class TrainStep:
 
     def update_scaler(self, new_scale: float | None = None) -> None:
         """``scaler.update()`` once the optimizers stepped since the last one (the core calls it at
-        the end of every step; :meth:`optimize` between two updates of one optimizer)."""
+        the end of every step; `optimize` between two updates of one optimizer)."""
         if new_scale is not None:
             self.scaler.update(new_scale)
         elif self._stepped:
@@ -189,7 +189,7 @@ class TrainStep:
         Under fp16 the outputs are scaled by the loss scale before ``torch.autograd.grad`` and the
         gradients unscaled after, the recipe of PyTorch's AMP guide ("Gradient penalty"), so small
         gradients do not underflow; an overflow gives inf gradients, hence a non-finite penalty,
-        which :meth:`optimize` turns into a skipped update and a lower scale.
+        which `optimize` turns into a skipped update and a lower scale.
         """
         with torch.autocast(outputs.device.type, enabled=False):
             scaled = self.scaler.scale(outputs.float().sum())
@@ -205,7 +205,7 @@ class TrainStep:
 
         ``x`` is drawn uniformly on the segments between ``real`` and ``fake`` (both ``B x ...``;
         ``fake`` is detached). The norm is computed under the ambient autocast (train_step runs
-        under it), from gradients taken by :meth:`grad`.
+        under it), from gradients taken by `grad`.
         """
         fake = fake.detach().to(real.dtype)
         alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
@@ -220,14 +220,14 @@ class TrainStep:
 class GenerativeModel(nn.Module):
     """Base class of every generator in the zoo.
 
-    Set the class attributes, define a ``Config`` dataclass (a :class:`ModelConfig`), and implement
-    :meth:`configure_optimizers`, :meth:`train_step` and :meth:`sample`. EMA copies and other state
+    Set the class attributes, define a ``Config`` dataclass (a `ModelConfig`), and implement
+    `configure_optimizers`, `train_step` and `sample`. EMA copies and other state
     kept as submodules or buffers are checkpointed automatically through ``state_dict``.
     """
 
     #: Registry name, lowercase, unique across all plugins (``"ddpm"``).
     name: ClassVar[str] = ""
-    #: One of :data:`FAMILIES`.
+    #: One of `FAMILIES`.
     family: ClassVar[str] = "other"
     #: One line for ``zoo list``.
     summary: ClassVar[str] = ""
@@ -246,9 +246,9 @@ class GenerativeModel(nn.Module):
     #: Config overrides that make the model tiny and fast, for contract tests (not for quality).
     tiny_config: ClassVar[Mapping[str, Any]] = {}
     #: How this family trains best on a CPU or GPU (precision, config overrides, batch size);
-    #: ``None``: the paper's defaults in fp32. See :class:`Recipe`.
+    #: ``None``: the paper's defaults in fp32. See `Recipe`.
     recipe: ClassVar[Recipe | None] = None
-    #: Training batches one :meth:`train_step` consumes: the first is its ``batch`` argument, the
+    #: Training batches one `train_step` consumes: the first is its ``batch`` argument, the
     #: others come from ``step.next_batch()`` (WGAN-GP: 5, one per critic update). Budgets count
     #: steps; kimg counts every image consumed (``steps * batch_size * batches_per_step / 1000``).
     batches_per_step: ClassVar[int] = 1
@@ -259,16 +259,16 @@ class GenerativeModel(nn.Module):
     #: preset's family sweep (``[{"sampler": "euler", "steps": 10}, ...]``); ``None``: the preset's.
     bench_sweep: ClassVar[Sequence[Mapping[str, Any]] | None] = None
     #: Whether sampling may run its network evaluations in bf16 autocast where the device computes
-    #: bf16 natively (:func:`zoo.accel.bf16_inference_ok`); rows record the precision used.
+    #: bf16 natively (`zoo.accel.bf16_inference_ok`); rows record the precision used.
     #: Default ``False``: sampling runs in fp32.
     bf16_inference: ClassVar[bool] = False
-    #: Names of the submodules :func:`zoo.accel.compile_for_inference` compiles for sampling (the
-    #: sampler reaches them through :func:`zoo.accel.compiled`); default ``()``: nothing compiled.
+    #: Names of the submodules `zoo.accel.compile_for_inference` compiles for sampling (the
+    #: sampler reaches them through `zoo.accel.compiled`); default ``()``: nothing compiled.
     compile_targets: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, spec: ModelSpec | None = None, **kwargs: Any) -> None:
         """``class DDPM(GenerativeModel, spec=SPEC)`` takes every attribute ``SPEC`` (a
-        :class:`~zoo.modelspec.ModelSpec`, the model's torch-free registration) declares, so the
+        `ModelSpec`, the model's torch-free registration) declares, so the
         two cannot drift; the class body may repeat one only with the same value (else
         ``TypeError``)."""
         super().__init_subclass__(**kwargs)
@@ -314,9 +314,9 @@ class GenerativeModel(nn.Module):
     def sample(self, n: int, *, generator: torch.Generator | None = None, **options: Any) -> torch.Tensor:
         """Draw ``n`` images, ``n x C x H x W`` floats in ``[-1, 1]``, using only ``generator``.
 
-        ``generator`` is usually a :class:`zoo.sampling.ImageGenerators` holding one generator per
-        image; draw through :meth:`randn` / :meth:`rand` with ``n`` as the first dimension so that
-        image ``j`` uses only generator ``j`` (see "Sampling noise" in :mod:`zoo.model`).
+        ``generator`` is usually a `zoo.sampling.ImageGenerators` holding one generator per
+        image; draw through `randn` / `rand` with ``n`` as the first dimension so that
+        image ``j`` uses only generator ``j`` (see "Sampling noise" in `zoo.model`).
         """
         raise NotImplementedError
 
@@ -333,8 +333,8 @@ class GenerativeModel(nn.Module):
 
     def export_spec(self) -> ExportSpec | None:
         """For ``zoo export``: the network and sampling recipe to write out, an
-        :class:`zoo.export.ExportSpec` (build it with :func:`zoo.export.generator_spec` or
-        :func:`zoo.export.denoiser_spec`). Default ``None``: the model does not support export, and
+        `zoo.export.ExportSpec` (build it with `zoo.export.generator_spec` or
+        `zoo.export.denoiser_spec`). Default ``None``: the model does not support export, and
         ``zoo export`` says so (exit code 2)."""
         return None
 
@@ -355,7 +355,7 @@ class GenerativeModel(nn.Module):
 
     @classmethod
     def parse_sample_options(cls, options: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Validate ``options`` against :attr:`sample_options`, filling in defaults."""
+        """Validate ``options`` against `sample_options`, filling in defaults."""
         return parse_sample_options(cls.name, cls.sample_options, options)
 
     @property
@@ -375,17 +375,17 @@ class GenerativeModel(nn.Module):
               dtype: torch.dtype | None = None) -> torch.Tensor:
         """Standard normal noise of ``shape`` on the model's device, drawn from ``generator``.
 
-        With a :class:`zoo.sampling.ImageGenerators` (what :func:`zoo.sampling.generate` passes),
+        With a `zoo.sampling.ImageGenerators` (what [`zoo.sampling.generate`][zoo.sampling.generate] passes),
         ``shape[0]`` must be its number of images and row ``j`` is drawn from image ``j``'s
         generator, so an image's noise does not depend on the batch it is drawn in. With a plain
-        :class:`torch.Generator` it is ``torch.randn`` on the generator's device; with ``None``, the
+        `torch.Generator` it is ``torch.randn`` on the generator's device; with ``None``, the
         global RNG. Either way the result is moved to the model's device.
         """
         return randomness.randn(*shape, generator=generator, device=self.device, dtype=dtype)
 
     def rand(self, *shape: int, generator: torch.Generator | None = None,
              dtype: torch.dtype | None = None) -> torch.Tensor:
-        """Uniform ``[0, 1)`` noise of ``shape`` on the model's device, drawn like :meth:`randn`."""
+        """Uniform ``[0, 1)`` noise of ``shape`` on the model's device, drawn like `randn`."""
         return randomness.rand(*shape, generator=generator, device=self.device, dtype=dtype)
 
 

@@ -1,14 +1,14 @@
 """What a model declares about itself, free of torch, so ``zoo list`` and ``zoo describe`` need
 no torch import.
 
-A plugin may register a model lazily::
+A plugin may register a model lazily:
 
     register("ddpm", "zoo_ddpm.model:DDPM", family="diffusion", summary="...", config=DDPMConfig)
 
-(or ``register(ModelSpec(...))``): the registry keeps the :class:`ModelSpec` and imports
+(or ``register(ModelSpec(...))``): the registry keeps the `ModelSpec` and imports
 ``zoo_ddpm.model`` only when a model is built or an attribute the spec leaves undeclared is read.
 When the class loads, every declared attribute is compared with the class's own
-(:meth:`ModelSpec.disagreements`); a difference is a :class:`zoo.errors.PluginError`, never a
+(`ModelSpec.disagreements`); a difference is a [`zoo.errors.PluginError`][zoo.errors.PluginError], never a
 silent mismatch. ``config`` must then live in a module that does not import torch (a plugin's
 ``spec.py``), as must the sample options.
 """
@@ -102,7 +102,7 @@ def check_model_name(name: str, what: str = "model name") -> None:
 def parse_sample_options(model: str, declared_options: Sequence[SampleOption],
                          options: Mapping[str, Any] | None) -> dict[str, Any]:
     """Validate ``options`` against ``declared_options``, filling in defaults (errors name
-    ``model``): :class:`~zoo.errors.UnknownNameError` or :class:`~zoo.errors.ConfigError`."""
+    ``model``): [`UnknownNameError`][zoo.errors.UnknownNameError] or [`ConfigError`][zoo.errors.ConfigError]."""
     declared = {o.name: o for o in declared_options}
     parsed = {name: o.default for name, o in declared.items()}
     for key, value in (options or {}).items():
@@ -113,7 +113,7 @@ def parse_sample_options(model: str, declared_options: Sequence[SampleOption],
 
 
 def check_config_class(config: Any, owner: str) -> None:
-    """Raise ``TypeError`` unless ``config`` is a ``@dataclass`` :class:`ModelConfig` subclass whose
+    """Raise ``TypeError`` unless ``config`` is a ``@dataclass`` `ModelConfig` subclass whose
     defaults build (``owner`` names it in the message, e.g. ``"DDPM.Config"``)."""
     if not (isinstance(config, type) and issubclass(config, ModelConfig)):
         raise TypeError(f"{owner} must subclass zoo.ModelConfig")
@@ -158,16 +158,16 @@ def check_declarations(owner: str, values: Mapping[str, Any]) -> None:
 
 
 class _Undeclared:
-    """The default of a :class:`ModelSpec` attribute the registration leaves to the class."""
+    """The default of a `ModelSpec` attribute the registration leaves to the class."""
 
     def __repr__(self) -> str:
         return "UNDECLARED"
 
 
-#: A :class:`ModelSpec` field left undeclared: read from the class, which is then imported.
+#: A `ModelSpec` field left undeclared: read from the class, which is then imported.
 UNDECLARED: Any = _Undeclared()
 
-#: The class attributes a :class:`ModelSpec` may declare besides ``name``, ``family`` and
+#: The class attributes a `ModelSpec` may declare besides ``name``, ``family`` and
 #: ``summary`` (``config`` is the class's ``Config``).
 OPTIONAL_ATTRIBUTES = ("paper", "config", "sample_options", "supported_sizes", "supported_channels",
                        "default_batch_size", "batches_per_step", "tiny_config", "recipe", "bench_sweep")
@@ -179,11 +179,11 @@ class ModelSpec:
     ``zoo describe`` show, declared without importing the class's module.
 
     ``target`` is ``"package.module:ClassName"``. ``name``, ``family`` and ``summary`` are required;
-    every other field defaults to :data:`UNDECLARED` and is then read from the class (importing its
+    every other field defaults to `UNDECLARED` and is then read from the class (importing its
     module, hence torch). Declare ``config`` (the ``Config`` dataclass, defined in a torch-free
     module) and ``sample_options`` so that ``zoo describe`` and variants need no import.
     Declared values must equal the class's attributes (``Config`` for ``config``): the registry
-    checks them when the class loads (:meth:`disagreements`).
+    checks them when the class loads (`disagreements`).
     """
 
     name: str

@@ -1,13 +1,13 @@
 """Randomness at the ground floor: per-image sampling noise and the process RNG state.
 
 Sampling noise depends on ``(seed, image index)`` only, so the batch size never changes an image.
-:class:`ImageGenerators` holds one :class:`torch.Generator` per image, seeded by :func:`image_seed`
+`ImageGenerators` holds one `torch.Generator` per image, seeded by `image_seed`
 from the run's seed and the image's index in the whole run. A model draws its noise through
-:func:`randn` / :func:`rand` (or the :meth:`zoo.GenerativeModel.randn` /
-:meth:`~zoo.GenerativeModel.rand` helpers, which call them on the model's device); row ``j`` of
+`randn` / `rand` (or the `zoo.GenerativeModel.randn` /
+`rand` helpers, which call them on the model's device); row ``j`` of
 every draw comes from image ``j``'s own generator.
 
-:func:`seed_everything`, :func:`rng_state` and :func:`set_rng_state` seed, capture and restore the
+`seed_everything`, `rng_state` and `set_rng_state` seed, capture and restore the
 process-wide generators (Python, NumPy, torch, CUDA) that training draws from; checkpoints carry
 them for exact resume.
 
@@ -52,23 +52,23 @@ def image_seed(seed: int, index: int) -> int:
 
 
 class BatchDependentSamplingWarning(UserWarning):
-    """A model drew noise from an :class:`ImageGenerators` as if it were one plain generator."""
+    """A model drew noise from an `ImageGenerators` as if it were one plain generator."""
 
 
 class ImageGenerators(torch.Generator):
-    """One :class:`torch.Generator` per image of a batch, for batch-size-independent sampling.
+    """One `torch.Generator` per image of a batch, for batch-size-independent sampling.
 
     ``ImageGenerators(seed, indices, device)`` seeds generator ``j`` with
-    ``image_seed(seed, indices[j])``. Draw from it with :func:`randn` / :func:`rand` (or the model's
+    ``image_seed(seed, indices[j])``. Draw from it with `randn` / `rand` (or the model's
     ``self.randn`` / ``self.rand``), whose first dimension must be the number of images: row ``j``
     comes from generator ``j``. ``gens[j]`` is image ``j``'s generator, ``gens[a:b]`` the
     generators of a sub-batch (the same objects, so drawing from the slice advances them).
 
-    For compatibility it *is* a :class:`torch.Generator` itself: a plugin that still calls
+    For compatibility it *is* a `torch.Generator` itself: a plugin that still calls
     ``torch.randn(..., generator=generator)`` directly keeps working, drawing from a batch-level
     stream seeded from ``(seed, first index, batch size)``. Its images are then reproducible for
-    a given batch size but change with the batch size; :func:`generate` warns
-    (:class:`BatchDependentSamplingWarning`) and :func:`zoo.testing.check_model` fails.
+    a given batch size but change with the batch size; `generate` warns
+    (`BatchDependentSamplingWarning`) and `zoo.testing.check_model` fails.
     """
 
     run_seed: int
@@ -147,9 +147,9 @@ def randn(*shape: Any, generator: torch.Generator | None = None, device: torch.d
           dtype: torch.dtype | None = None) -> torch.Tensor:
     """Standard normal noise of ``shape`` on ``device``, drawn from ``generator``.
 
-    With an :class:`ImageGenerators`, ``shape[0]`` must be its number of images and row ``j`` comes
+    With an `ImageGenerators`, ``shape[0]`` must be its number of images and row ``j`` comes
     from image ``j``'s generator (on the generators' device, then moved to ``device``). With a plain
-    :class:`torch.Generator` the draw is ``torch.randn`` on the generator's device, moved to
+    `torch.Generator` the draw is ``torch.randn`` on the generator's device, moved to
     ``device``; with ``None`` it is the global RNG.
     """
     return _draw(torch.randn, shape, generator, device, dtype, "randn")
@@ -157,7 +157,7 @@ def randn(*shape: Any, generator: torch.Generator | None = None, device: torch.d
 
 def rand(*shape: Any, generator: torch.Generator | None = None, device: torch.device | str | None = None,
          dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Uniform ``[0, 1)`` noise, drawn like :func:`randn`."""
+    """Uniform ``[0, 1)`` noise, drawn like `randn`."""
     return _draw(torch.rand, shape, generator, device, dtype, "rand")
 
 
@@ -188,7 +188,7 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned."""
+    """Restore what `rng_state` returned."""
     import numpy as np
 
     random.setstate(_as_tuple(state["python"]))

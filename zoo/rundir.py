@@ -7,9 +7,9 @@ it may only use a folder that
 * is empty (genzoo's own bookkeeping files, ``.lock`` and the marker, do not count), or
 * is a genzoo run folder that holds no checkpoint yet (a run that stopped before its first one).
 
-A folder is genzoo's when it holds the marker file :data:`MARKER` (written when genzoo creates a
+A folder is genzoo's when it holds the marker file `MARKER` (written when genzoo creates a
 run folder) or, for runs made before the marker existed, when its ``config.json`` is genzoo's: a
-JSON object (at most 1 MiB) with the keys genzoo's trainer writes (:data:`CONFIG_KEYS`).
+JSON object (at most 1 MiB) with the keys genzoo's trainer writes (`CONFIG_KEYS`).
 Anything else (``/``, a project folder with its own ``config.json``) is refused with one line,
 before anything is written; a genzoo run with checkpoints is continued with ``--resume``.
 """
@@ -58,7 +58,7 @@ def _has_checkpoint(folder: Path) -> bool:
 def check_new_run_dir(folder: str | os.PathLike[str], option: str = "--run-dir") -> None:
     """Refuse ``folder`` for a new run unless it is new, empty, or a genzoo run without checkpoints.
 
-    Raises :class:`~zoo.errors.UsageError` (exit code 2) naming the folder and ``option`` (the
+    Raises [`UsageError`][zoo.errors.UsageError] (exit code 2) naming the folder and ``option`` (the
     command-line option that chose it). Reads only; writes nothing.
     """
     folder = Path(folder)

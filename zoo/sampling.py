@@ -1,10 +1,10 @@
 """Drawing images from a trained model: seeded, batched, and written as a grid, PNGs or an array.
 
 Sampling noise depends on ``(seed, image index)`` only, so the batch size never changes an image.
-:func:`generate` hands each batch an :class:`ImageGenerators`: one :class:`torch.Generator` per
-image, seeded by :func:`image_seed` from the run's seed and the image's index in the whole run.
-A model draws its noise through :func:`randn` / :func:`rand` (or the
-:meth:`zoo.GenerativeModel.randn` / :meth:`~zoo.GenerativeModel.rand` helpers, which call them on
+`generate` hands each batch an `ImageGenerators`: one `torch.Generator` per
+image, seeded by `image_seed` from the run's seed and the image's index in the whole run.
+A model draws its noise through `randn` / `rand` (or the
+`zoo.GenerativeModel.randn` / `rand` helpers, which call them on
 the model's device); row ``j`` of every draw comes from image ``j``'s own generator, so image ``i``
 sees the same numbers whether it is drawn alone, third in a batch of 3 or last in a batch of 256.
 """
@@ -49,12 +49,12 @@ __all__ = [
 ]
 
 #: How far outside ``[-1, 1]`` a sample may stray (float rounding of a tanh or of x0 clipping);
-#: within it values are clamped, beyond it :func:`generate` raises :class:`~zoo.errors.SampleError`.
+#: within it values are clamped, beyond it `generate` raises [`SampleError`][zoo.errors.SampleError].
 RANGE_TOLERANCE = 1e-3
 
 
 def check_samples(model: GenerativeModel, images: Any, k: int, *, first: int = 0) -> None:
-    """Raise :class:`~zoo.errors.SampleError` (one line) unless ``images`` is a floating tensor of
+    """Raise [`SampleError`][zoo.errors.SampleError] (one line) unless ``images`` is a floating tensor of
     shape ``k x C x H x W`` (the model's image shape), finite, within ``[-1, 1]`` +- RANGE_TOLERANCE."""
     name = model.name or type(model).__name__
     where = f"{name}.sample (images {first}..{first + k - 1})"
@@ -81,23 +81,41 @@ def generate(
 ) -> torch.Tensor:
     """``n`` samples as ``uint8 n x C x H x W`` on the CPU; the same seed gives the same images.
 
-    Image ``i``'s noise comes from its own generator, seeded by :func:`image_seed` ``(seed, i)`` on
+    Image ``i``'s noise comes from its own generator, seeded by `image_seed` ``(seed, i)`` on
     the model's device, so the images do not depend on ``batch_size`` (up to the network's own
     floating-point arithmetic, which may round differently for different batch shapes; see
     ``tests/test_sampling_batch.py``). The generators live on the model's device, whose random
     streams differ: a CPU and a CUDA run of the same seed give different images.
 
-    Every batch is checked where it is made (:func:`check_samples`): a wrong shape or dtype, NaN or
-    inf, or values outside ``[-1, 1]`` (beyond :data:`RANGE_TOLERANCE`) raise
-    :class:`~zoo.errors.SampleError` instead of being clamped into an image.
+    Every batch is checked where it is made (`check_samples`): a wrong shape or dtype, NaN or
+    inf, or values outside ``[-1, 1]`` (beyond `RANGE_TOLERANCE`) raise
+    [`SampleError`][zoo.errors.SampleError] instead of being clamped into an image.
 
-    ``batch_size=None`` chooses the batch by measurement (:func:`zoo.accel.sample_batch_size`,
+    ``batch_size=None`` chooses the batch by measurement (`zoo.accel.sample_batch_size`,
     cached per model, config, options and device; one batch for up to 64 images).
     ``compile=True`` compiles the model's inference networks with ``torch.compile`` first
-    (:func:`zoo.accel.compile_for_inference`; worth it only when sampling takes minutes) and
+    (`zoo.accel.compile_for_inference`; worth it only when sampling takes minutes) and
     drops them afterwards. All ``n`` images are held in memory: for large ``n`` iterate
-    :func:`generate_batches` (the same images, one batch at a time) and write as you go
-    (:func:`stream_folder`, :func:`stream_npz`).
+    `generate_batches` (the same images, one batch at a time) and write as you go
+    (`stream_folder`, `stream_npz`).
+
+    Args:
+        model: a built model (`zoo.create_model`, or loaded from a checkpoint), on its device.
+        n: number of images, ``>= 1``.
+        seed: seed of the per-image noise generators, ``>= 0``.
+        batch_size: images per forward pass, ``>= 1``; ``None`` measures the fastest (cached).
+        options: the model's sampling options (``{"steps": 50}``), checked by the model.
+        progress: ``progress(k)`` after each batch of ``k`` images, or ``None``.
+        compile: ``torch.compile`` the inference networks first.
+
+    Returns:
+        ``uint8`` tensor ``n x C x H x W`` on the CPU, values ``0..255``.
+
+    Raises:
+        UsageError: ``n`` or ``batch_size`` below 1, or an unknown sampling option
+            (`UnknownNameError`, a subclass).
+        SampleError: the model returned a wrong shape or dtype, NaN/inf, or values outside
+            ``[-1, 1]``.
     """
     return torch.cat(list(generate_batches(model, n, seed=seed, batch_size=batch_size, options=options,
                                            progress=progress, compile=compile)))
@@ -107,9 +125,9 @@ def generate_batches(
     model: GenerativeModel, n: int, *, seed: int = 0, batch_size: int | None = None,
     options: dict[str, Any] | None = None, progress: Any = None, compile: bool = False,
 ) -> Iterator[torch.Tensor]:
-    """The images of :func:`generate` as ``uint8 k x C x H x W`` CPU batches, in order, made lazily.
+    """The images of `generate` as ``uint8 k x C x H x W`` CPU batches, in order, made lazily.
 
-    Bit for bit the images :func:`generate` returns for the same arguments (it concatenates these),
+    Bit for bit the images `generate` returns for the same arguments (it concatenates these),
     so a writer that consumes them one at a time holds one batch, never all ``n`` images. Arguments
     are checked at the call (not at the first ``next``); ``progress(k)`` is called after each batch.
     Closing the iterator early restores the model's training mode.
@@ -173,7 +191,16 @@ def save_grid(
 
 
 def write_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    """Write ``uint8`` images as one PNG grid, atomically."""
+    """Write ``uint8`` images as one PNG grid, atomically (no half-written file under ``path``).
+
+    Args:
+        images: ``uint8`` tensor ``N x C x H x W`` with 1, 3 or 4 channels, values ``0..255``.
+        path: the ``.png`` file to write; its folder must exist.
+        nrow: images per row; ``None`` makes the grid as square as possible.
+
+    Returns:
+        ``path`` as a `Path`.
+    """
     import math
 
     from PIL import Image
@@ -232,8 +259,8 @@ def stream_npz(batches: Iterable[torch.Tensor], path: str | Path, shape: Sequenc
     The archive is a ZIP64 file (``zipfile``, deflated) whose ``images.npy`` member is written
     incrementally: numpy's ``.npy`` header with the final shape, then each batch's bytes, so memory
     holds one batch however large ``n`` is; ``numpy.load`` reads it like ``np.savez_compressed``'s.
-    Written to a temp file beside ``path`` and renamed when complete (:func:`zoo.fileio.atomic_write`):
-    an interrupted run leaves no half file under ``path``. Raises :class:`ValueError` when the
+    Written to a temp file beside ``path`` and renamed when complete (`zoo.fileio.atomic_write`):
+    an interrupted run leaves no half file under ``path``. Raises `ValueError` when the
     batches do not add up to ``shape``.
     """
     import zipfile

@@ -1,6 +1,6 @@
 """Contract checks for plugin authors: ``from zoo.testing import check_model``.
 
-Run them in a plugin's own test suite (genzoo runs them over every registered model)::
+Run them in a plugin's own test suite (genzoo runs them over every registered model):
 
     from zoo.testing import check_model
 
@@ -59,18 +59,18 @@ def check_model(model: str | type[GenerativeModel], image_shape: tuple[int, int,
                 steps: int = 2, device: str = "cpu", precision: str = "fp32") -> None:
     """Assert that ``model`` honours the genzoo contract; raises ``AssertionError`` naming the breach.
 
-    Checks: class metadata; a few training steps through the core's :class:`zoo.trainer.Trainer`
+    Checks: class metadata; a few training steps through the core's [`zoo.trainer.Trainer`][zoo.trainer.Trainer]
     change the parameters, give finite losses with the same names on every step, and move the
     parameters of every optimizer ``configure_optimizers`` returns (a GAN whose G is never updated
     fails); ``sample`` returns ``n x C x H x W`` finite floats
     in ``[-1, 1]``, is reproducible with the same generator and differs across seeds; every declared
-    sampling option's default is accepted; :func:`zoo.sampling.generate` gives the same images in
+    sampling option's default is accepted; [`zoo.sampling.generate`][zoo.sampling.generate] gives the same images in
     one batch of 6 as in batches of 2 (the noise of image ``i`` depends only on the seed and ``i``);
     a checkpoint save/load round trip restores the weights and the samples exactly.
 
     ``device`` (``cpu``, ``cuda``, ``cuda:N``) and ``precision`` (``fp32``, ``bf16``, ``fp16``: the
     training autocast, fp16 with the gradient scaler) are checked up front like ``zoo train``'s
-    (:class:`zoo.errors.UsageError` if unusable here). Sampling stays in the model's own precision.
+    ([`zoo.errors.UsageError`][zoo.errors.UsageError] if unusable here). Sampling stays in the model's own precision.
     """
     from zoo.checkpoint import load_model
     from zoo.data import ImageDataset

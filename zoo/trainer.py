@@ -3,13 +3,13 @@
 The trainer owns everything a plugin should not have to write: device placement, mixed precision
 and gradient scaling, budgets, seeding, minibatching from an in-memory dataset, checkpoints that
 resume bit-exactly, loss logs, signal handling and the stop on a non-finite loss. It reports
-progress through a callback (:class:`TrainProgress`) and never draws anything itself: the CLI
-passes a rich bar, a library user may pass :func:`log_progress`.
+progress through a callback (`TrainProgress`) and never draws anything itself: the CLI
+passes a rich bar, a library user may pass `log_progress`.
 
-Budgets (:mod:`zoo.budget`) are spent through one :class:`~zoo.budget.BudgetMeter`; ``fit`` can
+Budgets ([`zoo.budget`][zoo.budget]) are spent through one [`BudgetMeter`][zoo.budget.BudgetMeter]; ``fit`` can
 call back at fractions of the budget (``on_point``/``points``) so quality is measured along it.
 
-Reading order: :class:`TrainSettings`, :func:`train_one_step`, :meth:`Trainer.fit`.
+Reading order: `TrainSettings`, `train_one_step`, `Trainer.fit`.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _step_of(checkpoint: Path) -> int:
 class Interrupted(ZooError):
     """Training stopped by SIGINT/SIGTERM after saving a checkpoint (exit 130 / 143).
 
-    ``result`` is the run's :class:`TrainResult` so far (``stopped_by == "interrupted"``).
+    ``result`` is the run's `TrainResult` so far (``stopped_by == "interrupted"``).
     """
 
     def __init__(self, signum: int, step: int, path: Path | None, result: TrainResult | None = None):
@@ -85,7 +85,7 @@ class TrainSettings:
     """How to train: budgets, batching, precision and bookkeeping. Recorded in ``config.json``.
 
     The budget is ``budget`` (text such as ``"2m"``, ``"1000steps"``, ``"64kimg"``,
-    ``"2e13flops"``; see :class:`zoo.budget.Budget`), and/or the older fields ``time_limit``
+    ``"2e13flops"``; see [`zoo.budget.Budget`][zoo.budget.Budget]), and/or the older fields ``time_limit``
     (a time budget), ``steps`` (a steps budget) and ``epochs`` (converted to steps). When several
     are given, training stops at whichever is reached first; with none, 2000 steps.
     """
@@ -301,8 +301,8 @@ def _stop_on_signals() -> Iterator[dict[str, int]]:
 class Trainer:
     """Trains one model on one dataset; ``fit()`` runs (or, after ``load_state_dict``, resumes) to the budget.
 
-    ``progress`` is called after every step with a :class:`TrainProgress` (pass
-    :func:`log_progress` for plain lines; ``True``/``False`` are accepted from older callers and
+    ``progress`` is called after every step with a `TrainProgress` (pass
+    `log_progress` for plain lines; ``True``/``False`` are accepted from older callers and
     mean ``log_progress(settings.log_every)``/nothing). ``clock`` is the meter's clock (a fake in tests).
     """
 
@@ -422,13 +422,13 @@ class Trainer:
     # -- the loop -----------------------------------------------------------------------------
 
     def fit(self, on_point: PointCallback | None = None, points: Sequence[float] = ()) -> TrainResult:
-        """Train until the budget is spent; returns a :class:`TrainResult`.
+        """Train until the budget is spent; returns a `TrainResult`.
 
         ``points`` are increasing fractions of the budget in (0, 1] (see
-        :func:`zoo.budget.log_spaced_points`). At the first step boundary where the meter reaches a
+        [`zoo.budget.log_spaced_points`][zoo.budget.log_spaced_points]). At the first step boundary where the meter reaches a
         point, ``on_point(trainer, fraction, spent)`` is called once, with the model in train mode
         (it may switch to eval and back) and the clock paused, so its time is not training time.
-        ``spent`` is :meth:`BudgetMeter.spent`. Points a resumed run had already passed are skipped.
+        ``spent`` is `BudgetMeter.spent`. Points a resumed run had already passed are skipped.
         """
         pending = check_points(points)
         if pending and on_point is None:

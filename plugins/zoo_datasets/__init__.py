@@ -8,7 +8,7 @@
 * ``npz:PATH``: an ``.npz`` or ``.npy`` array of images (``N x H x W``, ``N x H x W x C`` or
   ``N x C x H x W``; ``uint8``, or floats in ``[0, 1]``).
 
-The loaders live in :mod:`zoo_datasets.providers`, imported when a dataset is loaded, so loading
+The loaders live in `zoo_datasets.providers`, imported when a dataset is loaded, so loading
 this plugin (``zoo --help`` does) and listing its datasets (``zoo data list``) cost no torch import.
 """
 
@@ -20,7 +20,7 @@ from zoo import hookimpl
 
 
 def _provider(name: str, *args: str) -> Callable[[str | None, Path, bool], Any]:
-    """A loader that imports :mod:`zoo_datasets.providers` (and torch) on its first call:
+    """A loader that imports `zoo_datasets.providers` (and torch) on its first call:
     ``providers.<name>``, or ``providers.<name>(*args)`` when ``args`` are given."""
 
     def load(arg: str | None, data_dir: Path, download: bool) -> Any:

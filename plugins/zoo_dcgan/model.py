@@ -79,7 +79,7 @@ class DCGAN(NonSaturatingGAN, spec=SPEC):
     """Radford et al. 2015 (arXiv:1511.06434): all-convolutional GAN with batch norm.
 
     The training procedure (one D step, one non-saturating G step, EMA sampling) is the GAN's
-    (:class:`zoo.blocks.NonSaturatingGAN`); only the networks differ."""
+    (`zoo.blocks.NonSaturatingGAN`); only the networks differ."""
 
     # name, family, summary, Config, sizes, ...: from SPEC, declared once and free of torch in
     # the plugin's spec.py (zoo list and zoo describe read it without importing this module).

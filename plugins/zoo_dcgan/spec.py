@@ -1,4 +1,4 @@
-"""The ``dcgan`` model's config and registration (the class is :class:`zoo_dcgan.model.DCGAN`).
+"""The ``dcgan`` model's config and registration (the class is `zoo_dcgan.model.DCGAN`).
 
 Free of torch: ``zoo list`` and ``zoo describe`` read this module, and the model module
 (imported only when a model is built) takes these attributes from it (``spec=SPEC``).
@@ -18,7 +18,7 @@ START_SIZE = {28: 7, 32: 4, 64: 4}
 
 @dataclass
 class DCGANConfig(ModelConfig):
-    """Hyper-parameters of :class:`DCGAN`; defaults are the paper's except where noted."""
+    """Hyper-parameters of `DCGAN`; defaults are the paper's except where noted."""
 
     latent_dim: int = 100  # size of z (paper: 100)
     width: int = 64  # channels of G's last hidden and D's first layer (paper, at 64x64: 128)

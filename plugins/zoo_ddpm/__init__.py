@@ -1,6 +1,6 @@
 """genzoo's built-in diffusion plugin: DDPM (Ho et al. 2020) with DDPM and DDIM samplers.
 
-Besides ``ddpm`` it registers two named variants, resolved by :func:`zoo.create_model`:
+Besides ``ddpm`` it registers two named variants, resolved by [`zoo.create_model`][zoo.create_model]:
 
 * ``ddpm-small``: half the U-Net width (8 channels at the first level), for quick CPU trials;
 * ``ddpm-cifar10``: the paper's 35.7M-parameter CIFAR-10 network and optimiser settings

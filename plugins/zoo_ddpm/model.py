@@ -3,7 +3,7 @@
 Training (Ho et al. algorithm 1): draw ``t`` uniformly from ``0 .. T-1`` and ``eps ~ N(0, I)``, noise
 the batch with ``q(x_t | x_0)`` and regress the noise with a plain MSE (the paper's ``L_simple``).
 An exponential moving average of the weights (``zoo.ema.EMA``, a submodule, so it is checkpointed)
-is updated after every optimizer step and is what :meth:`DDPM.sample` uses.
+is updated after every optimizer step and is what `DDPM.sample` uses.
 
 Sampling runs one of three swappable schedulers (``schedulers.py``): ancestral DDPM (algorithm 2;
 fewer than ``T`` steps respaces the betas), DDIM (Song et al. 2021, arXiv:2010.02502; any number
@@ -121,10 +121,10 @@ class DDPM(GenerativeModel, spec=SPEC):
         """Draw ``n`` images with the EMA weights; all randomness comes from ``generator``.
 
         The starting noise and every ancestral / DDIM ``eta > 0`` step draw row ``j`` from image
-        ``j``'s generator when ``generator`` is a :class:`zoo.sampling.ImageGenerators`, so the
+        ``j``'s generator when ``generator`` is a `zoo.sampling.ImageGenerators`, so the
         images do not depend on the batch size.
 
-        Options (see :attr:`sample_options`): ``sampler`` (``ddim``, ``ddpm`` or ``dpmpp2m``),
+        Options (see `sample_options`): ``sampler`` (``ddim``, ``ddpm`` or ``dpmpp2m``),
         ``steps``, ``eta`` (DDIM only), ``spacing`` and ``precision`` (``bf16``: the U-Net under
         bf16 autocast; the scheduler arithmetic stays float32). Returns ``n x C x H x W`` floats in ``[-1, 1]``.
         Memory grows with ``n``: call it in batches for thousands of images.

@@ -2,8 +2,8 @@
 
 A sampler is a small object with ``set_timesteps(num_steps, spacing)`` and
 ``step(model_output, t, sample, generator=...)``, so the denoising loop is the same for every
-sampler and the sampler is swappable (``generator`` is a plain :class:`torch.Generator` or a
-:class:`zoo.sampling.ImageGenerators`, whose row ``j`` of noise belongs to image ``j``)::
+sampler and the sampler is swappable (``generator`` is a plain `torch.Generator` or a
+`zoo.sampling.ImageGenerators`, whose row ``j`` of noise belongs to image ``j``):
 
     scheduler = DDIMScheduler(schedule, eta=0.0)
     scheduler.set_timesteps(50)
@@ -16,16 +16,16 @@ Both samplers take an epsilon prediction, turn it into an ``x_0`` prediction, cl
 timestep of their grid. Timesteps are the training ones (``0 .. T-1``), so a sampler with fewer
 steps runs the same network on a subset of them.
 
-* :class:`DDPMScheduler`: ancestral sampling, Ho et al. 2020 (arXiv:2006.11239) eq. 6-7, with the
+* `DDPMScheduler`: ancestral sampling, Ho et al. 2020 (arXiv:2006.11239) eq. 6-7, with the
   posterior variance ``beta~_t``. With fewer than ``T`` steps the betas are respaced as in
   Nichol & Dhariwal 2021 (arXiv:2102.09672, sec. 4): ``beta_i = 1 - alpha_bar_{s_i} / alpha_bar_{s_{i-1}}``
   on the chosen subsequence ``s``, which is the exact Markov chain with those marginals.
-* :class:`DDIMScheduler`: Song et al. 2021 (arXiv:2010.02502) eq. 12; ``eta = 0`` is deterministic,
+* `DDIMScheduler`: Song et al. 2021 (arXiv:2010.02502) eq. 12; ``eta = 0`` is deterministic,
   ``eta = 1`` has the ancestral variance. Song et al.'s code does not clip; on a briefly trained
   model some unclipped deterministic trajectories blow up into noise, so ``x_0`` is clipped here
   too, while the "direction to x_t" term keeps the model's own noise prediction (diffusers'
   default; re-deriving it from the clipped ``x_0`` left salt-and-pepper specks).
-* :class:`DPMSolverPP2MScheduler`: DPM-Solver++(2M), Lu et al. 2022 (arXiv:2211.01095, algorithm 2):
+* `DPMSolverPP2MScheduler`: DPM-Solver++(2M), Lu et al. 2022 (arXiv:2211.01095, algorithm 2):
   a second-order multistep solver of the diffusion ODE in the data-prediction (``x_0``) form, so
   10-20 network evaluations reach the quality DDIM needs 50 or more for. Each step is exact for the
   linear part in ``lambda = log(alpha / sigma)`` and extrapolates ``x_0`` linearly from the previous
@@ -51,7 +51,7 @@ class NoiseSchedule:
     """The forward process ``q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I)``.
 
     Coefficients are kept in float64 on the CPU (they are read as Python floats by the samplers);
-    :meth:`q_sample` keeps a float32 copy per device for training.
+    `q_sample` keeps a float32 copy per device for training.
     """
 
     def __init__(self, betas: torch.Tensor):
@@ -148,7 +148,7 @@ class Scheduler:
         self._prev: dict[int, int] = {}
 
     def set_timesteps(self, num_steps: int, spacing: str = "uniform") -> None:
-        """Choose the ``num_steps`` timesteps :meth:`step` walks through (see :func:`timestep_grid`)."""
+        """Choose the ``num_steps`` timesteps `step` walks through (see `timestep_grid`)."""
         self.timesteps = timestep_grid(self.schedule.num_timesteps, num_steps, spacing)
         self._prev = dict(zip(self.timesteps, [*self.timesteps[1:], -1], strict=True))
 
@@ -185,8 +185,8 @@ class Scheduler:
 def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Standard normal noise shaped like ``x``, drawn from ``generator`` on its own device.
 
-    With a :class:`zoo.sampling.ImageGenerators` (one generator per image, what
-    :func:`zoo.sampling.generate` passes) row ``j`` comes from image ``j``'s generator, so an
+    With a `zoo.sampling.ImageGenerators` (one generator per image, what
+    [`zoo.sampling.generate`][zoo.sampling.generate] passes) row ``j`` comes from image ``j``'s generator, so an
     image's trajectory does not depend on the batch it is sampled in.
     """
     return randn(*x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -261,14 +261,14 @@ class DPMSolverPP2MScheduler(Scheduler):
 
     With ``alpha_t = sqrt(alpha_bar_t)``, ``sigma_t = sqrt(1 - alpha_bar_t)``,
     ``lambda_t = log(alpha_t / sigma_t)``, ``h = lambda_prev - lambda_t`` and ``D`` the clipped
-    ``x_0`` prediction, one step is::
+    ``x_0`` prediction, one step is:
 
         x_prev = sigma_prev / sigma_t * x_t - alpha_prev * (exp(-h) - 1) * D
 
     where ``D = x0_t`` on the first step and on the last (``alpha_bar = 1``, where the step returns
     ``x0_t`` itself), and ``D = x0_t + (x0_t - x0_last) / (2 r)`` otherwise, ``r = h_last / h``
     (the paper's midpoint form, diffusers' ``solver_type="midpoint"``). The scheduler keeps the last
-    step's ``x_0`` prediction, so :meth:`set_timesteps` must be called before each trajectory and
+    step's ``x_0`` prediction, so `set_timesteps` must be called before each trajectory and
     the timesteps visited in order. No noise is drawn; ``generator`` is ignored.
     """
 
@@ -321,7 +321,7 @@ SCHEDULERS: dict[str, type[Scheduler]] = {
 
 def make_scheduler(name: str, schedule: NoiseSchedule, eta: float = 0.0) -> Scheduler:
     """The scheduler called ``name`` (``"ddpm"``, ``"ddim"`` or ``"dpmpp2m"``); ``eta`` applies to
-    DDIM only. An unknown name is an :class:`UnknownNameError` listing the known ones."""
+    DDIM only. An unknown name is an `UnknownNameError` listing the known ones."""
     if name not in SCHEDULERS:
         raise UnknownNameError("sampler", name, list(SCHEDULERS))
     if name == "ddim":

@@ -1,5 +1,5 @@
 """The ``ddpm`` model's config, sampling options and registration, with its two named variants
-(the class is :class:`zoo_ddpm.model.DDPM`).
+(the class is `zoo_ddpm.model.DDPM`).
 
 Free of torch: ``zoo list`` and ``zoo describe`` read this module, and the model module
 (imported only when a model is built) takes these attributes from it (``spec=SPEC``).

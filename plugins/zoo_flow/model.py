@@ -15,7 +15,7 @@ Sampling solves that ODE from ``x_0 ~ N(0, I)`` (one draw per image, through ``s
 fixed step count on a uniform time grid: Euler (one network evaluation, NFE, per step) or Heun's
 second-order method (two per step except the last, whose correction would evaluate ``v`` at
 ``t = 1``; NFE ``2 * steps - 1``, as in Karras et al. 2022, arXiv:2206.00364, algorithm 1). The
-final image is clamped to ``[-1, 1]``. :meth:`FlowMatching.sample_nfe` gives the NFE of a setting,
+final image is clamped to ``[-1, 1]``. `FlowMatching.sample_nfe` gives the NFE of a setting,
 so the benchmark can compare samplers per network evaluation.
 
 Network: DDPM's U-Net (``zoo.nets.unet.UNet``, same widths and defaults as the ``ddpm`` model),

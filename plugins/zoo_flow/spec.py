@@ -1,4 +1,4 @@
-"""The ``flow`` model's config and registration (the class is :class:`zoo_flow.model.FlowMatching`).
+"""The ``flow`` model's config and registration (the class is `zoo_flow.model.FlowMatching`).
 
 Free of torch: ``zoo list`` and ``zoo describe`` read this module, and the model module
 (imported only when a model is built) takes these attributes from it (``spec=SPEC``).
@@ -17,7 +17,7 @@ SAMPLERS = ("euler", "heun")
 
 @dataclass
 class FlowConfig(ModelConfig):
-    """Settings of :class:`FlowMatching`: DDPM's U-Net and optimiser defaults (see ``zoo_ddpm``)."""
+    """Settings of `FlowMatching`: DDPM's U-Net and optimiser defaults (see ``zoo_ddpm``)."""
 
     # -- network: the ddpm model's defaults (28x28 costs ~0.14 GFLOP per evaluation) --
     base_channels: int = 16  # width of the first U-Net level

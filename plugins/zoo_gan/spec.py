@@ -1,4 +1,4 @@
-"""The ``gan`` model's config and registration (the class is :class:`zoo_gan.model.GAN`).
+"""The ``gan`` model's config and registration (the class is `zoo_gan.model.GAN`).
 
 Free of torch: ``zoo list`` and ``zoo describe`` read this module, and the model module
 (imported only when a model is built) takes these attributes from it (``spec=SPEC``).
@@ -15,7 +15,7 @@ from zoo.search import Choice, Float
 
 @dataclass
 class GANConfig(ModelConfig):
-    """Hyper-parameters of :class:`GAN`: the paper's MNIST network, optimiser tuned for short runs."""
+    """Hyper-parameters of `GAN`: the paper's MNIST network, optimiser tuned for short runs."""
 
     latent_dim: int = 100  # size of the noise vector z (paper's code: 100)
     g_hidden: int = 1200  # units in each of G's two ReLU layers (paper's code: 1200)

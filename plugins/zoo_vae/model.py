@@ -58,7 +58,7 @@ def quantize(x: torch.Tensor) -> torch.Tensor:
 def discretized_logistic_log_prob(x: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
     """Elementwise ``log P(x)`` of the bin holding ``x`` under a logistic(loc, exp(log_scale)).
 
-    ``x`` must be bin centres in [-1, 1] (see :func:`quantize`). The middle bins get the logistic's
+    ``x`` must be bin centres in [-1, 1] (see `quantize`). The middle bins get the logistic's
     mass on ``[x - 1/255, x + 1/255]``; the first bin also gets the left tail and the last bin the
     right tail. Computed in log space as
     ``log(sigmoid(a) - sigmoid(b)) = logsigmoid(a) + logsigmoid(-b) + log(1 - exp(b - a))``,
@@ -183,7 +183,7 @@ class VAE(GenerativeModel, spec=SPEC):
     def validation_metrics(self, batch: torch.Tensor) -> dict[str, float]:
         """Negative ELBO in bits per dimension (``bpd``), ELBO, KL and reconstruction term (nats per
         image), averaged over ``batch`` (floats in [-1, 1]); ``psnr`` and ``ssim`` of the mean
-        reconstructions (:meth:`reconstruction_quality`). The z draw comes from a private
+        reconstructions (`reconstruction_quality`). The z draw comes from a private
         generator with a fixed seed: the numbers are repeatable and the global RNG (which the core
         checkpoints for exact resume) is left untouched."""
         generator = torch.Generator(device=batch.device).manual_seed(0)

@@ -1,4 +1,4 @@
-"""The ``vae`` model's config and registration (the class is :class:`zoo_vae.model.VAE`).
+"""The ``vae`` model's config and registration (the class is `zoo_vae.model.VAE`).
 
 Free of torch: ``zoo list`` and ``zoo describe`` read this module, and the model module
 (imported only when a model is built) takes these attributes from it (``spec=SPEC``).
@@ -18,7 +18,7 @@ HALVINGS = {28: 2, 32: 2, 64: 3}
 
 @dataclass
 class VAEConfig(ModelConfig):
-    """Hyper-parameters of :class:`VAE`; the paper's values where it has one."""
+    """Hyper-parameters of `VAE`; the paper's values where it has one."""
 
     latent_dim: int = 20  # size of z (the paper's MNIST figures use up to 20 for samples)
     hidden: int = 500  # units of the fully connected layer in encoder and decoder (paper: 500)

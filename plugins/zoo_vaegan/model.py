@@ -208,7 +208,7 @@ class VAEGAN(GenerativeModel, spec=SPEC):
             self.decoder_ema.update(self.decoder)
 
     def sampling_decoder(self) -> nn.Module:
-        """The network :meth:`sample` runs: the decoder's EMA copy (eval mode), else the decoder."""
+        """The network `sample` runs: the decoder's EMA copy (eval mode), else the decoder."""
         return self.decoder_ema.shadow if self.decoder_ema is not None else self.decoder
 
     @torch.no_grad()

@@ -1,4 +1,4 @@
-"""The ``vaegan`` model's config and registration (the class is :class:`zoo_vaegan.model.VAEGAN`).
+"""The ``vaegan`` model's config and registration (the class is `zoo_vaegan.model.VAEGAN`).
 
 Free of torch: ``zoo list`` and ``zoo describe`` read this module, and the model module
 (imported only when a model is built) takes these attributes from it (``spec=SPEC``).
@@ -19,7 +19,7 @@ START_SIZE = {28: 7, 32: 4, 64: 4}
 
 @dataclass
 class VAEGANConfig(ModelConfig):
-    """Hyper-parameters of :class:`VAEGAN`; the paper's values where it has one for these sizes."""
+    """Hyper-parameters of `VAEGAN`; the paper's values where it has one for these sizes."""
 
     latent_dim: int = 32  # size of z (paper, CelebA 64x64: 128; digits need fewer)
     width: int = 64  # channels of the decoder's last hidden layer and Dis's first (DCGAN's 28x28 width)

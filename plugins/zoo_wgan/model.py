@@ -4,7 +4,7 @@ Wasserstein GANs", arXiv:1704.00028.
 A critic D (no sigmoid: a real-valued score) estimates the Wasserstein-1 distance between the data
 and G's samples, ``E[D(x)] - E[D(G(z))]``; G minimises it. Instead of clipping D's weights (the
 original WGAN), D is kept near 1-Lipschitz by a *gradient penalty* on points ``x_hat`` drawn
-uniformly on segments between real and fake images (the paper's eq. 3)::
+uniformly on segments between real and fake images (the paper's eq. 3):
 
     L_D = E[D(G(z))] - E[D(x)] + lambda * E[(||grad D(x_hat)||_2 - 1)^2]
     L_G = -E[D(G(z))]

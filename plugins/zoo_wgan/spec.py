@@ -1,4 +1,4 @@
-"""The ``wgan-gp`` model's config and registration (the class is :class:`zoo_wgan.model.WGANGP`).
+"""The ``wgan-gp`` model's config and registration (the class is `zoo_wgan.model.WGANGP`).
 
 Free of torch: ``zoo list`` and ``zoo describe`` read this module, and the model module
 (imported only when a model is built) takes these attributes from it (``spec=SPEC``).
@@ -18,7 +18,7 @@ START_SIZE = {28: 7, 32: 4}
 
 @dataclass
 class WGANGPConfig(ModelConfig):
-    """Hyper-parameters of :class:`WGANGP`; defaults are the paper's (Algorithm 1) except ``ema_decay``."""
+    """Hyper-parameters of `WGANGP`; defaults are the paper's (Algorithm 1) except ``ema_decay``."""
 
     latent_dim: int = 128  # size of z (paper's code: 128)
     width: int = 64  # channels of G's last hidden and D's first layer (paper's code: DIM = 64)

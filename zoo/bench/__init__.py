@@ -1,7 +1,7 @@
 """Benchmarking as a library: ``run_benchmark(request) -> rows`` and ``leaderboards(store) -> tables``.
 
 The ``zoo bench`` and ``zoo leaderboard`` commands are thin wrappers over these (like
-``llm.get_model`` under ``llm/cli.py``)::
+``llm.get_model`` under ``llm/cli.py``):
 
     from zoo.bench import BenchRequest, run_benchmark, leaderboards, ResultsStore
 

@@ -1,7 +1,7 @@
 """``run_benchmark(request) -> result``: the benchmark as a library call (``zoo bench`` wraps it).
 
 One request names the models, the dataset, the preset and whatever replaces the preset's
-choices. :func:`run_benchmark` resolves everything once (model names, configs, sampling options,
+choices. `run_benchmark` resolves everything once (model names, configs, sampling options,
 the protocol and its backbone, the dataset and its fingerprint), then runs one job per model and
 seed and returns every row of the request: the ones it measured and the ones it found already in
 the store (a re-run of the same command skips finished work and resumes interrupted jobs).
@@ -48,11 +48,11 @@ class BenchRequest:
     """What to benchmark. Only ``models`` is required; ``None`` means "the preset's choice".
 
     ``budget`` is text in the field's units (``"2m"``, ``"1000steps"``, ``"64kimg"``,
-    ``"2e13flops"``; see :class:`zoo.budget.Budget`). ``overrides`` maps ``"model.key"`` to a config
+    ``"2e13flops"``; see [`zoo.budget.Budget`][zoo.budget.Budget]). ``overrides`` maps ``"model.key"`` to a config
     value, ``options`` maps ``"model.key"`` or ``"key"`` to a sampling option. ``precision="auto"``
     uses each model's declared recipe where the hardware runs it natively (bf16 on CPUs with
     avx512_bf16 or AMX, and on recent GPUs), elsewhere fp32 and the recipe's ``fallback`` if it has
-    one (:class:`zoo.Recipe`). ``runs_dir`` defaults to ``bench/``
+    one (`zoo.Recipe`). ``runs_dir`` defaults to ``bench/``
     beside the results store.
     """
 
@@ -123,9 +123,9 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
                   progress: BenchProgress | None = None) -> BenchResult:
     """Train, sample, evaluate and time every model and seed of ``request``; returns its rows.
 
-    Raises :class:`~zoo.errors.UsageError` (and its subclasses) for anything wrong with the request,
+    Raises [`UsageError`][zoo.errors.UsageError] (and its subclasses) for anything wrong with the request,
     before any training. A model that fails during its run is a row with ``status="failed"``, and
-    the others carry on (``fail_fast`` raises :class:`~zoo.errors.ZooError` instead). Rows are
+    the others carry on (``fail_fast`` raises [`ZooError`][zoo.errors.ZooError] instead). Rows are
     committed to the store one job at a time.
     """
     reg = registry or get_registry()

@@ -32,9 +32,9 @@ def measure_train(
 ) -> dict[str, float]:
     """Steady-state training images/s and FLOPs per image, on a copy (the trained model is untouched).
 
-    ``precision`` is the run's :class:`zoo.device.Precision`; the copy gets its own gradient scaler
+    ``precision`` is the run's `zoo.device.Precision`; the copy gets its own gradient scaler
     from it. Older callers pass ``(autocast_factory, scaler)`` instead, which still works. Each
-    iteration is :func:`zoo.trainer.train_one_step`, the step the trainer runs.
+    iteration is `zoo.trainer.train_one_step`, the step the trainer runs.
     """
     from zoo.trainer import train_one_step
 

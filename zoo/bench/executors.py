@@ -1,17 +1,17 @@
 """Where benchmark jobs run: in this process, in local processes, or on a Slurm cluster (submitit).
 
 A benchmark is one job per identity (model x seed x configuration x budget; see
-:meth:`zoo.bench.runner.BenchRunner.job`). The ``serial`` executor runs them one after another in
+`zoo.bench.runner.BenchRunner.job`). The ``serial`` executor runs them one after another in
 this process, writing rows straight into the SQLite store. The others run each job elsewhere:
 
 * the submitting process skips jobs whose rows are already ``ok`` in the store, writes a job spec
   (``<runs_dir>/.jobs/<run folder name>.json``: the request narrowed to one model and seed), and
   hands the specs to the executor;
-* a job (``python -m zoo.bench.worker SPEC``, :func:`zoo.bench.worker.run_job_spec`) rebuilds the request
+* a job (``python -m zoo.bench.worker SPEC``, `zoo.bench.worker.run_job_spec`) rebuilds the request
   with a private scratch store, trains (resuming from its run folder's checkpoints), evaluates, and
   writes its rows as JSON into its own run folder (``rows.json``, written atomically);
 * the submitting process, or ``zoo bench --collect RUNS_DIR`` later, ingests the ``rows.json``
-  files into the store (:func:`collect`). No two machines ever write one SQLite file, which is what
+  files into the store (`collect`). No two machines ever write one SQLite file, which is what
   corrupts SQLite on a network file system.
 
 A job that dies (killed, out of memory, node failure) leaves no ``rows.json``: the submitter
@@ -129,9 +129,9 @@ def read_job_rows(run_dir: str | os.PathLike[str]) -> list[ResultRow] | None:
 def collect(store: ResultsStore, runs_dir: str | os.PathLike[str]) -> list[ResultRow]:
     """Ingest every ``<runs_dir>/*/rows.json`` into ``store``, then remove it: each file is
     ingested once, so a later ``--collect`` cannot put its (by then older) rows back. A row
-    replaces the stored row of its identity only as :func:`zoo.bench.store.replaces` allows.
+    replaces the stored row of its identity only as `zoo.bench.store.replaces` allows.
 
-    Returns the rows ingested. Raises :class:`~zoo.errors.UsageError` if ``runs_dir`` is not a folder.
+    Returns the rows ingested. Raises [`UsageError`][zoo.errors.UsageError] if ``runs_dir`` is not a folder.
     Run folders without ``rows.json`` (jobs still running, or killed) are left alone.
     """
     root = Path(runs_dir)
@@ -279,7 +279,7 @@ def slurm_executor(settings: ExecutorSettings, folder: str | os.PathLike[str], a
 
     Slurm parameters: one task per job, ``gpus_per_node = slurm_gpus_per_job``, ``cpus_per_task``,
     ``timeout_min``, ``slurm_partition``, ``slurm_array_parallelism = jobs`` (default all at once).
-    Raises :class:`~zoo.errors.UsageError` when submitit is not installed.
+    Raises [`UsageError`][zoo.errors.UsageError] when submitit is not installed.
     """
     try:
         import submitit

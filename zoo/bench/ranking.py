@@ -2,7 +2,7 @@
 
 Groups are a compact letter display (Piepho 2004, insert-and-absorb) built from all pairwise
 Welch t-tests over seeds with Holm's correction: lines sharing a letter are not significantly
-different. A pair at an uncorrected p below :data:`ALWAYS_APART` is always told apart, so on a
+different. A pair at an uncorrected p below `ALWAYS_APART` is always told apart, so on a
 board with many lines Holm's correction cannot put two clearly different lines in one group.
 
 Power is that of one two-sided Welch test between two lines of ``n`` seeds each with the same
@@ -24,7 +24,7 @@ ALPHA = 0.05
 ALWAYS_APART = 0.01
 #: The power at which the board states the smallest detectable difference.
 POWER = 0.8
-#: Seeds per line beyond which :func:`seeds_needed` gives up (returns ``None``).
+#: Seeds per line beyond which `seeds_needed` gives up (returns ``None``).
 MAX_SEEDS = 1000
 LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -131,7 +131,7 @@ def welch_power(effect: float, n: int, alpha: float = ALPHA, nodes: int = 64) ->
 
 
 def detectable_effect(n: int, power: float = POWER, alpha: float = ALPHA) -> float:
-    """The smallest difference, in standard deviations, that :func:`welch_power` detects with
+    """The smallest difference, in standard deviations, that `welch_power` detects with
     probability ``power`` at ``n`` values a group (bisection; ``n`` >= 2)."""
     low, high = 0.0, 1.0
     while welch_power(high, n, alpha) < power:
@@ -144,7 +144,7 @@ def detectable_effect(n: int, power: float = POWER, alpha: float = ALPHA) -> flo
 
 def seeds_needed(effect: float, power: float = POWER, alpha: float = ALPHA,
                  limit: int = MAX_SEEDS) -> int | None:
-    """The fewest values a group (>= 2) at which :func:`welch_power` reaches ``power`` for a
+    """The fewest values a group (>= 2) at which `welch_power` reaches ``power`` for a
     difference of ``effect`` standard deviations; ``None`` above ``limit``."""
     if welch_power(effect, limit, alpha) < power:
         return None

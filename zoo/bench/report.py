@@ -3,8 +3,8 @@
 The page is rendered from a Jinja2 template (``zoo/bench/templates/leaderboard.html.j2``) with
 autoescaping on, so every string that comes from a result row (model, plugin and dataset names,
 errors, protocol values) is escaped by the template engine, never by hand. Python prepares plain
-data (:func:`page_context`); the template only lays it out. The table is rendered from the same
-column description as every other format (:func:`zoo.bench.leaderboard.columns`).
+data (`page_context`); the template only lays it out. The table is rendered from the same
+column description as every other format ([`zoo.bench.leaderboard.columns`][zoo.bench.leaderboard.columns]).
 
 The page embeds everything (sample grids as base64 PNG data URIs, matplotlib plots as inline SVG
 with their legends outside the axes, the board's rows as CSV and JSON download links; inline CSS,
@@ -88,7 +88,7 @@ PROTOCOL_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Kept for callers of the report API; see :func:`zoo.fileio.atomic_write_text`."""
+    """Kept for callers of the report API; see `zoo.fileio.atomic_write_text`."""
     return atomic_write_text(path, text)
 
 
@@ -121,7 +121,7 @@ def _plot_text(text: str) -> str:
 
 def _wrap(label: str, width: int = 32) -> str:
     """A legend or axis label on several short lines (sampler options make long labels); made safe
-    with :func:`_plot_text`."""
+    with `_plot_text`."""
     label = _plot_text(label)
     return textwrap.fill(label, width, break_long_words=False, break_on_hyphens=False) or label
 
@@ -356,8 +356,8 @@ def _inside(path: Path, roots: Sequence[Path]) -> bool:
 
 
 def _read_png(path: str | None, base_dir: Path | None, roots: Sequence[Path] | None = None) -> bytes | str | None:
-    """The PNG bytes of an image file; :data:`OUTSIDE` when the file resolves (after symlinks)
-    outside ``roots`` (the store's run folders, see :func:`allowed_roots`; default: ``base_dir``
+    """The PNG bytes of an image file; `OUTSIDE` when the file resolves (after symlinks)
+    outside ``roots`` (the store's run folders, see `allowed_roots`; default: ``base_dir``
     alone), so a planted row cannot embed ``/home/user/secret.png``; None when it is missing, too
     big or not a PNG."""
     if not path:
@@ -711,7 +711,7 @@ def _printable(value: Any) -> Any:
 
 
 def render_html(leaderboards: Sequence[Leaderboard], title: str = "genzoo leaderboard", base_dir: Path | None = None) -> str:
-    """The whole page as a string (see :func:`write_html`)."""
+    """The whole page as a string (see `write_html`)."""
     template = _environment().get_template("leaderboard.html.j2")
     return template.render(**page_context(leaderboards, title=title, base_dir=base_dir))
 
@@ -727,7 +727,7 @@ def write_html(
     (quality vs training FLOPs and seconds, quality vs sampling steps, throughput), failures, the
     protocol and the environments. Relative grid paths are looked up under ``base_dir`` when they
     do not exist as given. Only images inside ``base_dir`` (the store's folder) or a genzoo run
-    folder a row records are embedded (see :func:`allowed_roots`); others get a "not embedded"
+    folder a row records are embedded (see `allowed_roots`); others get a "not embedded"
     note. Written atomically."""
     text = render_html(leaderboards, title=title, base_dir=Path(base_dir) if base_dir is not None else None)
     return write_text_atomic(path, text)

@@ -1,7 +1,7 @@
 """The benchmark's jobs: one (model, seed) trained once, evaluated along its budget and at its end.
 
 Everything that can be wrong with a request (names, config overrides, sampling options, image
-sizes, budgets) is resolved once by :func:`plan_models` before the first model trains. Each job
+sizes, budgets) is resolved once by `plan_models` before the first model trains. Each job
 then:
 
 * skips itself when every row it would write is already in the store with status ``ok``;
@@ -84,7 +84,7 @@ class BenchStatus:
 
 
 class JobCounter:
-    """Counts finished jobs for :meth:`BenchProgress.overall`; ``clock`` gives seconds."""
+    """Counts finished jobs for `BenchProgress.overall`; ``clock`` gives seconds."""
 
     def __init__(self, total: int, clock: Callable[[], float] = time.monotonic):
         self.total, self.clock, self.start = total, clock, clock()
@@ -102,7 +102,7 @@ class JobCounter:
 
 def report_overall(progress: Any, status: BenchStatus) -> None:
     """``progress.overall(status)``, or one ``message`` line for a progress object written before
-    :meth:`BenchProgress.overall` existed (one that does not subclass :class:`BenchProgress`)."""
+    `BenchProgress.overall` existed (one that does not subclass `BenchProgress`)."""
     overall = getattr(progress, "overall", None)
     if callable(overall):
         overall(status)
@@ -111,19 +111,19 @@ def report_overall(progress: Any, status: BenchStatus) -> None:
 
 
 class BenchProgress:
-    """How :func:`zoo.bench.run_benchmark` reports what it does; every method is a no-op here.
+    """How [`zoo.bench.run_benchmark`][zoo.bench.run_benchmark] reports what it does; every method is a no-op here.
 
-    Subclass it to show progress (the CLI draws rich bars): :meth:`message` gets one line per
-    event, :meth:`overall` the whole benchmark's jobs done and ETA before the first job and after
-    each, :meth:`training` wraps each training run and yields the trainer's progress callback,
-    :meth:`tasks` wraps sampling and metrics and yields a ``progress(task, done, total)`` callback.
+    Subclass it to show progress (the CLI draws rich bars): `message` gets one line per
+    event, `overall` the whole benchmark's jobs done and ETA before the first job and after
+    each, `training` wraps each training run and yields the trainer's progress callback,
+    `tasks` wraps sampling and metrics and yields a ``progress(task, done, total)`` callback.
     """
 
     def message(self, text: str) -> None:
         """One line about the benchmark's progress ("[gan seed 0] training (128kimg)")."""
 
     def overall(self, status: BenchStatus) -> None:
-        """The whole benchmark's progress; by default one :meth:`message` line."""
+        """The whole benchmark's progress; by default one `message` line."""
         self.message(status.line())
 
     @contextlib.contextmanager
@@ -222,7 +222,7 @@ def _sample_settings(cls: type[GenerativeModel], name: str, preset: Preset, opti
     the model's own ``bench_sweep``, else the preset's sweep for its family.
 
     A family sweep is never trimmed to fit: a key the model does not declare, or a value it refuses,
-    is a :class:`~zoo.errors.ConfigError` here, before anything trains, naming the fixes (declare
+    is a [`ConfigError`][zoo.errors.ConfigError] here, before anything trains, naming the fixes (declare
     ``bench_sweep`` on the model class, or pass ``--option MODEL.KEY=VALUE``).
     """
     declared = {o.name for o in cls.sample_options}
@@ -269,9 +269,9 @@ def _check_options_used(options: dict[str, str], entries: list[ModelEntry]) -> N
 
 
 def check_job_dir(job: Job) -> None:
-    """Refuse a job folder that is neither this benchmark's (its ``job.json``; :meth:`BenchRunner._claim`
-    checks whose) nor new, empty, or a genzoo run without checkpoints (:func:`zoo.rundir.check_new_run_dir`).
-    Raises :class:`~zoo.errors.UsageError`; writes nothing."""
+    """Refuse a job folder that is neither this benchmark's (its ``job.json``; `BenchRunner._claim`
+    checks whose) nor new, empty, or a genzoo run without checkpoints (`zoo.rundir.check_new_run_dir`).
+    Raises [`UsageError`][zoo.errors.UsageError]; writes nothing."""
     if not (job.run_dir / "job.json").is_file():
         check_new_run_dir(job.run_dir, option="--runs-dir")
 

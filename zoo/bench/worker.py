@@ -1,8 +1,8 @@
 """One benchmark job, run from its spec file: ``python -m zoo.bench.worker SPEC``.
 
-The dispatcher (:mod:`zoo.bench.executors`) launches this as a command (a local child process, or
+The dispatcher (`zoo.bench.executors`) launches this as a command (a local child process, or
 a Slurm array task through submitit's ``CommandFunction``), so it never imports this module, and
-this module, which calls :func:`zoo.bench.run_benchmark`, sits above both.
+this module, which calls [`zoo.bench.run_benchmark`][zoo.bench.run_benchmark], sits above both.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def run_job_spec(spec_path: str | os.PathLike[str]) -> str:
     """Run one job from its spec file; write its rows to ``<run folder>/rows.json``; return that path.
 
     This is what a local child process or a Slurm array task executes. The rows are those of
-    :func:`zoo.bench.run_benchmark` for the one model and seed, measured with a scratch store in a
-    temporary folder (so the shared store is never opened here). Raises :class:`~zoo.errors.ZooError`
+    [`zoo.bench.run_benchmark`][zoo.bench.run_benchmark] for the one model and seed, measured with a scratch store in a
+    temporary folder (so the shared store is never opened here). Raises [`ZooError`][zoo.errors.ZooError]
     when the request no longer resolves to the spec's run folder (genzoo or a plugin changed).
     """
     from zoo.bench.sweep import values_from_json

@@ -1,6 +1,6 @@
 """The root click group and the error policy every command shares.
 
-Data goes to stdout, diagnostics to stderr. A :class:`zoo.errors.ZooError` becomes one line
+Data goes to stdout, diagnostics to stderr. A `zoo.errors.ZooError` becomes one line
 ``zoo: error: ...`` and its exit code (2 for usage errors); Ctrl-C exits 130. Anything else is a bug
 and keeps its traceback.
 """
@@ -45,7 +45,7 @@ def sane_columns(environ: Any = os.environ) -> None:
 
 
 class _DataStdout:
-    """Where a command's data goes: the stream that was ``sys.stdout`` when :func:`run` began, even
+    """Where a command's data goes: the stream that was ``sys.stdout`` when `run` began, even
     while ``sys.stdout`` points at stderr so that plugin code cannot print into JSON or CSV."""
 
     stream: Any = None

@@ -1,4 +1,4 @@
-"""``zoo bench``: parse the request, call :func:`zoo.bench.run_benchmark`, print what it returned."""
+"""``zoo bench``: parse the request, call `zoo.bench.run_benchmark`, print what it returned."""
 
 from __future__ import annotations
 
@@ -152,13 +152,13 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
 
 class _Terminated(UserInterrupt):
     """SIGTERM outside a training loop (which handles it itself: checkpoint, then Interrupted);
-    a :class:`~zoo.errors.UserInterrupt`, so no plugin is blamed for it."""
+    a `UserInterrupt`, so no plugin is blamed for it."""
 
     signum = signal.SIGTERM
 
 
 def _sigterm_as_interrupt() -> contextlib.AbstractContextManager[None]:
-    """SIGTERM raises :class:`_Terminated` (so the resume message is printed, not a silent
+    """SIGTERM raises `_Terminated` (so the resume message is printed, not a silent
     death); the trainer installs its own handler while it trains and restores this one after."""
     return signal_raises(signal.SIGTERM, _Terminated)
 

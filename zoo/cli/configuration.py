@@ -1,5 +1,5 @@
 """``--config FILE`` for commands: settings from a TOML file (or a run's ``config.json``), with the
-options given on the command line winning. The reading and mapping live in :mod:`zoo.configfile`;
+options given on the command line winning. The reading and mapping live in `zoo.configfile`;
 this module only merges the file's values into click's parameters, converted and checked by each
 parameter's own type (so ``steps = 0`` in a file fails exactly like ``--steps 0``)."""
 

@@ -65,16 +65,22 @@ def list_plugins(as_json: bool, show_all: bool) -> None:
     if as_json:
         echo_json([r.to_dict() for r in records])
         return
+    # Fits 80 columns: a hook name is one unbroken line (its column is as wide as the longest),
+    # distribution and version share a column, and lists wrap between their items.
+    hook_width = max((len(h) for r in records for h in r.hooks), default=5)
     table = Table(title="genzoo plugins", title_justify="left")
-    for col in ("plugin", "distribution", "version", "hooks", "contributes", "status"):
-        table.add_column(col, overflow="fold")
+    table.add_column("plugin", overflow="fold")
+    table.add_column("package", overflow="fold")
+    table.add_column("hooks", no_wrap=True, min_width=min(hook_width, 40), overflow="fold")
+    table.add_column("contributes", overflow="fold")
+    table.add_column("status", overflow="fold")
     for r in records:
         contributes = ", ".join(r.models + r.variants + r.datasets + r.formats + [f"zoo {c}" for c in r.commands])
         status = Text("ok", style="green") if r.ok else Text.assemble(("error:", "red"), " ", printable(r.error or ""))
         for w in r.warnings:
             status.append_text(Text.assemble("\n", ("warning:", "yellow"), " ", printable(w)))
-        table.add_row(*(_plain(x) for x in (r.name, r.distribution or "-", r.version or "-", ", ".join(r.hooks), contributes)),
-                      status)
+        package = f"{r.distribution or '-'} {r.version or ''}".strip()
+        table.add_row(*(_plain(x) for x in (r.name, package, "\n".join(r.hooks) or "-", contributes)), status)
     if not records:
         stdout.print("No external plugins installed. Built-in plugins: zoo plugins --all")
         return

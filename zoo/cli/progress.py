@@ -1,7 +1,7 @@
 """Progress on stderr for people: training bars, sampling/feature bars and bench messages.
 
 Everything here adapts the core's plain callbacks (``TrainProgress`` from the trainer,
-``progress(task, done, total)`` from sampling and metrics, :class:`zoo.bench.BenchProgress`) to
+``progress(task, done, total)`` from sampling and metrics, `zoo.bench.BenchProgress`) to
 rich; the core never imports this module.
 """
 
@@ -39,7 +39,7 @@ def training_line(p: TrainProgress, width: int) -> tuple[str, str, str]:
     ``steps`` is ``94/20000`` when the budget fixes the total (steps, kimg, epochs), else
     ``94 steps``; ``clock`` is elapsed training time and the budget's ETA (for a time or FLOP
     budget, the time left by that budget); ``info`` is img/s and the losses, cut to what is left
-    of the line after the label and the bar, never more than :data:`LOSSES_WIDTH` for the losses.
+    of the line after the label and the bar, never more than `LOSSES_WIDTH` for the losses.
     """
     steps = f"{p.step}/{p.total_steps}" if p.total_steps else f"{p.step} steps"
     clock = f"{clock_text(p.elapsed)} eta {clock_text(p.eta)}"
@@ -57,7 +57,7 @@ def training_bar(label: str, enabled: bool, console: Any = None) -> Iterator[Cal
 
     The bar shows steps done (of the total when the budget fixes it), the budget's fraction,
     elapsed training time and the budget's ETA (for a time or FLOP budget too), then img/s and
-    the losses in a bounded column (:func:`training_line`), so it fits an 80-column terminal.
+    the losses in a bounded column (`training_line`), so it fits an 80-column terminal.
     ``console`` is a rich Console (stderr by default).
     """
     if not enabled:
@@ -143,7 +143,7 @@ def progress_mode(flag: bool | None) -> str:
 
 
 def bench_progress(mode: str) -> Any:
-    """A :class:`zoo.bench.BenchProgress` printing messages to stderr; ``mode`` from :func:`progress_mode`."""
+    """A `zoo.bench.BenchProgress` printing messages to stderr; ``mode`` from `progress_mode`."""
     interactive = mode == "bars"
     from zoo.bench.runner import BenchProgress
 

@@ -1,7 +1,7 @@
 """Sample-quality metrics under one recorded protocol: FID, IS, KID, precision/recall via torch-fidelity;
 density/coverage, memorisation and mode coverage on the same features.
 
-Typical use::
+Typical use:
 
     from zoo.factory import load_dataset
     from zoo.metrics import make_protocol, compute_metrics, compute_floor

@@ -9,7 +9,7 @@ end of this module: torch-fidelity 0.4's extractors, with local weights for offl
   ``$ZOO_INCEPTION_WEIGHTS``, else torch's hub cache, else a download (skipped when
   ``$ZOO_OFFLINE`` is set). torch-fidelity unpickles a weights path fully, so genzoo first loads the
   file with ``weights_only=True`` and hands torch-fidelity only the tensors that passed.
-* ``lenet``: genzoo's domain classifier for the MNIST family (:mod:`zoo.metrics.lenet`), registered
+* ``lenet``: genzoo's domain classifier for the MNIST family (`zoo.metrics.lenet`), registered
   with torch-fidelity as ``genzoo-lenet``: penultimate features for FID/KID/PR, logits for IS. The
   ``mnist-5k`` weights ship in ``zoo/assets``; for any other labelled dataset it is trained on first
   use, deterministically, and cached under ``$ZOO_CACHE_DIR/backbones`` keyed by the dataset's
@@ -223,7 +223,7 @@ def train_lenet_for(
 
 
 class LeNetFeatureExtractor(FeatureExtractorBase):
-    """torch-fidelity wrapper around :class:`zoo.metrics.lenet.LeNet` (weights from a safetensors file)."""
+    """torch-fidelity wrapper around `zoo.metrics.lenet.LeNet` (weights from a safetensors file)."""
 
     def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: Any = None, **kwargs: Any):
         super().__init__(name, features_list)
@@ -534,7 +534,7 @@ def _dinov2_extractor_class() -> type:
 
     class GenzooDinoV2(FeatureExtractorDinoV2):
         """torch-fidelity's DINOv2 extractor (same resize, normalisation and output), built from local
-        code and weights: the network from ``hubconf.py`` of :func:`dinov2_repo` with
+        code and weights: the network from ``hubconf.py`` of `dinov2_repo` with
         ``pretrained=False``, the weights loaded with ``weights_only=True``."""
 
         def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: Any = None, **kwargs: Any):

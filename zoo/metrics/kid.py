@@ -7,7 +7,7 @@ feature set. ``torch_fidelity.metric_kid.kid_features_to_metric`` rebuilds three
 images, 100 subsets recompute each entry of the reference kernel about six times over, and KID was
 a third of a warm ``zoo eval``.
 
-:func:`kid_features_to_metric` draws the very same subsets (the same ``RandomState`` calls in the
+`kid_features_to_metric` draws the very same subsets (the same ``RandomState`` calls in the
 same order) and needs only three sums per subset (``a' K_11 a``, ``b' K_22 b``, ``a' K_12 b`` for
 the subsets' indicator vectors ``a``, ``b``, plus the diagonals). It computes each kernel entry
 once, in row blocks (bounded memory), in float32 like torch-fidelity, and takes the sums of all

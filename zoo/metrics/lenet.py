@@ -115,7 +115,7 @@ def train_lenet(
     *,
     progress: Any = None,
 ) -> LeNet:
-    """Train a :class:`LeNet` on ``uint8`` ``images``, deterministically for a given recipe.
+    """Train a `LeNet` on ``uint8`` ``images``, deterministically for a given recipe.
 
     Initialisation, shuffling, augmentation and dropout all draw from RNGs seeded by
     ``recipe.seed`` inside a forked RNG state, so the caller's global RNG is left untouched.
@@ -229,7 +229,7 @@ def weights_digest(path: str | Path) -> str:
 
 
 def load_weights(path: str | Path, device: torch.device | str = "cpu") -> LeNet:
-    """Rebuild a :class:`LeNet` from a safetensors file written by :func:`save_weights`."""
+    """Rebuild a `LeNet` from a safetensors file written by `save_weights`."""
     from safetensors.torch import load_file
 
     meta = read_metadata(path)

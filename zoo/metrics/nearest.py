@@ -69,7 +69,7 @@ def knn_radii(real: torch.Tensor, k: int = PRDC_NEIGHBORHOOD) -> torch.Tensor:
 
 
 def density_coverage(fake: torch.Tensor, real: torch.Tensor, radii: torch.Tensor, k: int = PRDC_NEIGHBORHOOD) -> tuple[float, float]:
-    """``(density, coverage)`` of generated features ``fake`` against ``real`` with :func:`knn_radii`."""
+    """``(density, coverage)`` of generated features ``fake`` against ``real`` with `knn_radii`."""
     radii = radii.double()
     inside = 0
     nearest = torch.full((len(real),), math.inf, dtype=torch.float64)

@@ -2,7 +2,7 @@
 
 FID and friends are not absolute numbers: they move with the sample counts (FID is biased by the
 number of samples), the feature backbone and its weights, the resize in front of it, the metric
-library and the random draws. A :class:`Protocol` names all of them; its :attr:`Protocol.hash` is
+library and the random draws. A `Protocol` names all of them; its `Protocol.hash` is
 recorded with every result, and only results with the same hash may be compared or ranked.
 """
 
@@ -34,7 +34,7 @@ DEFAULT_NUM_FAKE = 10_000
 MIN_IMAGES = 10
 #: How a protocol picks ``num_fake`` images from a source holding more (a folder, an array): a
 #: seeded draw over the whole source, never file order (a class-sorted folder would be scored on
-#: its first classes only). Recorded as :attr:`Protocol.fake_draw` only where it applies.
+#: its first classes only). Recorded as `Protocol.fake_draw` only where it applies.
 FAKE_DRAW_RULE = "random: randperm(source images, seed)[:num_fake]"
 
 
@@ -77,7 +77,7 @@ class Protocol:
     #: Classes of the domain classifier (0: no mode coverage) and the share a class needs to count.
     num_classes: int = 0
     mode_min_share: float = 0.0
-    #: :data:`FAKE_DRAW_RULE` when the scored source holds more than ``num_fake`` images, else
+    #: `FAKE_DRAW_RULE` when the scored source holds more than ``num_fake`` images, else
     #: ``""`` (every image, as given); in the identity only when set, so no other hash moves.
     fake_draw: str = ""
     #: How the floor is drawn (:data:`FLOOR_RULE`) and how many draws it averages (version 3).
@@ -106,7 +106,7 @@ class Protocol:
 
     @property
     def hash(self) -> str:
-        """12 hex digits of a SHA-256 over the canonical JSON of :meth:`identity`."""
+        """12 hex digits of a SHA-256 over the canonical JSON of `identity`."""
         text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -141,7 +141,7 @@ class Protocol:
         return dict(self.feature_layers)[metric]
 
     def metric_names(self) -> list[str]:
-        """Every key :func:`zoo.metrics.compute_metrics` returns under this protocol."""
+        """Every key `zoo.metrics.compute_metrics` returns under this protocol."""
         b = self.tag
         names = [self.primary_metric]
         if self.has_isc:
@@ -153,7 +153,7 @@ class Protocol:
         return names + [f"vendi_{b}", f"gap_{b}"]
 
     def warnings(self) -> list[str]:
-        """Where a number of this protocol is unreliable, and what to change (see :func:`zoo.metric_names.protocol_warnings`)."""
+        """Where a number of this protocol is unreliable, and what to change (see `zoo.metric_names.protocol_warnings`)."""
         return protocol_warnings(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,7 +161,7 @@ class Protocol:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Protocol:
-        """Rebuild a protocol from :meth:`to_dict`; a stated hash must match the fields."""
+        """Rebuild a protocol from `to_dict`; a stated hash must match the fields."""
         try:
             kwargs = {f.name: data[f.name] for f in fields(cls) if f.name in data and f.name != "weights_path"}
             kwargs["image_shape"] = tuple(kwargs["image_shape"])
@@ -212,14 +212,14 @@ def make_protocol(
     This is the one place a backbone is chosen: ``backbone="auto"`` picks the domain classifier for
     labelled gray data (the MNIST family) and Inception-v3 otherwise; ``dinov2-vit-*-14`` and
     ``clip-*`` name torch-fidelity's DINOv2 / CLIP extractors (metrics ``fd_dinov2``, ...). Raises
-    :class:`MetricsError` with one line when weights are unavailable offline. ``weights_path`` is a
+    `MetricsError` with one line when weights are unavailable offline. ``weights_path`` is a
     local weight file for the chosen backbone; ``inception_weights`` is used only when the choice is
     Inception (so callers can pass a user's ``--inception-weights`` without knowing the choice).
     Resolving the backbone may train the domain classifier on first use (cached) or look up
     Inception weights (``$ZOO_INCEPTION_WEIGHTS``, torch's hub cache, or a download);
     ``progress(task, done, total)`` reports that work. ``source_images``: how many images the
     scored source holds when it is given up front (a folder, an array); above ``num_fake`` the
-    protocol records :data:`FAKE_DRAW_RULE` and :func:`zoo.metrics.evaluate` scores that draw.
+    protocol records `FAKE_DRAW_RULE` and `zoo.metrics.evaluate` scores that draw.
     """
     import torch_fidelity
 

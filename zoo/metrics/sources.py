@@ -3,7 +3,7 @@ brought to the reference's channels (which kind a path is, the CLI decides: ``zo
 
 Image files are read as they are (no resizing: generated images are scored at the size the model
 made them, and a size that differs from the dataset's is an error rather than a silent resample),
-through the same readers training data uses (:mod:`zoo.data`).
+through the same readers training data uses (`zoo.data`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ ARRAY_SUFFIXES = (".npz", ".npy")
 
 
 def load_image_folder(folder: Path, report: ReadReport | None = None) -> torch.Tensor:
-    """Every image under ``folder`` at its own size (one size for all), by :func:`zoo.data.read_image_folder`."""
+    """Every image under ``folder`` at its own size (one size for all), by `zoo.data.read_image_folder`."""
     return read_image_folder(folder, report=report)
 
 
 def load_image_array(path: Path) -> torch.Tensor:
-    """Images from an ``.npz``/``.npy`` file, by :func:`zoo.data.read_image_array`."""
+    """Images from an ``.npz``/``.npy`` file, by `zoo.data.read_image_array`."""
     return read_image_array(path)[0]
 
 

@@ -1,7 +1,7 @@
 """Project templates: ``zoo new-plugin NAME`` writes a working plugin package from ``plugin/``.
 
 The template files end in ``.tmpl`` (so no tool mistakes them for genzoo's own code) and are
-filled with :class:`string.Template` (``${name}``, ``${module}``, ``${dist}``, ``${class_name}``,
+filled with `string.Template` (``${name}``, ``${module}``, ``${dist}``, ``${class_name}``,
 ``${zoo_version}``).
 """
 
@@ -51,8 +51,8 @@ def write_plugin(name: str, directory: str | Path = ".", *, force: bool = False)
     """Write the package ``zoo-NAME`` into ``directory/zoo-NAME`` and return that folder.
 
     The package installs with ``pip install -e``, registers model ``NAME`` through the ``zoo``
-    entry point, and its ``tests/test_contract.py`` runs :func:`zoo.testing.check_model`. Raises
-    :class:`~zoo.errors.UsageError` for a bad name or an existing non-empty folder (unless ``force``).
+    entry point, and its ``tests/test_contract.py`` runs `zoo.testing.check_model`. Raises
+    [`UsageError`][zoo.errors.UsageError] for a bad name or an existing non-empty folder (unless ``force``).
     """
     names = plugin_names(name)
     root = Path(directory).expanduser() / names["dist"]
