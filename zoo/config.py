@@ -22,11 +22,11 @@ class ModelConfig:
 
     Subclasses are ``@dataclass``es whose field defaults are the paper's. Types are checked from the
     annotations (``int``, ``float``, ``bool``, ``str``, ``tuple[int, ...]``, ``list[...]`` and
-    ``X | None``); a wrong kind is a :class:`~zoo.errors.ConfigError` naming the field. Every float
+    ``X | None``); a wrong kind is a [`ConfigError`][zoo.errors.ConfigError] naming the field. Every float
     must be finite (NaN and infinities are refused) unless its field says otherwise with
-    ``field(default=math.inf, metadata={"finite": False})``. Override :meth:`validate` for value
-    checks and call :meth:`require` so errors name the field. ``search_space`` maps field names to
-    the ranges ``zoo bench --tune`` searches (:mod:`zoo.search`: ``Float``, ``Int``, ``Choice``).
+    ``field(default=math.inf, metadata={"finite": False})``. Override `validate` for value
+    checks and call `require` so errors name the field. ``search_space`` maps field names to
+    the ranges ``zoo bench --tune`` searches (`zoo.search`: ``Float``, ``Int``, ``Choice``).
     """
 
     #: ``{"lr": Float(1e-5, 1e-3, log=True), ...}``: what ``zoo bench --tune`` searches; {}: nothing.
@@ -40,7 +40,7 @@ class ModelConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Value checks; raise through :meth:`require`."""
+        """Value checks; raise through `require`."""
 
     def require(self, ok: bool, field: str, message: str) -> None:
         if not ok:
@@ -73,8 +73,8 @@ def parse_assignments(items: Iterable[str | tuple[str, Any]], what: str = "--set
     An item may also be a ``(key, value)`` pair: a configuration file's typed value (``lr = 2e-4``,
     ``use_ema = true``), kept typed so a file's ``true`` cannot pass as an int nor ``1`` as a bool;
     a ``key=value`` text after it replaces it (the command line wins over the file). One key given
-    twice as text with different values is a :class:`ConfigError` (one run takes one value; ``zoo
-    bench`` reads repeated values as a sweep with :func:`zoo.bench.sweep.collect_assignments`).
+    twice as text with different values is a `ConfigError` (one run takes one value; ``zoo
+    bench`` reads repeated values as a sweep with `zoo.bench.sweep.collect_assignments`).
     """
     out: dict[str, Any] = {}
     typed: set[str] = set()  # keys whose value came from a file: the command line replaces them
@@ -126,7 +126,7 @@ def _parse_list(text: str, name: str, where: str) -> list[Any]:
 
 
 def _coerce(value: Any, hint: Any, name: str, owner: object, finite: bool = True) -> Any:
-    """``value`` as the type ``hint`` declares, or a :class:`ConfigError` naming ``name``.
+    """``value`` as the type ``hint`` declares, or a `ConfigError` naming ``name``.
 
     Strings (from ``--set``) are parsed; typed values (from files and checkpoints) must already be
     of the field's kind: a bool is neither an int nor a float, an int is not a bool, a float is an

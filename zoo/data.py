@@ -5,13 +5,13 @@ the loader is then never the bottleneck), with a fixed held-out split used for v
 the real reference set for metrics. This module has no providers and no registry: the built-in
 datasets (``mnist-5k``, ``folder:PATH``, ...) are the ``zoo_datasets`` plugin, registered through the
 same ``zoo_register_datasets`` hook a third-party plugin uses, and names are resolved by
-:func:`zoo.factory.load_dataset`.
+[`zoo.factory.load_dataset`][zoo.factory.load_dataset].
 
-The readers (:func:`read_image_folder`, :func:`read_image_array`, :func:`images_from_array`) are the
+The readers (`read_image_folder`, `read_image_array`, `images_from_array`) are the
 one implementation both training data and ``zoo eval`` use, so a file is read the same way
 everywhere: gray stays gray only when every image is gray, transparency is kept as a 4th channel,
 16-bit images (files and ``uint16`` arrays) are scaled to 8 bits (never clipped), odd files are
-skipped and every skipped or converted file is counted and reported (:class:`ReadReport`), lossy
+skipped and every skipped or converted file is counted and reported (`ReadReport`), lossy
 files are warned about, arrays are never unpickled.
 """
 
@@ -82,9 +82,9 @@ class ImageDataset:
         """A content hash of both splits' images (16 hex digits): protocols and metric caches key on it.
 
         Images only, so existing protocol hashes stay put; labels matter only to the lenet backbone,
-        whose weights (and so the protocol's ``weights_sha256``) follow :meth:`labelled_fingerprint`.
+        whose weights (and so the protocol's ``weights_sha256``) follow `labelled_fingerprint`.
         Computed once per dataset object (the splits are treated as immutable) and carried over by
-        :meth:`to`, so evaluating many models does not re-hash the data.
+        `to`, so evaluating many models does not re-hash the data.
         """
         if self._fingerprint is None:
             h = hashlib.sha256()
@@ -95,7 +95,7 @@ class ImageDataset:
         return self._fingerprint
 
     def labelled_fingerprint(self) -> str:
-        """:meth:`fingerprint` extended by the labels and class count (16 hex digits); equal to it
+        """`fingerprint` extended by the labels and class count (16 hex digits); equal to it
         for unlabelled data. The lenet backbone's cache and the shipped weights key on it: labels
         train that classifier, so relabelled data (0-9 as 1-10) is another classifier."""
         if self._labelled_fingerprint is None:
@@ -112,7 +112,7 @@ class ImageDataset:
 
     @property
     def identity_name(self) -> str:
-        """The name protocols, result rows and backbone caches record: :attr:`name`, except for a
+        """The name protocols, result rows and backbone caches record: `name`, except for a
         dataset named by a path (``npz:PATH``, ``folder:PATH``), which is its prefix and content
         fingerprint, so a relative path, an absolute path and a copy are one dataset."""
         prefix = self.info.get("named_by_path")
@@ -183,7 +183,7 @@ def split_holdout(
 
 
 #: The largest image side genzoo reads a folder at, or builds a model for (a checkpoint claiming
-#: larger images is refused before anything is built, see :mod:`zoo.factory`).
+#: larger images is refused before anything is built, see [`zoo.factory`][zoo.factory]).
 MAX_IMAGE_SIDE = 4096
 
 
@@ -201,21 +201,21 @@ def read_image_folder(root: str | os.PathLike[str], *, square_size: int | str | 
       files, files that are not PNG/JPEG/BMP/WebP/GIF/TIFF (Pillow opens only those decoders),
       corrupt or truncated files; files with other extensions.
     * Sizes: ``square_size=None`` keeps images as they are and requires one size for all (how
-      generated images are scored); an int (1 to :data:`MAX_IMAGE_SIDE`) centre-crops each image
+      generated images are scored); an int (1 to `MAX_IMAGE_SIDE`) centre-crops each image
       square and resizes it to that size; ``"smallest"`` (``"first"`` is its old name) uses the
-      smallest shorter side of all images, at most :data:`MAX_IMAGE_SIDE` (how a training folder is
+      smallest shorter side of all images, at most `MAX_IMAGE_SIDE` (how a training folder is
       read), so a folder is never upsampled to its largest image.
     * Untrusted folders are bounded before any pixel is decoded: every file's header is read first,
       and a folder whose images would decode to more than ``max_bytes`` (default
-      :func:`decode_budget`: ``ZOO_MAX_DECODED_BYTES`` or :data:`MAX_DECODED_BYTES`, 2 GiB; Pillow's
+      `decode_budget`: ``ZOO_MAX_DECODED_BYTES`` or `MAX_DECODED_BYTES`, 2 GiB; Pillow's
       in-memory sizes, 1 to 4 bytes a pixel), or whose result would exceed it, is refused. Images
       are then decoded and resized one at a time into the result, so the peak is the result (a
       third more while an opaque alpha channel is still possible) plus one decoded image.
 
-    What was skipped or converted is warned about once per call as an :class:`ImageReadWarning`
+    What was skipped or converted is warned about once per call as an `ImageReadWarning`
     (``"1,000 images read, 3 skipped: ..."``), and lossy files (JPEG, lossy WebP) once more;
-    ``report`` (a :class:`ReadReport`) receives the details. Raises a one-line
-    :class:`~zoo.errors.DataError` when no image can be read, sizes differ (``square_size=None``),
+    ``report`` (a `ReadReport`) receives the details. Raises a one-line
+    [`DataError`][zoo.errors.DataError] when no image can be read, sizes differ (``square_size=None``),
     the folder is over the budget, or a file is a decompression bomb (more pixels than Pillow's
     ``Image.MAX_IMAGE_PIXELS``; the message names the file).
     """

@@ -6,13 +6,13 @@ What is exported is what a user deploys:
   ``z ~ N(0, I)`` of shape ``n x latent_dim`` and images ``n x C x H x W`` in ``[-1, 1]``;
 * DDPM, flow matching and EDM (``kind = "denoiser"``): the network called at every sampling step, plus
   what its sampler needs (DDPM's ``alpha_bar`` table; the flow's solvers; EDM's noise levels) in
-  ``model.json`` and a small reference sampling loop, ``sample.py`` (:mod:`zoo.export_sampler`), that runs on ONNX
+  ``model.json`` and a small reference sampling loop, ``sample.py`` (`zoo.export_sampler`), that runs on ONNX
   Runtime and NumPy without genzoo.
 
-A model opts in by overriding :meth:`zoo.GenerativeModel.export_spec` to return an ``ExportSpec``
-(built with :func:`generator_spec` or :func:`denoiser_spec`, or by hand for other kinds of
+A model opts in by overriding `zoo.GenerativeModel.export_spec` to return an ``ExportSpec``
+(built with `generator_spec` or `denoiser_spec`, or by hand for other kinds of
 network); a model whose ``export_spec`` returns ``None`` (the default) cannot be exported and
-:func:`export_model` says so in one line. The batch dimension of every input and
+`export_model` says so in one line. The batch dimension of every input and
 output is dynamic (``n``); the image size is fixed at the model's.
 
 ``quantize="int8"`` applies ONNX Runtime's dynamic quantisation (``quantize_dynamic``: int8
@@ -72,7 +72,7 @@ class ExportSpec:
     ``inputs`` and ``outputs`` describe each tensor for ``model.json``: ``name``, ``shape`` (with
     ``"n"`` for the batch), ``dtype``, and a ``description`` of its values and range. ``kind`` is
     ``"generator"`` (one call from noise to image) or ``"denoiser"`` (called by a sampling loop,
-    described by ``sampler``; see :mod:`zoo.export_sampler`).
+    described by ``sampler``; see `zoo.export_sampler`).
     """
 
     kind: str
@@ -234,9 +234,9 @@ def export_model(model: GenerativeModel, out_dir: str | Path, *, fmt: str = "onn
     ``fmt`` is ``"onnx"`` (``model.onnx``) or ``"torchscript"`` (``model.pt``, traced);
     ``quantize="int8"`` (ONNX only) stores ONNX Runtime's dynamically quantised graph instead.
     ``info`` (the run's dataset, step, ...) is recorded in ``model.json``. The folder must be empty
-    or absent unless ``overwrite``. Raises :class:`~zoo.errors.UsageError` for a model without
+    or absent unless ``overwrite``. Raises [`UsageError`][zoo.errors.UsageError] for a model without
     ``export_spec`` (it returns ``None``), an unknown format or quantisation, or a non-empty folder, and
-    :class:`~zoo.errors.SampleError` (nothing written) when the network's weights or its output on
+    [`SampleError`][zoo.errors.SampleError] (nothing written) when the network's weights or its output on
     seeded noise are not finite.
     """
     import zoo
@@ -305,7 +305,7 @@ def export_model(model: GenerativeModel, out_dir: str | Path, *, fmt: str = "onn
 
 def export_run(source: str | Path, out_dir: str | Path, *, fmt: str = "onnx", quantize: str = "none",
                opset: int = DEFAULT_OPSET, overwrite: bool = False) -> dict[str, Any]:
-    """Export the latest checkpoint of a run directory (or a checkpoint file); see :func:`export_model`."""
+    """Export the latest checkpoint of a run directory (or a checkpoint file); see `export_model`."""
     from zoo.checkpoint import load_model
 
     model, meta = load_model(source, map_location="cpu")
@@ -315,7 +315,7 @@ def export_run(source: str | Path, out_dir: str | Path, *, fmt: str = "onnx", qu
 
 
 def is_export_dir(path: str | Path) -> bool:
-    """Whether ``path`` is a folder written by :func:`export_model` (it holds a genzoo ``model.json``)."""
+    """Whether ``path`` is a folder written by `export_model` (it holds a genzoo ``model.json``)."""
     meta = Path(path) / META_FILE
     if not meta.is_file():
         return False
@@ -360,7 +360,7 @@ def generate_from_export(path: str | Path, n: int, *, seed: int = 0, batch_size:
                          options: dict[str, Any] | None = None, progress: Any = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """``n`` images (``uint8 n x C x H x W``) sampled from an export, and what it cost.
 
-    Image ``i`` starts from the noise :func:`zoo.sampling.generate` gives image ``i`` of the same
+    Image ``i`` starts from the noise [`zoo.sampling.generate`][zoo.sampling.generate] gives image ``i`` of the same
     seed (CPU generators), so an export is scored on the same draws as the model it came from.
     Returns ``(images, info)`` with ``info`` = ``{"meta", "options", "nfe", "images_per_s",
     "size_bytes"}``; the throughput covers the network calls and the sampling loop, not the noise.

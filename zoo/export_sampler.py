@@ -25,7 +25,7 @@ Conventions (``model.json`` documents each export):
   ``t = 0`` to ``t = 1`` with Euler or Heun steps (Heun skips the correction on the last step, so
   ``2 * steps - 1`` network evaluations);
 * ``kind == "denoiser"`` with ``sampler.type == "edm"`` (EDM, Karras et al. 2022, arXiv:2206.00364):
-  ``denoised = net(x, sigma)`` with float noise levels; :func:`edm_sample` runs their algorithm 1
+  ``denoised = net(x, sigma)`` with float noise levels; `edm_sample` runs their algorithm 1
   (Euler or Heun, no correction on the step to ``sigma = 0``) through the rho-spaced levels of their
   Eq. 5, from ``x = sigma_max * noise``.
 """

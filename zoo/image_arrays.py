@@ -1,7 +1,7 @@
 """Image arrays: the checks every image tensor passes, ``.npz``/``.npy`` files read without
 unpickling and bounded by their headers, labels, and the decode budget folders share.
 
-Part of :mod:`zoo.data` (which re-exports every public name here).
+Part of `zoo.data` (which re-exports every public name here).
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ def _bytes_text(n: int) -> str:
 
 
 def decode_budget(max_bytes: int | None = None) -> int:
-    """``max_bytes``, else ``ZOO_MAX_DECODED_BYTES``, else :data:`MAX_DECODED_BYTES` (bytes).
+    """``max_bytes``, else ``ZOO_MAX_DECODED_BYTES``, else `MAX_DECODED_BYTES` (bytes).
 
-    Raises :class:`~zoo.errors.UsageError` when the variable is not a positive whole number.
+    Raises [`UsageError`][zoo.errors.UsageError] when the variable is not a positive whole number.
     """
     from zoo.errors import UsageError
 
@@ -113,7 +113,7 @@ def _check_array_sizes(path: Path, label: str, budget: int) -> None:
 
 def read_image_array(path: str | os.PathLike[str], *, what: str | None = None) -> tuple[torch.Tensor, np.ndarray | None]:
     """``(images, labels)`` from an ``.npz`` (key ``images``, else the first array; optional
-    ``labels``) or an ``.npy`` file, never unpickled. Raises :class:`~zoo.errors.DataError`."""
+    ``labels``) or an ``.npy`` file, never unpickled. Raises [`DataError`][zoo.errors.DataError]."""
     path = Path(path).expanduser()
     label = what or str(path)
     if not path.is_file():
@@ -143,7 +143,7 @@ MAX_NUM_CLASSES = 100_000
 
 
 def labels_from_array(labels: Any, what: str) -> torch.Tensor:
-    """Class labels as ``int64`` of shape ``N``, or a one-line :class:`DataError`.
+    """Class labels as ``int64`` of shape ``N``, or a one-line `DataError`.
 
     Labels must be whole numbers (any integer dtype, or floats holding whole numbers) in
     ``0 .. MAX_NUM_CLASSES - 1``; negative, huge, fractional, non-finite or non-numeric labels and
@@ -165,7 +165,7 @@ def labels_from_array(labels: Any, what: str) -> torch.Tensor:
 
 
 def images_from_array(array: Any, what: str) -> torch.Tensor:
-    """Normalise an array of images to ``uint8 N x C x H x W`` or raise a :class:`DataError`."""
+    """Normalise an array of images to ``uint8 N x C x H x W`` or raise a `DataError`."""
     arr = np.asarray(array)
     if arr.ndim == 3:
         arr = arr[:, None]

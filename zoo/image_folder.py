@@ -1,9 +1,9 @@
 """Image folders: every image under a folder read by one rule, in phases: list the files, read
 their headers, choose the size, check the decode budget, decode into one buffer, settle channels.
 
-Part of :mod:`zoo.data` (whose :func:`~zoo.data.read_image_folder` is the entry point, with its
+Part of `zoo.data` (whose `read_image_folder` is the entry point, with its
 rules). Hostile folders are expected: headers are read before any pixel, and each skipped or
-converted file is counted in a :class:`ReadReport`.
+converted file is counted in a `ReadReport`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ _WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
 class ImageReadWarning(UserWarning):
-    """Files of an image folder were skipped or converted, or are lossy (see :class:`ReadReport`)."""
+    """Files of an image folder were skipped or converted, or are lossy (see `ReadReport`)."""
 
 
 @dataclass
@@ -168,7 +168,7 @@ def _bomb(label: str, rel: str, size: tuple[int, int] | None) -> DataError:
 def _probe(path: Path, rel: str, report: ReadReport, label: str) -> _Header | None:
     """A file's header (size, mode) without decoding its pixels, or None (counted as skipped).
 
-    Raises :class:`~zoo.errors.DataError` naming the file for a decompression bomb: more pixels than
+    Raises [`DataError`][zoo.errors.DataError] naming the file for a decompression bomb: more pixels than
     Pillow's ``Image.MAX_IMAGE_PIXELS`` (89 million by default).
     """
     import warnings
@@ -198,7 +198,7 @@ def _probe(path: Path, rel: str, report: ReadReport, label: str) -> _Header | No
 def _open_image(path: Path, rel: str, report: ReadReport, label: str) -> Any | None:
     """One file as a loaded Pillow image (first frame, EXIF-upright), or None (counted as skipped).
 
-    Raises :class:`~zoo.errors.DataError` naming the file for a decompression bomb.
+    Raises [`DataError`][zoo.errors.DataError] naming the file for a decompression bomb.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 

@@ -4,13 +4,13 @@ Loading happens in two phases, so ``zoo --help`` never pays for torch:
 
 1. *load*: each entry point is imported and registered with pluggy on its own (pluggy's
    ``load_setuptools_entrypoints`` would let one broken plugin take every command down);
-2. *collect*: on first use of :attr:`Registry.models`, :attr:`~Registry.datasets` or
-   :attr:`~Registry.formats`, every plugin's ``zoo_register_*`` hooks are called, again one plugin
+2. *collect*: on first use of `Registry.models`, `datasets` or
+   `formats`, every plugin's ``zoo_register_*`` hooks are called, again one plugin
    at a time.
 
-Models may register lazily (a :class:`~zoo.modelspec.ModelSpec`: name, ``module:Class`` and what
+Models may register lazily (a `ModelSpec`: name, ``module:Class`` and what
 ``zoo list`` / ``zoo describe`` show); their classes are imported on first use and checked against
-the spec (:class:`ModelSource`), so listing and describing built-in models imports no torch.
+the spec (`ModelSource`), so listing and describing built-in models imports no torch.
 
 A plugin that fails to import, has an invalid hookimpl or an unknown hook name, raises inside a
 hook, or registers something invalid is recorded with its error and skipped as a whole, its
@@ -28,17 +28,17 @@ Environment variables:
 * ``ZOO_LOAD_PLUGINS=a,b``: load only these external plugins (entry-point or distribution names,
   compared as PEP 503 normalises them: ``zoo_dup``, ``Zoo-Dup``, ``zoo.dup`` name ``zoo-dup``);
   set but empty loads none. Built-in plugins always load. A name that matches no installed plugin
-  is a warning (:attr:`Registry.warnings`).
+  is a warning (`Registry.warnings`).
 * ``ZOO_TRACE_PLUGINS=1``: print, on stderr, each plugin as it loads (name, module, distribution),
   the full traceback of an import error, and every hook call with the plugin it runs for.
 * ``ZOO_STRICT_PLUGINS=1``: after loading and collecting every plugin, raise one
-  :class:`zoo.errors.PluginError` listing every broken plugin (and every warning: a plugin with no
+  [`zoo.errors.PluginError`][zoo.errors.PluginError] listing every broken plugin (and every warning: a plugin with no
   hook implementations, a refused command name).
 
 Author mistakes caught here: a plugin with no ``@hookimpl`` functions (a warning); a model or
 variant name with ``.``, ``,``, ``=``, ``/`` or a space; a Config without ``@dataclass``; a plugin
 command whose name is taken (``train``, or another plugin's), which is refused
-(:meth:`Registry.add_commands`).
+(`Registry.add_commands`).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class PluginRecord:
 
 class ModelSource:
     """Where a registered model's attributes come from: a class registered as such, or a
-    :class:`~zoo.modelspec.ModelSpec` whose class is imported on first use, checked against the
+    `ModelSpec` whose class is imported on first use, checked against the
     spec, and kept (a model and its variants share one source)."""
 
     def __init__(self, plugin: PluginRecord, *, cls: type[GenerativeModel] | None = None,
@@ -135,7 +135,7 @@ class ModelSource:
         return self._cls is not None
 
     def load(self) -> type[GenerativeModel]:
-        """The model class; a lazy one is imported now. Raises :class:`PluginError` (naming the
+        """The model class; a lazy one is imported now. Raises `PluginError` (naming the
         plugin) when it does not import, is not a usable model class, or differs from its spec."""
         if self._cls is not None:
             return self._cls
@@ -183,7 +183,7 @@ class ModelSource:
 class ModelEntry:
     """A registered model name: where its class comes from, the variant overrides (if a variant)
     and its plugin. ``family``, ``summary``, ``paper``, ``sample_options``, ``config`` and
-    :meth:`describe` read a lazy registration's spec without importing the class; :attr:`cls`
+    `describe` read a lazy registration's spec without importing the class; `cls`
     imports it."""
 
     name: str
@@ -197,7 +197,7 @@ class ModelEntry:
 
     @property
     def cls(self) -> type[GenerativeModel]:
-        """The model class (imported now if registered lazily; :class:`PluginError` if it fails)."""
+        """The model class (imported now if registered lazily; `PluginError` if it fails)."""
         return self.source.load()
 
     @property
@@ -321,7 +321,7 @@ def _needs(method: str) -> Callable[[Any], str | None]:
 class Kind:
     """A registrable kind besides models (which have variants, lazy specs and qualified names)."""
 
-    #: ``zoo_register_<key>`` hook, :class:`Registry` property and :class:`PluginRecord` field.
+    #: ``zoo_register_<key>`` hook, `Registry` property and `PluginRecord` field.
     key: str
     #: How messages name one entry (``"output format"``).
     noun: str
@@ -332,7 +332,7 @@ class Kind:
 
 
 #: Every registrable kind besides models: adding one here (with a hookspec and a
-#: :class:`PluginRecord` field) is all the registry needs.
+#: `PluginRecord` field) is all the registry needs.
 KINDS = (
     Kind("datasets", "dataset", DatasetEntry, _dataset_problem),
     Kind("formats", "output format", FormatEntry, _needs("render")),
@@ -350,7 +350,7 @@ class Registry:
         self._plugins: dict[str, PluginRecord] = {}
         self._objects: list[tuple[object, PluginRecord]] = []
         self._models: dict[str, ModelEntry] = {}
-        #: Registered entries of each of :data:`KINDS`, by name.
+        #: Registered entries of each of `KINDS`, by name.
         self._entries: dict[str, dict[str, Any]] = {kind.key: {} for kind in KINDS}
         self._done: set[str] = set()  # plugins whose registration hooks have run
         self._cli: Any = None  # the click group plugin commands were added to
@@ -371,7 +371,7 @@ class Registry:
         return self._models
 
     def entries(self, key: str) -> dict[str, Any]:
-        """The registered entries of one of :data:`KINDS` (``"datasets"``, ...), by name."""
+        """The registered entries of one of `KINDS` (``"datasets"``, ...), by name."""
         self._collect()
         return self._entries[key]
 
@@ -409,8 +409,8 @@ class Registry:
         return self.entry(name).cls
 
     def spec(self, key: str, name: str, lookup: str | None = None) -> Any:
-        """The spec registered as ``lookup`` (default ``name``) among :data:`KINDS` ``key``;
-        :class:`~zoo.errors.UnknownNameError` naming ``name`` otherwise."""
+        """The spec registered as ``lookup`` (default ``name``) among `KINDS` ``key``;
+        [`UnknownNameError`][zoo.errors.UnknownNameError] naming ``name`` otherwise."""
         entries = self.entries(key)
         if (lookup or name) not in entries:
             raise UnknownNameError(_KIND[key].noun, name, list(entries))
@@ -442,7 +442,7 @@ class Registry:
 
     def fail(self, record: PluginRecord, message: str, exc: BaseException | None = None) -> None:
         """Record ``message`` as the plugin's error; it contributes nothing (strict mode raises
-        later, once every plugin has been tried: :meth:`raise_if_strict`)."""
+        later, once every plugin has been tried: `raise_if_strict`)."""
         record.error = message
         for name in record.commands:  # added before its registrations ran: taken back
             if self._cli is not None:
@@ -456,7 +456,7 @@ class Registry:
         return out + list(self.warnings)
 
     def raise_if_strict(self) -> None:
-        """In strict mode, one :class:`PluginError` naming every problem found so far."""
+        """In strict mode, one `PluginError` naming every problem found so far."""
         found = self.problems()
         if self.strict and found:
             head = f"{len(found)} plugin problem{'s' if len(found) > 1 else ''} (strict mode): " if len(found) > 1 else ""
@@ -467,7 +467,7 @@ class Registry:
             sys.stderr.write(f"[zoo trace] {message}\n")
 
     def add(self, plugin: object, record: PluginRecord) -> None:
-        """Register one plugin object with pluggy (its hooks run later, in :meth:`_collect`)."""
+        """Register one plugin object with pluggy (its hooks run later, in `_collect`)."""
         self._plugins[record.name] = record
         record.hooks = _hook_names_of(plugin)
         if not record.hooks:
@@ -574,7 +574,7 @@ class Registry:
                clashes: dict[str, str]) -> str | None:
         """The key ``name`` is registered under: ``name``; ``plugin:name`` for a model whose name an
         earlier plugin took; ``None`` for another kind of entry whose name is taken (left out).
-        Registering one name twice in one plugin is an error (:class:`_Rejected`)."""
+        Registering one name twice in one plugin is an error (`_Rejected`)."""
         owners: dict[str, Mapping[str, Any]] = {"model": self._models,
                                                 **{k.noun: self._entries[k.key] for k in KINDS}}
         if name in mine or (kind == "model" and f"{record.name}:{name}" in mine):
@@ -706,12 +706,12 @@ def build_registry(
     trace: bool | None = None,
     defer_strict: bool = False,
 ) -> Registry:
-    """Load plugins and return a fresh :class:`Registry` (their hooks run on first use).
+    """Load plugins and return a fresh `Registry` (their hooks run on first use).
 
     ``extra_plugins`` are ``(name, object)`` pairs registered after the entry points, as if they were
     external plugins (tests and notebooks use this). In strict mode every plugin is loaded and
-    collected, then one :class:`PluginError` lists every problem; ``defer_strict`` leaves that to the
-    caller's :meth:`Registry.raise_if_strict` (the CLI first adds plugin commands, whose name
+    collected, then one `PluginError` lists every problem; ``defer_strict`` leaves that to the
+    caller's `Registry.raise_if_strict` (the CLI first adds plugin commands, whose name
     collisions are problems too).
     """
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
@@ -769,7 +769,7 @@ _REGISTRY: Registry | None = None
 
 
 def get_registry(*, defer_strict: bool = False) -> Registry:
-    """The process-wide registry, loaded on first use (``defer_strict``: see :func:`build_registry`)."""
+    """The process-wide registry, loaded on first use (``defer_strict``: see `build_registry`)."""
     global _REGISTRY
     if _REGISTRY is None:
         _REGISTRY = build_registry(defer_strict=defer_strict)

@@ -1,6 +1,6 @@
 """Hyperparameter search spaces, declared on a model's config class (``zoo bench --tune``).
 
-A config class names the ranges of its key hyperparameters in one class attribute::
+A config class names the ranges of its key hyperparameters in one class attribute:
 
     @dataclass
     class DCGANConfig(ModelConfig):
@@ -8,11 +8,11 @@ A config class names the ranges of its key hyperparameters in one class attribut
         beta1: float = 0.5
         search_space = {"lr": Float(5e-5, 2e-3, log=True), "beta1": Choice(0.0, 0.5, 0.9)}
 
-Keys are config fields; :class:`Float` and :class:`Int` are ranges (``log=True``: sampled
-uniformly in log scale, for learning rates and weights), :class:`Choice` a list of values.
-Declarations are checked when the model registers (:func:`check_search_space`): an unknown field,
+Keys are config fields; `Float` and `Int` are ranges (``log=True``: sampled
+uniformly in log scale, for learning rates and weights), `Choice` a list of values.
+Declarations are checked when the model registers (`check_search_space`): an unknown field,
 a range on a field of another type, an empty or inverted range, or a value the config refuses is a
-``TypeError`` naming the class. The space's :func:`space_hash` goes into every tuned row's
+``TypeError`` naming the class. The space's `space_hash` goes into every tuned row's
 identity, so rows tuned over different spaces never rank together. This module needs neither
 torch nor Optuna.
 """

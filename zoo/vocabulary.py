@@ -36,7 +36,7 @@ CLIP_BACKBONES = (
     "clip-vit-b-32", "clip-vit-b-16", "clip-vit-l-14", "clip-vit-l-14-336px",
 )
 #: Feature backbones genzoo knows; ``auto`` picks one per dataset
-#: (see :func:`zoo.metrics.default_backbone`).
+#: (see `zoo.metrics.default_backbone`).
 BACKBONES = ("lenet", "inception", "simclr", *DINOV2_BACKBONES, *CLIP_BACKBONES)
 
 #: Metric prefixes where a larger value is better; every other metric (FID, FD, KID, ...) is a

@@ -28,7 +28,7 @@ MNIST_5K = Path(__file__).with_name("mnist-5k.npz")
 
 def _mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     """The shipped 5,000 MNIST digits as ``uint8 (5000, 784)`` pixels and ``int64 (5000,)``
-    labels; a missing or damaged file is a :class:`~zoo.errors.DataError` (reinstall genzoo)."""
+    labels; a missing or damaged file is a [`DataError`][zoo.errors.DataError] (reinstall genzoo)."""
     try:
         with np.load(MNIST_5K, allow_pickle=False) as f:
             x, y = f["x"], f["y"].astype(np.int64)

@@ -1,4 +1,4 @@
-"""Deprecated home of the diffusion U-Net: it moved to :mod:`zoo.nets.unet` (shared by ``ddpm``,
+"""Deprecated home of the diffusion U-Net: it moved to `zoo.nets.unet` (shared by ``ddpm``,
 ``flow`` and ``edm``). Reading a name here warns with a ``DeprecationWarning`` naming the new place.
 """
 

@@ -1,7 +1,7 @@
 """genzoo plugin: EDM (Karras et al. 2022, "Elucidating the Design Space of Diffusion-Based
 Generative Models", arXiv:2206.00364), registered as ``edm``: the preconditioned denoiser, the
 log-normal noise-level distribution and loss weighting, and the deterministic Heun sampler on the
-rho-spaced schedule, on genzoo's shared U-Net (:mod:`zoo.nets.unet`)."""
+rho-spaced schedule, on genzoo's shared U-Net (`zoo.nets.unet`)."""
 
 from collections.abc import Callable
 from typing import Any

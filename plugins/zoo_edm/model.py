@@ -28,7 +28,7 @@ with Heun's second-order method (the correction is skipped on the last step, to 
 NFE ``2N - 1``) or Euler's (NFE ``N``). The EMA weights sample; the final image is clamped to
 ``[-1, 1]``.
 
-The U-Net (:mod:`zoo.nets.unet`, shared with ``ddpm`` and ``flow``) embeds its noise input with
+The U-Net (`zoo.nets.unet`, shared with ``ddpm`` and ``flow``) embeds its noise input with
 DDPM's sinusoidal timestep embedding, whose frequencies are laid out for integers ``0 .. 999``;
 it is fed ``NOISE_EMBED_SCALE * c_noise``, which maps the schedule's ``c_noise`` range
 (``ln(0.002) / 4 = -1.55`` to ``ln(80) / 4 = 1.10``) onto a span of that size (as ``flow`` feeds
@@ -164,7 +164,7 @@ class EDM(GenerativeModel, spec=SPEC):
         return nfe(opts["sampler"], opts["steps"])
 
     def sigmas(self, steps: int) -> list[float]:
-        """This model's Eq. 5 schedule of ``steps`` levels, then 0 (:func:`sigma_schedule`)."""
+        """This model's Eq. 5 schedule of ``steps`` levels, then 0 (`sigma_schedule`)."""
         cfg = self.config
         return sigma_schedule(steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
 

@@ -1,5 +1,5 @@
 """The ``edm`` model's config, sampling options and registration (the class is
-:class:`zoo_edm.model.EDM`).
+`zoo_edm.model.EDM`).
 
 Free of torch: ``zoo list`` and ``zoo describe`` read this module, and the model module (imported
 only when a model is built) takes these attributes from it (``spec=SPEC``).

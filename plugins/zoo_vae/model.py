@@ -211,7 +211,7 @@ class VAE(GenerativeModel, spec=SPEC):
         """PSNR (dB) and SSIM of the mean reconstructions of ``batch``, as images in [0, 1].
 
         PSNR is averaged over images (each image's own MSE); SSIM is Wang et al. 2004's with its
-        defaults (Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03), both from :mod:`zoo.image_quality`
+        defaults (Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03), both from `zoo.image_quality`
         (torchmetrics' numbers) with data range 1. Deterministic (no z draw), so a reconstruction
         score is repeatable.
         """

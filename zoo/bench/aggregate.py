@@ -1,15 +1,15 @@
 """Leaderboards as data: result rows grouped by dataset and protocol, seeds aggregated, lines ranked.
 
 Rows measured under different protocols (sample counts, backbone, resize, metric library...) are
-never ranked together: :func:`leaderboards` (from a store) and :func:`build_leaderboard` (from rows)
-return one :class:`Leaderboard` per (dataset, protocol_hash). Within one, a line is a run identity
+never ranked together: `leaderboards` (from a store) and `build_leaderboard` (from rows)
+return one `Leaderboard` per (dataset, protocol_hash). Within one, a line is a run identity
 without its seed: model, plugin and version, config hash, budget, precision and sampling options
 (so two learning rates, two budgets, or DDIM at 50 steps and DDPM at 1000 steps are separate lines,
 never averaged together). Its metrics are the mean and sample standard deviation (ddof=1) over
 seeds, with a 95% Student-t confidence interval of the primary metric. ``rank`` is the position by
 mean; ``rank_group`` holds letters from all pairwise Welch t-tests over seeds (Holm-corrected, see
-:mod:`zoo.bench.ranking`): lines sharing a letter are not significantly different, and a line with
-one seed is not tested (no letter). Each board also states its power (:func:`board_power`). The
+`zoo.bench.ranking`): lines sharing a letter are not significantly different, and a line with
+one seed is not tested (no letter). Each board also states its power (`board_power`). The
 protocol's real-versus-real floor travels with the table, since FID is biased by sample count and
 perfect samples do not score 0 (Chong & Forsyth 2020).
 """
@@ -104,7 +104,7 @@ def _budget_key(amount: float) -> str:
 
 
 def line_key(row: ResultRow) -> tuple[str, ...]:
-    """The :data:`LINE_KEY` of a row: its identity without dataset, protocol and seed."""
+    """The `LINE_KEY` of a row: its identity without dataset, protocol and seed."""
     return (row.model, row.plugin, row.plugin_version, row.config_hash, row.budget_kind,
             _budget_key(row.budget_amount), row.precision, canonical_json(row.sample_options))
 
@@ -113,7 +113,7 @@ def line_key(row: ResultRow) -> tuple[str, ...]:
 class Leaderboard:
     """One ranked table: every line was measured under the same protocol on the same dataset.
 
-    ``table`` has one line per :data:`LINE_KEY` with columns ``rank`` (position by the primary
+    ``table`` has one line per `LINE_KEY` with columns ``rank`` (position by the primary
     metric's mean, equal means sharing the smaller; nullable: lines without a successful seed are
     listed last, unranked), ``rank_group`` (letters such as ``"a"``, ``"ab"``: lines sharing a letter
     are not significantly different; ``""`` for a line with fewer than 2 seeds, or unranked),
@@ -138,20 +138,20 @@ class Leaderboard:
     costs: list[str]
     rows: list[ResultRow] = field(repr=False, default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    #: The board's power (see :func:`board_power`): seed-to-seed spread, detectable difference, ...
+    #: The board's power (see `board_power`): seed-to-seed spread, detectable difference, ...
     #: The floor's spread over its draws, per metric (empty for rows stored before protocol v3).
     floor_spread: dict[str, float] = field(default_factory=dict)
     power: dict[str, Any] = field(default_factory=dict)
-    #: The folder of the store the rows came from (set by :func:`leaderboards`): the HTML report
+    #: The folder of the store the rows came from (set by `leaderboards`): the HTML report
     #: embeds images from inside it and from the rows' run folders only.
     store_folder: str | None = None
-    #: What a reader chose to show (columns, metrics, order; see :func:`zoo.bench.columns.apply_view`);
-    #: ``None``: everything, by rank. Every format honours it through :func:`zoo.bench.columns.columns`.
+    #: What a reader chose to show (columns, metrics, order; see `zoo.bench.columns.apply_view`);
+    #: ``None``: everything, by rank. Every format honours it through [`zoo.bench.columns.columns`][zoo.bench.columns.columns].
     view: View | None = None
     _grouped: tuple[list[ResultRow], int, dict[tuple[str, ...], list[ResultRow]]] | None = field(
         default=None, repr=False, compare=False)
     #: The tuning effort every line shares (``zoo bench --tune``; ``{}``: untuned): boards never
-    #: mix efforts. ``trials``: each model's tuning trials (:func:`zoo.bench.trials.attach_trials`).
+    #: mix efforts. ``trials``: each model's tuning trials (`zoo.bench.trials.attach_trials`).
     tuning: dict[str, Any] = field(default_factory=dict)
     trials: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -187,7 +187,7 @@ class Leaderboard:
         return int(((self.table["n_seeds"] == 1)).sum()) if len(self.table) else 0
 
     def line_rows(self) -> dict[tuple[str, ...], list[ResultRow]]:
-        """The rows behind each table line, keyed by :data:`LINE_KEY` (see :func:`line_key_of`).
+        """The rows behind each table line, keyed by `LINE_KEY` (see `line_key_of`).
         Grouped once per list of rows (the HTML report asks once per line)."""
         cached = self._grouped
         if cached is None or cached[0] is not self.rows or cached[1] != len(self.rows):
@@ -214,9 +214,9 @@ def line_key_of(line: Mapping[str, Any]) -> tuple[str, ...]:
 def leaderboards(store: ResultsStore, dataset: str | None = None, protocol: str | None = None) -> list[Leaderboard]:
     """The leaderboards of a results store: one per (dataset, protocol hash), sorted.
 
-    ``dataset`` must name a dataset in the store (else :class:`~zoo.errors.UnknownNameError`, with
+    ``dataset`` must name a dataset in the store (else [`UnknownNameError`][zoo.errors.UnknownNameError], with
     close matches); ``protocol`` is a unique prefix of a protocol hash (else
-    :class:`~zoo.errors.UsageError`). An empty store gives ``[]``.
+    [`UsageError`][zoo.errors.UsageError]). An empty store gives ``[]``.
     """
     from zoo.errors import UnknownNameError, UsageError
 
@@ -245,7 +245,7 @@ def leaderboards(store: ResultsStore, dataset: str | None = None, protocol: str 
 def build_leaderboard(
     rows: Iterable[ResultRow], dataset: str | None = None, protocol_hash: str | None = None
 ) -> list[Leaderboard]:
-    """One :class:`Leaderboard` per (dataset, protocol_hash, tuning effort) among ``rows``, sorted by
+    """One `Leaderboard` per (dataset, protocol_hash, tuning effort) among ``rows``, sorted by
     dataset, protocol, then effort; ``dataset`` / ``protocol_hash`` keep only
     exactly matching rows."""
     groups: dict[tuple[str, str, str], list[ResultRow]] = {}
@@ -478,7 +478,7 @@ def pair_p_value(a: Sequence[float], b: Sequence[float]) -> float:
 def rank_groups(ranks: Sequence[Any], values: Sequence[Sequence[float]]) -> list[str]:
     """Compact-letter rank groups, one per line (``ranks`` nullable, the table's order, best
     first; ``values`` the primary metric of each line's ok seeds). Lines with >= 2 finite values
-    are tested pairwise (:func:`pair_p_value`, Holm-corrected, see :mod:`zoo.bench.ranking`);
+    are tested pairwise (`pair_p_value`, Holm-corrected, see `zoo.bench.ranking`);
     the others, and unranked lines, get ``""``. Letters run out past 52 groups: all ``""``."""
     from zoo.bench import ranking
 
@@ -500,8 +500,8 @@ def board_power(table: pd.DataFrame, primary: str) -> dict[str, Any]:
     the primary metric over the ranked lines with >= 2 seeds; ``lines`` of them), ``seeds`` (the
     most common seed count among those lines), ``alpha`` and ``power`` (one two-sided Welch
     test), ``detectable`` (the smallest difference found with that power at ``seeds`` a line),
-    ``best_mean``, ``target`` (:data:`TARGET_FRACTION` of the best mean) and ``seeds_needed`` for
-    it (``None`` past :data:`zoo.bench.ranking.MAX_SEEDS`). ``{}`` when no line has 2 seeds;
+    ``best_mean``, ``target`` (`TARGET_FRACTION` of the best mean) and ``seeds_needed`` for
+    it (``None`` past `zoo.bench.ranking.MAX_SEEDS`). ``{}`` when no line has 2 seeds;
     NaN where a value cannot be given (no spread, a best mean of 0)."""
     from zoo.bench import ranking
 

@@ -65,9 +65,9 @@ class BenchRequest:
     batch_size: int | None = None
     precision: str = "auto"
     device: str = "auto"
-    #: ``"model.key"`` -> value, or a :class:`zoo.bench.sweep.Sweep` of values (one job each)
+    #: ``"model.key"`` -> value, or a `zoo.bench.sweep.Sweep` of values (one job each)
     overrides: Mapping[str, Any] = field(default_factory=dict)
-    #: ``"[model.]key"`` -> value, or a :class:`~zoo.bench.sweep.Sweep` (one row each)
+    #: ``"[model.]key"`` -> value, or a `Sweep` (one row each)
     options: Mapping[str, Any] = field(default_factory=dict)
     num_fake: int | None = None
     backbone: str = "auto"
@@ -88,7 +88,7 @@ class BenchRequest:
     jobs: int | None = None
     slurm: Mapping[str, Any] = field(default_factory=dict)
     #: Plan only: resolve everything, look the jobs up in the store, train nothing, write nothing
-    #: (the result's ``planned`` lists the jobs; see :mod:`zoo.bench.plan`).
+    #: (the result's ``planned`` lists the jobs; see `zoo.bench.plan`).
     dry_run: bool = False
     #: Tune every model first (zoo.bench.tuning): ``tune`` trials each at ``tune_budget`` (default:
     #: a quarter of the budget), then the best config of each at the full budget.
@@ -99,7 +99,7 @@ class BenchRequest:
     #: executors for a tuned job's child process (zoo.bench.sweep.pin_to_plan), not by users.
     tuned: Mapping[str, Any] = field(default_factory=dict)
     #: Samples made elsewhere, scored under this board's protocol as external rows: name -> its
-    #: sources (folders, arrays, export folders), one seed each (:mod:`zoo.bench.external`).
+    #: sources (folders, arrays, export folders), one seed each (`zoo.bench.external`).
     samples: Mapping[str, Sequence[str | Path]] = field(default_factory=dict)
 
 

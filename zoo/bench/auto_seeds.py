@@ -1,9 +1,9 @@
 """``zoo bench --seeds auto[:CAP]``: add seeds to the contested lines until the ranks resolve.
 
 A board of 3 seeds a line cannot tell apart differences of a few percent (see the power line,
-:func:`zoo.bench.leaderboard.board_power`). Instead of guessing a seed count, this runs the
-benchmark with :data:`START` seeds, builds the board with its rank groups
-(:func:`zoo.bench.ranking.letter_groups`), and gives one more seed to every model with a
+`zoo.bench.leaderboard.board_power`). Instead of guessing a seed count, this runs the
+benchmark with `START` seeds, builds the board with its rank groups
+(`zoo.bench.ranking.letter_groups`), and gives one more seed to every model with a
 *contested* line, one that shares a group letter with another line (or has too few seeds to be
 tested), until no line is contested or every contested model has ``cap`` seeds. Lines already
 told apart from all others get no more seeds, so the compute goes where the ranking is unsure.
@@ -24,8 +24,8 @@ CAP = 10
 
 
 def parse_auto(text: str) -> int | None:
-    """The cap of ``auto`` (:data:`CAP`) or ``auto:CAP``; ``None`` for a seed list. ``UsageError``
-    for a cap that is not a whole number from :data:`START` to 100."""
+    """The cap of ``auto`` (`CAP`) or ``auto:CAP``; ``None`` for a seed list. ``UsageError``
+    for a cap that is not a whole number from `START` to 100."""
     text = text.strip()
     if not text.startswith("auto"):
         return None
@@ -61,7 +61,7 @@ def contested_models(rows: list[Any]) -> set[str]:
 
 def run_auto(request: Any, cap: int, run: Callable[..., Any], *, announce: Callable[[str], None] = print,
              **kwargs: Any) -> Any:
-    """Run ``run(request, **kwargs)`` (:func:`zoo.bench.run_benchmark`) with seeds ``0..START-1``,
+    """Run ``run(request, **kwargs)`` ([`zoo.bench.run_benchmark`][zoo.bench.run_benchmark]) with seeds ``0..START-1``,
     then once more per round for the contested models with their next seed, until none is
     contested or each has ``cap`` seeds. Returns the last round's result holding every round's rows."""
     models = [m for m in request.models]

@@ -1,8 +1,8 @@
 """The column model of a leaderboard, described once: every format renders from it.
 
-:func:`columns` lists the :class:`Column` objects of a leaderboard (header, cell formatter,
+`columns` lists the `Column` objects of a leaderboard (header, cell formatter,
 alignment, drop order on a narrow terminal, metric arrow, the raw fields behind it);
-:func:`footnote` says what every format prints under the table (statistics, rank groups, power,
+`footnote` says what every format prints under the table (statistics, rank groups, power,
 warnings). Metric columns come from the board's own metrics, so a new metric needs no code here.
 """
 
@@ -38,7 +38,7 @@ CI_NOTE = "95% CI: Student-t interval of the mean over seeds"
 
 
 def power_note(lb: Leaderboard) -> str:
-    """The board's power in one sentence (see :func:`board_power`)."""
+    """The board's power in one sentence (see `board_power`)."""
     from zoo.bench.ranking import MAX_SEEDS
 
     p = lb.power
@@ -138,7 +138,7 @@ def _status_cell(line: Mapping[str, Any]) -> str:
 
 def columns(lb: Leaderboard) -> list[Column]:
     """Every column of ``lb`` in display order (human ones first-class, machine-only ones last),
-    narrowed and reordered by the board's :class:`View` when it has one."""
+    narrowed and reordered by the board's `View` when it has one."""
     cols = _all_columns(lb)
     view = lb.view
     if view is not None and view.columns:
@@ -224,7 +224,7 @@ def footnote(lb: Leaderboard) -> list[str]:
 
 
 def display_columns(lb: Leaderboard) -> list[str]:
-    """Titles of the human columns, in order (see :func:`columns`)."""
+    """Titles of the human columns, in order (see `columns`)."""
     return [c.title for c in human_columns(lb)]
 
 
@@ -233,7 +233,7 @@ def display_cells(lb: Leaderboard, line: Mapping[str, Any]) -> list[str]:
 
 
 def floor_cells(lb: Leaderboard) -> list[str]:
-    """The real-vs-real line, aligned with :func:`display_columns`."""
+    """The real-vs-real line, aligned with `display_columns`."""
     return [c.floor for c in human_columns(lb)]
 
 
@@ -252,9 +252,9 @@ def _lines(lb: Leaderboard) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class View:
-    """What a reader chose to see, honoured by every format (through :func:`columns`).
+    """What a reader chose to see, honoured by every format (through `columns`).
 
-    ``columns``: column keys in the order to show them (see :func:`column_keys`; empty: all, in
+    ``columns``: column keys in the order to show them (see `column_keys`; empty: all, in
     the usual order); ``metrics``: metric names to keep (empty: all; the primary metric, which
     ranks the board, always stays; ``kid_lenet`` keeps ``kid_lenet_std`` too); ``sort``: the
     column key the lines are ordered by (``rank`` when empty), with ``:asc`` or ``:desc``.
@@ -286,12 +286,12 @@ def _sort_field(lb: Leaderboard, key: str) -> tuple[str, bool] | None:
 def apply_view(boards: Sequence[Leaderboard], columns: Sequence[str] = (), metrics: Sequence[str] = (),
                sort: str = "") -> list[Leaderboard]:
     """``boards`` as a reader asked to see them (``zoo leaderboard --columns/--metrics/--sort``):
-    copies carrying a :class:`View`, their lines in the chosen order (lines without a value for the
+    copies carrying a `View`, their lines in the chosen order (lines without a value for the
     sort key last; ties keep the rank order). Ranks and groups do not change: they always come from
     the primary metric.
 
-    Raises :class:`~zoo.errors.UnknownNameError` (exit 2) for a column, metric or sort key that no
-    board has, and :class:`~zoo.errors.UsageError` for a sort direction other than asc/desc or
+    Raises [`UnknownNameError`][zoo.errors.UnknownNameError] (exit 2) for a column, metric or sort key that no
+    board has, and [`UsageError`][zoo.errors.UsageError] for a sort direction other than asc/desc or
     columns that are all machine-only (``budget``, ``best``, ``other``: no table could show them)."""
     from zoo.errors import UnknownNameError, UsageError
 

@@ -86,7 +86,7 @@ def steps_curves(lb: Leaderboard) -> dict[str, dict[float, list[float]]]:
 
 
 def curves_dict(lb: Leaderboard) -> dict[str, Any]:
-    """The curves as JSON-ready data: per compute axis (:data:`COMPUTE_AXES`) the primary metric
+    """The curves as JSON-ready data: per compute axis (`COMPUTE_AXES`) the primary metric
     against that compute, one entry per line that has a point (``label``, ``points`` of ``x``,
     ``mean``, ``std``); ``steps``: the primary metric against the sampling steps, one entry per
     model and sampler (``points`` of ``steps``, ``mean``, ``std``, ``n`` seeds)."""

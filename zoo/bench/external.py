@@ -6,10 +6,10 @@ source is a folder of images, an ``.npz``/``.npy`` array or a ``zoo export`` fol
 one name are its seeds (0, 1, ...). Everything is checked before anything is written (the image
 size and channels against the dataset, the count against the protocol, the name against the
 registry's models, the protocol against the store's boards), so bad input is one line (a
-:class:`~zoo.errors.UsageError`, exit 2) and the store stays as it was.
+[`UsageError`][zoo.errors.UsageError], exit 2) and the store stays as it was.
 
 A source holding more than ``num_fake`` images is scored on a seeded draw of them (the protocol's
-:data:`~zoo.metrics.protocol.FAKE_DRAW_RULE`), recorded in the row's ``external`` field (not in the
+`FAKE_DRAW_RULE`), recorded in the row's ``external`` field (not in the
 protocol: the board's protocol hash stays the board's). An external row records no training cost:
 ``plugin`` is ``"external"``, its config, sampling options and costs are empty, and the
 leaderboard labels it ``NAME (external)`` with its sources instead of a budget.
@@ -54,7 +54,7 @@ class ExternalSource:
 def parse_samples(specs: Iterable[str]) -> dict[str, list[Path]]:
     """``["mine=DIR1,DIR2", "theirs=x.npz"]`` -> ``{"mine": [DIR1, DIR2], "theirs": [x.npz]}``.
 
-    A name may be given twice (its sources are added). Raises :class:`UsageError` for a spec
+    A name may be given twice (its sources are added). Raises `UsageError` for a spec
     without ``=``, an empty or odd name (letters, digits, ``_.-``; 64 at most) or no source.
     """
     out: dict[str, list[Path]] = {}

@@ -1,8 +1,8 @@
 """Leaderboard output formats, registered through the ``zoo_register_formats`` plugin hook.
 
-Each :class:`OutputFormat` names a format, the file suffix it writes and a ``render`` function
+Each `OutputFormat` names a format, the file suffix it writes and a ``render`` function
 from leaderboards to text (or bytes). The built-in ones (table, csv, markdown, json, latex, html) are
-registered here the way a third-party plugin would register its own::
+registered here the way a third-party plugin would register its own:
 
     @hookimpl
     def zoo_register_formats(register):
@@ -36,7 +36,7 @@ class OutputFormat:
 
 
 def _leaderboard_renderer(module: str, name: str) -> Callable[[Sequence[Leaderboard]], str]:
-    """``<module>.<name>`` (one module per format under :mod:`zoo.bench.render`), imported (with
+    """``<module>.<name>`` (one module per format under `zoo.bench.render`), imported (with
     pandas) on the first render, so that registering the formats (every command collects every
     hook) costs no pandas import."""
 

@@ -43,7 +43,7 @@ class PlannedJob:
 
 
 def planned_jobs(jobs: Sequence[Any], store: Any) -> list[PlannedJob]:
-    """A :class:`PlannedJob` per runner job (:class:`zoo.bench.runner.Job`); ``store`` may be
+    """A `PlannedJob` per runner job (`zoo.bench.runner.Job`); ``store`` may be
     ``None`` (no store yet: nothing is stored)."""
     out = []
     for job in jobs:
@@ -115,7 +115,7 @@ def _lenet_ready(dataset: Any) -> bool:
 def protocol_if_ready(
     dataset: Any, *, backbone: str, inception_weights: str | None = None, **kwargs: Any
 ) -> tuple[Any, str]:
-    """``(protocol, "")`` where :func:`zoo.metrics.make_protocol` needs no training and no download
+    """``(protocol, "")`` where `zoo.metrics.make_protocol` needs no training and no download
     (run with ``$ZOO_OFFLINE`` set); else ``(None, why)``. Usage errors still raise."""
     from zoo.metrics import make_protocol
     from zoo.metrics.backbones import default_backbone
@@ -186,7 +186,7 @@ def render_plan(planned: Sequence[PlannedJob], width: int = 80) -> str:
 
 def dry_run(request: Any, reg: Any, plans: Sequence[Any], *, preset: Any, seeds: Sequence[int], budget: Any,
             dataset: Any, store_path: Any, tune_settings: Any = None) -> tuple[Any, Any, list[PlannedJob]]:
-    """``(store or None, protocol or None, jobs)`` of a resolved request (:func:`zoo.bench.run_benchmark`
+    """``(store or None, protocol or None, jobs)`` of a resolved request ([`zoo.bench.run_benchmark`][zoo.bench.run_benchmark]
     with ``dry_run``): opens the store only if it exists, trains and writes nothing."""
     from pathlib import Path
 

@@ -10,7 +10,7 @@ The page embeds everything (sample grids as base64 PNG data URIs, matplotlib plo
 with their legends outside the axes, the board's rows as CSV and JSON download links; inline CSS,
 no scripts, a Content-Security-Policy that forbids any remote resource), so it can be mailed or
 attached to a CI run. Its tables fit screens from 420 px to 1,920 px: the ranking table holds the
-primary metric, further metrics and costs have tables of their own (:func:`_table_groups`), and on
+primary metric, further metrics and costs have tables of their own (`_table_groups`), and on
 a phone each line becomes a block of "column: value" lines. A print stylesheet keeps each table
 whole and each card on one A4 page.
 
@@ -135,7 +135,7 @@ def _floor_line(ax: Any, lb: Leaderboard) -> None:
 def _legend(fig: Any, ax: Any) -> None:
     """The legend below the axes, outside them, so it covers no data point however many lines
     there are (constrained layout makes room; the figure grows with the legend, see
-    :func:`_legend_height`)."""
+    `_legend_height`)."""
     handles, labels = ax.get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(2, len(handles)), fontsize="small",
@@ -149,7 +149,7 @@ def _legend_height(labels: list[str]) -> float:
 
 
 def quality_vs_compute_figure(lb: Leaderboard, x_key: str = "train_flops") -> Any | None:
-    """The matplotlib Figure behind :func:`plot_quality_vs_compute` (``None`` without points)."""
+    """The matplotlib Figure behind `plot_quality_vs_compute` (``None`` without points)."""
     curves = compute_curves(lb, x_key)
     if not curves:
         return None
@@ -185,7 +185,7 @@ def plot_quality_vs_compute(lb: Leaderboard, x_key: str = "train_flops", fmt: st
 
 
 def quality_vs_steps_figure(lb: Leaderboard) -> Any | None:
-    """The matplotlib Figure behind :func:`plot_quality_vs_steps` (``None`` without points)."""
+    """The matplotlib Figure behind `plot_quality_vs_steps` (``None`` without points)."""
     curves = steps_curves(lb)
     if not curves:
         return None
@@ -229,7 +229,7 @@ def _throughputs(lb: Leaderboard) -> list[tuple[str, float, float]]:
 
 
 def throughput_figure(lb: Leaderboard) -> Any | None:
-    """The matplotlib Figure behind :func:`plot_throughput` (``None`` without throughputs)."""
+    """The matplotlib Figure behind `plot_throughput` (``None`` without throughputs)."""
     found = _throughputs(lb)
     if not found:
         return None
@@ -594,7 +594,7 @@ def _plots(lb: Leaderboard, index: int) -> list[dict[str, Any]]:
 
 
 #: Columns of the ranking table; the others (further metrics, costs) go to tables of at most
-#: :data:`DETAIL_COLUMNS` columns each, beside the model name, so every table fits 1,280 px.
+#: `DETAIL_COLUMNS` columns each, beside the model name, so every table fits 1,280 px.
 RANKING_KEYS = ("rank", "model", "options", "sample_nfe", "group", "ci", "seeds", "status")
 DETAIL_COLUMNS = 6
 #: A view with this many columns or fewer is one table, in the order the reader chose.
@@ -603,7 +603,7 @@ ONE_TABLE = 9
 
 def _table_groups(lb: Leaderboard, cols: list[Column], primary: str) -> list[tuple[str, list[Column]]]:
     """The board's human columns as ``(caption, columns)`` tables: the ranking, then the other
-    metrics and the costs in slices of :data:`DETAIL_COLUMNS`, each led by the model column."""
+    metrics and the costs in slices of `DETAIL_COLUMNS`, each led by the model column."""
     if len(cols) <= ONE_TABLE:
         return [("", cols)]
     ranking = [c for c in cols if c.key in RANKING_KEYS or c.key == primary]
@@ -622,7 +622,7 @@ def _table_groups(lb: Leaderboard, cols: list[Column], primary: str) -> list[tup
 
 def _downloads(lb: Leaderboard) -> list[dict[str, str]]:
     """The board's rows as CSV and JSON data URIs (every line, not only those the page shows),
-    unless they exceed :data:`DOWNLOAD_MAX_BYTES`."""
+    unless they exceed `DOWNLOAD_MAX_BYTES`."""
     from zoo.bench.render.csvfile import to_csv
     from zoo.bench.render.jsonfile import to_json
 

@@ -9,7 +9,7 @@ one value. A list-typed config field (``channel_mults = [1, 2, 4]``) takes a TOM
 value; a list of lists (``channel_mults = [[1, 2], [1, 2, 4]]``) sweeps it.
 
 Never a silent last-wins: where a sweep makes no sense (``zoo train``, ``--tune``), repeated values
-are a one-line error (:func:`zoo.config.parse_assignments`, :mod:`zoo.bench.tuning`).
+are a one-line error (`zoo.config.parse_assignments`, `zoo.bench.tuning`).
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ def collect_assignments(
 
     Text items are the command line's (``--set k=v``), pairs a config file's typed values. A key
     given on the command line replaces the file's value for it; repeated command-line values
-    become a :class:`Sweep` (duplicates dropped); a file's list becomes a ``Sweep(listed=True)``.
-    Malformed items raise :class:`~zoo.errors.ConfigError` (as
-    :func:`zoo.config.parse_assignments`).
+    become a `Sweep` (duplicates dropped); a file's list becomes a ``Sweep(listed=True)``.
+    Malformed items raise [`ConfigError`][zoo.errors.ConfigError] (as
+    `zoo.config.parse_assignments`).
     """
     cli: dict[str, list[Any]] = {}
     typed: dict[str, Any] = {}
@@ -128,7 +128,7 @@ def plan_sweeps(
     options: Mapping[str, Any],
     **kwargs: Any,
 ) -> list[Any]:
-    """:func:`zoo.bench.runner.plan_models` for overrides and options that may hold :class:`Sweep`
+    """`zoo.bench.runner.plan_models` for overrides and options that may hold `Sweep`
     values: one plan per model and combination of its swept ``--set`` values (plans of an equal
     resolved config merged: ``1e-4`` and ``0.0001`` are one job), each holding every sampling
     setting of its swept ``--option`` values. Everything is validated before any work, with the
@@ -171,7 +171,7 @@ def plan_sweeps(
 
 
 def values_to_json(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Overrides or options for a job spec file: a :class:`Sweep` as ``{"__sweep__": [...]}``."""
+    """Overrides or options for a job spec file: a `Sweep` as ``{"__sweep__": [...]}``."""
     return {
         k: {"__sweep__": list(v.values), "listed": v.listed} if isinstance(v, Sweep) else v
         for k, v in values.items()
@@ -179,7 +179,7 @@ def values_to_json(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def values_from_json(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The inverse of :func:`values_to_json`."""
+    """The inverse of `values_to_json`."""
     return {
         k: Sweep(tuple(v["__sweep__"]), bool(v.get("listed")))
         if isinstance(v, dict) and "__sweep__" in v

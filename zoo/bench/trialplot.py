@@ -2,10 +2,10 @@
 
 Lucic et al. 2018 report each GAN's FID over its hyperparameter trials as a distribution (box
 plots), not only its best: a family whose best is good but whose trials are mostly bad is hard
-to tune, and that is part of the answer. :func:`plot_trials` draws, per model, a box plot of its
+to tune, and that is part of the answer. `plot_trials` draws, per model, a box plot of its
 completed trials' primary metric with every trial as a dot (hollow: pruned early, at the last
 value it reported), the model's final tuned line (mean over seeds) as a red diamond and the
-real-versus-real floor as a dashed line. :func:`trials_markdown` says the same in a table.
+real-versus-real floor as a dashed line. `trials_markdown` says the same in a table.
 """
 
 from __future__ import annotations

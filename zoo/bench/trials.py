@@ -1,10 +1,10 @@
 """Tuning trials in the results store: the ``tuning_trials`` table (migration ``m005_tuning``).
 
-One record per trial of ``zoo bench --tune`` (:mod:`zoo.bench.tuning`): its study (a hash of
+One record per trial of ``zoo bench --tune`` (`zoo.bench.tuning`): its study (a hash of
 everything the trials depend on), number, parameters, state (``complete``, ``pruned`` or
 ``failed``), final value and the values it reported along its budget. Each is committed when the
 trial ends, so an interrupted tuning run resumes after its last finished trial. Boards read a
-model's trials to show their distribution beside its tuned line (:func:`attach_trials`).
+model's trials to show their distribution beside its tuned line (`attach_trials`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Lucic et al. 2018 ("Are GANs Created Equal?") found that most GAN variants reach similar FID
 once each gets the same hyperparameter search, and that comparisons without one mislead. Here each
-model searches the space its config declares (:mod:`zoo.search`) with the same ``N`` trials, each
+model searches the space its config declares (`zoo.search`) with the same ``N`` trials, each
 trained at the same reduced *trial budget* (a quarter of the full budget unless
 ``--tune-budget`` says otherwise) and scored under the benchmark's own protocol; then the best
 trial's config is trained at the full budget on the requested seeds like any other job.
@@ -15,7 +15,7 @@ trial's config is trained at the full budget on the requested seeds like any oth
   a trial reports its score at 1/4 and 1/2 of the trial budget and stops where it falls out of
   the best half of the trials that reached that rung. Pruned trials count towards ``N``.
 * **Store**: each finished trial is committed to the store's ``tuning_trials`` table
-  (:mod:`zoo.bench.trials`); re-running the command skips them. The tuned rows record the effort
+  (`zoo.bench.trials`); re-running the command skips them. The tuned rows record the effort
   (``tuning``: trials, trial budget, search-space hash, sampler, pruner, seed) in their identity,
   so rows tuned differently never rank together.
 
@@ -86,7 +86,7 @@ class TuneSettings:
 
 
 def trial_budget(full: Budget, text: str | None) -> Budget:
-    """``--tune-budget`` when given, else :data:`TRIAL_FRACTION` of ``full`` (at least one step)."""
+    """``--tune-budget`` when given, else `TRIAL_FRACTION` of ``full`` (at least one step)."""
     if text:
         return Budget.parse(text)
     if full.kind == "steps":
@@ -172,7 +172,7 @@ class _Pruned(Exception):
 @dataclass
 class TuneContext:
     """What tuning needs from the benchmark: ``runner`` evaluates under its protocol (a
-    :class:`~zoo.bench.runner.BenchRunner` at the trial budget), ``replan(name, overrides)`` builds
+    `BenchRunner` at the trial budget), ``replan(name, overrides)`` builds
     a model's plan with ``{"model.key": value}`` overrides like the request's own."""
 
     runner: Any
@@ -184,7 +184,7 @@ class TuneContext:
 
 def tune_plans(plans: Sequence[Any], settings: TuneSettings, ctx: TuneContext) -> list[Any]:
     """Run (or resume) every model's trials; returns one plan per model, its best trial's config
-    with ``tuning`` set. Raises :class:`~zoo.errors.ZooError` when no trial of a model completed."""
+    with ``tuning`` set. Raises [`ZooError`][zoo.errors.ZooError] when no trial of a model completed."""
     optuna = require_optuna()
     return [_tune_one(plan, settings, ctx, optuna) for plan in plans]
 
@@ -371,7 +371,7 @@ def _run_trial(
 
 
 def _rungs(budget: Budget) -> list[float]:
-    """:data:`RUNG_POINTS`, less those a steps budget reaches only at its end (a 1-step trial
+    """`RUNG_POINTS`, less those a steps budget reaches only at its end (a 1-step trial
     has no rung: evaluating it three times after one step would tell the pruner nothing)."""
     if budget.kind != "steps":
         return list(RUNG_POINTS)
@@ -388,7 +388,7 @@ def _train_and_score(
     ctx: TuneContext,
     on_rung: Callable[[float, Mapping[str, float]], None],
 ) -> float:
-    """Train ``plan`` for the trial budget (no files written), reporting at :data:`RUNG_POINTS`;
+    """Train ``plan`` for the trial budget (no files written), reporting at `RUNG_POINTS`;
     returns the primary metric at the end, with the plan's cheapest sampler setting."""
     from zoo.factory import create_model
     from zoo.trainer import Trainer, TrainSettings, seed_everything
@@ -457,7 +457,7 @@ def context_for(request: Any, reg: Any, runner: Any, store: Any, progress: Any, 
 
 def tune_request(request: Any, reg: Any, plans: Sequence[Any], settings: TuneSettings, runner: Any, store: Any,
                  progress: Any, **plan_args: Any) -> list[Any]:
-    """:func:`tune_plans` for a benchmark request: each model's tuned plan."""
+    """`tune_plans` for a benchmark request: each model's tuned plan."""
     progress.message(f"tuning: {settings.n_trials} trial(s) per model at {settings.trial_budget} each")
     ctx = context_for(request, reg, runner, store, progress, settings, **plan_args)
     return tune_plans(plans, settings, ctx)

@@ -109,7 +109,7 @@ def task_clock(elapsed: float | None, done: float, total: float | None) -> str:
 @contextlib.contextmanager
 def task_bars(enabled: bool) -> Iterator[ProgressFn | None]:
     """Yield a ``progress(task, done, total)`` callback drawing one bar per task (done of total,
-    elapsed time and ETA: :func:`task_clock`), or ``None``."""
+    elapsed time and ETA: `task_clock`), or ``None``."""
     if not enabled:
         yield None
         return

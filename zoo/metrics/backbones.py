@@ -14,13 +14,13 @@ end of this module: torch-fidelity 0.4's extractors, with local weights for offl
   ``mnist-5k`` weights ship in ``zoo/assets``; for any other labelled dataset it is trained on first
   use, deterministically, and cached under ``$ZOO_CACHE_DIR/backbones`` keyed by the dataset's
   labelled fingerprint (images and labels) and the training recipe.
-* ``simclr``: a small self-supervised encoder (:mod:`zoo.metrics.simclr`), registered as
+* ``simclr``: a small self-supervised encoder (`zoo.metrics.simclr`), registered as
   ``genzoo-simclr``, trained on first use on the dataset's own training split (no labels, no
   download) and cached under ``$ZOO_CACHE_DIR/backbones`` keyed by the dataset's content
   fingerprint and the recipe; its 64 pooled features feed every metric (no IS).
 
 Training a backbone says first how long it will take and where it is cached
-(:mod:`zoo.metrics.training_notice`). Every backbone is identified in a protocol by the SHA-256 of its weight file.
+(`zoo.metrics.training_notice`). Every backbone is identified in a protocol by the SHA-256 of its weight file.
 """
 
 from __future__ import annotations
@@ -328,7 +328,7 @@ def train_simclr_for(
 
 
 class SimCLRFeatureExtractor(FeatureExtractorBase):
-    """torch-fidelity wrapper around :class:`zoo.metrics.simclr.Encoder` (weights from a safetensors file)."""
+    """torch-fidelity wrapper around `zoo.metrics.simclr.Encoder` (weights from a safetensors file)."""
 
     def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: Any = None, **kwargs: Any):
         super().__init__(name, features_list)

@@ -1,7 +1,7 @@
 """Computing the metrics: torch-fidelity's feature extractors and maths, genzoo's data handling.
 
 For each protocol the *reference* features (``num_real`` training images drawn with the seed) are
-extracted once and cached by genzoo (:mod:`zoo.metrics.stats_cache`); generated images are pushed
+extracted once and cached by genzoo (`zoo.metrics.stats_cache`); generated images are pushed
 through the same torch-fidelity feature extractor, and the numbers come from torch-fidelity's own
 functions on those features:
 
@@ -9,13 +9,13 @@ functions on those features:
   ``fid_statistics_to_metric``;
 * IS (Salimans et al. 2016, arXiv:1606.03498): ``isc_features_to_metric`` on the logits;
 * KID (Binkowski et al. 2018, arXiv:1801.01401): torch-fidelity's subsets and kernel, each kernel
-  entry computed once (:mod:`zoo.metrics.kid`; equal to ``kid_features_to_metric`` to ~1e-6);
-  its ``_std`` is a bootstrap over the generated images (:func:`zoo.metrics.kid.kid_bootstrap_std`);
+  entry computed once (`zoo.metrics.kid`; equal to ``kid_features_to_metric`` to ~1e-6);
+  its ``_std`` is a bootstrap over the generated images (`zoo.metrics.kid.kid_bootstrap_std`);
 * precision / recall (Kynkaanniemi et al. 2019, arXiv:1904.06991): ``prc_features_to_metric``,
   generated set first, real set second;
-* density / coverage, memorisation and mode coverage: :mod:`zoo.metrics.nearest` on the same
+* density / coverage, memorisation and mode coverage: `zoo.metrics.nearest` on the same
   features (the FID layer; the IS logits for mode coverage);
-* the Vendi score (:mod:`zoo.metrics.vendi`) and the generalisation gap (:mod:`zoo.metrics.gap`,
+* the Vendi score (`zoo.metrics.vendi`) and the generalisation gap (`zoo.metrics.gap`,
   the primary distance against the training images minus against held-out images) on the FID layer.
 
 This is what ``torch_fidelity.calculate_metrics(input1=generated, input2=reference, ...)`` computes
@@ -97,7 +97,7 @@ def fake_order(count: int, protocol: Protocol) -> torch.Tensor:
     """Indices of the ``num_fake`` images scored out of ``count`` generated ones: all of them in
     order when ``count == num_fake``, else the protocol's seeded draw over all ``count``.
 
-    Raises :class:`MetricsError` for fewer images, or for more when the protocol records no draw
+    Raises `MetricsError` for fewer images, or for more when the protocol records no draw
     (it was made without ``source_images``: its hash would not say how the images were picked).
     """
     if count < protocol.num_fake:
@@ -119,13 +119,13 @@ def _floor_pool(dataset: ImageDataset, protocol: Protocol) -> torch.Tensor:
 def floor_images(dataset: ImageDataset, protocol: Protocol) -> torch.Tensor:
     """The floor's pool: ``num_fake`` held-out real images (a seeded draw without replacement from
     the held-out split, disjoint from the reference set). The floor scores draws from it
-    (:func:`floor_draws`); its two halves set and measure the memorisation threshold
-    (:func:`memorisation_split`)."""
+    (`floor_draws`); its two halves set and measure the memorisation threshold
+    (`memorisation_split`)."""
     return dataset.test[_floor_pool(dataset, protocol)]
 
 
 def floor_draws(dataset: ImageDataset, protocol: Protocol) -> list[torch.Tensor]:
-    """``protocol.floor_draws`` index tensors (int64, ``num_fake`` each) into :func:`floor_images`,
+    """``protocol.floor_draws`` index tensors (int64, ``num_fake`` each) into `floor_images`,
     drawn the way a generator that samples the data distribution draws: the class counts are
     multinomial over the pool's class shares (a generator draws classes at random), and each
     class's images are drawn without replacement, with replacement only past the pool's count of
@@ -153,7 +153,7 @@ def floor_draws(dataset: ImageDataset, protocol: Protocol) -> list[torch.Tensor]
 
 
 def memorisation_split(protocol: Protocol) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(setting, measuring)`` positions in :func:`floor_images`: the first half (the pool is in
+    """``(setting, measuring)`` positions in `floor_images`: the first half (the pool is in
     random order) sets the memorisation threshold, the second half measures the floor's share, so
     the floor's ``memorised_<b>`` comes from images that did not set the threshold."""
     n = protocol.num_fake
@@ -225,8 +225,8 @@ def reference_features(
     fingerprint: str | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, np.ndarray]]:
     """Reference features per layer (plus the k-NN radii of the FID layer under
-    :data:`~zoo.metrics.stats_cache.RADII`) and FID statistics, from genzoo's cache or computed and
-    cached. Keyed by :attr:`Protocol.reference_hash`, so any ``num_fake`` reuses them."""
+    `RADII`) and FID statistics, from genzoo's cache or computed and
+    cached. Keyed by `Protocol.reference_hash`, so any ``num_fake`` reuses them."""
     fingerprint = fingerprint or _check_dataset(dataset, protocol)
     key = f"{protocol.reference_hash}-{fingerprint}"
     path = stats_cache.reference_path(protocol.reference_hash, fingerprint)
@@ -267,7 +267,7 @@ def heldout_stats(
     progress: ProgressFn | None = None,
 ) -> dict[str, np.ndarray]:
     """FID statistics (``mu``, ``sigma``) of the generalisation gap's held-out reference
-    (:func:`zoo.metrics.gap.gap_split`), from genzoo's cache or computed and cached per protocol."""
+    (`zoo.metrics.gap.gap_split`), from genzoo's cache or computed and cached per protocol."""
     fingerprint = _check_dataset(dataset, protocol)
     split = gap_split(len(dataset.test), protocol.num_fake, protocol.seed)
     key = f"heldout-{protocol.hash}-{fingerprint}"
@@ -300,8 +300,8 @@ def metrics_from_features(
     """All metrics of the protocol from features of the generated (``fake``) and reference sets.
 
     ``memorisation_threshold`` is the held-out quantile of nearest-training distances
-    (:func:`memorisation_threshold`); without it ``memorised_<b>`` is left out. ``heldout`` holds
-    the FID statistics of the gap's held-out reference (:func:`heldout_stats`) and ``gap_rows``
+    (`memorisation_threshold`); without it ``memorised_<b>`` is left out. ``heldout`` holds
+    the FID statistics of the gap's held-out reference (`heldout_stats`) and ``gap_rows``
     the rows of ``fake`` the gap uses (default: all); without ``heldout`` ``gap_<b>`` is left out.
     """
     return _evaluate_features(fake, real, protocol, real_stats, memorisation_threshold, heldout, gap_rows)[0]
@@ -387,7 +387,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 @dataclass
 class Evaluation:
-    """What :func:`evaluate` measured: the metrics, the protocol's warnings and the nearest pairs.
+    """What `evaluate` measured: the metrics, the protocol's warnings and the nearest pairs.
 
     ``nearest`` lists the generated images nearest to a training image, nearest first:
     ``{"sample": index into the scored images, "train": index into dataset.train, "distance",
@@ -423,9 +423,9 @@ def evaluate(
     """Every metric of ``protocol`` for generated ``uint8`` images, with warnings and nearest pairs.
 
     Scores ``protocol.num_fake`` images: all of them, or the protocol's seeded draw from a larger
-    source (:func:`fake_order`; ``Evaluation.nearest`` indexes ``fake`` itself); fewer is a
-    :class:`MetricsError`, and images whose
-    channels or size differ from the dataset's are a :class:`DataError`. The first call for a
+    source (`fake_order`; ``Evaluation.nearest`` indexes ``fake`` itself); fewer is a
+    `MetricsError`, and images whose
+    channels or size differ from the dataset's are a `DataError`. The first call for a
     protocol also scores the floor (held-out images), whose nearest-training distances set the
     memorisation threshold; both are cached.
     """
@@ -469,9 +469,9 @@ def compute_metrics(
     device: torch.device | str | None = None,
     progress: ProgressFn | None = None,
 ) -> dict[str, float]:
-    """The metrics of :func:`evaluate`: keys named for the feature space (``fid_lenet``, ``is_lenet``,
+    """The metrics of `evaluate`: keys named for the feature space (``fid_lenet``, ``is_lenet``,
     ``kid_lenet``, ``kid_lenet_std``, ``precision_lenet``, ``density_lenet``, ``memorised_lenet``,
-    ``classes_lenet``, ...; ``fd_dinov2`` and no IS for DINOv2/CLIP); see :meth:`Protocol.metric_names`."""
+    ``classes_lenet``, ...; ``fd_dinov2`` and no IS for DINOv2/CLIP); see `Protocol.metric_names`."""
     return evaluate(fake, dataset, protocol, batch_size=batch_size, device=device, progress=progress).metrics
 
 
@@ -504,7 +504,7 @@ def _floor(
 ) -> tuple[dict[str, Any], float]:
     """``(floor, memorisation threshold)``, from the cache or computed once per protocol.
 
-    The floor holds each metric's mean over :func:`floor_draws`, plus ``"spread"`` (the standard
+    The floor holds each metric's mean over `floor_draws`, plus ``"spread"`` (the standard
     deviation over the draws, ddof=1, per metric) and ``"draws"`` (their number).
     """
     key = f"{protocol.hash}-{protocol.dataset_fingerprint}"
@@ -550,7 +550,7 @@ def _check_version(protocol: Protocol) -> None:
 
 
 def nearest_pairs(fake: torch.Tensor, dataset: ImageDataset, pairs: list[dict[str, Any]]) -> torch.Tensor:
-    """``uint8 2K x C x H x W``: each of :attr:`Evaluation.nearest`'s generated images followed by its
+    """``uint8 2K x C x H x W``: each of `Evaluation.nearest`'s generated images followed by its
     nearest training image, ready for a 2-column grid (sample | nearest training image)."""
     if not pairs:
         return fake[:0]

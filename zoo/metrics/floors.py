@@ -1,6 +1,6 @@
 """The floor record: each metric's mean over the floor's draws, their spread and their count.
 
-A floor (:func:`zoo.metrics.compute_floor`, ``ResultRow.floor``) is a dict of metric means
+A floor (`zoo.metrics.compute_floor`, ``ResultRow.floor``) is a dict of metric means
 (``{"fid_lenet": 8.4, ...}``) plus ``"spread"`` (``{metric: std over draws}``) and ``"draws"``.
 Rows stored before protocol version 3 hold means only. These helpers read either.
 """
@@ -33,7 +33,7 @@ def summarise(draws: Sequence[Mapping[str, float]]) -> dict[str, Any]:
 
 
 def floor_means(floor: Mapping[str, Any]) -> dict[str, Any]:
-    """``{metric: mean}``: every key but :data:`NOT_METRICS`."""
+    """``{metric: mean}``: every key but `NOT_METRICS`."""
     return {k: v for k, v in floor.items() if k not in NOT_METRICS}
 
 

@@ -49,8 +49,8 @@ class GapSplit:
 def gap_split(num_heldout: int, num_fake: int, seed: int) -> GapSplit:
     """The gap's draws for a held-out split of ``num_heldout`` images (see the module docstring).
 
-    The permutation is the floor's (:func:`zoo.metrics.engine.floor_images`), so ``floor`` is the
-    first ``k`` images of the floor draw. Raises :class:`ValueError` below 4 held-out images.
+    The permutation is the floor's (`zoo.metrics.engine.floor_images`), so ``floor`` is the
+    first ``k`` images of the floor draw. Raises `ValueError` below 4 held-out images.
     """
     if num_heldout < 4 or num_fake < 2:
         raise ValueError(f"the generalisation gap needs >= 4 held-out and >= 2 generated images, "

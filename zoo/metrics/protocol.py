@@ -80,12 +80,12 @@ class Protocol:
     #: `FAKE_DRAW_RULE` when the scored source holds more than ``num_fake`` images, else
     #: ``""`` (every image, as given); in the identity only when set, so no other hash moves.
     fake_draw: str = ""
-    #: How the floor is drawn (:data:`FLOOR_RULE`) and how many draws it averages (version 3).
+    #: How the floor is drawn (`FLOOR_RULE`) and how many draws it averages (version 3).
     floor_rule: str = FLOOR_RULE
     floor_draws: int = FLOOR_DRAWS
     #: Which held-out images set the memorisation threshold and which measure the floor's share.
     memorisation_split: str = MEMORISATION_SPLIT
-    #: What ``kid_<b>_std`` is (:data:`KID_STD_RULE`).
+    #: What ``kid_<b>_std`` is (`KID_STD_RULE`).
     kid_std: str = KID_STD_RULE
     version: int = PROTOCOL_VERSION
     #: Where this machine found the backbone weights; not part of the identity (the hash is).

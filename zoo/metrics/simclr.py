@@ -149,11 +149,11 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
 def train_encoder(
     images: torch.Tensor, recipe: Recipe | None = None, *, progress: Callable[[int, int], None] | None = None
 ) -> Encoder:
-    """Train an :class:`Encoder` on ``uint8`` ``N x C x H x W`` images, deterministically for a recipe.
+    """Train an `Encoder` on ``uint8`` ``N x C x H x W`` images, deterministically for a recipe.
 
     Every random draw comes from RNGs seeded by ``recipe.seed`` inside a forked RNG state (the
     caller's global RNG is untouched). ``progress(step, total)`` is called after every step.
-    Raises :class:`MetricsError` for fewer than 2 images.
+    Raises `MetricsError` for fewer than 2 images.
     """
     recipe = recipe or Recipe()
     if len(images) < 2:
@@ -208,7 +208,7 @@ def save_weights(enc: Encoder, path: str | Path, metadata: dict[str, Any]) -> Pa
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    """The safetensors header of a simclr weight file (no tensors read); :class:`MetricsError` if
+    """The safetensors header of a simclr weight file (no tensors read); `MetricsError` if
     it is not one."""
     from safetensors import safe_open
 
@@ -241,7 +241,7 @@ def weights_digest(path: str | Path) -> str:
 
 
 def load_weights(path: str | Path, device: torch.device | str = "cpu") -> Encoder:
-    """Rebuild an :class:`Encoder` (eval mode) from :func:`save_weights`' file; :class:`MetricsError`
+    """Rebuild an `Encoder` (eval mode) from `save_weights`' file; `MetricsError`
     for a file that is not one or does not fit."""
     from safetensors.torch import load_file
 

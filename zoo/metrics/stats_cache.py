@@ -11,7 +11,7 @@ keeps its own cache here instead:
   weight hash and every count and setting.
 
 Files are written atomically (temp file in the same folder, fsync, ``os.replace``); temp files a
-killed writer left are removed by the next process (see :func:`cache_dir`). A file that is
+killed writer left are removed by the next process (see `cache_dir`). A file that is
 truncated, malformed or does not match its key is reported with a warning and recomputed.
 """
 
@@ -52,7 +52,7 @@ def cache_dir() -> Path:
 def _clean_cache(root: Path) -> None:
     """Once per process and cache root: remove temp files a killed writer left in the cache's
     folders (``metrics``, ``backbones``, ``accel``, ...), untouched for
-    :data:`zoo.fileio.STALE_TEMP_SECONDS` (younger ones may be a live writer's, in this process or
+    `zoo.fileio.STALE_TEMP_SECONDS` (younger ones may be a live writer's, in this process or
     another sharing the cache)."""
     key = os.path.abspath(root)
     if key in _CLEANED:
@@ -85,7 +85,7 @@ RADII = "knn-radii"
 
 
 def reference_path(protocol_hash: str, fingerprint: str) -> Path:
-    """Keyed by :attr:`Protocol.reference_hash` (no ``num_fake``: every --num-fake shares it)."""
+    """Keyed by `Protocol.reference_hash` (no ``num_fake``: every --num-fake shares it)."""
     return metrics_cache_dir() / f"reference-{protocol_hash}-{fingerprint}.npz"
 
 
@@ -101,7 +101,7 @@ def save_reference(path: Path, key: str, features: dict[str, np.ndarray], mu: np
 def load_reference(
     path: Path, key: str, layers: list[str], num: int, fid_layer: str
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray] | None:
-    """Load what :func:`save_reference` wrote, or ``None`` (with a warning if the file was bad).
+    """Load what `save_reference` wrote, or ``None`` (with a warning if the file was bad).
 
     Every array is checked for shape, dtype and finiteness before it is trusted: ``num`` rows of
     float32 features per layer, and ``mu`` / ``sigma`` as wide as the ``fid_layer`` features.
@@ -135,7 +135,7 @@ def floor_path(protocol_hash: str) -> Path:
 
 
 def save_floor(path: Path, key: str, values: dict[str, Any], threshold: float | None = None) -> None:
-    """Store the floor (metric means, ``"spread"``, ``"draws"``; see :mod:`zoo.metrics.floors`) and
+    """Store the floor (metric means, ``"spread"``, ``"draws"``; see `zoo.metrics.floors`) and
     the protocol's memorisation threshold under ``key``."""
     means = {k: v for k, v in values.items() if k not in ("spread", "draws")}
     record: dict[str, Any] = {"key": key, "metrics": means}
@@ -148,7 +148,7 @@ def save_floor(path: Path, key: str, values: dict[str, Any], threshold: float | 
 
 
 def load_floor_record(path: Path, key: str) -> tuple[dict[str, Any], float | None] | None:
-    """``(floor, memorisation threshold or None)`` stored by :func:`save_floor`, or ``None``."""
+    """``(floor, memorisation threshold or None)`` stored by `save_floor`, or ``None``."""
     if not path.is_file():
         return None
     try:

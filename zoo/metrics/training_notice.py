@@ -1,8 +1,8 @@
 """Telling people about a feature backbone trained on first use: how long, and that it is cached.
 
 Training a backbone (the lenet classifier, the simclr encoder) takes from seconds to minutes on a
-CPU and happens once per dataset and recipe. :class:`TrainingClock` times the first steps, then
-issues one :class:`BackboneTraining` warning with the estimate and the cache file (the CLI prints
+CPU and happens once per dataset and recipe. `TrainingClock` times the first steps, then
+issues one `BackboneTraining` warning with the estimate and the cache file (the CLI prints
 it as one ``zoo: warning:`` line, on a terminal or in a log), and forwards every step to the
 caller's ``progress(task, done, total)`` so a bar can show elapsed and remaining time.
 """
@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-#: Announce once this much training has been timed (and at least :data:`MIN_STEPS` steps).
+#: Announce once this much training has been timed (and at least `MIN_STEPS` steps).
 CALIBRATION_SECONDS = 1.0
 MIN_STEPS = 3
 

@@ -25,7 +25,7 @@ def vendi_score(features: torch.Tensor) -> float:
     """Order-1 Vendi score of ``N x D`` features under cosine similarity, in ``[1, min(N, D)]``.
 
     Computed in float64 from the singular values of the row-normalised features. Raises
-    :class:`ValueError` for fewer than one row or a tensor that is not 2-D.
+    `ValueError` for fewer than one row or a tensor that is not 2-D.
     """
     if features.ndim != 2 or len(features) < 1:
         raise ValueError(f"the Vendi score needs N x D features with N >= 1, got shape {tuple(features.shape)}")

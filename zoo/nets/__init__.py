@@ -1,5 +1,5 @@
 """Networks that several model plugins share (plugins import the core, never each other).
 
-* :mod:`zoo.nets.unet`: the U-Net of Ho et al. 2020 with a sinusoidal time / noise-level
+* `zoo.nets.unet`: the U-Net of Ho et al. 2020 with a sinusoidal time / noise-level
   embedding, used by ``ddpm``, ``flow`` and ``edm``.
 """

@@ -3,10 +3,10 @@ metric in bold, and footnotes for the real-vs-real floor, the rank groups and th
 
 Each board is one ``table`` float holding a ``tabular`` (needs ``\\usepackage{booktabs}`` only; the
 document's own ``\\caption`` style applies). Every text that comes from a row, a plugin or the
-protocol is escaped for LaTeX (:func:`escape`): special characters become their commands, known
+protocol is escaped for LaTeX (`escape`): special characters become their commands, known
 symbols (``±``, ``↓``, ``α``, ``–``) become math or text commands, other non-ASCII characters are
 spelled ``U+XXXX`` so pdflatex never stops on them. The columns are the board's column model
-(:func:`zoo.bench.columns.columns`), so ``--columns``, ``--metrics`` and ``--sort`` apply; with no
+([`zoo.bench.columns.columns`][zoo.bench.columns.columns]), so ``--columns``, ``--metrics`` and ``--sort`` apply; with no
 ``--columns``, the interval, throughput, memory and status columns are left out (a paper table's width).
 """
 

@@ -23,7 +23,7 @@ def render_table(lb: Leaderboard, width: int | None = None):  # noqa: ANN201 - r
 
     Given a console ``width``, columns with a ``drop`` order are left out (lowest first) until the
     table fits, and the caption says so. Every string from a row is passed as
-    :class:`rich.text.Text`, so third-party names cannot inject markup.
+    `rich.text.Text`, so third-party names cannot inject markup.
     """
     from rich.table import Table
     from rich.text import Text

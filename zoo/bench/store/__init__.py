@@ -5,7 +5,7 @@ under that load (8 writers kept 50 of 320 rows in a test); SQLite in WAL mode, w
 its own ``BEGIN IMMEDIATE`` transaction and a busy timeout, keeps them all. Each row is committed on
 its own, so Ctrl-C or a killed process keeps every row finished before it.
 
-**Identity.** A row is identified by :data:`IDENTITY_COLUMNS`: protocol_hash, dataset, model, plugin,
+**Identity.** A row is identified by `IDENTITY_COLUMNS`: protocol_hash, dataset, model, plugin,
 plugin_version, config_hash (of the fully resolved model config), budget_kind and budget_amount,
 precision, seed and sample_options. Adding a row with the same identity replaces the old one, so
 re-running a benchmark updates it; DDIM at 50 steps and DDPM at 1000 steps, or two learning rates,
@@ -17,32 +17,32 @@ under it (absolute otherwise; a relative path handed in is taken relative to the
 directory) and come back absolute, resolved against the store's folder, so a store can be moved or
 read from another directory together with its runs.
 
-**Migrations.** The schema is built by named, ordered functions in :data:`MIGRATIONS` (``m001_...``,
+**Migrations.** The schema is built by named, ordered functions in `MIGRATIONS` (``m001_...``,
 ``m002_...``), each applied once in its own transaction and recorded by name in ``_zoo_migrations``
 (the pattern of simonw/llm's ``migrations.py``). The legacy ``zoo_schema`` table of genzoo's first
 stores is still read (version 1 = ``m001_initial`` applied) and still written (its version is the
 number of migrations applied) so that an older genzoo refuses a newer store instead of writing
 rows it does not understand. A store recording a migration this genzoo does not know is refused
-with a :class:`~zoo.errors.UsageError` before anything touches the file (not even a PRAGMA).
+with a [`UsageError`][zoo.errors.UsageError] before anything touches the file (not even a PRAGMA).
 
 **Read-only stores.** When the store file or its folder cannot be written (a read-only mount, a
-shared folder), the store opens read-only (:func:`open_mode`): SQLite's ``mode=ro``, or
+shared folder), the store opens read-only (`open_mode`): SQLite's ``mode=ro``, or
 ``immutable=1`` when a WAL store's ``-shm`` file cannot be created either. Readers (``zoo
 leaderboard``, reports) work; a write fails with one line.
 
 **Malformed rows.** A row whose columns do not load (bad JSON, a wrong type, a seed that is not an
-integer) is skipped, not fatal: :meth:`ResultsStore.rows` leaves it out and records its id and
-reason in :attr:`ResultsStore.skipped`, which the CLI reports as one warning line.
+integer) is skipped, not fatal: `ResultsStore.rows` leaves it out and records its id and
+reason in `ResultsStore.skipped`, which the CLI reports as one warning line.
 
 **Failed writes keep the row.** When writing finished rows fails (disk full, I/O error, a read-only
-file, locked beyond the timeout), :meth:`ResultsStore.add_many` with ``keep_side_file=True`` keeps
+file, locked beyond the timeout), `ResultsStore.add_many` with ``keep_side_file=True`` keeps
 them in ``rows.json`` in their run folder (the file ``zoo bench --collect RUNS_DIR`` ingests,
-idempotently) and raises a :class:`StoreWriteError` saying so.
+idempotently) and raises a `StoreWriteError` saying so.
 
-Modules, one job each: :mod:`.row` (the row type, canonical JSON, hashes), :mod:`.migrations`
-(the schema, append-only), :mod:`.schema` (applying migrations), :mod:`.database` (connections,
-writes, reads), :mod:`.sidecars` (SQLite's files beside the database), :mod:`.side_file`
-(``rows.json``), :mod:`.frame` (pandas). Every public name is importable from here.
+Modules, one job each: `.row` (the row type, canonical JSON, hashes), `.migrations`
+(the schema, append-only), `.schema` (applying migrations), `.database` (connections,
+writes, reads), `.sidecars` (SQLite's files beside the database), `.side_file`
+(``rows.json``), `.frame` (pandas). Every public name is importable from here.
 """
 
 from __future__ import annotations

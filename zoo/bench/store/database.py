@@ -57,7 +57,7 @@ _INSERT = (
     f"INSERT OR REPLACE INTO results ({', '.join(_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in _COLUMNS)})"
 )
-#: Matches the stored row of an identity (named parameters as :meth:`ResultRow._db_values` gives them).
+#: Matches the stored row of an identity (named parameters as `ResultRow._db_values` gives them).
 _IDENTITY_WHERE = " AND ".join(
     "IFNULL(budget_amount, 'unknown') = IFNULL(:budget_amount, 'unknown')" if c == "budget_amount" else f"{c} = :{c}"
     for c in IDENTITY_COLUMNS
@@ -87,8 +87,8 @@ class ResultsStore:
 
     ``timeout`` is SQLite's busy timeout in seconds: how long one statement waits for another
     writer. Beyond it, writes retry with exponential backoff for ``retry_seconds`` more before
-    giving up with a :class:`~zoo.errors.ZooError`. A file that is not a genzoo results store, or a
-    store written by a newer genzoo, is refused with a :class:`~zoo.errors.UsageError` and never
+    giving up with a [`ZooError`][zoo.errors.ZooError]. A file that is not a genzoo results store, or a
+    store written by a newer genzoo, is refused with a [`UsageError`][zoo.errors.UsageError] and never
     written to.
     """
 
@@ -103,11 +103,11 @@ class ResultsStore:
         self.path = Path(path if path is not None else default_store_path()).expanduser()
         self.timeout = float(timeout)
         self.retry_seconds = float(retry_seconds)
-        #: ``(row_id, reason)`` of each malformed row the last :meth:`rows` call skipped.
+        #: ``(row_id, reason)`` of each malformed row the last `rows` call skipped.
         self.skipped: list[tuple[str, str]] = []
         self.empty = False
         self._check_file(create)
-        #: ``"rw"``, ``"ro"`` or ``"immutable"`` (see :func:`open_mode`), decided once on opening.
+        #: ``"rw"``, ``"ro"`` or ``"immutable"`` (see `open_mode`), decided once on opening.
         self.mode = open_mode(self.path)
         #: A zero-byte file opened by a reader (``create=False``): an empty store, never written.
         self.empty = not create and self.path.stat().st_size == 0
@@ -236,19 +236,19 @@ class ResultsStore:
         return values
 
     def add(self, row: ResultRow) -> bool:
-        """Insert ``row``, replacing the row with the same identity where :func:`replaces` allows;
+        """Insert ``row``, replacing the row with the same identity where `replaces` allows;
         committed before returning. Returns whether it was written."""
         return not self.add_many([row])
 
     def add_many(self, rows: Iterable[ResultRow], *, keep_side_file: bool = False) -> list[ResultRow]:
         """Insert several rows in one transaction (all or none); returns the rows *not* written
-        because the store holds a better row of their identity (see :func:`replaces`: a failed row
+        because the store holds a better row of their identity (see `replaces`: a failed row
         never replaces an ``ok`` one, an older row never a newer one).
 
         With ``keep_side_file``, a write that fails for a reason outside the rows (disk full, I/O
-        error, read-only store, locked beyond the timeout: a :class:`StoreWriteError`) keeps the
+        error, read-only store, locked beyond the timeout: a `StoreWriteError`) keeps the
         rows in ``rows.json`` in their run folder (atomic write, merged with rows already kept
-        there) and raises a :class:`StoreWriteError` naming the file and the ingest command.
+        there) and raises a `StoreWriteError` naming the file and the ingest command.
         """
         rows = list(rows)
         values = [self._to_db(r) for r in rows]
@@ -339,7 +339,7 @@ class ResultsStore:
         return self._load_rows(self._with_retry(read))
 
     def _load_rows(self, found: Iterable[Sequence[Any]]) -> list[ResultRow]:
-        """Rows from database tuples; a malformed one is skipped and recorded in :attr:`skipped`."""
+        """Rows from database tuples; a malformed one is skipped and recorded in `skipped`."""
         self.skipped = []
         rows = []
         parsed: dict[tuple[str, str], Any] = {}
@@ -353,7 +353,7 @@ class ResultsStore:
         return rows
 
     def skipped_message(self) -> str | None:
-        """One warning line about the rows the last :meth:`rows` call skipped, or None."""
+        """One warning line about the rows the last `rows` call skipped, or None."""
         if not self.skipped:
             return None
         shown = "; ".join(f"row {row_id} ({reason})" for row_id, reason in self.skipped[:5])
@@ -361,8 +361,8 @@ class ResultsStore:
         return f"skipped {len(self.skipped)} malformed row(s) in results store {self.path}: {shown}{more}"
 
     def find(self, identity: Sequence[Any] | ResultRow) -> ResultRow | None:
-        """The row with this identity (a :attr:`ResultRow.identity` tuple, or a row), or None.
-        The runner uses it to skip work already done (see :meth:`has_ok`)."""
+        """The row with this identity (a `ResultRow.identity` tuple, or a row), or None.
+        The runner uses it to skip work already done (see `has_ok`)."""
         values = list(identity.identity if isinstance(identity, ResultRow) else identity)
         if len(values) != len(IDENTITY_COLUMNS):
             raise ValueError(f"an identity has {len(IDENTITY_COLUMNS)} values ({', '.join(IDENTITY_COLUMNS)}), got {len(values)}")

@@ -8,7 +8,7 @@ from zoo.bench.store.row import _COLUMNS, ResultRow
 
 
 def rows_to_frame(rows: Iterable[ResultRow]):  # noqa: ANN201
-    """Flatten result rows into a DataFrame (see :meth:`ResultsStore.to_frame`)."""
+    """Flatten result rows into a DataFrame (see `ResultsStore.to_frame`)."""
     import pandas as pd
 
     flat_prefixes = ("metrics", "floor", "costs", "sample_options", "environment")

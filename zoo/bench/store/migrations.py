@@ -1,7 +1,7 @@
 """The store's schema as named, ordered migrations (the pattern of simonw/llm's ``migrations.py``).
 
 To change the schema, append a new ``@migration`` function at the end of this file
-(``m004_...``); never rename, reorder or edit a released one. :mod:`zoo.bench.store.schema`
+(``m004_...``); never rename, reorder or edit a released one. `zoo.bench.store.schema`
 applies them.
 """
 
@@ -23,7 +23,7 @@ MIGRATIONS: list[Migration] = []
 
 
 def migration(fn: Migration) -> Migration:
-    """Append ``fn`` to :data:`MIGRATIONS`. Never rename, reorder or edit a released migration:
+    """Append ``fn`` to `MIGRATIONS`. Never rename, reorder or edit a released migration:
     add a new one (``m003_...``) instead."""
     MIGRATIONS.append(fn)
     return fn
@@ -200,7 +200,7 @@ def m004_external_rows(conn: sqlite3.Connection) -> None:
 @migration
 def m005_tuning(conn: sqlite3.Connection) -> None:
     """``tuning`` (the effort behind a tuned config, ``{}`` for others) joins the run identity, and
-    ``tuning_trials`` keeps every trial of ``zoo bench --tune`` (:mod:`zoo.bench.trials`)."""
+    ``tuning_trials`` keeps every trial of ``zoo bench --tune`` (`zoo.bench.trials`)."""
     conn.execute("ALTER TABLE results ADD COLUMN tuning TEXT NOT NULL DEFAULT '{}'")
     conn.execute("DROP INDEX results_identity")
     conn.execute(

@@ -77,7 +77,7 @@ def config_hash(config: Mapping[str, Any] | None) -> str:
 
 
 def _parse_json(value: str | bytes, column: str) -> Any:
-    """:func:`zoo.fileio.parse_json` of a column; its ValueError names the column."""
+    """`zoo.fileio.parse_json` of a column; its ValueError names the column."""
     try:
         return parse_json(value)
     except ValueError as exc:
@@ -128,10 +128,10 @@ class ResultRow:
     holds the real-versus-real score of the protocol, the best a perfect generator can reach at this
     sample count. A failed run has ``status="failed"``, its ``error`` and whatever it measured.
 
-    Run identity (see :attr:`identity`): ``config_hash`` is computed from ``config`` when left
+    Run identity (see `identity`): ``config_hash`` is computed from ``config`` when left
     empty (so ``config`` must be the fully resolved config); ``budget_kind`` is one of
-    :data:`BUDGET_KINDS` and ``budget_amount`` is in its unit (seconds, steps, kimg, FLOPs; NaN
-    when unknown); ``precision`` is one of :data:`PRECISIONS`. ``config_label`` is a human label of
+    `BUDGET_KINDS` and ``budget_amount`` is in its unit (seconds, steps, kimg, FLOPs; NaN
+    when unknown); ``precision`` is one of `PRECISIONS`. ``config_label`` is a human label of
     how the config differs from the model's defaults (``"lr=0.01"``, ``""`` for the defaults).
     ``curve`` lists quality-versus-compute points of the run, each
     ``{"fraction", "train_steps", "train_kimg", "train_flops", "train_seconds", "metrics"}``; the
@@ -169,12 +169,12 @@ class ResultRow:
     #: Images of the run besides the sample grid, by name (``"nearest_neighbours"``: generated
     #: images beside their nearest training images); paths stored relative to the store like grid_path.
     images: dict[str, str] = field(default_factory=dict)
-    #: The tuning effort behind ``config`` (``zoo bench --tune``, :mod:`zoo.bench.tuning`): trials,
+    #: The tuning effort behind ``config`` (``zoo bench --tune``, `zoo.bench.tuning`): trials,
     #: trial budget, search-space hash, sampler, pruner; ``{}`` for a config not tuned. Part of the
     #: identity: rows tuned differently are separate runs, on separate leaderboards.
     tuning: dict[str, Any] = field(default_factory=dict)
     #: Samples made elsewhere (``zoo bench --samples``, ``zoo eval --store``): where they came from
-    #: (``{"source", "kind", "images", "scored", "draw"}``; see :mod:`zoo.bench.external`); ``{}``
+    #: (``{"source", "kind", "images", "scored", "draw"}``; see `zoo.bench.external`); ``{}``
     #: for a row genzoo trained. An external row records no training cost.
     external: dict[str, Any] = field(default_factory=dict)
 
@@ -204,7 +204,7 @@ class ResultRow:
 
     @property
     def identity(self) -> tuple[Any, ...]:
-        """The values of :data:`IDENTITY_COLUMNS`: the run a re-added row replaces. Sample options
+        """The values of `IDENTITY_COLUMNS`: the run a re-added row replaces. Sample options
         are canonical JSON; an unknown budget amount is ``None`` (so identities compare equal)."""
         values = {c: getattr(self, c) for c in IDENTITY_COLUMNS}
         values["sample_options"] = canonical_json(self.sample_options)
@@ -222,7 +222,7 @@ class ResultRow:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResultRow:
-        """Inverse of :meth:`to_dict`; also accepts JSON text for nested columns (a database row).
+        """Inverse of `to_dict`; also accepts JSON text for nested columns (a database row).
         Unknown keys are ignored so rows written by a newer genzoo still load."""
         kwargs = {k: v for k, v in data.items() if k in _FIELD_NAMES}
         for column in _JSON_COLUMNS:
@@ -267,7 +267,7 @@ def replaces(old_status: str, old_created: str, new_status: str, new_created: st
     An ``ok`` row is replaced only by an ``ok`` row at least as new: a failed or refused run (a
     rerun the run lock turned away, one that crashed) never loses a good result, and rows ingested
     again by ``--collect`` never put an older result back. A failed row is replaced by any ``ok``
-    row and by a failed row at least as new. ``*_created`` are ISO-8601 UTC times (:attr:`ResultRow.created_at`).
+    row and by a failed row at least as new. ``*_created`` are ISO-8601 UTC times (`ResultRow.created_at`).
     """
     if old_status == "ok":
         return new_status == "ok" and new_created >= old_created

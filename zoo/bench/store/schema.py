@@ -1,4 +1,4 @@
-"""Applying :data:`~zoo.bench.store.migrations.MIGRATIONS` to a store, and refusing stores that
+"""Applying `MIGRATIONS` to a store, and refusing stores that
 are not genzoo's or were written by a newer genzoo.
 
 Each migration runs once in its own transaction and is recorded by name in ``_zoo_migrations``.
@@ -48,7 +48,7 @@ def refuse_unknown(path: Path, tables: set[str], names: list[str], legacy: int) 
 
 
 def inspect(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse (UsageError) what :func:`refuse_unknown` refuses, through ``conn`` (read-only)."""
+    """Refuse (UsageError) what `refuse_unknown` refuses, through ``conn`` (read-only)."""
     tables = _tables(conn)
     refuse_unknown(path, tables, *_applied(conn, tables))
 

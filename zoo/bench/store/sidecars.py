@@ -1,5 +1,5 @@
 """The database file and SQLite's files beside it (``-wal``, ``-shm``, ``-journal``): how a store
-can be opened (:func:`open_mode`), and removing the files a refused open left behind."""
+can be opened (`open_mode`), and removing the files a refused open left behind."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def open_mode(path: str | os.PathLike[str]) -> str:
     SQLite creates its journal or ``-wal``/``-shm`` files beside the database. ``"ro"``
     (``mode=ro``) otherwise. ``"immutable"`` (``immutable=1``: SQLite assumes nobody writes the file
     and creates nothing) when even ``mode=ro`` cannot work: a WAL store in an unwritable folder
-    without an existing ``-shm`` file. Decided with :func:`os.access`, so root on a read-only
+    without an existing ``-shm`` file. Decided with `os.access`, so root on a read-only
     mount and a test's monkeypatch both get the answer the kernel would give a write. A folder
     that does not exist yet is judged by its nearest existing ancestor (where it would be created).
     """
