@@ -8,8 +8,6 @@ import re
 import warnings
 
 import pytest
-
-from zoo.metrics.floors import floor_means
 import torch
 from PIL import Image
 
@@ -17,6 +15,7 @@ from zoo.cli.app import run
 from zoo.data import ImageDataset
 from zoo.metrics import backbones, make_protocol
 from zoo.metrics import simclr as simclr_mod
+from zoo.metrics.floors import floor_means
 from zoo.metrics.training_notice import BackboneTraining, TrainingClock, duration_text, remaining
 
 TINY = simclr_mod.Recipe(steps=4, batch_size=16)  # the suite trains in seconds

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from zoo.bench.aggregate import Leaderboard
 from zoo.bench.cellfmt import clean as _clean
-from zoo.bench.cellfmt import format_number
 from zoo.bench.columns import Column, floor_text, footnote, human_columns, is_top_ranked
 
 __all__ = ["print_leaderboards", "render_table", "to_text"]
