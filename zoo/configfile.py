@@ -67,6 +67,8 @@ BENCH_KEYS = {
     "option": "options", "num_fake": "num_fake", "curve_points": "curve_points", "backbone": "backbone",
     "inception_weights": "inception_weights", "device": "device", "precision": "precision", "results": "results",
     "runs_dir": "runs_dir", "html": "html_path", "rerun": "rerun", "fail_fast": "fail_fast", "progress": "progress",
+    "executor": "executor", "jobs": "jobs", "slurm_partition": "slurm_partition",
+    "slurm_gpus_per_job": "slurm_gpus_per_job", "slurm_timeout": "slurm_timeout_min",
 }
 
 

@@ -12,9 +12,8 @@ from typing import Any
 
 import click
 
-from zoo.cli.app import announce, cli, echo_json, stderr, stdout, warn
+from zoo.cli.app import announce, cli, echo_json, stdout, warn
 from zoo.cli.options import data_dir_option, device_option
-from zoo.cli.progress import task_bars
 from zoo.metric_names import BACKBONES, higher_is_better
 
 
@@ -91,22 +90,6 @@ def _print_human(result: dict[str, Any]) -> None:
                      highlight=False, markup=False)
 
 
-def _check_counts(ds: Any, num_fake: int | None, num_real: int | None) -> None:
-    """--num-fake and --num-real within what the protocol can score on ``ds``: a usage error (exit 2)
-    before any sampling, naming the option, instead of the protocol's MetricsError (exit 1)."""
-    from zoo.errors import UsageError
-    from zoo.metrics.nearest import PRDC_NEIGHBORHOOD
-    from zoo.metrics.protocol import MIN_IMAGES
-
-    if num_fake is not None and not MIN_IMAGES <= num_fake <= len(ds.test):
-        raise UsageError(f"--num-fake must be between {MIN_IMAGES} and the {len(ds.test)} held-out images of "
-                         f"{ds.name} (the floor scores that many real images), got {num_fake}")
-    low = max(MIN_IMAGES, PRDC_NEIGHBORHOOD + 1)
-    if num_real is not None and not low <= num_real <= len(ds.train):
-        raise UsageError(f"--num-real must be between {low} and the {len(ds.train)} images of {ds.name}'s train "
-                         f"split, got {num_real}")
-
-
 @cli.command("eval")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("--dataset", help="Reference dataset (default: the run's dataset, else mnist-5k).")
@@ -141,129 +124,18 @@ def eval_command(
     sampled with --seed and --option. Warns where a number means little at these counts.
     """
     announce(f"scoring {source} against {dataset or 'its dataset'}: loading torch...")
-    import warnings
-
+    from zoo import api
+    from zoo.cli.progress import progress_mode, verb_reporter
     from zoo.config import parse_assignments
-    from zoo.data import DEFAULT_DATASET, ImageReadWarning, ReadReport
-    from zoo.device import resolve_device, warn_if_emulated
-    from zoo.errors import UsageError
-    from zoo.factory import load_dataset
-    from zoo.metrics import compute_floor, evaluate, make_protocol
-    from zoo.metrics.protocol import default_counts
-    from zoo.metrics.sources import load_image_array, load_image_folder, match_channels
 
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
-    dev = resolve_device(device)
-    kind = source_kind(source)
-    parsed_options = parse_assignments(options, "--option")
-    model: Any = None
-    meta: dict[str, Any] = {}
-    images = None
-    export_info: dict[str, Any] | None = None
-    if kind == "export":
-        from zoo.export import load_export
-
-        meta = dict(load_export(source)[1])  # checks the folder and the runtime before any work
-    elif kind in ("run", "checkpoint"):
-        from zoo.checkpoint import load_model
-
-        model, meta = load_model(source, map_location=dev)
-        parsed_options = model.parse_sample_options(parsed_options)
-        warn_if_emulated(str(parsed_options.get("precision", "fp32")), dev, "sampling")
-    else:
-        if parsed_options:
-            raise UsageError("--option applies to run directories and checkpoints, not to image files")
-        with warnings.catch_warnings():  # the report below says it once, in zoo's own words
-            warnings.simplefilter("ignore", ImageReadWarning)
-            report = ReadReport(str(source))
-            images = load_image_folder(source, report) if kind == "folder" else load_image_array(source)
-        if kind == "folder":
-            for note in report.notes():
-                warn(note)
-
-    name = dataset or meta.get("dataset") or DEFAULT_DATASET
-    size = image_size
-    if size is None and meta.get("image_shape"):
-        size = int(meta["image_shape"][1])
-    ds = load_dataset(name, data_dir=data_dir, image_size=size)
-    if images is not None:
-        images, note = match_channels(images, ds.image_shape[0])
-        if note:
-            warn(f"{source}: {note}")
-        if num_fake is None:
-            if len(images) < 10:  # the user gave no --num-fake: name what is short, not the option
-                raise UsageError(f"{source} holds {len(images)} images; scoring needs at least 10")
-            num_fake = min(default_counts(ds)[1], len(images))
-        elif num_fake > len(images):
-            raise UsageError(f"--num-fake {num_fake} but {source} holds only {len(images)} images")
-
-    _check_counts(ds, num_fake, num_real)
-    with task_bars(stderr.is_terminal) as progress:  # bars only for a person watching
-        protocol = make_protocol(
-            ds, num_real=num_real, num_fake=num_fake, backbone=backbone, seed=seed,
-            weights_path=str(backbone_weights) if backbone_weights else None,
-            inception_weights=str(inception_weights) if inception_weights else None, progress=progress,
-            source_images=None if images is None else len(images),
-        )
-        if inception_weights is not None and protocol.backbone != "inception":
-            warn(f"--inception-weights ignored: the backbone is {protocol.backbone}")
-        if kind == "export":
-            from zoo.export import generate_from_export
-
-            images, export_info = generate_from_export(source, protocol.num_fake, seed=seed, batch_size=batch_size,
-                                                       options=parsed_options)
-        if model is not None:
-            from zoo.sampling import generate
-
-            done = [0]
-
-            def on_batch(k: int) -> None:
-                done[0] += k
-                if progress is not None:
-                    progress("sampling", done[0], protocol.num_fake)
-
-            images = generate(model, protocol.num_fake, seed=seed, batch_size=batch_size, options=parsed_options, progress=on_batch)
-        assert images is not None
-        evaluation = evaluate(images, ds, protocol, batch_size=batch_size, device=dev, progress=progress)
-        floor = compute_floor(ds, protocol, batch_size=batch_size, device=dev, progress=progress)
-
-    src: dict[str, Any] = {"path": str(source), "kind": kind, "num_images": protocol.num_fake,
-                           "source_images": len(images)}
-    if protocol.fake_draw:  # never a silent subset: say how many were scored, of how many, and how
-        evaluation.warnings.insert(0, f"scored {protocol.num_fake:,} of the {len(images):,} images in {source}, "
-                                      f"drawn at random with seed {protocol.seed} (not in file order)")
-    if model is not None:
-        src.update(model=meta.get("model"), step=meta.get("step"), checkpoint=meta.get("path"), sample_options=parsed_options)
-    result = {
-        "source": src, "metrics": evaluation.metrics, "floor": floor, "protocol": protocol.to_dict(),
-        "warnings": evaluation.warnings, "memorisation_threshold": evaluation.memorisation_threshold,
-        "nearest": evaluation.nearest,
-    }
-    if export_info is not None:
-        src.update(model=meta.get("model"), step=(meta.get("source") or {}).get("step"), sample_options=export_info["options"])
-        result["export"] = {"format": meta["format"], "quantize": meta["quantize"], "size_bytes": export_info["size_bytes"],
-                            "images_per_s": export_info["images_per_s"], "nfe": export_info["nfe"], "batch_size": batch_size}
+    request = api.EvalRequest(
+        source=source, dataset=dataset, data_dir=data_dir, image_size=image_size, num_fake=num_fake,
+        num_real=num_real, backbone=backbone, backbone_weights=backbone_weights, seed=seed,
+        inception_weights=inception_weights, options=parse_assignments(options, "--option"), batch_size=batch_size,
+        device=device,
+    )
+    result = api.evaluate(request, reporter=verb_reporter(progress_mode(None))).to_dict()
     if as_json:
         echo_json(result)
     else:
         _print_human(result)
-
-
-def source_kind(path: Path) -> str:
-    """``"run"``, ``"checkpoint"``, ``"export"`` (a ``zoo export`` folder), ``"folder"`` or ``"array"``."""
-    from zoo.checkpoint import CHECKPOINT_DIR
-    from zoo.data import IMAGE_EXTENSIONS
-    from zoo.errors import DataError
-    from zoo.export import is_export_dir
-    from zoo.metrics.sources import ARRAY_SUFFIXES
-
-    if path.is_dir() and is_export_dir(path):
-        return "export"
-    if path.is_dir():
-        return "run" if (path / CHECKPOINT_DIR).is_dir() else "folder"
-    if path.suffix.lower() in ARRAY_SUFFIXES:
-        return "array"
-    if path.suffix.lower() in IMAGE_EXTENSIONS:
-        raise DataError(f"{path} is a single image; pass the folder that holds the generated images")
-    return "checkpoint"

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from zoo.cli.app import cli, data_stdout, stdout, warn
+from zoo.cli.options import output_option
 
 
 @cli.command("leaderboard")
@@ -16,8 +17,9 @@ from zoo.cli.app import cli, data_stdout, stdout, warn
 @click.option("--protocol", "protocol", metavar="HASH", help="Only this protocol (a unique prefix of its hash is enough).")
 @click.option("--format", "fmt", metavar="NAME", default="table", show_default=True,
               help="Output format registered by a plugin (built in: table, csv, markdown, json, html; see `zoo plugins`).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
-              help="Write to this file (atomically); '-' is stdout. Default: stdout, except html: leaderboard.html beside the store.")
+@output_option("Write to this file (atomically; its folder must exist); '-' is stdout. Default: stdout, except "
+               "html: leaderboard.html beside the store.",
+               type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None)
 def leaderboard(results: Path | None, dataset: str | None, protocol: str | None, fmt: str, output: Path | None) -> None:
     """Show the leaderboard: mean ± std over seeds with a 95% interval, ranked by the protocol's
     primary metric, grouped by letters (lines sharing a letter are not significantly
@@ -28,12 +30,15 @@ def leaderboard(results: Path | None, dataset: str | None, protocol: str | None,
     from zoo.bench.store import ResultsStore, default_store_path
     from zoo.errors import UnknownNameError
     from zoo.fileio import atomic_write_bytes, atomic_write_text
+    from zoo.outputs import check_output_folder
     from zoo.registry import get_registry
 
     formats = get_registry().formats
     if fmt not in formats:
         raise UnknownNameError("output format", fmt, list(formats))
     spec = formats[fmt].spec
+    if output is not None and output != Path("-"):
+        check_output_folder(output)  # before the store is read: a typo's folder is never made
     store_path = Path(results if results is not None else default_store_path())
     if store_path.exists():
         store = ResultsStore(store_path, create=False)  # read-only when the file or its folder is
