@@ -84,6 +84,7 @@ def train(request: TrainRequest, *, registry: Registry | None = None,
     """
     from zoo import distributed
     from zoo.device import resolve_device, resolve_precision
+    from zoo.errors import UsageError
     from zoo.factory import create_model, load_dataset
     from zoo.registry import get_registry
     from zoo.rundir import check_new_run_dir, mark_run_dir
@@ -94,6 +95,10 @@ def train(request: TrainRequest, *, registry: Registry | None = None,
     data = load_dataset(request.dataset, data_dir=request.data_dir, image_size=request.image_size, registry=reg)
     seed_everything(request.seed)
     model = create_model(request.model, data.image_shape, dict(request.overrides), registry=reg)
+    if request.batch_size is None and model.default_batch_size > len(data.train):  # not the user's --batch-size
+        raise UsageError(f"{request.dataset}: its training split holds {len(data.train)} images, fewer than "
+                         f"{request.model}'s default batch size of {model.default_batch_size}; pass --batch-size "
+                         f"{len(data.train)} or less, or use more images")
     recommended = model.recipe.precision if model.recipe else None
     settings = TrainSettings(
         steps=request.steps, epochs=request.epochs, time_limit=request.time_limit,
