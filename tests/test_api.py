@@ -97,17 +97,17 @@ def test_evaluate_scores_a_run_under_its_protocol(trained, capsys):
     assert result.to_dict()["protocol"]["hash"] == result.protocol["hash"]
 
 
-def test_benchmark_is_the_bench_library_call(tmp_path, capsys):
+def test_benchmark_returns_the_rows_and_reports_progress(tmp_path, capsys):
     from zoo import api
-    from zoo.bench import run_benchmark
 
-    assert api.benchmark is run_benchmark  # one function: zoo bench, the job worker, scripts
     capsys.readouterr()
+    reporter = Recorder()
     request = api.BenchRequest(models=["vae"], preset="smoke", results=tmp_path / "r.sqlite",
                                runs_dir=tmp_path / "bench", overrides={f"vae.{k}": v for k, v in TINY_VAE.items()})
-    result = api.benchmark(request)
+    result = api.benchmark(request, reporter=reporter)
     assert capsys.readouterr().out == ""
     assert result.rows and {r.status for r in result.rows} == {"ok"} and result.store.path == tmp_path / "r.sqlite"
+    assert reporter.trained and reporter.steps
 
 
 def test_a_bad_request_is_a_usage_error_before_any_work(tmp_path):
@@ -119,3 +119,19 @@ def test_a_bad_request_is_a_usage_error_before_any_work(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         api.sample(api.SampleRequest(tmp_path / "nothing", output=tmp_path / "missing" / "g.png"))
     assert not (tmp_path / "missing").exists()
+
+
+def test_a_small_folder_dataset_names_the_default_batch_size_not_an_option_never_given(tmp_path, capsys):
+    from PIL import Image
+
+    from tests.helpers import zoo_in_process
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(20):
+        Image.new("L", (28, 28), color=i * 10).save(folder / f"{i}.png")
+    code, out, err = zoo_in_process(capsys, "train", "vae", "--dataset", f"folder:{folder}", "--steps", "1",
+                                    "--run-dir", str(tmp_path / "run"))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "default batch size" in err and "--batch-size 64 is" not in err
+    assert not (tmp_path / "run").exists()

@@ -92,8 +92,8 @@ def test_num_fake_help_states_the_real_minimum():
 
     assert MIN_IMAGES == PROTOCOL_MIN
     param = next(p for p in _command("bench").params if p.name == "num_fake")
-    assert param.type.min == PROTOCOL_MIN and f"x>={PROTOCOL_MIN}" in param.get_help_record(click.Context(
-        _command("bench")))[0]
+    assert param.type.min == PROTOCOL_MIN
+    assert f"x>={PROTOCOL_MIN}" in " ".join(param.get_help_record(click.Context(_command("bench"))))
 
 
 # -- one output option, one --format ------------------------------------------------------------
@@ -169,4 +169,5 @@ def test_an_unwritable_output_names_the_users_path_not_a_temp_file(tmp_path, cap
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     code, _, err = zoo_in_process(capsys, "leaderboard", "--results", "r.sqlite", "--format", "csv", "-o", "x.csv")
-    assert code == 1 and _one_line(err) and "x.csv" in err and ".tmp" not in err, err
+    error = err.strip().splitlines()[-1]  # after the warning that the store is empty
+    assert code == 1 and error == "zoo: error: Permission denied: x.csv", err

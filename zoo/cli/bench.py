@@ -102,7 +102,7 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
 
     try:
         with _sigterm_as_interrupt():
-            result = benchmark(request, registry=registry(), progress=bench_progress(progress_mode(progress)))
+            result = benchmark(request, registry=registry(), reporter=bench_progress(progress_mode(progress)))
     except (Interrupted, KeyboardInterrupt) as exc:
         signum = exc.exit_code - 128 if isinstance(exc, Interrupted) else getattr(exc, "signum", signal.SIGINT)
         text, command = resume_message(signum, str(exc) if isinstance(exc, Interrupted) else "")
