@@ -91,8 +91,8 @@ def test_evaluate_scores_a_run_under_its_protocol(trained, capsys):
     capsys.readouterr()
     result = api.evaluate(api.EvalRequest(trained[0], num_fake=50, num_real=100, batch_size=50))
     assert capsys.readouterr().out == ""
-    fid = result.protocol["primary_metric"] if "primary_metric" in result.protocol else "fid_lenet"
-    assert result.metrics[fid] is not None and result.floor[fid] is not None
+    assert result.protocol["backbone"] == "lenet"  # auto, for the MNIST family
+    assert result.metrics["fid_lenet"] > 0 and result.floor["fid_lenet"] > 0
     assert result.source["model"] == "vae" and result.source["num_images"] == 50
     assert result.to_dict()["protocol"]["hash"] == result.protocol["hash"]
 
