@@ -144,8 +144,6 @@ def evaluate(request: EvalRequest, *, reporter: BenchProgress | None = None) -> 
     from zoo.factory import load_dataset
     from zoo.metrics import compute_floor, make_protocol
     from zoo.metrics import evaluate as score
-    from zoo.metrics.protocol import default_counts
-    from zoo.metrics.sources import match_channels
 
     if request.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {request.batch_size}")
@@ -159,15 +157,7 @@ def evaluate(request: EvalRequest, *, reporter: BenchProgress | None = None) -> 
     ds = load_dataset(request.dataset or meta.get("dataset") or DEFAULT_DATASET, data_dir=request.data_dir,
                       image_size=size)
     if images is not None:
-        images, note = match_channels(images, ds.image_shape[0])
-        if note:
-            _warn(f"{source}: {note}")
-        if num_fake is None:
-            if len(images) < 10:  # no --num-fake was given: name what is short, not the option
-                raise UsageError(f"{source} holds {len(images)} images; scoring needs at least 10")
-            num_fake = min(default_counts(ds)[1], len(images))
-        elif num_fake > len(images):
-            raise UsageError(f"--num-fake {num_fake} but {source} holds only {len(images)} images")
+        images, num_fake = _fit_images(images, num_fake, ds, source)
     check_counts(ds, num_fake, request.num_real)
     export_info = None
     with reporter.tasks() if reporter is not None else contextlib.nullcontext() as progress:
@@ -188,12 +178,37 @@ def evaluate(request: EvalRequest, *, reporter: BenchProgress | None = None) -> 
         assert images is not None
         evaluation = score(images, ds, protocol, batch_size=batch_size, device=dev, progress=progress)
         floor = compute_floor(ds, protocol, batch_size=batch_size, device=dev, progress=progress)
+    return _result(source, kind, meta, options, protocol, evaluation, floor, len(images), export_info, batch_size)
+
+
+def _fit_images(images: Any, num_fake: int | None, ds: ImageDataset, source: Path) -> tuple[Any, int]:
+    """Images read from files, with the dataset's channels, and how many of them to score."""
+    from zoo.metrics.protocol import default_counts
+    from zoo.metrics.sources import match_channels
+
+    images, note = match_channels(images, ds.image_shape[0])
+    if note:
+        _warn(f"{source}: {note}")
+    if num_fake is None:
+        if len(images) < 10:  # no --num-fake was given: name what is short, not the option
+            raise UsageError(f"{source} holds {len(images)} images; scoring needs at least 10")
+        return images, min(default_counts(ds)[1], len(images))
+    if num_fake > len(images):
+        raise UsageError(f"--num-fake {num_fake} but {source} holds only {len(images)} images")
+    return images, num_fake
+
+
+def _result(source: Path, kind: str, meta: dict[str, Any], options: dict[str, Any], protocol: Any, evaluation: Any,
+            floor: dict[str, Any], source_images: int, export_info: dict[str, Any] | None,
+            batch_size: int) -> EvalResult:
+    """The :class:`EvalResult` of a scored source, saying what was scored and how."""
+    model = kind in ("run", "checkpoint")
     src: dict[str, Any] = {"path": str(source), "kind": kind, "num_images": protocol.num_fake,
-                           "source_images": len(images)}
+                           "source_images": source_images}
     if protocol.fake_draw:  # never a silent subset: say how many were scored, of how many, and how
-        evaluation.warnings.insert(0, f"scored {protocol.num_fake:,} of the {len(images):,} images in {source}, "
+        evaluation.warnings.insert(0, f"scored {protocol.num_fake:,} of the {source_images:,} images in {source}, "
                                       f"drawn at random with seed {protocol.seed} (not in file order)")
-    if model is not None:
+    if model:
         src.update(model=meta.get("model"), step=meta.get("step"), checkpoint=meta.get("path"), sample_options=options)
     result = EvalResult(source=src, metrics=evaluation.metrics, floor=floor, protocol=protocol.to_dict(),
                         warnings=evaluation.warnings, memorisation_threshold=evaluation.memorisation_threshold,

@@ -109,26 +109,10 @@ def sample(request: SampleRequest, *, reporter: BenchProgress | None = None) -> 
     from zoo import accel
     from zoo.checkpoint import load_model
     from zoo.device import resolve_device, warn_if_emulated
-    from zoo.fileio import remove_dead_temp_files_of
     from zoo.sampling import generate, generate_batches, stream_folder, stream_npz, write_grid
 
-    n, out_path, batch_size = request.num, Path(request.output), request.batch_size
-    if batch_size is not None and batch_size > MAX_SAMPLE_BATCH:
-        raise UsageError(f"--batch-size {batch_size:,} is over the limit of {MAX_SAMPLE_BATCH:,} images per batch "
-                         "(a batch's activations are held at once; the images do not depend on it)")
-    if batch_size is not None:
-        batch_size = min(batch_size, n)  # a larger batch only costs memory: noise depends on (seed, index)
-    kind = output_kind(request.output)
-    if kind == "grid" and n > MAX_GRID_IMAGES:
-        raise UsageError(f"-n {n:,} is over the limit of {MAX_GRID_IMAGES:,} images for a .png grid (held in memory "
-                         "at once); write a folder or an .npz --output, which are streamed")
-    if not request.force and (out_path.is_file() or (out_path.is_dir() and any(out_path.iterdir()))):
-        raise UsageError(f"{out_path} already exists; pass --force to overwrite it or choose another --output")
-    if kind != "folder" and out_path.is_dir():
-        raise UsageError(f"{out_path} is a folder; a {kind} output needs a file name")
-    check_output_folder(out_path)
-    if kind == "npz":  # the temp file a killed `zoo sample -o` of this name left behind
-        remove_dead_temp_files_of(out_path)
+    n, out_path = request.num, Path(request.output)
+    kind, batch_size = _check_request(request)  # before anything is loaded
     target = resolve_device(request.device)
     model, meta = load_model(request.source, map_location=target)
     parsed = model.parse_sample_options(dict(request.options))
@@ -168,3 +152,27 @@ def sample(request: SampleRequest, *, reporter: BenchProgress | None = None) -> 
     return SampleResult(path=out_path, kind=kind, num=n, seed=request.seed, model=meta["model"], step=meta["step"],
                         options=parsed, shape=list(shape), seconds=seconds, source=str(request.source),
                         batch_size=batch_size, compiled=request.compile, compile_seconds=compile_seconds)
+
+
+def _check_request(request: SampleRequest) -> tuple[str, int | None]:
+    """The output's kind and the batch size (capped at ``num``), or a UsageError naming the option."""
+    from zoo.fileio import remove_dead_temp_files_of
+
+    n, out_path, batch_size = request.num, Path(request.output), request.batch_size
+    if batch_size is not None and batch_size > MAX_SAMPLE_BATCH:
+        raise UsageError(f"--batch-size {batch_size:,} is over the limit of {MAX_SAMPLE_BATCH:,} images per batch "
+                         "(a batch's activations are held at once; the images do not depend on it)")
+    if batch_size is not None:
+        batch_size = min(batch_size, n)  # a larger batch only costs memory: noise depends on (seed, index)
+    kind = output_kind(request.output)
+    if kind == "grid" and n > MAX_GRID_IMAGES:
+        raise UsageError(f"-n {n:,} is over the limit of {MAX_GRID_IMAGES:,} images for a .png grid (held in memory "
+                         "at once); write a folder or an .npz --output, which are streamed")
+    if not request.force and (out_path.is_file() or (out_path.is_dir() and any(out_path.iterdir()))):
+        raise UsageError(f"{out_path} already exists; pass --force to overwrite it or choose another --output")
+    if kind != "folder" and out_path.is_dir():
+        raise UsageError(f"{out_path} is a folder; a {kind} output needs a file name")
+    check_output_folder(out_path)
+    if kind == "npz":  # the temp file a killed `zoo sample -o` of this name left behind
+        remove_dead_temp_files_of(out_path)
+    return kind, batch_size
