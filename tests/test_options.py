@@ -171,3 +171,16 @@ def test_an_unwritable_output_names_the_users_path_not_a_temp_file(tmp_path, cap
     code, _, err = zoo_in_process(capsys, "leaderboard", "--results", "r.sqlite", "--format", "csv", "-o", "x.csv")
     error = err.strip().splitlines()[-1]  # after the warning that the store is empty
     assert code == 1 and error == "zoo: error: Permission denied: x.csv", err
+
+
+def test_the_output_kind_follows_the_name(tmp_path):
+    from zoo.api.sampling import output_kind
+    from zoo.errors import UsageError
+
+    (tmp_path / "made.v2").mkdir()
+    assert output_kind("g.png") == "grid" and output_kind("G.PNG") == "grid" and output_kind("a.npz") == "npz"
+    assert output_kind("pngs") == "folder" and output_kind("run.v3/") == "folder"
+    assert output_kind(tmp_path / "made.v2") == "folder"  # an existing folder, whatever its name
+    for name in ("g.jpg", "g.npy", "run.v3"):
+        with pytest.raises(UsageError, match="cannot write"):
+            output_kind(name)

@@ -95,7 +95,8 @@ def _print_human(result: dict[str, Any]) -> None:
 @click.option("--dataset", help="Reference dataset (default: the run's dataset, else mnist-5k).")
 @data_dir_option
 @click.option("--image-size", type=click.IntRange(4, 1024), help="Resize the reference dataset to this size (as training did).")
-@click.option("--num-fake", type=click.IntRange(min=1), help="Generated images to score (default: 10k capped by the held-out split).")
+@click.option("--num-fake", type=click.IntRange(min=1),
+              help="Generated images to score, at least 10 (default: 10k capped by the held-out split).")
 @click.option("--num-real", type=click.IntRange(min=1), help="Reference images (default: 50k capped by the train split).")
 @click.option("--backbone", type=click.Choice(["auto", *BACKBONES]), default="auto", show_default=True,
               help="Feature space. auto: lenet for the MNIST family, inception for RGB data; dinov2-*/clip-* "
