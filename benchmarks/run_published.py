@@ -3,7 +3,7 @@
     python benchmarks/run_published.py [--preset quick] [--seeds 0,1,2] [--models gan,dcgan,vae,ddpm]
                                        [--threads 1] [--publish-only] [--tag avx2-2c]
 
-It calls the library (:func:`zoo.bench.run_benchmark`), not the command line. Results go to a store
+It calls the library (:func:`zoo.api.benchmark`), not the command line. Results go to a store
 of their own (benchmarks/results/<preset>.sqlite, not committed) and are published as CSV and
 Markdown whose file names carry the preset, the device and the torch version, plus the sample grid
 of each model's seed-0 run under benchmarks/results/grids/ and the HTML page with the
@@ -41,7 +41,8 @@ def main() -> int:
                              "beside the untagged one")
     args = parser.parse_args()
 
-    from zoo.bench import BenchRequest, ResultsStore, build_leaderboard, run_benchmark
+    from zoo.api import BenchRequest, benchmark
+    from zoo.bench import ResultsStore, build_leaderboard
     from zoo.bench.report import (
         plot_quality_vs_compute,
         plot_quality_vs_steps,
@@ -68,7 +69,7 @@ def main() -> int:
         request = BenchRequest(models=models, preset=args.preset, seeds=[int(s) for s in args.seeds.split(",")],
                                dataset=args.dataset, device=args.device, results=store_path, runs_dir=RESULTS / "runs")
         try:
-            run_benchmark(request, progress=Lines())
+            benchmark(request, reporter=Lines())
         except ZooError as exc:
             print(f"run_published: error: {exc}", file=sys.stderr)
             return exc.exit_code

@@ -213,6 +213,29 @@ def test_the_import_check_finds_circles_and_upward_imports(tmp_path):
     assert upward_imports(graph) == ["zoo.model -> zoo.cli", "zoo.vocabulary -> zoo.metrics.engine"]
 
 
+def test_the_import_check_finds_imports_of_the_verbs_floor_from_below(tmp_path):
+    """zoo.api sits under zoo.cli and over everything else: a core module importing zoo.api, or
+    zoo.api importing zoo.cli (at module level or inside a function), is an upward import."""
+    pkg = tmp_path / "zoo"
+    for folder in ("cli", "api", "bench"):
+        (pkg / folder).mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "cli" / "__init__.py").write_text("from zoo.api import train\n")  # allowed: from above
+    (pkg / "api" / "__init__.py").write_text("from zoo.bench import worker\n")  # allowed: looking down
+    (pkg / "api" / "training.py").write_text("def f():\n    from zoo.cli import app\n")
+    (pkg / "bench" / "__init__.py").write_text("")
+    (pkg / "bench" / "worker.py").write_text("def g():\n    import zoo.api.training\n")
+    assert upward_imports(import_graph(pkg)) == ["zoo.api.training -> zoo.cli",
+                                                 "zoo.bench.worker -> zoo.api.training"]
+
+
+def test_the_commands_stand_on_the_verbs_floor():
+    """zoo train, sample, eval and bench call zoo.api (the check above is not vacuous)."""
+    graph = import_graph()
+    for command in ("train", "sample", "eval", "bench"):
+        assert any(_under(t, "zoo.api") for t in graph[f"zoo.cli.{command}"]), command
+
+
 def test_the_ground_floor_is_free_of_torch():
     modules = _imported_modules("-c", "import zoo.vocabulary")
     assert not {m for m in modules if m.split(".")[0] in {"torch", "numpy"}}

@@ -126,10 +126,10 @@ def test_a_huge_grid_is_refused_up_front_naming_the_limit(tmp_path, capsys):
 
 
 def test_a_grid_too_large_in_bytes_is_refused_before_sampling(run_dir, tmp_path, capsys, monkeypatch):
-    import zoo.cli.sample
+    import zoo.api.sampling
     import zoo.sampling
 
-    monkeypatch.setattr(zoo.cli.sample, "MAX_GRID_BYTES", 1000)
+    monkeypatch.setattr(zoo.api.sampling, "MAX_GRID_BYTES", 1000)  # the limit moved with the verb
     monkeypatch.setattr(zoo.sampling, "generate", lambda *a, **k: pytest.fail("sampled before refusing"))
     code, _, err = zoo_in_process(capsys, "sample", str(run_dir), "-n", "4", "--out", str(tmp_path / "g.png"))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "over the limit" in err

@@ -68,6 +68,8 @@ BENCH_KEYS = {
     "backbone_weights": "backbone_weights", "inception_weights": "inception_weights", "device": "device",
     "precision": "precision", "results": "results",
     "runs_dir": "runs_dir", "html": "html_path", "rerun": "rerun", "fail_fast": "fail_fast", "progress": "progress",
+    "executor": "executor", "jobs": "jobs", "slurm_partition": "slurm_partition",
+    "slurm_gpus_per_job": "slurm_gpus_per_job", "slurm_timeout": "slurm_timeout_min",
 }
 
 

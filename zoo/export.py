@@ -246,7 +246,7 @@ def export_model(model: GenerativeModel, out_dir: str | Path, *, fmt: str = "onn
     if quantize not in QUANTIZATIONS:
         raise UsageError(f"unknown quantisation {quantize!r} (available: {', '.join(QUANTIZATIONS)})")
     if quantize != "none" and fmt != "onnx":
-        raise UsageError("--quantize int8 applies to --format onnx only")
+        raise UsageError("--quantize int8 applies to --to onnx only")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a folder")

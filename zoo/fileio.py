@@ -94,6 +94,11 @@ def env_folder(var: str, path: str | os.PathLike[str], value: str | os.PathLike[
     return path
 
 
+def _about(exc: OSError, path: Path) -> OSError:
+    """``exc`` with ``path`` (the file asked for) as its file name: the error a person can act on."""
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], mode: str = "wb") -> Path:
     """Call ``write(file)`` on a temp file beside ``path``, fsync it, then rename it into place.
 
@@ -103,8 +108,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], 
     no room for it, whatever library did the writing; other errors propagate unchanged.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # name the path the caller asked for, never the temp file beside it
+        raise _about(exc, path) from None
     try:
         # Held while writing: remove_dead_temp_files_of() tells a live writer's temp file by it.
         _lock(fd)
@@ -124,6 +132,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], 
             reason = no_space_reason(cause)
             raise DiskFullError(f"cannot write {path}: {reason} (nothing was replaced)", str(path),
                                 reason, cause.errno or 0) from None
+        if isinstance(exc, OSError) and exc.filename == tmp:
+            raise _about(exc, path) from None
         raise
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)

@@ -16,6 +16,10 @@ from zoo.configfile import bench_settings
 from zoo.errors import UserInterrupt
 from zoo.guard import signal_raises
 
+#: The fewest generated images a protocol scores (zoo.metrics.protocol.MIN_IMAGES; a test keeps
+#: them equal): here as a number, so that ``zoo bench --help`` needs no torch.
+MIN_IMAGES = 10
+
 
 @cli.command("bench")
 @click.option("--models", metavar="LIST", help="Comma-separated model names, e.g. gan,vae,ddpm.")
@@ -31,7 +35,7 @@ from zoo.guard import signal_raises
 @click.option("--batch-size", type=click.IntRange(min=1), help="Default: each model's recipe or paper batch size.")
 @click.option("--set", "overrides", multiple=True, metavar="MODEL.KEY=VALUE", help="Config override for one model.")
 @click.option("--option", "options", multiple=True, metavar="[MODEL.]KEY=VALUE", help="Sampling option, e.g. ddpm.steps=100.")
-@click.option("--num-fake", type=click.IntRange(min=2), help="Generated images per evaluation (default: the preset's).")
+@click.option("--num-fake", type=click.IntRange(min=MIN_IMAGES), help="Generated images per evaluation (default: the preset's).")
 @click.option("--curve-points", type=click.IntRange(min=1), help="Evaluations along the budget, log-spaced (default: the preset's).")
 @backbone_options
 @device_option
@@ -80,7 +84,7 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
     """
     if collect_dir is None and models:
         announce(f"benchmarking {models} on {dataset} ({preset}): loading torch...")
-    from zoo.bench.api import BenchRequest, run_benchmark
+    from zoo.api import BenchRequest, benchmark
     from zoo.bench.leaderboard import build_leaderboard, print_leaderboards
     from zoo.bench.report import write_html
     from zoo.bench.sweep import collect_assignments
@@ -88,7 +92,10 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
     from zoo.cli.options import budget_text
     from zoo.cli.progress import bench_progress, progress_mode
     from zoo.errors import UsageError
+    from zoo.outputs import check_output_folder
 
+    if html_path is not None:
+        check_output_folder(html_path, "--html")  # before hours of training, not after
     if collect_dir is not None:
         return _collect(collect_dir, results, as_json, html_path)
     from zoo.bench.auto_seeds import parse_auto
@@ -115,13 +122,13 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
 
     try:
         with _sigterm_as_interrupt():
-            kwargs = {"registry": registry(), "progress": bench_progress(progress_mode(progress))}
+            kwargs = {"registry": registry(), "reporter": bench_progress(progress_mode(progress))}
             if cap is None:
-                result = run_benchmark(request, **kwargs)
+                result = benchmark(request, **kwargs)
             else:  # zoo.bench.auto_seeds: more seeds only where the rank groups are contested
                 from zoo.bench.auto_seeds import run_auto
 
-                result = run_auto(request, cap, run_benchmark, announce=_note, **kwargs)
+                result = run_auto(request, cap, benchmark, announce=_note, **kwargs)
     except (Interrupted, KeyboardInterrupt) as exc:
         signum = exc.exit_code - 128 if isinstance(exc, Interrupted) else getattr(exc, "signum", signal.SIGINT)
         text, command = resume_message(signum, str(exc) if isinstance(exc, Interrupted) else "")

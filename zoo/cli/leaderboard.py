@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from zoo.cli.app import cli, data_stdout, stdout, warn
+from zoo.cli.options import output_option
 
 
 @cli.command("leaderboard")
@@ -16,8 +17,9 @@ from zoo.cli.app import cli, data_stdout, stdout, warn
 @click.option("--protocol", "protocol", metavar="HASH", help="Only this protocol (a unique prefix of its hash is enough).")
 @click.option("--format", "fmt", metavar="NAME", default="table", show_default=True,
               help="Output format registered by a plugin (built in: table, csv, markdown, json, latex, html; see `zoo plugins`).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
-              help="Write to this file (atomically); '-' is stdout. Default: stdout, except html: leaderboard.html beside the store.")
+@output_option("Write to this file (atomically; its folder must exist); '-' is stdout. Default: stdout, except "
+               "html: leaderboard.html beside the store.",
+               type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None)
 @click.option("--columns", "columns", metavar="KEYS", default="",
               help="Only these columns, in this order, comma-separated (e.g. rank,model,fid_lenet,group,params);"
                    " every format. A wrong key lists the keys.")
@@ -37,12 +39,15 @@ def leaderboard(results: Path | None, dataset: str | None, protocol: str | None,
     from zoo.bench.store import ResultsStore, default_store_path
     from zoo.errors import UnknownNameError
     from zoo.fileio import atomic_write_bytes, atomic_write_text
+    from zoo.outputs import check_output_folder
     from zoo.registry import get_registry
 
     formats = get_registry().formats
     if fmt not in formats:
         raise UnknownNameError("output format", fmt, list(formats))
     spec = formats[fmt].spec
+    if output is not None and output != Path("-"):
+        check_output_folder(output)  # before the store is read: a typo's folder is never made
     store_path = Path(results if results is not None else default_store_path())
     store_exists = store_path.exists()
     if store_exists:

@@ -85,3 +85,31 @@ def backbone_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )):
         command = option(command)
     return command
+
+
+class AliasedOption(click.Option):
+    """An option whose old spellings (``hidden_aliases``) still work but are left out of ``--help``
+    and of error messages: renamed options keep working for scripts written against old docs."""
+
+    def __init__(self, *args, hidden_aliases: tuple[str, ...] = (), **kwargs) -> None:  # noqa: ANN003
+        super().__init__(*args, **kwargs)
+        self.hidden_aliases = tuple(hidden_aliases)
+
+    def _shown(self, method, ctx: click.Context):  # noqa: ANN001, ANN202
+        opts, self.opts = self.opts, [o for o in self.opts if o not in self.hidden_aliases]
+        try:
+            return method(ctx)
+        finally:
+            self.opts = opts
+
+    def get_help_record(self, ctx: click.Context):  # noqa: ANN201
+        return self._shown(super().get_help_record, ctx)
+
+    def get_error_hint(self, ctx: click.Context) -> str:
+        return self._shown(super().get_error_hint, ctx)
+
+
+def output_option(help_text: str, **kwargs):  # noqa: ANN003, ANN201
+    """``-o/--output PATH``, the one output option of every command (``--out`` still works, hidden)."""
+    return click.option("-o", "--output", "--out", "output", cls=AliasedOption, hidden_aliases=("--out",),
+                        help=help_text, **kwargs)

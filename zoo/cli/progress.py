@@ -165,3 +165,24 @@ def bench_progress(mode: str) -> Any:
                 yield bars
 
     return CliBenchProgress()
+
+
+def verb_reporter(mode: str, log_every: int = 50) -> Any:
+    """A reporter for :mod:`zoo.api`'s verbs; ``mode`` from :func:`progress_mode`: a training bar
+    and task bars (``bars``), ``[model] step ...`` lines every ``log_every`` steps (``lines``), or
+    nothing (``off``)."""
+    from zoo.bench.runner import BenchProgress
+    from zoo.trainer import log_progress
+
+    class CliReporter(BenchProgress):
+        @contextlib.contextmanager
+        def training(self, label: str) -> Iterator[Callable[[TrainProgress], None] | None]:
+            with training_bar(label, mode == "bars") as bar:
+                yield bar or (log_progress(log_every) if mode == "lines" else None)
+
+        @contextlib.contextmanager
+        def tasks(self) -> Iterator[ProgressFn | None]:
+            with task_bars(mode == "bars") as bars:
+                yield bars
+
+    return CliReporter()
