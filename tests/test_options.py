@@ -23,10 +23,13 @@ RENAMED = {
     "bench": {"steps": "budget", "time_budget": "budget", "slurm_partition": "slurm",
               "slurm_gpus_per_job": "slurm", "slurm_timeout_min": "slurm"},
 }
+#: Request fields no option sets: filled in by genzoo itself (an executor pins a tuned job's config
+#: and effort in the child process's request), never by users.
+INTERNAL = {"tuned"}
 #: Options about how the command prints or runs, not about what is computed (no request field).
 PRESENTATION = {"as_json", "progress", "config_path", "nproc_per_node", "html_path", "collect_dir"}
 #: Options a config file does not take: how to print, the file itself, and other modes.
-NOT_IN_FILE = {"as_json", "config_path", "nproc_per_node", "resume_from", "collect_dir"}
+NOT_IN_FILE = {"as_json", "config_path", "nproc_per_node", "resume_from", "collect_dir", "dry_run"}
 
 
 def _command(name: str) -> click.Command:
@@ -48,7 +51,7 @@ def test_every_option_feeds_a_request_field_and_every_field_has_an_option(name):
     fields = {f.name for r in _requests(name) for f in dataclasses.fields(r)}
     fed = {RENAMED[name].get(p, p) for p in params - PRESENTATION}
     assert fed <= fields, f"zoo {name} options with no request field: {sorted(fed - fields)}"
-    assert fields <= fed, f"request fields of zoo {name} no option sets: {sorted(fields - fed)}"
+    assert fields - INTERNAL <= fed, f"request fields of zoo {name} no option sets: {sorted(fields - fed)}"
 
 
 @pytest.mark.parametrize("name", ["train", "sample", "eval", "bench"])

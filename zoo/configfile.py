@@ -70,6 +70,7 @@ BENCH_KEYS = {
     "runs_dir": "runs_dir", "html": "html_path", "rerun": "rerun", "fail_fast": "fail_fast", "progress": "progress",
     "executor": "executor", "jobs": "jobs", "slurm_partition": "slurm_partition",
     "slurm_gpus_per_job": "slurm_gpus_per_job", "slurm_timeout": "slurm_timeout_min",
+    "samples": "samples", "tune": "tune", "tune_budget": "tune_budget", "tune_seed": "tune_seed",
 }
 
 
@@ -188,7 +189,8 @@ def bench_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``zoo bench`` options a file sets, keyed by click parameter name (see `BENCH_KEYS`).
 
     ``models`` and ``seeds`` may be lists; ``set`` and ``option`` are tables (``[set.ddpm]``)
-    flattened to ``model.key`` names.
+    flattened to ``model.key`` names; ``samples`` is a table of name -> source or list of sources
+    (``[samples]`` ``mine = ["out/seed0", "out/seed1"]``), as ``--samples mine=out/seed0,out/seed1``.
     """
     path = Path(path)
     data = _normalise(read_config(path))
@@ -199,4 +201,8 @@ def bench_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
     for key in ("set", "option"):
         if key in data:
             data[key] = _flatten(_table(data[key], key, path))
+    if "samples" in data:
+        sources = _table(data["samples"], "samples", path)
+        data["samples"] = tuple(f"{name}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                                for name, v in sources.items())
     return {BENCH_KEYS[k]: v for k, v in data.items()}

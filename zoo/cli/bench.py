@@ -55,6 +55,8 @@ MIN_IMAGES = 10
               help="Tune every model first: N trials each (Optuna, seeded, successive halving) at --tune-budget, "
                    "then its best config at the full budget (docs/benchmarks.md).")
 @click.option("--tune-budget", metavar="AMOUNT", help="Budget of each tuning trial (default: a quarter of the budget).")
+@click.option("--tune-seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Seed of the tuning sampler: the same seed picks the same trials.")
 @click.option("--dry-run", is_flag=True, help="Print the jobs (model, config, seed, budget, already in the store?) and exit; "
                                               "trains and writes nothing.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: when stderr is a terminal).")
@@ -73,7 +75,7 @@ MIN_IMAGES = 10
 def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_budget, batch_size, overrides, options,
                   num_fake, curve_points, backbone, backbone_weights, inception_weights, device, precision, results, runs_dir, html_path,
                   samples, rerun, fail_fast, as_json, progress, executor, jobs, slurm_partition, slurm_gpus_per_job,
-                  slurm_timeout_min, collect_dir, tune, tune_budget, dry_run) -> None:
+                  slurm_timeout_min, collect_dir, tune, tune_budget, tune_seed, dry_run) -> None:
     """Benchmark models: same budget, same protocol, with cost measured alongside quality.
 
     Each model and seed is trained once, evaluated at points along its budget (the
@@ -116,7 +118,7 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
         backbone=backbone, backbone_weights=str(backbone_weights) if backbone_weights else None,
         inception_weights=str(inception_weights) if inception_weights else None, results=results, runs_dir=runs_dir,
         curve_points=curve_points, fail_fast=fail_fast, rerun=rerun, executor=executor, jobs=jobs, slurm=slurm,
-        dry_run=dry_run, tune=tune, tune_budget=tune_budget,
+        dry_run=dry_run, tune=tune, tune_budget=tune_budget, tune_seed=tune_seed,
     )
     from zoo.trainer import Interrupted  # training stopped by a signal, after a checkpoint
 

@@ -25,7 +25,6 @@ This is what ``torch_fidelity.calculate_metrics(input1=generated, input2=referen
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -536,7 +535,7 @@ def _floor(
         values[gap] = gap_value
         draws.append(values)
     floor = floors.summarise(draws)
-    floor["spread"][gap] = math.nan  # one draw: no spread measured
+    floor["spread"].pop(gap, None)  # one draw: no spread (the cache holds finite spreads only)
     stats_cache.save_floor(path, key, floor, threshold)
     return floor, threshold
 
