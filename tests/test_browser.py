@@ -75,6 +75,7 @@ def page(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("browser")
     store = make_store(root, many_metrics=True)
     out = root / "site" / "leaderboard.html"
+    out.parent.mkdir()  # an output's folder must exist (zoo never makes one from a typo)
     assert run(["leaderboard", "--results", str(store), "--format", "html", "-o", str(out)]) == 0
     return out
 

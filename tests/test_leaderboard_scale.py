@@ -103,17 +103,6 @@ def test_rows_of_one_read_share_no_dicts(store):
     assert b.protocol["primary_metric"] == "fid_lenet"
 
 
-def test_board_rows_are_the_rows_without_their_configs(store):
-    # The leaderboard's read (one place: leaderboards()) leaves out what no board shows.
-    full, board = store.rows(), store.board_rows()
-    assert len(board) == len(full) == 2000 and all(r.config == {} for r in board)
-    for a, b in zip(full, board, strict=True):
-        a.config = {}
-        assert a == b
-    assert [r.row_id for r in store.board_rows(dataset="mnist-5k")] == \
-        [r.row_id for r in full if r.dataset == "mnist-5k"]
-
-
 def test_a_board_needing_more_than_52_letters_skips_the_all_pairs_tests(monkeypatch):
     from zoo.bench import leaderboard
 
