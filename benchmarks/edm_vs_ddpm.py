@@ -88,18 +88,18 @@ def main() -> int:
 def points(rows: list) -> list[dict]:
     """One dict per curve point (the row of each run that carries its curve) and per final row."""
     table = []
-    for row in sorted(rows, key=lambda r: (r.model, r.config_label, r.seed, r.sample_nfe or 0)):
+    for row in sorted(rows, key=lambda r: (r.model, r.config_label, r.seed, r.costs.get("sample_nfe") or 0)):
         sampling = f"{row.sample_options.get('sampler')} {row.sample_options.get('steps')}"
         base = {"model": row.model, "config": row.config_label, "sampling": sampling,
-                "nfe": row.sample_nfe, "seed": row.seed}
+                "nfe": row.costs.get("sample_nfe"), "seed": row.seed}
         for point in row.curve[:-1]:  # the last curve point is the final row itself
             table.append({**base, "kind": "curve", "fraction": point["fraction"],
                           "train_kimg": point.get("train_kimg"), "train_flops": point["train_flops"],
                           "train_seconds": point.get("train_seconds"),
                           "fid_lenet": point["metrics"]["fid_lenet"]})
-        table.append({**base, "kind": "curve" if row.curve else "final", "fraction": 1.0,
-                      "train_kimg": row.train_kimg, "train_flops": row.train_flops,
-                      "train_seconds": row.train_seconds, "fid_lenet": row.metrics["fid_lenet"]})
+        table.append({**base, "kind": "curve" if len(row.curve) > 1 else "final", "fraction": 1.0,
+                      "train_kimg": row.costs.get("train_kimg"), "train_flops": row.costs["train_flops"],
+                      "train_seconds": row.costs.get("train_seconds"), "fid_lenet": row.metrics["fid_lenet"]})
     return table
 
 
