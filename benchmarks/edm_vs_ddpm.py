@@ -135,13 +135,17 @@ def figure(table: list[dict]) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for i, model in enumerate(sorted({t["model"] for t in table})):
+    lines = sorted({(t["model"], t["config"]) for t in table})
+    for i, (model, config) in enumerate(lines):
         color = f"C{i}"
-        mine = [t for t in table if t["model"] == model]
+        mine = [t for t in table if (t["model"], t["config"]) == (model, config)]
         curve = sorted((t for t in mine if t["kind"].startswith("curve")), key=lambda t: float(t["train_flops"]))
+        # The U-Net width is the same for every line; name what else differs.
+        extra = " ".join(f for f in config.split() if not f.startswith(("base_channels=", "channel_mults=")))
+        name = f"{model}{' ' + extra if extra else ''}"
         if curve:
             ax.plot([float(t["train_flops"]) for t in curve], [float(t["fid_lenet"]) for t in curve],
-                    marker="o", color=color, label=f"{model}, {curve[0]['sampling']} (NFE {curve[0]['nfe']:g})")
+                    marker="o", color=color, label=f"{name}, {curve[0]['sampling']} (NFE {curve[0]['nfe']:g})")
         for t in mine:
             if t["kind"] == "final":
                 ax.scatter([float(t["train_flops"])], [float(t["fid_lenet"])], marker="x", color=color)
