@@ -68,7 +68,7 @@ def main() -> int:
             return exc.exit_code
     rows = [r for r in ResultsStore(store_path).rows(dataset=args.dataset)
             if r.preset == "quick" and r.status == "ok" and r.model in ("ddpm", "edm")] if store_path.exists() else []
-    table = points(rows) + unfinished(RESULTS / "runs", {r.model for r in rows})
+    table = points(rows) + unfinished(RESULTS / "runs", {Path(r.run_dir).name for r in rows if r.run_dir})
     if not table:
         print("edm_vs_ddpm: no curve points yet", file=sys.stderr)
         return 1
@@ -104,22 +104,27 @@ def points(rows: list) -> list[dict]:
 
 
 def unfinished(runs: Path, finished: set[str]) -> list[dict]:
-    """Curve points of ddpm and edm jobs that have no row in the store yet (still training)."""
+    """Curve points of ddpm and edm jobs whose run folder (named in ``finished`` when the store has
+    its rows) has no row yet: still training."""
     import json
 
     table = []
     for curve_path in sorted(runs.glob("*/curve.json")):
         identities = json.loads((curve_path.parent / "job.json").read_text())["identities"]
         model, seed = identities[0][2], int(identities[0][9])
-        if model not in ("ddpm", "edm") or model in finished:
+        if model not in ("ddpm", "edm") or curve_path.parent.name in finished:
             continue
         # The runner's curve setting: the sweep's setting with the fewest steps (the first such).
         options = min((json.loads(i[10]) for i in identities), key=lambda o: o.get("steps") or 0)
         from zoo.registry import get_registry
 
         cls = get_registry().model(model)
+        config = json.loads((curve_path.parent / "config.json").read_text())["config"]
+        defaults = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(cls.Config()).items()}
+        label = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                         for k, v in config.items() if defaults.get(k) != v)
         for point in json.loads(curve_path.read_text()):
-            table.append({"model": model, "config": "(run unfinished)", "sampling":
+            table.append({"model": model, "config": f"{label} (unfinished)", "sampling":
                           f"{options.get('sampler')} {options.get('steps')}", "nfe": cls.sample_nfe(**options),
                           "seed": seed, "kind": "curve-unfinished", "fraction": point["fraction"],
                           "train_kimg": point.get("train_kimg"), "train_flops": point["train_flops"],
