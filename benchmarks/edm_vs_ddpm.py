@@ -68,7 +68,7 @@ def main() -> int:
             return exc.exit_code
     rows = [r for r in ResultsStore(store_path).rows(dataset=args.dataset)
             if r.preset == "quick" and r.status == "ok" and r.model in ("ddpm", "edm")] if store_path.exists() else []
-    table = points(rows) + unfinished(RESULTS / "runs", {r.model for r in rows})
+    table = points(rows) + unfinished(RESULTS / "runs", {Path(r.run_dir).name for r in rows if r.run_dir})
     if not table:
         print("edm_vs_ddpm: no curve points yet", file=sys.stderr)
         return 1
@@ -88,38 +88,43 @@ def main() -> int:
 def points(rows: list) -> list[dict]:
     """One dict per curve point (the row of each run that carries its curve) and per final row."""
     table = []
-    for row in sorted(rows, key=lambda r: (r.model, r.config_label, r.seed, r.sample_nfe or 0)):
+    for row in sorted(rows, key=lambda r: (r.model, r.config_label, r.seed, r.costs.get("sample_nfe") or 0)):
         sampling = f"{row.sample_options.get('sampler')} {row.sample_options.get('steps')}"
         base = {"model": row.model, "config": row.config_label, "sampling": sampling,
-                "nfe": row.sample_nfe, "seed": row.seed}
+                "nfe": row.costs.get("sample_nfe"), "seed": row.seed}
         for point in row.curve[:-1]:  # the last curve point is the final row itself
             table.append({**base, "kind": "curve", "fraction": point["fraction"],
                           "train_kimg": point.get("train_kimg"), "train_flops": point["train_flops"],
                           "train_seconds": point.get("train_seconds"),
                           "fid_lenet": point["metrics"]["fid_lenet"]})
-        table.append({**base, "kind": "curve" if row.curve else "final", "fraction": 1.0,
-                      "train_kimg": row.train_kimg, "train_flops": row.train_flops,
-                      "train_seconds": row.train_seconds, "fid_lenet": row.metrics["fid_lenet"]})
+        table.append({**base, "kind": "curve" if len(row.curve) > 1 else "final", "fraction": 1.0,
+                      "train_kimg": row.costs.get("train_kimg"), "train_flops": row.costs["train_flops"],
+                      "train_seconds": row.costs.get("train_seconds"), "fid_lenet": row.metrics["fid_lenet"]})
     return table
 
 
 def unfinished(runs: Path, finished: set[str]) -> list[dict]:
-    """Curve points of ddpm and edm jobs that have no row in the store yet (still training)."""
+    """Curve points of ddpm and edm jobs whose run folder (named in ``finished`` when the store has
+    its rows) has no row yet: still training."""
     import json
 
     table = []
     for curve_path in sorted(runs.glob("*/curve.json")):
         identities = json.loads((curve_path.parent / "job.json").read_text())["identities"]
         model, seed = identities[0][2], int(identities[0][9])
-        if model not in ("ddpm", "edm") or model in finished:
+        if model not in ("ddpm", "edm") or curve_path.parent.name in finished:
             continue
         # The runner's curve setting: the sweep's setting with the fewest steps (the first such).
         options = min((json.loads(i[10]) for i in identities), key=lambda o: o.get("steps") or 0)
         from zoo.registry import get_registry
 
         cls = get_registry().model(model)
+        config = json.loads((curve_path.parent / "config.json").read_text())["config"]
+        defaults = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(cls.Config()).items()}
+        label = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                         for k, v in config.items() if defaults.get(k) != v)
         for point in json.loads(curve_path.read_text()):
-            table.append({"model": model, "config": "(run unfinished)", "sampling":
+            table.append({"model": model, "config": f"{label} (unfinished)", "sampling":
                           f"{options.get('sampler')} {options.get('steps')}", "nfe": cls.sample_nfe(**options),
                           "seed": seed, "kind": "curve-unfinished", "fraction": point["fraction"],
                           "train_kimg": point.get("train_kimg"), "train_flops": point["train_flops"],
@@ -135,13 +140,17 @@ def figure(table: list[dict]) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for i, model in enumerate(sorted({t["model"] for t in table})):
+    lines = sorted({(t["model"], t["config"]) for t in table})
+    for i, (model, config) in enumerate(lines):
         color = f"C{i}"
-        mine = [t for t in table if t["model"] == model]
+        mine = [t for t in table if (t["model"], t["config"]) == (model, config)]
         curve = sorted((t for t in mine if t["kind"].startswith("curve")), key=lambda t: float(t["train_flops"]))
+        # The U-Net width is the same for every line; name what else differs.
+        extra = " ".join(f for f in config.split() if not f.startswith(("base_channels=", "channel_mults=")))
+        name = f"{model}{' ' + extra if extra else ''}"
         if curve:
             ax.plot([float(t["train_flops"]) for t in curve], [float(t["fid_lenet"]) for t in curve],
-                    marker="o", color=color, label=f"{model}, {curve[0]['sampling']} (NFE {curve[0]['nfe']:g})")
+                    marker="o", color=color, label=f"{name}, {curve[0]['sampling']} (NFE {curve[0]['nfe']:g})")
         for t in mine:
             if t["kind"] == "final":
                 ax.scatter([float(t["train_flops"])], [float(t["fid_lenet"])], marker="x", color=color)

@@ -169,6 +169,16 @@ def test_training_lowers_the_loss_and_updates_the_ema() -> None:
     assert isinstance(model.net.unet, UNet) and EDM.family == "diffusion"
 
 
+def test_config_defaults_are_the_paper_s_and_the_recipe_shifts_p_mean() -> None:
+    """Table 1's training distribution is the default; the short-budget recipe (bench presets,
+    measured in docs/benchmarks.md) trains at higher noise levels, in both of its precisions."""
+    config = EDMConfig()
+    assert (config.p_mean, config.p_std) == (-1.2, 1.2)
+    recipe = EDM.recipe
+    assert recipe.overrides["p_mean"] == recipe.fallback.overrides["p_mean"] == 0.4
+    assert recipe.fallback.overrides["base_channels"] == 12  # ddpm's fallback width: equal FLOPs
+
+
 def test_bad_settings_name_the_field() -> None:
     for overrides, field in (({"sigma_max": 0.001}, "sigma_max"), ({"sigma_data": 0}, "sigma_data"),
                              ({"rho": -1}, "rho"), ({"p_std": 0}, "p_std")):
