@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from zoo import ModelSpec, Recipe, SampleOption
 from zoo.config import ModelConfig
+from zoo.search import Choice, Float
 
 #: ODE solvers of the sampler: Heun (Karras et al. algorithm 1, NFE 2N - 1) and Euler (NFE N).
 SAMPLERS = ("heun", "euler")
@@ -46,6 +47,10 @@ class EDMConfig(ModelConfig):
     warmup_steps: int = 100  # linear learning-rate warm-up
     grad_clip: float = 1.0  # global gradient-norm clip; the trainer passes it to TrainStep
     ema_decay: float = 0.999  # EMA of the weights used for sampling (see ddpm's note)
+    #: What `zoo bench --tune` searches: step size, averaging horizon, and where training puts its
+    #: noise levels (the paper's P_mean suits long runs; short CPU budgets train better higher).
+    search_space = {"lr": Float(2e-4, 5e-3, log=True), "ema_decay": Choice(0.99, 0.995, 0.999),
+                    "p_mean": Float(-1.2, 0.8)}
 
     def validate(self) -> None:
         self.require(self.base_channels >= 1, "base_channels", "must be >= 1")
