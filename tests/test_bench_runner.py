@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -150,3 +151,26 @@ def test_killed_bench_finishes_only_the_remaining_work(tmp_path):
     rows = ResultsStore(store_path).rows()
     assert sorted(r.model for r in rows) == ["gan", "vae"]  # exactly one row per identity
     assert next(r for r in rows if r.model == "gan").row_id == done[0].row_id
+
+
+def test_a_job_killed_before_its_first_file_leaves_a_folder_the_next_run_takes(capsys, tmp_path, monkeypatch):
+    """The run folder carries genzoo's marker before training writes anything into it, so a bench
+    killed at any point (here: the trainer writes a stray file, then the job dies) resumes instead
+    of refusing the folder as "not a genzoo run folder" (seen under load in the SIGKILL test)."""
+    from zoo import trainer
+    from zoo.rundir import MARKER
+
+    real_init = trainer.Trainer.__init__
+    seen = []
+
+    def dying_init(self, model, dataset, settings, run_dir, *args, **kwargs):
+        seen.append((Path(run_dir) / MARKER).is_file())
+        (Path(run_dir) / "half-written.log").write_text("killed here\n")
+        raise RuntimeError("killed before the first checkpoint")
+
+    monkeypatch.setattr(trainer.Trainer, "__init__", dying_init)
+    code, _, err = _bench(capsys, tmp_path, "--models", "gan")
+    assert code != 0 and seen == [True], err
+    monkeypatch.setattr(trainer.Trainer, "__init__", real_init)
+    code, _, err = _bench(capsys, tmp_path, "--models", "gan", "--rerun")
+    assert code == 0, err

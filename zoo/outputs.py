@@ -15,8 +15,8 @@ __all__ = ["check_output_folder"]
 
 
 def check_output_folder(path: str | os.PathLike[str], option: str = "--output") -> Path:
-    """``path`` as a :class:`~pathlib.Path` when its folder exists; else
-    :class:`~zoo.errors.UsageError` (exit 2) with one line naming ``option`` and the user's path."""
+    """``path`` as a `Path` when its folder exists; else
+    [`UsageError`][zoo.errors.UsageError] (exit 2) with one line naming ``option`` and the user's path."""
     path = Path(path)
     parent = path.parent
     if parent.is_dir():

@@ -1,13 +1,13 @@
 """The verbs floor: one request dataclass and one function per command, each returning a result
 and printing nothing. ``zoo train|sample|eval|bench`` parse their options into a request, call the
-function and print what it returns; notebooks and scripts call the same functions::
+function and print what it returns; notebooks and scripts call the same functions:
 
     from zoo.api import TrainRequest, train
     result = train(TrainRequest("vae", steps=100, run_dir="runs/vae"))
 
-Progress goes to an optional ``reporter`` (a :class:`Reporter`: ``training(label)`` yields the
+Progress goes to an optional ``reporter`` (a `Reporter`: ``training(label)`` yields the
 trainer's progress callback, ``tasks()`` a ``progress(task, done, total)`` callback); warnings go
-through :mod:`warnings`; errors are :class:`zoo.errors.ZooError` subclasses (``UsageError`` for a
+through `warnings`; errors are [`zoo.errors.ZooError`][zoo.errors.ZooError] subclasses (``UsageError`` for a
 bad request, raised before any work).
 """
 

@@ -2,8 +2,8 @@
 
 Every number comes with the protocol it was measured under (and its hash) and the floor of that
 protocol: held-out real images scored exactly like the generated ones. Notes about the input
-(skipped or converted images, an option that does not apply) are :class:`EvalWarning` warnings,
-issued as they happen; notes about the numbers are in :attr:`EvalResult.warnings`.
+(skipped or converted images, an option that does not apply) are `EvalWarning` warnings,
+issued as they happen; notes about the numbers are in `EvalResult.warnings`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ __all__ = ["EvalRequest", "EvalResult", "EvalWarning", "evaluate", "source_kind"
 
 
 class EvalWarning(UserWarning):
-    """Something about the input of :func:`evaluate` worth a line (an ignored option, a conversion)."""
+    """Something about the input of `evaluate` worth a line (an ignored option, a conversion)."""
 
 
 @dataclass
@@ -34,12 +34,12 @@ class EvalRequest:
     ``source`` is a run directory, checkpoint, ``zoo export`` folder, image folder or .npz/.npy of
     uint8 images. ``num_fake`` (>= 10 and at most the held-out split) and ``num_real`` default to
     the protocol's counts. ``backbone`` is ``auto`` or a name of
-    :data:`zoo.metric_names.BACKBONES`; ``*_weights`` are local weight files (offline machines).
+    `zoo.metric_names.BACKBONES`; ``*_weights`` are local weight files (offline machines).
     ``seed`` seeds the reference draw, KID subsets and sampling; ``options`` are sampling options
     (runs, checkpoints and exports only); ``batch_size`` (>= 1) is for sampling and features.
     ``store``: also store the score as an external row ``name`` (default: the source's name) of
     the leaderboard in ``results`` (default: $ZOO_RESULTS or runs/results.sqlite); samples only
-    (folders, arrays, exports), scored under the board's protocol (:mod:`zoo.bench.external`).
+    (folders, arrays, exports), scored under the board's protocol (`zoo.bench.external`).
     """
 
     source: str | Path
@@ -143,9 +143,9 @@ def _load_source(source: Path, kind: str, options: dict[str, Any], device: Any) 
 def evaluate(request: EvalRequest, *, reporter: BenchProgress | None = None) -> EvalResult:
     """Score ``request.source``; returns the metrics, the floor and the protocol.
 
-    Raises :class:`~zoo.errors.UsageError` for counts or options that do not fit (before any
-    sampling), :class:`~zoo.errors.DataError` for unreadable images, and
-    :class:`~zoo.errors.MetricsError` for a protocol that cannot be scored.
+    Raises [`UsageError`][zoo.errors.UsageError] for counts or options that do not fit (before any
+    sampling), [`DataError`][zoo.errors.DataError] for unreadable images, and
+    [`MetricsError`][zoo.errors.MetricsError] for a protocol that cannot be scored.
     """
     import contextlib
 
@@ -200,7 +200,7 @@ def evaluate(request: EvalRequest, *, reporter: BenchProgress | None = None) -> 
 
 
 def _store(request: EvalRequest, source: Path, ds: ImageDataset, protocol: Any, progress: Any) -> EvalResult:
-    """``--store``: :func:`zoo.bench.external.store_source` scores and stores the source."""
+    """``--store``: `zoo.bench.external.store_source` scores and stores the source."""
     from zoo.bench.external import store_source
     from zoo.bench.store import ResultsStore, default_store_path
     from zoo.registry import get_registry
@@ -237,7 +237,7 @@ def _fit_images(images: Any, num_fake: int | None, ds: ImageDataset, source: Pat
 def _result(source: Path, kind: str, meta: dict[str, Any], options: dict[str, Any], protocol: Any, evaluation: Any,
             floor: dict[str, Any], source_images: int, export_info: dict[str, Any] | None,
             batch_size: int) -> EvalResult:
-    """The :class:`EvalResult` of a scored source, saying what was scored and how."""
+    """The `EvalResult` of a scored source, saying what was scored and how."""
     model = kind in ("run", "checkpoint")
     src: dict[str, Any] = {"path": str(source), "kind": kind, "num_images": protocol.num_fake,
                            "source_images": source_images}
@@ -279,7 +279,7 @@ def _generate(model: Any, n: int, seed: int, batch_size: int, options: dict[str,
 
 def source_kind(path: Path) -> str:
     """``"run"``, ``"checkpoint"``, ``"export"`` (a ``zoo export`` folder), ``"folder"`` or ``"array"``.
-    Raises :class:`~zoo.errors.DataError` for a single image file."""
+    Raises [`DataError`][zoo.errors.DataError] for a single image file."""
     from zoo.checkpoint import CHECKPOINT_DIR
     from zoo.data import IMAGE_EXTENSIONS
     from zoo.errors import DataError

@@ -53,7 +53,7 @@ class SampleRequest:
 
 @dataclass
 class SampleResult:
-    """What :func:`sample` wrote: ``path`` (a grid, .npz or folder: ``kind``) and how it was made."""
+    """What `sample` wrote: ``path`` (a grid, .npz or folder: ``kind``) and how it was made."""
 
     path: Path
     kind: str  # "grid", "npz" or "folder"
@@ -83,7 +83,7 @@ class SampleResult:
 
 def output_kind(output: str | Path, option: str = "--output") -> str:
     """``"grid"`` (.png), ``"npz"`` (.npz) or ``"folder"`` (no suffix, a trailing ``/`` or an
-    existing folder). Raises :class:`~zoo.errors.UsageError` for any other suffix (``g.jpg``)."""
+    existing folder). Raises [`UsageError`][zoo.errors.UsageError] for any other suffix (``g.jpg``)."""
     path = Path(output)
     suffix = path.suffix.lower()
     if suffix == ".png":
@@ -101,8 +101,8 @@ def sample(request: SampleRequest, *, reporter: BenchProgress | None = None) -> 
 
     The same seed gives the same images for any batch size (``compile`` rounds differently). A
     folder or .npz is written batch by batch (memory holds one batch); an interrupted run leaves no
-    half file under a final name. Raises :class:`~zoo.errors.UsageError` for a bad request, before
-    anything is loaded, and :class:`~zoo.errors.CheckpointError` for a source that does not load.
+    half file under a final name. Raises [`UsageError`][zoo.errors.UsageError] for a bad request, before
+    anything is loaded, and [`CheckpointError`][zoo.errors.CheckpointError] for a source that does not load.
     """
     import contextlib
 

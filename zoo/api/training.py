@@ -1,8 +1,8 @@
 """``train(request)`` and ``resume(request)``: the training verbs (``zoo train`` wraps them).
 
-Both return the trainer's :class:`~zoo.trainer.TrainResult` and print nothing: progress goes to
+Both return the trainer's [`TrainResult`][zoo.trainer.TrainResult] and print nothing: progress goes to
 the ``reporter``'s ``training(label)`` callback, warnings (an emulated precision) through
-:mod:`warnings`. ``zoo train --resume`` and :func:`resume` are one code path.
+`warnings`. ``zoo train --resume`` and `resume` are one code path.
 """
 
 from __future__ import annotations
@@ -78,9 +78,9 @@ def train(request: TrainRequest, *, registry: Registry | None = None,
     """Train ``request.model`` and write its run directory; returns the trainer's result.
 
     Under ``torchrun`` every process calls this and joins the process group (leave it with
-    :func:`zoo.distributed.shutdown`); rank 0 writes the run. Raises
-    :class:`~zoo.errors.UsageError` for a bad request (before any training),
-    :class:`~zoo.errors.ZooError` subclasses for data, config and training faults.
+    `zoo.distributed.shutdown`); rank 0 writes the run. Raises
+    [`UsageError`][zoo.errors.UsageError] for a bad request (before any training),
+    [`ZooError`][zoo.errors.ZooError] subclasses for data, config and training faults.
     """
     from zoo import distributed
     from zoo.device import resolve_device, resolve_precision
@@ -127,8 +127,8 @@ def resume(request: ResumeRequest, *, registry: Registry | None = None,
     """Continue the run at ``request.source``; returns the trainer's result.
 
     The checkpoint's training settings and the new budget are checked (finite, positive) before
-    any training. Raises :class:`~zoo.errors.UsageError` when the run is already at its budget or
-    ``model`` is not the run's, :class:`~zoo.errors.CheckpointError` for a damaged run.
+    any training. Raises [`UsageError`][zoo.errors.UsageError] when the run is already at its budget or
+    ``model`` is not the run's, [`CheckpointError`][zoo.errors.CheckpointError] for a damaged run.
     """
     from zoo import distributed
     from zoo.checkpoint import latest_checkpoint, load_checkpoint

@@ -40,7 +40,7 @@ from zoo.fileio import atomic_write_text, parse_json, run_lock
 from zoo.metrics.protocol import Protocol
 from zoo.model import GenerativeModel
 from zoo.registry import ModelEntry, Registry
-from zoo.rundir import check_new_run_dir
+from zoo.rundir import check_new_run_dir, mark_run_dir
 from zoo.text import clock_text, one_line, slug
 from zoo.trainer import (
     Interrupted,
@@ -365,6 +365,7 @@ class BenchRunner:
 
     def _run(self, job: Job, batch: int) -> tuple[list[ResultRow], bool]:
         try:
+            mark_run_dir(job.run_dir)  # first: a bench killed at any later point leaves a folder it resumes
             with run_lock(job.run_dir), PeakMemory(self.device) as memory:
                 if self.rerun:  # train again from step 0; under the lock, so never another process's files
                     self._claim(job)

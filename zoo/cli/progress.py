@@ -168,7 +168,7 @@ def bench_progress(mode: str) -> Any:
 
 
 def verb_reporter(mode: str, log_every: int = 50) -> Any:
-    """A reporter for :mod:`zoo.api`'s verbs; ``mode`` from :func:`progress_mode`: a training bar
+    """A reporter for `zoo.api`'s verbs; ``mode`` from `progress_mode`: a training bar
     and task bars (``bars``), ``[model] step ...`` lines every ``log_every`` steps (``lines``), or
     nothing (``off``)."""
     from zoo.bench.runner import BenchProgress

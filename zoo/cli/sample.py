@@ -1,4 +1,4 @@
-"""``zoo sample``: parse the options, call :func:`zoo.api.sample`, print what it wrote."""
+"""``zoo sample``: parse the options, call `zoo.api.sample`, print what it wrote."""
 
 from __future__ import annotations
 
