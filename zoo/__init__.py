@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.hookspecs import hookimpl
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 if TYPE_CHECKING:
     from zoo.config import ModelConfig

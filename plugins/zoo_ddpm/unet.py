@@ -6,4 +6,4 @@ from zoo.deprecation import moved_names
 
 __getattr__ = moved_names(__name__, {name: "zoo.nets.unet" for name in (
     "UNet", "ResBlock", "Attention", "Downsample", "Upsample", "timestep_embedding", "norm", "zero_init",
-)}, since="0.2.1")
+)}, since="0.3.0")

@@ -11,7 +11,7 @@ the network starts at zero, as in the paper's code, so each block starts as the 
 Downsampling is a stride-2 convolution and upsampling is nearest-neighbour to the size of the
 matching skip connection, so odd sizes work too (28 -> 14 -> 7 -> 14 -> 28, or 7 -> 4 -> 7).
 
-Shared by ``ddpm``, ``flow`` and ``edm`` (it lived in ``zoo_ddpm.unet`` before genzoo 0.2.1; that
+Shared by ``ddpm``, ``flow`` and ``edm`` (it lived in ``zoo_ddpm.unet`` before genzoo 0.3.0; that
 path is a deprecated alias). Moving it changed no parameter name, creation order or initialisation,
 so DDPM checkpoints and seeded results are unchanged (``tests/test_ddpm.py``).
 """
