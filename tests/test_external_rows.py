@@ -136,3 +136,18 @@ def test_samples_are_scored_with_a_non_serial_executor_too(ds, tmp_path, capsys)
                 "--results", str(store)])
     assert code == 0, capsys.readouterr().err
     assert [(r.model, r.plugin) for r in ResultsStore(store).rows()] == [("mine", "external")]
+
+
+def test_one_source_given_twice_for_a_name_is_refused(tmp_path):
+    """`--samples mine=D --samples mine=D` scored one folder as two "seeds" (identical numbers,
+    and a rank group from a spread of 0): the same source twice, spelled alike or not, is one line."""
+    from zoo.bench.external import parse_samples
+    from zoo.errors import UsageError
+
+    (tmp_path / "d").mkdir()
+    assert parse_samples([f"mine={tmp_path / 'd'}", f"theirs={tmp_path / 'd'}"]) == {
+        "mine": [tmp_path / "d"], "theirs": [tmp_path / "d"]}  # two entries may share a source
+    for specs in ([f"mine={tmp_path / 'd'}", f"mine={tmp_path / 'd'}"],
+                  [f"mine={tmp_path / 'd'},{tmp_path / 'd' / '..' / 'd'}"]):
+        with pytest.raises(UsageError, match="given twice"):
+            parse_samples(specs)

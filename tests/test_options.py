@@ -163,6 +163,25 @@ def test_a_missing_output_folder_is_refused_not_made(args, tmp_path, capsys, mon
     assert not (tmp_path / "missing").exists() and not (tmp_path / "r.sqlite").exists()
 
 
+@pytest.mark.parametrize("fmt", ["csv", "json", "html"])
+def test_an_output_onto_the_results_store_is_refused_and_the_store_kept(fmt, tmp_path, capsys):
+    """A newcomer's -o pointing at the store itself replaced the SQLite file with a report: every
+    result lost, exit 0. Any SQLite file is refused as an output, for the leaderboard and bench."""
+    from zoo.bench.store import ResultRow, ResultsStore
+
+    store_path = tmp_path / "r.sqlite"
+    ResultsStore(store_path).add(ResultRow(dataset="mnist-5k", protocol_hash="p", model="gan", seed=0,
+                                           status="ok", metrics={"fid_lenet": 1.0}))
+    before = store_path.read_bytes()
+    code, _, err = zoo_in_process(capsys, "leaderboard", "--results", str(store_path), "--format", fmt,
+                                  "-o", str(store_path))
+    assert code == 2 and _one_line(err) and "results store" in err, err
+    code, _, err = zoo_in_process(capsys, "bench", "--models", "gan", "--preset", "smoke", "--results",
+                                  str(store_path), "--html", str(store_path))
+    assert code == 2 and _one_line(err) and "results store" in err, err
+    assert store_path.read_bytes() == before and ResultsStore(store_path).count() == 1
+
+
 def test_an_unwritable_output_names_the_users_path_not_a_temp_file(tmp_path, capsys, monkeypatch):
     import tempfile
 

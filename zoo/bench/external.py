@@ -16,6 +16,7 @@ leaderboard labels it ``NAME (external)`` with its sources instead of a budget.
 """
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,7 +56,8 @@ def parse_samples(specs: Iterable[str]) -> dict[str, list[Path]]:
     """``["mine=DIR1,DIR2", "theirs=x.npz"]`` -> ``{"mine": [DIR1, DIR2], "theirs": [x.npz]}``.
 
     A name may be given twice (its sources are added). Raises `UsageError` for a spec
-    without ``=``, an empty or odd name (letters, digits, ``_.-``; 64 at most) or no source.
+    without ``=``, an empty or odd name (letters, digits, ``_.-``; 64 at most), no source, or a
+    source named twice for one name (its "seeds" would be one set of images scored twice).
     """
     out: dict[str, list[Path]] = {}
     for spec in specs:
@@ -64,7 +66,13 @@ def parse_samples(specs: Iterable[str]) -> dict[str, list[Path]]:
         if not sep or not rest.strip():
             raise UsageError(f"--samples takes NAME=SOURCE[,SOURCE...], got {spec!r}")
         check_name(name)
-        out.setdefault(name, []).extend(Path(p.strip()) for p in rest.split(",") if p.strip())
+        sources = out.setdefault(name, [])
+        for text in (p.strip() for p in rest.split(",")):
+            if not text:
+                continue
+            if any(os.path.realpath(text) == os.path.realpath(s) for s in sources):
+                raise UsageError(f"--samples {name}: {text} is given twice; each source is one seed of {name}")
+            sources.append(Path(text))
     return out
 
 
