@@ -118,15 +118,16 @@ def on_page_markdown(markdown, page, config, files):  # noqa: ANN001, ANN201
     return LINK.sub(rewrite, markdown)
 
 
-# mkdocs-material's offline plugin loads this shim from a CDN; the site serves its bundled copy.
-SHIM_CDN = "https://unpkg.com/iframe-worker/shim"
+# mkdocs-material's offline plugin loads this shim from a CDN (whichever host the theme names);
+# the site serves its bundled copy.
+SHIM_CDN = re.compile(r'"https://[^"/]+/iframe-worker/shim"')
 SHIM_LOCAL = "assets/vendor/iframe-worker/shim.js"
 
 
 def on_post_page(output, page, config):  # noqa: ANN001, ANN201
     here = posixpath.dirname(page.file.dest_uri)
-    return output.replace(f'"{SHIM_CDN}"', f'"{posixpath.relpath(SHIM_LOCAL, here or ".")}"')
+    return SHIM_CDN.sub(f'"{posixpath.relpath(SHIM_LOCAL, here or ".")}"', output)
 
 
 def on_post_template(output_content, template_name, config):  # noqa: ANN001, ANN201 - 404.html
-    return output_content.replace(f'"{SHIM_CDN}"', f'"{SHIM_LOCAL}"')
+    return SHIM_CDN.sub(f'"{SHIM_LOCAL}"', output_content)
