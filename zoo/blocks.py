@@ -9,7 +9,9 @@ each other (plugins stay independent: uninstalling one never breaks another).
   Adam for both, sampling from an EMA of G); a model supplies its networks in ``build_networks``
   (GAN: MLPs; DCGAN: convolutions);
 * `DCGANGenerator`, `DCGAN_START_SIZE`, `dcgan_init`: the DCGAN generator
-  (Radford et al. 2015, arXiv:1511.06434) and its N(0, 0.02) initialisation (DCGAN, VAE-GAN).
+  (Radford et al. 2015, arXiv:1511.06434) and its N(0, 0.02) initialisation (DCGAN, VAE-GAN);
+* `set_warmup_lr`: a linear learning-rate warm-up that is a function of the step alone (the
+  diffusion models: ddpm, flow, edm).
 
 Moving these here changed no parameter name, creation order or initialisation: checkpoints and
 seeded results of the models that use them are unchanged (``tests/test_blocks.py``).
@@ -185,3 +187,13 @@ def dcgan_init(module: nn.Module, std: float) -> None:
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, std)
         nn.init.zeros_(module.bias)
+
+
+def set_warmup_lr(optimizer: torch.optim.Optimizer, base_lr: float, warmup_steps: int, step: int) -> float:
+    """Set every group of ``optimizer`` to ``base_lr * min(1, (step + 1) / warmup_steps)`` (just
+    ``base_lr`` when ``warmup_steps`` is 0) and return that rate. A function of the step alone, so
+    a resumed run continues the schedule exactly."""
+    lr = base_lr * min(1.0, (step + 1) / warmup_steps) if warmup_steps else base_lr
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo import accel
+from zoo.blocks import set_warmup_lr
 from zoo.ema import EMA
 from zoo.errors import ConfigError
 from zoo.model import GenerativeModel, TrainStep
@@ -74,11 +75,7 @@ class DDPM(GenerativeModel, spec=SPEC):
         return (snr.clamp(max=self.config.snr_gamma) / snr * per_image).mean()
 
     def train_step(self, batch: torch.Tensor, step: TrainStep) -> dict[str, torch.Tensor | float]:
-        opt = step.optimizers["main"]
-        warmup = self.config.warmup_steps
-        lr = self.config.lr * min(1.0, (step.step + 1) / warmup) if warmup else self.config.lr
-        for group in opt.param_groups:  # a function of the step alone, so resuming is exact
-            group["lr"] = lr
+        lr = set_warmup_lr(step.optimizers["main"], self.config.lr, self.config.warmup_steps, step.step)
         loss = self.loss(batch)  # the trainer runs this under its autocast context
         step.optimize("main", loss)
         return {"loss": loss.detach(), "lr": lr}

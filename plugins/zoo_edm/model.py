@@ -42,6 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from zoo.blocks import set_warmup_lr
 from zoo.ema import EMA
 from zoo.errors import ConfigError
 from zoo.model import GenerativeModel, TrainStep
@@ -136,11 +137,7 @@ class EDM(GenerativeModel, spec=SPEC):
         return (weight * (denoised - y.float()).square()).mean()
 
     def train_step(self, batch: torch.Tensor, step: TrainStep) -> dict[str, torch.Tensor | float]:
-        opt = step.optimizers["main"]
-        warmup = self.config.warmup_steps
-        lr = self.config.lr * min(1.0, (step.step + 1) / warmup) if warmup else self.config.lr
-        for group in opt.param_groups:  # a function of the step alone, so resuming is exact
-            group["lr"] = lr
+        lr = set_warmup_lr(step.optimizers["main"], self.config.lr, self.config.warmup_steps, step.step)
         loss = self.loss(batch)  # the trainer runs this under its autocast context
         step.optimize("main", loss)
         return {"loss": loss.detach(), "lr": lr}

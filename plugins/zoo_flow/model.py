@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.blocks import set_warmup_lr
 from zoo.ema import EMA
 from zoo.errors import ConfigError
 from zoo.model import GenerativeModel, TrainStep
@@ -88,11 +89,7 @@ class FlowMatching(GenerativeModel, spec=SPEC):
         return F.mse_loss(self.net(xt, t).float(), (x1 - x0).float())
 
     def train_step(self, batch: torch.Tensor, step: TrainStep) -> dict[str, torch.Tensor | float]:
-        opt = step.optimizers["main"]
-        warmup = self.config.warmup_steps
-        lr = self.config.lr * min(1.0, (step.step + 1) / warmup) if warmup else self.config.lr
-        for group in opt.param_groups:  # a function of the step alone, so resuming is exact
-            group["lr"] = lr
+        lr = set_warmup_lr(step.optimizers["main"], self.config.lr, self.config.warmup_steps, step.step)
         loss = self.loss(batch)
         step.optimize("main", loss)
         return {"loss": loss.detach(), "lr": lr}
