@@ -1,27 +1,12 @@
-"""Leaderboards: result rows grouped by dataset and protocol, seeds aggregated, lines ranked.
-
-Rows measured under different protocols (sample counts, backbone, resize, metric library...) are
-never ranked together: `leaderboards` (from a store) and `build_leaderboard` (from rows)
-return one `Leaderboard` per (dataset, protocol_hash). Within one, a line is a run identity
-without its seed: model, plugin and version, config hash, budget, precision and sampling options
-(so two learning rates, two budgets, or DDIM at 50 steps and DDPM at 1000 steps are separate lines,
-never averaged together). Its metrics are the mean and sample standard deviation (ddof=1) over
-seeds, with a 95% Student-t confidence interval of the primary metric. ``rank`` is the position by
-mean; ``rank_group`` holds letters from all pairwise Welch t-tests over seeds (Holm-corrected, see
-`zoo.bench.ranking`): lines sharing a letter are not significantly different, and a line with
-one seed is not tested (no letter). Each board also states its power (`power_note`). The
-protocol's real-versus-real floor travels with the table, since FID is biased by sample count and
-perfect samples do not score 0 (Chong & Forsyth 2020).
-
-Presentation is described once: `columns` lists the `Column` objects of a leaderboard
-(header, cell formatter, alignment, drop order on a narrow terminal, metric arrow, the raw fields
-behind it), and every format (terminal, CSV, Markdown, JSON, LaTeX, HTML) renders from that
-description; a `View` (``--columns``, ``--metrics``, ``--sort``) narrows it.
+"""Leaderboards: result rows grouped by dataset and protocol, seeds aggregated, lines ranked, and
+rendered in every format.
 
 This module is the stable import path; the work lives in one module per job:
-`zoo.bench.aggregate` (rows to ranked tables and their statistics), `zoo.bench.cellfmt`
-(number formatting), `zoo.bench.columns` (the column model and footnotes) and one module per
-format under `zoo.bench.render`.
+`zoo.bench.aggregate` (rows to ranked tables and their statistics: what a line is, how seeds are
+averaged and how rank groups are tested), `zoo.bench.cellfmt` (number formatting),
+`zoo.bench.columns` (the column model every format renders from, and the footnotes; a `View`,
+``--columns``/``--metrics``/``--sort``, narrows it) and one module per format under
+`zoo.bench.render`.
 """
 
 from __future__ import annotations
