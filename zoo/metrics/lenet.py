@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import MetricsError
+from zoo.metrics.weightfile import read_header, tensor_digest
 
 WEIGHTS_FORMAT = "genzoo-lenet"
 WEIGHTS_FORMAT_VERSION = "1"
@@ -193,39 +194,15 @@ def save_weights(net: LeNet, path: str | Path, metadata: dict[str, Any]) -> Path
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    """The safetensors header metadata of a LeNet weight file (no tensors are read)."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as exc:
-        raise MetricsError(f"cannot read lenet weights {path}: {type(exc).__name__}: {exc}") from None
-    if meta.get("format") != WEIGHTS_FORMAT:
-        raise MetricsError(f"{path} is not a genzoo lenet weight file")
-    return meta
+    """The safetensors header of a lenet weight file (no tensors read); `MetricsError` if it is
+    not one."""
+    return read_header(path, "lenet", WEIGHTS_FORMAT)
 
 
 def weights_digest(path: str | Path) -> str:
-    """SHA-256 over the architecture and the tensors (names, dtypes, shapes, bytes) of a weight file.
-
-    Not the file's own hash: safetensors writes its metadata header in arbitrary order, so two
-    byte-different files can hold identical weights, and the protocol must not tell them apart.
-    """
-    from safetensors.torch import load_file
-
-    meta = read_metadata(path)
-    arch = {k: meta.get(k) for k in ("in_channels", "num_classes", "input_size", "feature_dim")}
-    h = hashlib.sha256(json.dumps(arch, sort_keys=True).encode())
-    try:
-        tensors = load_file(str(path), device="cpu")
-    except Exception as exc:
-        raise MetricsError(f"cannot read lenet weights {path}: {type(exc).__name__}") from None
-    for name in sorted(tensors):
-        t = tensors[name].contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+    """SHA-256 over the architecture and the tensors of a lenet weight file
+    (`zoo.metrics.weightfile.tensor_digest`), not over the file's bytes."""
+    return tensor_digest(path, "lenet", read_metadata(path), ("in_channels", "num_classes", "input_size", "feature_dim"))
 
 
 def load_weights(path: str | Path, device: torch.device | str = "cpu") -> LeNet:

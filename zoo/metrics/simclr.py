@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import MetricsError
+from zoo.metrics.weightfile import read_header, tensor_digest
 
 WEIGHTS_FORMAT = "genzoo-simclr"
 WEIGHTS_FORMAT_VERSION = "1"
@@ -208,36 +209,15 @@ def save_weights(enc: Encoder, path: str | Path, metadata: dict[str, Any]) -> Pa
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    """The safetensors header of a simclr weight file (no tensors read); `MetricsError` if
-    it is not one."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as exc:
-        raise MetricsError(f"cannot read simclr weights {path}: {type(exc).__name__}: {exc}") from None
-    if meta.get("format") != WEIGHTS_FORMAT:
-        raise MetricsError(f"{path} is not a genzoo simclr weight file")
-    return meta
+    """The safetensors header of a simclr weight file (no tensors read); `MetricsError` if it is
+    not one."""
+    return read_header(path, "simclr", WEIGHTS_FORMAT)
 
 
 def weights_digest(path: str | Path) -> str:
-    """SHA-256 over the architecture and the tensors (names, dtypes, shapes, bytes), not the file
-    (safetensors may order its header differently for identical weights)."""
-    from safetensors.torch import load_file
-
-    meta = read_metadata(path)
-    h = hashlib.sha256(json.dumps({k: meta.get(k) for k in _ARCH_KEYS}, sort_keys=True).encode())
-    try:
-        tensors = load_file(str(path), device="cpu")
-    except Exception as exc:
-        raise MetricsError(f"cannot read simclr weights {path}: {type(exc).__name__}") from None
-    for name in sorted(tensors):
-        t = tensors[name].contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())  # 0-d: BatchNorm's step count
-    return h.hexdigest()
+    """SHA-256 over the architecture and the tensors of a simclr weight file
+    (`zoo.metrics.weightfile.tensor_digest`), not over the file's bytes."""
+    return tensor_digest(path, "simclr", read_metadata(path), _ARCH_KEYS)
 
 
 def load_weights(path: str | Path, device: torch.device | str = "cpu") -> Encoder:
