@@ -93,9 +93,12 @@ def test_the_marked_blocks_are_found_and_parsed():
     assert {f for b in every.values() for f, _ in b} - {None} <= set(FEATURES)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def venv(tmp_path_factory) -> Path:
-    """A venv over the system's packages with this checkout installed editable (no download)."""
+    """A venv over the system's packages with this checkout installed editable (no download).
+
+    One per page: a page's ``pip install`` (own-model installs ``zoo-mymodel``) must not leak into
+    the next page, which may make a plugin of the same name (write-a-plugin does)."""
     root = tmp_path_factory.mktemp("tutorial-venv")
     venv = root / "venv"
     # --without-pip: the system pip installs into it (a venv's own old setuptools would shadow the
