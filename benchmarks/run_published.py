@@ -1,7 +1,7 @@
 """Reproduce the committed leaderboard: quick preset, mnist-5k, all built-in models, 3 seeds.
 
     python benchmarks/run_published.py [--preset quick] [--seeds 0,1,2] [--models gan,dcgan,vae,ddpm]
-                                       [--threads 1] [--publish-only] [--tag avx2-2c]
+                                       [--threads 1] [--publish-only] [--tag avx2-2c] [--tune 8]
 
 It calls the library (:func:`zoo.api.benchmark`), not the command line. Results go to a store
 of their own (benchmarks/results/<preset>.sqlite, not committed) and are published as CSV and
@@ -10,6 +10,10 @@ of each model's seed-0 run under benchmarks/results/grids/ and the HTML page wit
 quality-versus-compute curves. Jobs already in the store are skipped, so an interrupted run
 continues where it stopped, and two processes with different ``--seeds`` can share the store
 (SQLite in WAL mode); ``--publish-only`` then writes the files from the store.
+
+``--tune N`` publishes the board at equal tuning effort (``zoo bench --tune N``: every model gets
+the same N seeded trials at a quarter of the budget before its full runs) in a store and files of
+its own (``<preset>-tuned<N>[-<tag>]``), with each model's trial distribution as a strip plot.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest on a shared machine)")
     parser.add_argument("--publish-only", action="store_true", help="write the published files from the store")
+    parser.add_argument("--tune", type=int, default=None, metavar="N",
+                        help="tune every model first with N trials (zoo bench --tune N)")
     parser.add_argument("--tag", default=None,
                         help="name the store, files, grids and curves with this tag ('machine': this "
                              "machine's class, e.g. avx2-2c), so a board from another machine class sits "
@@ -50,6 +56,8 @@ def main() -> int:
         write_html,
     )
     from zoo.bench.runner import BenchProgress
+    from zoo.bench.trialplot import plot_trials
+    from zoo.bench.trials import attach_trials
     from zoo.device import resolve_device
     from zoo.errors import ZooError
 
@@ -62,26 +70,29 @@ def main() -> int:
         from zoo.device import capabilities
 
         args.tag = capabilities().machine_class
-    tagged = f"{args.preset}-{args.tag}" if args.tag else args.preset
+    tagged = args.preset + (f"-tuned{args.tune}" if args.tune else "") + (f"-{args.tag}" if args.tag else "")
     store_path = RESULTS / f"{tagged}.sqlite"
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not args.publish_only:
         request = BenchRequest(models=models, preset=args.preset, seeds=[int(s) for s in args.seeds.split(",")],
-                               dataset=args.dataset, device=args.device, results=store_path, runs_dir=RESULTS / "runs")
+                               dataset=args.dataset, device=args.device, results=store_path, runs_dir=RESULTS / "runs",
+                               tune=args.tune)
         try:
             benchmark(request, reporter=Lines())
         except ZooError as exc:
             print(f"run_published: error: {exc}", file=sys.stderr)
             return exc.exit_code
-    rows = [r for r in ResultsStore(store_path).rows(dataset=args.dataset)
-            if r.preset == args.preset and r.model in models]
+    store = ResultsStore(store_path)
+    rows = [r for r in store.rows(dataset=args.dataset) if r.preset == args.preset and r.model in models]
     boards = build_leaderboard(rows)
+    attach_trials(boards, store)
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu{args.threads}"
     name = f"{args.tag}-{name}" if args.tag else name
+    name = f"tuned{args.tune}-{name}" if args.tune else name
     csv_path, md_path = publish_results(boards, RESULTS, args.preset, name, torch.__version__)
     html = write_html(boards, RESULTS / f"{tagged}.html", base_dir=store_path.parent)
-    grids = RESULTS / "grids" / args.tag if args.tag else RESULTS / "grids"
+    grids = RESULTS / "grids" / tagged.removeprefix(f"{args.preset}-") if tagged != args.preset else RESULTS / "grids"
     grids.mkdir(parents=True, exist_ok=True)
     for row in rows:
         if row.status == "ok" and row.grid_path and row.seed == 0:
@@ -90,7 +101,8 @@ def main() -> int:
     for board in boards:  # the curves, as pictures the README can show
         for stem, png in ((f"{tagged}-curve-flops", plot_quality_vs_compute(board, "train_flops")),
                           (f"{tagged}-curve-seconds", plot_quality_vs_compute(board, "train_seconds")),
-                          (f"{tagged}-quality-vs-steps", plot_quality_vs_steps(board))):
+                          (f"{tagged}-quality-vs-steps", plot_quality_vs_steps(board)),
+                          (f"{tagged}-trials", plot_trials(board) if board.tuning else None)):
             if png:
                 (RESULTS / f"{stem}.png").write_bytes(png)
     print(f"published {csv_path} and {md_path}; grids in {grids}; page {html}")

@@ -104,11 +104,11 @@ def test_rows_of_one_read_share_no_dicts(store):
 
 
 def test_a_board_needing_more_than_52_letters_skips_the_all_pairs_tests(monkeypatch):
-    from zoo.bench import leaderboard
+    from zoo.bench import ranking
 
     def all_pairs(*args):  # noqa: ANN002, ANN202
         raise AssertionError("all-pairs tests run on a board that cannot get letters")
 
-    monkeypatch.setattr(leaderboard, "pair_p_value", all_pairs)
+    monkeypatch.setattr(ranking, "pairwise_welch", all_pairs)
     values = [[10.0 * i, 10.0 * i + 0.1, 10.0 * i - 0.1] for i in range(1, 2001)]
     assert rank_groups(list(range(1, 2001)), values) == [""] * 2000

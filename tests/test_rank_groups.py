@@ -182,3 +182,58 @@ def test_a_board_without_two_seeds_says_its_power_is_unknown():
 def test_holm_matches_its_definition():
     p = [0.01, 0.04, 0.03, 0.5, 0.001]
     assert ranking.holm(p) == pytest.approx(holm_independent(p))
+
+
+def letters_reference(n: int, different: set[tuple[int, int]]) -> list[str] | None:
+    """Piepho's insert-and-absorb written plainly with sets (the display before bit masks)."""
+    columns = [set(range(n))]
+    for i, j in sorted({tuple(sorted(p)) for p in different}):
+        split = []
+        for col in columns:
+            split += [col - {i}, col - {j}] if i in col and j in col else [col]
+        unique = []
+        for col in sorted(split, key=len, reverse=True):
+            if col and not any(col <= kept for kept in unique):
+                unique.append(col)
+        columns = unique
+    if len(columns) > len(ranking.LETTERS):
+        return None
+    columns.sort(key=sorted)
+    return ["".join(ranking.LETTERS[c] for c, col in enumerate(columns) if k in col) for k in range(n)]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_bit_mask_letters_match_the_plain_set_display(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 14))
+    density = rng.random()
+    different = {(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < density}
+    assert ranking.position_letters(n, sorted(different)) == letters_reference(n, different)
+    assert ranking.letter_groups(list(range(100, 100 + n)), {(100 + j, 100 + i) for i, j in different}) \
+        == letters_reference(n, different)
+
+
+def test_vectorised_welch_matches_scipy_on_every_pair():
+    rng = np.random.default_rng(0)
+    lines = [list(rng.normal(rng.uniform(0, 5), rng.uniform(0.1, 2), size=rng.integers(2, 6))) for _ in range(12)]
+    lines += [[3.0, 3.0], [3.0, 3.0, 3.0], [4.0, 4.0]]  # no spread: 1 when the means agree, else 0
+    first, second, p = ranking.pairwise_welch(lines)
+    assert len(p) == len(lines) * (len(lines) - 1) // 2
+    for i, j, value in zip(first, second, p, strict=True):
+        a, b = lines[i], lines[j]
+        if np.var(a) == 0 and np.var(b) == 0:
+            assert value == (1.0 if np.mean(a) == np.mean(b) else 0.0)
+        else:
+            assert value == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-9, abs=1e-12)
+
+
+def test_a_board_past_the_letter_line_limit_gets_no_groups_and_says_why(monkeypatch):
+    monkeypatch.setattr(ranking, "MAX_LETTER_LINES", 5)
+    from zoo.bench import columns
+
+    monkeypatch.setattr(columns, "MAX_LETTER_LINES", 5)
+    lb = board({f"m{i}": (10.0, 10.5, 11.0) for i in range(6)})  # all tied: one group if drawn
+    assert (lb.table["rank_group"] == "").all()
+    assert any("letter groups are drawn for at most 5" in n for n in footnote(lb))
+    lb = board({f"m{i}": (10.0, 10.5, 11.0) for i in range(5)})
+    assert (lb.table["rank_group"] == "a").all()

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from zoo.bench.cellfmt import format_count
@@ -484,11 +485,12 @@ def rank_groups(ranks: Sequence[Any], values: Sequence[Sequence[float]]) -> list
 
     tested = [i for i, (rank, v) in enumerate(zip(ranks, values, strict=True))
               if not pd.isna(rank) and len(_finite(v)) >= 2]
-    if ranking.too_many_groups([_finite(values[i]) for i in tested]):  # no letters either way
+    lines = [_finite(values[i]) for i in tested]
+    if len(lines) > ranking.MAX_LETTER_LINES or ranking.too_many_groups(lines):  # no letters either way
         return [""] * len(values)
-    p_values = {(i, j): pair_p_value(_finite(values[i]), _finite(values[j]))
-                for k, i in enumerate(tested) for j in tested[k + 1:]}
-    letters = ranking.letter_groups(tested, ranking.different_pairs(p_values, ALPHA))
+    first, second, p = ranking.pairwise_welch(lines)
+    different = (ranking.holm_array(p) < ALPHA) | (p < ranking.ALWAYS_APART)
+    letters = ranking.position_letters(len(tested), np.column_stack([first[different], second[different]]))
     groups = [""] * len(values)
     for i, text in zip(tested, letters or [""] * len(tested), strict=True):
         groups[i] = text

@@ -25,6 +25,7 @@ from zoo.bench.cellfmt import (
     format_rate,
 )
 from zoo.bench.cellfmt import numeric as _numeric
+from zoo.bench.ranking import MAX_LETTER_LINES
 from zoo.metric_names import higher_is_better
 
 __all__ = ["CI_NOTE", "GROUP_NOTE", "Column", "View", "apply_view", "column_keys", "columns", "display_cells", "display_columns", "floor_cells",
@@ -217,7 +218,10 @@ def footnote(lb: Leaderboard) -> list[str]:
         notes.append(f"{singles} line{'s' if singles != 1 else ''} with a single seed: no interval and no "
                      "group (a difference from it cannot be tested).")
     tested = lb.table[lb.table["rank"].notna() & (lb.table["n_seeds"] >= 2)] if len(lb.table) else lb.table
-    if len(tested) >= 2 and not (tested["rank_group"] != "").any():  # rank_groups ran out of letters
+    if len(tested) > MAX_LETTER_LINES:
+        notes.append(f"{len(tested):,} lines with several seeds: letter groups are drawn for at most "
+                     f"{MAX_LETTER_LINES} (all-pairs tests grow as the square of the lines); no groups shown.")
+    elif len(tested) >= 2 and not (tested["rank_group"] != "").any():  # rank_groups ran out of letters
         notes.append("too many groups for letters (more than 52): no groups shown.")
     notes.append(power_note(lb))
     return notes + [f"warning: {w}" for w in lb.warnings]

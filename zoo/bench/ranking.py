@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 #: Holm's familywise level for the pairwise tests.
 ALPHA = 0.05
 #: Two lines whose seeds differ at this uncorrected p never share a group.
@@ -27,17 +29,26 @@ POWER = 0.8
 #: Seeds per line beyond which `seeds_needed` gives up (returns ``None``).
 MAX_SEEDS = 1000
 LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#: Columns of the insert-and-absorb display past which it stops (no letters): a display that
+#: needs them is far past 52 letters in practice, and each split costs a pass over the columns.
+MAX_COLUMNS = 4 * len(LETTERS)
+#: Boards with more lines of >= 2 seeds get no letters (the footnote says so): the all-pairs
+#: tests and the display grow as the square of the lines, and past a few hundred lines 52
+#: letters hold only boards where nearly every line ties with every other.
+MAX_LETTER_LINES = 200
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm-adjusted p-values (step-down, monotone, capped at 1), in the input order."""
+    return holm_array(np.asarray(p_values, dtype=float)).tolist()
+
+
+def holm_array(p_values: np.ndarray) -> np.ndarray:
+    """`holm` on an array (float64, any length; ties keep their input order)."""
     m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted = [1.0] * m
-    running = 0.0
-    for step, i in enumerate(order):
-        running = max(running, min(1.0, (m - step) * p_values[i]))
-        adjusted[i] = running
+    order = np.argsort(p_values, kind="stable")
+    adjusted = np.empty(m)
+    adjusted[order] = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p_values[order]))
     return adjusted
 
 
@@ -45,8 +56,30 @@ def different_pairs(p_values: dict[tuple[int, int], float], alpha: float = ALPHA
                     apart: float = ALWAYS_APART) -> set[tuple[int, int]]:
     """The pairs ``(i, j)`` called different: Holm-adjusted p < ``alpha`` or raw p < ``apart``."""
     pairs = list(p_values)
-    adjusted = holm([p_values[p] for p in pairs])
-    return {p for p, adj in zip(pairs, adjusted, strict=True) if adj < alpha or p_values[p] < apart}
+    raw = np.array([p_values[p] for p in pairs], dtype=float)
+    called = (holm_array(raw) < alpha) | (raw < apart)
+    return {p for p, yes in zip(pairs, called.tolist(), strict=True) if yes}
+
+
+def pairwise_welch(values: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Welch's two-sided p-value for every pair of lines ``i < j`` (each line's finite values,
+    >= 2 a line), vectorised: arrays ``(i, j, p)`` of length ``L (L - 1) / 2``, row-major. Pairs
+    where neither line has any spread get 0 when their means differ and 1 when they do not
+    (``zoo.bench.aggregate.pair_p_value`` pair by pair; Welch 1947, as
+    ``scipy.stats.ttest_ind(a, b, equal_var=False)``)."""
+    from scipy import special
+
+    n = np.array([len(v) for v in values], dtype=float)
+    mean = np.array([np.mean(v) for v in values], dtype=float)
+    var = np.array([np.var(v, ddof=1) for v in values], dtype=float) / n  # squared standard errors
+    i, j = np.triu_indices(len(values), k=1)
+    se2 = var[i] + var[j]
+    spread = se2 > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (mean[i] - mean[j]) / np.sqrt(se2)
+        df = se2 * se2 / (var[i] ** 2 / (n[i] - 1) + var[j] ** 2 / (n[j] - 1))
+        p = np.where(spread, 2 * special.stdtr(df, -np.abs(t)), (mean[i] == mean[j]).astype(float))
+    return i, j, p
 
 
 def too_many_groups(values: Sequence[Sequence[float]], apart: float = ALWAYS_APART,
@@ -85,24 +118,49 @@ def letter_groups(order: Sequence[int], different: set[tuple[int, int]]) -> list
     ``different`` (pairs as ``(i, j)`` either way round). Letters go to groups in order of their
     best member, so the best item reads ``a``. ``None`` when more than 52 letters are needed."""
     position = {item: k for k, item in enumerate(order)}
-    columns: list[set[int]] = [set(order)] if order else []
-    for i, j in sorted(different, key=lambda p: sorted((position[p[0]], position[p[1]]))):
-        split: list[set[int]] = []
-        for col in columns:
-            if i in col and j in col:
-                split += [col - {i}, col - {j}]
-            else:
-                split.append(col)
-        # absorb: a column inside another says nothing more
-        unique = []
-        for col in sorted(split, key=len, reverse=True):
-            if col and not any(col <= kept for kept in unique):
-                unique.append(col)
-        columns = unique
+    pairs = [(position[i], position[j]) for i, j in different]
+    return position_letters(len(order), pairs)
+
+
+def position_letters(n: int, different: Sequence[tuple[int, int]] | np.ndarray) -> list[str] | None:
+    """`letter_groups` on positions ``0 .. n - 1`` (best first) with ``different`` as position
+    pairs. Piepho's insert-and-absorb with each column a bit mask (a Python int): a pair that no
+    column holds whole changes nothing and is skipped, so the work follows the pairs that split."""
+    if not n:
+        return []
+    ordered = sorted({(min(a, b), max(a, b)) for a, b in (tuple(map(int, p)) for p in different)})
+    apart = [0] * n  # apart[k]: bit mask of the items different from k
+    for a, b in ordered:
+        apart[a] |= 1 << b
+        apart[b] |= 1 << a
+    chosen, count = 0, 0  # items that differ pairwise need a letter each: a lower bound, greedily
+    for k in range(n):
+        if chosen & ~apart[k] == 0:
+            chosen, count = chosen | 1 << k, count + 1
+            if count > len(LETTERS):
+                return None
+    columns = [(1 << n) - 1]  # no two nested: so only the halves of a split column can be absorbed
+    for a, b in ordered:
+        both = (1 << a) | (1 << b)
+        kept = [col for col in columns if col & both != both]
+        if len(kept) == len(columns):
+            continue
+        halves = [half for col in columns if col & both == both for half in (col & ~(1 << a), col & ~(1 << b))]
+        added: list[int] = []
+        for half in sorted(halves, key=int.bit_count, reverse=True):  # absorb: inside another says nothing
+            if half and not any(half & ~other == 0 for other in kept) and not any(half & ~other == 0 for other in added):
+                added.append(half)
+        columns = kept + added
+        if len(columns) > MAX_COLUMNS:  # letters this tangled would not be read; bound the work
+            return None
     if len(columns) > len(LETTERS):
         return None
-    columns.sort(key=lambda col: sorted(position[x] for x in col))
-    return ["".join(LETTERS[c] for c, col in enumerate(columns) if item in col) for item in order]
+    members = sorted([k for k in range(n) if col >> k & 1] for col in columns)
+    letters = [""] * n
+    for c, group in enumerate(members):
+        for k in group:
+            letters[k] += LETTERS[c]
+    return letters
 
 
 def welch_power(effect: float, n: int, alpha: float = ALPHA, nodes: int = 64) -> float:
@@ -110,7 +168,6 @@ def welch_power(effect: float, n: int, alpha: float = ALPHA, nodes: int = 64) ->
     values each with the same standard deviation, when the means differ by ``effect`` standard
     deviations. ``n`` >= 2 (else ValueError); in [0, 1] (below ``alpha`` at ``effect`` 0 and
     ``n`` 2: Welch's test is conservative there)."""
-    import numpy as np
     from scipy import special
 
     if n < 2:
