@@ -308,6 +308,12 @@ def export_run(source: str | Path, out_dir: str | Path, *, fmt: str = "onnx", qu
     """Export the latest checkpoint of a run directory (or a checkpoint file); see `export_model`."""
     from zoo.checkpoint import load_model
 
+    run = Path(source).resolve()
+    run = run if run.is_dir() else run.parent
+    target = Path(out_dir).resolve()
+    if target == run or run in target.parents:
+        # --force would overwrite the run's own files (or its checkpoints' folder)
+        raise UsageError(f"the export folder {out_dir} is the run {source} or inside it; export to a folder of its own")
     model, meta = load_model(source, map_location="cpu")
     info = {"source": {"path": str(source), "checkpoint": meta.get("path"), "step": meta.get("step")},
             "dataset": meta.get("dataset")}

@@ -142,6 +142,9 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
     if request.precision != "auto":
         check_precision(request.precision, device)
     data = load_dataset(request.dataset, data_dir=request.data_dir, registry=reg)
+    twice = sorted({m for m in request.models if list(request.models).count(m) > 1})
+    if twice:  # the same jobs twice would look like two lines' worth of evidence
+        raise UsageError(f"model {twice[0]!r} is named twice in --models; name each model once")
     # Names, configs and options resolved once, before anything is created on disk.
     plans = plan_sweeps(reg, list(request.models), preset=preset, dataset=data, device=device,
                         precision=request.precision, batch_size=request.batch_size,

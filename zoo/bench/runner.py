@@ -178,6 +178,9 @@ def plan_models(registry: Registry, names: list[str], *, preset: Preset, dataset
         if not sep:
             raise ConfigError(key, "--set needs MODEL.KEY=VALUE in zoo bench (e.g. --set ddpm.lr=1e-4)")
         if model not in per_model:
+            if model in registry.models:  # a real model, just not benchmarked here
+                raise UsageError(f"--set {key}: {model!r} is not among the models benchmarked ({', '.join(known)}); "
+                                 f"add it to --models or drop the setting")
             raise UnknownNameError("model in --set", model, known)
         per_model[model][field_name] = value
     _check_options_used(options, entries)

@@ -429,7 +429,24 @@ def settings_for(request: Any, plans: Sequence[Any], budget: Budget) -> TuneSett
     seed = request.tune_seed
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise UsageError(f"the tuning seed must be a whole number in 0..2**63-1, got {seed!r}")
-    return TuneSettings(request.tune, trial_budget(budget, request.tune_budget), seed)
+    settings = TuneSettings(request.tune, trial_budget(budget, request.tune_budget), seed)
+    for plan in plans:
+        _check_trial_budget(settings.trial_budget, budget, plan.batch_size, plan.name)
+    return settings
+
+
+def _check_trial_budget(trial: Budget, full: Budget, batch_size: int, model: str) -> None:
+    """A trial budget above the full budget is a UsageError: tuning would cost more than the runs
+    it tunes, and the winner would be chosen at a budget it never gets. Steps and kimg compare
+    through the model's batch size; other kinds only with their own."""
+    def kimg(b: Budget) -> float | None:
+        return {"kimg": b.amount, "steps": b.amount * batch_size / 1000}.get(b.kind)
+
+    same = trial.kind == full.kind
+    more = trial.amount > full.amount if same else (kimg(trial) or 0) > (kimg(full) or math.inf)
+    if more:
+        raise UsageError(f"--tune-budget {trial} is more than {model}'s budget ({full}); a trial gets at "
+                         "most the full budget (default: a quarter of it)")
 
 
 def context_for(request: Any, reg: Any, runner: Any, store: Any, progress: Any, settings: TuneSettings,

@@ -20,15 +20,15 @@ from zoo.cli.options import output_option
 @output_option("Write to this file (atomically; its folder must exist); '-' is stdout. Default: stdout, except "
                "html: leaderboard.html beside the store.",
                type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None)
-@click.option("--columns", "columns", metavar="KEYS", default="",
+@click.option("--columns", "columns", metavar="KEYS", default=None,
               help="Only these columns, in this order, comma-separated (e.g. rank,model,fid_lenet,group,params);"
                    " every format. A wrong key lists the keys.")
-@click.option("--metrics", "metrics", metavar="NAMES", default="",
+@click.option("--metrics", "metrics", metavar="NAMES", default=None,
               help="Only these metrics, comma-separated; the primary metric (the ranking) always stays.")
-@click.option("--sort", "sort", metavar="KEY[:asc|desc]", default="",
+@click.option("--sort", "sort", metavar="KEY[:asc|desc]", default=None,
               help="Order lines by this column (metrics best first, rates fastest first); default: rank.")
 def leaderboard(results: Path | None, dataset: str | None, protocol: str | None, fmt: str, output: Path | None,
-                columns: str, metrics: str, sort: str) -> None:
+                columns: str | None, metrics: str | None, sort: str | None) -> None:
     """Show the leaderboard: mean ± std over seeds with a 95% interval, ranked by the protocol's
     primary metric, grouped by letters (lines sharing a letter are not significantly
     different by Holm-corrected Welch t-tests), with the real-vs-real floor. Rows of
@@ -37,11 +37,14 @@ def leaderboard(results: Path | None, dataset: str | None, protocol: str | None,
     from zoo.bench.columns import apply_view
     from zoo.bench.leaderboard import leaderboards, print_leaderboards
     from zoo.bench.store import ResultsStore, default_store_path
-    from zoo.errors import UnknownNameError
+    from zoo.errors import UnknownNameError, UsageError
     from zoo.fileio import atomic_write_bytes, atomic_write_text
     from zoo.outputs import check_output_folder
     from zoo.registry import get_registry
 
+    for option, value in (("--columns", columns), ("--metrics", metrics), ("--sort", sort)):
+        if value is not None and not value.strip(" ,"):  # an empty list would silently mean "all"
+            raise UsageError(f"{option} is empty; leave it out for the default, or name at least one key")
     formats = get_registry().formats
     if fmt not in formats:
         raise UnknownNameError("output format", fmt, list(formats))
@@ -60,7 +63,7 @@ def leaderboard(results: Path | None, dataset: str | None, protocol: str | None,
         warn(f"no results store at {store_path} yet (run `zoo bench` first, or pass --results PATH)")
         boards = []
 
-    boards = apply_view(boards, columns=_names(columns), metrics=_names(metrics), sort=sort.strip())
+    boards = apply_view(boards, columns=_names(columns or ""), metrics=_names(metrics or ""), sort=(sort or "").strip())
     to_stdout = output is None and fmt != "html" or output == Path("-")
     if to_stdout and fmt == "table":  # the live terminal: fitted to its width, styled
         if store_exists:  # a missing store was already said once, on stderr

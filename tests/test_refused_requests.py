@@ -1,0 +1,70 @@
+"""Requests that used to run and quietly mean something else are one line and exit 2, before any
+work (a newcomer's findings): a model named twice, a trial budget above the budget, an empty
+column list, a setting for a model not benchmarked, an export into its own run folder."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import zoo_in_process
+
+
+def refused(capsys, *args: str) -> str:  # noqa: ANN001
+    code, out, err = zoo_in_process(capsys, *args)
+    assert code == 2, (code, out, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_a_model_named_twice_is_refused(capsys, tmp_path):
+    line = refused(capsys, "bench", "--models", "gan,vae,gan", "--preset", "smoke", "--dry-run",
+                   "--results", str(tmp_path / "r.sqlite"))
+    assert "'gan' is named twice" in line
+    assert not (tmp_path / "r.sqlite").exists()
+
+
+@pytest.mark.parametrize("trial", ["5steps", "100kimg"])  # the smoke budget is 4 steps of 32
+def test_a_trial_budget_above_the_budget_is_refused(capsys, tmp_path, trial):
+    pytest.importorskip("optuna")
+    line = refused(capsys, "bench", "--models", "gan", "--preset", "smoke", "--tune", "2", "--tune-budget", trial,
+                   "--dry-run", "--results", str(tmp_path / "r.sqlite"))
+    assert f"--tune-budget {trial} is more than gan's budget (4steps)" in line
+
+
+def test_a_trial_budget_within_the_budget_plans(capsys, tmp_path):
+    pytest.importorskip("optuna")
+    code, out, err = zoo_in_process(capsys, "bench", "--models", "gan", "--preset", "smoke", "--tune", "2",
+                                    "--tune-budget", "2steps", "--dry-run", "--results", str(tmp_path / "r.sqlite"))
+    assert code == 0, err
+    assert "2steps" in out
+
+
+@pytest.mark.parametrize("option", ["--columns", "--metrics", "--sort"])
+def test_an_empty_view_option_is_refused_not_read_as_all(capsys, tmp_path, option):
+    line = refused(capsys, "leaderboard", "--results", str(tmp_path / "none.sqlite"), option, " , ")
+    assert f"{option} is empty" in line
+
+
+def test_a_setting_for_a_model_not_benchmarked_says_so(capsys, tmp_path):
+    line = refused(capsys, "bench", "--models", "vae", "--set", "gan.lr=1e-3", "--preset", "smoke", "--dry-run",
+                   "--results", str(tmp_path / "r.sqlite"))
+    assert "'gan' is not among the models benchmarked (vae)" in line
+    line = refused(capsys, "bench", "--models", "vae", "--set", "gna.lr=1e-3", "--preset", "smoke", "--dry-run",
+                   "--results", str(tmp_path / "r.sqlite"))
+    assert "unknown model in --set 'gna'" in line
+
+
+def test_an_export_into_its_own_run_folder_is_refused_and_the_run_is_kept(capsys, tmp_path):
+    pytest.importorskip("onnxruntime")
+    run = tmp_path / "run"
+    code, _, err = zoo_in_process(capsys, "train", "gan", "--steps", "2", "--set", "g_hidden=32", "--set", "d_units=16",
+                                  "--set", "latent_dim=8", "--run-dir", str(run), "--no-progress")
+    assert code == 0, err
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    for out in (run, run / "checkpoints"):
+        line = refused(capsys, "export", str(run), "--out", str(out), "--force")
+        assert "export to a folder of its own" in line
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+    code, _, err = zoo_in_process(capsys, "export", str(run), "--out", str(tmp_path / "export"))
+    assert code == 0, err
