@@ -68,3 +68,9 @@ def test_an_export_into_its_own_run_folder_is_refused_and_the_run_is_kept(capsys
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
     code, _, err = zoo_in_process(capsys, "export", str(run), "--out", str(tmp_path / "export"))
     assert code == 0, err
+
+
+def test_a_batch_larger_than_the_training_split_is_refused_as_zoo_train_refuses_it(capsys, tmp_path):
+    line = refused(capsys, "bench", "--models", "gan", "--preset", "smoke", "--batch-size", "100000", "--dry-run",
+                   "--results", str(tmp_path / "r.sqlite"))
+    assert "--batch-size 100000 is larger than the training split (4000 images)" in line

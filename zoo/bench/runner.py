@@ -202,7 +202,9 @@ def plan_models(registry: Registry, names: list[str], *, preset: Preset, dataset
         tiny = dict(cls.tiny_config) if preset.use_tiny_config else {}
         defaults = cls.Config.from_overrides({**variant, **tiny}).to_dict()
         batch = batch_size or (recipe.batch_size if recipe and recipe.batch_size else None) or cls.default_batch_size
-        batch = min(batch, len(dataset.train))
+        if batch_size and batch_size > len(dataset.train):  # as zoo train: the user's number is kept or refused
+            raise UsageError(f"--batch-size {batch_size} is larger than the training split ({len(dataset.train)} images)")
+        batch = min(batch, len(dataset.train))  # a default larger than a small dataset shrinks to it
         label = " ".join(f"{k}={_text(v)}" for k, v in sorted(config.items()) if defaults.get(k) != v)
         if batch != cls.default_batch_size:
             label = f"{label} batch={batch}".strip()
