@@ -74,3 +74,22 @@ def test_a_batch_larger_than_the_training_split_is_refused_as_zoo_train_refuses_
     line = refused(capsys, "bench", "--models", "gan", "--preset", "smoke", "--batch-size", "100000", "--dry-run",
                    "--results", str(tmp_path / "r.sqlite"))
     assert "--batch-size 100000 is larger than the training split (4000 images)" in line
+
+
+def test_an_npz_whose_image_array_is_a_guess_or_whose_labels_do_not_pair_is_refused(capsys, tmp_path):
+    import numpy as np
+
+    images = (np.random.default_rng(0).random((300, 28, 28)) * 255).astype(np.uint8)
+    np.savez(tmp_path / "two.npz", x_train=images, y_train=np.zeros(300, dtype=np.int64))
+    np.savez(tmp_path / "short.npz", images=images, labels=np.arange(10))
+    np.savez(tmp_path / "one.npz", pics=images)  # one array of any name is the images
+    line = refused(capsys, "train", "gan", "--dataset", f"npz:{tmp_path / 'two.npz'}", "--steps", "1",
+                   "--run-dir", str(tmp_path / "a"), "--no-progress")
+    assert "holds arrays 'x_train', 'y_train' and none named 'images'" in line
+    line = refused(capsys, "train", "gan", "--dataset", f"npz:{tmp_path / 'short.npz'}", "--steps", "1",
+                   "--run-dir", str(tmp_path / "b"), "--no-progress")
+    assert "10 labels for 300 images" in line
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    from zoo.data import load_dataset
+
+    assert len(load_dataset(f"npz:{tmp_path / 'one.npz'}").train) == 270

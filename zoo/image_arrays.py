@@ -112,8 +112,9 @@ def _check_array_sizes(path: Path, label: str, budget: int) -> None:
 
 
 def read_image_array(path: str | os.PathLike[str], *, what: str | None = None) -> tuple[torch.Tensor, np.ndarray | None]:
-    """``(images, labels)`` from an ``.npz`` (key ``images``, else the first array; optional
-    ``labels``) or an ``.npy`` file, never unpickled. Raises [`DataError`][zoo.errors.DataError]."""
+    """``(images, labels)`` from an ``.npz`` (key ``images``, else its only array besides
+    ``labels``; optional ``labels``) or an ``.npy`` file, never unpickled. Raises
+    [`DataError`][zoo.errors.DataError], also for several arrays none of which is ``images``."""
     path = Path(path).expanduser()
     label = what or str(path)
     if not path.is_file():
@@ -126,6 +127,10 @@ def read_image_array(path: str | os.PathLike[str], *, what: str | None = None) -
                 keys = list(loaded.keys())
                 if not keys:
                     raise DataError(f"{label}: the archive holds no arrays")
+                if "images" not in keys and len([k for k in keys if k != "labels"]) > 1:
+                    # x_train, y_train, ...: the first array is a guess, and a wrong one trains on labels
+                    raise DataError(f"{label}: holds arrays {', '.join(repr(k) for k in keys[:6])} and none named "
+                                    "'images'; name the image array 'images' (and the labels 'labels')")
                 array = loaded["images"] if "images" in keys else loaded[keys[0]]
                 labels = loaded["labels"] if "labels" in keys else None
         else:

@@ -100,7 +100,9 @@ def load_npz(arg: str | None, _data_dir: Path, _download: bool) -> ImageDataset:
     if len(images) < 2:
         raise DataError(f"npz:{arg}: need at least 2 images for a train/test split")
     y = labels_from_array(labels, f"npz:{arg}") if labels is not None else None
-    y = y if y is not None and len(y) == len(images) else None  # labels not one per image are ignored, as before
+    if y is not None and len(y) != len(images):  # a wrong pairing would score classes that are not there
+        raise DataError(f"npz:{arg}: {len(y):,} labels for {len(images):,} images; give one label per image "
+                        "(or no 'labels' array)")
     train, test, ytr, yte = split_holdout(images, y, test_fraction=0.1, seed=0)
     n_classes = int(y.max()) + 1 if y is not None else None
     return ImageDataset(f"npz:{path}", train, test, ytr, yte, n_classes, {"source": str(path), "named_by_path": "npz:"})
