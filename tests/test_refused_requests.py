@@ -93,3 +93,20 @@ def test_an_npz_whose_image_array_is_a_guess_or_whose_labels_do_not_pair_is_refu
     from zoo.data import load_dataset
 
     assert len(load_dataset(f"npz:{tmp_path / 'one.npz'}").train) == 270
+
+
+def test_a_protocol_the_dataset_cannot_support_is_a_usage_error_in_the_dry_run_too(capsys, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "unlabelled"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray((rng.random((28, 28)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    line = refused(capsys, "bench", "--models", "gan", "--preset", "smoke", "--dataset", f"folder:{folder}",
+                   "--backbone", "lenet", "--dry-run", "--results", str(tmp_path / "r.sqlite"))
+    assert "has no labels; use --backbone simclr" in line
+    line = refused(capsys, "bench", "--models", "gan", "--preset", "smoke", "--dataset", f"folder:{folder}",
+                   "--backbone", "simclr", "--results", str(tmp_path / "r.sqlite"))  # 4 held-out images: too few
+    assert "num_fake must be between 10 and the 4 held-out images" in line

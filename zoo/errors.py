@@ -78,6 +78,11 @@ class MetricsError(ZooError):
     """Metrics could not be computed (missing backbone weights, too few samples...)."""
 
 
+class ProtocolChoiceError(MetricsError, UsageError):
+    """The protocol asked for does not fit the dataset (image counts outside its splits, the lenet
+    backbone on unlabelled data): the user's choice to change, so exit 2 like any usage error."""
+
+
 class SampleError(ZooError):
     """A model's ``sample`` returned the wrong shape or dtype, non-finite values, or values outside
     ``[-1, 1]`` (beyond `zoo.sampling.RANGE_TOLERANCE`); raised by [`zoo.sampling.generate`][zoo.sampling.generate]."""

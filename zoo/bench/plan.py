@@ -118,9 +118,11 @@ def protocol_if_ready(
     """``(protocol, "")`` where `zoo.metrics.make_protocol` needs no training and no download
     (run with ``$ZOO_OFFLINE`` set); else ``(None, why)``. Usage errors still raise."""
     from zoo.metrics import make_protocol
-    from zoo.metrics.backbones import default_backbone
+    from zoo.metrics.backbones import check_lenet_labels, default_backbone
 
     name = default_backbone(dataset) if backbone == "auto" else backbone
+    if name == "lenet" and kwargs.get("weights_path") is None:
+        check_lenet_labels(dataset)  # what the real run would refuse, refused here too
     if name == "lenet" and not _lenet_ready(dataset):
         return (
             None,

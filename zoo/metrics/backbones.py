@@ -40,7 +40,7 @@ from torch_fidelity import FeatureExtractorBase
 from torch_fidelity.helpers import vassert
 
 from zoo.data import ImageDataset
-from zoo.errors import MetricsError
+from zoo.errors import MetricsError, ProtocolChoiceError
 from zoo.metric_names import CLIP_BACKBONES, DINOV2_BACKBONES
 from zoo.metrics import lenet as lenet_mod
 from zoo.metrics import simclr as simclr_mod
@@ -168,17 +168,22 @@ def _shipped_lenet(dataset: ImageDataset) -> Path | None:
     return shipped if labelled == dataset.labelled_fingerprint() else None
 
 
+def check_lenet_labels(dataset: ImageDataset) -> None:
+    """`ProtocolChoiceError` (exit 2) when ``dataset`` has no labels to train the lenet backbone on."""
+    if dataset.train_labels is None or dataset.num_classes is None:
+        raise ProtocolChoiceError(
+            f"the lenet backbone is trained on labelled data and {dataset.name} has no labels; use --backbone simclr "
+            "(label-free, trained on the data, offline) or --backbone inception"
+        )
+
+
 def _resolve_lenet(dataset: ImageDataset, weights_path: Any, progress: Any) -> BackboneWeights:
     if weights_path is not None:
         path = Path(weights_path).expanduser()
         if not path.is_file():
             raise MetricsError(f"lenet weights file {path} not found")
         return _lenet_weights(path)
-    if dataset.train_labels is None or dataset.num_classes is None:
-        raise MetricsError(
-            f"the lenet backbone is trained on labelled data and {dataset.name} has no labels; use --backbone simclr "
-            "(label-free, trained on the data, offline) or --backbone inception"
-        )
+    check_lenet_labels(dataset)
     shipped = _shipped_lenet(dataset)
     if shipped is not None:
         return _lenet_weights(shipped)

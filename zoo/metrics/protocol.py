@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from zoo.data import ImageDataset
-from zoo.errors import MetricsError, UnknownNameError
+from zoo.errors import MetricsError, ProtocolChoiceError, UnknownNameError
 from zoo.metric_names import BACKBONES, higher_is_better, metric_tag, protocol_warnings
 
 #: 2: density/coverage (k), memorisation quantile, mode coverage, feature width, metric tag.
@@ -233,18 +233,18 @@ def make_protocol(
     num_real = default_real if num_real is None else int(num_real)
     num_fake = default_fake if num_fake is None else int(num_fake)
     if not MIN_IMAGES <= num_real <= len(dataset.train):
-        raise MetricsError(
+        raise ProtocolChoiceError(
             f"num_real must be between {MIN_IMAGES} and the {len(dataset.train)} images of {dataset.name}'s train split, got {num_real}"
         )
     if not MIN_IMAGES <= num_fake <= len(dataset.test):
-        raise MetricsError(
+        raise ProtocolChoiceError(
             f"num_fake must be between {MIN_IMAGES} and the {len(dataset.test)} held-out images of {dataset.name} "
             f"(the floor scores that many real images), got {num_fake}"
         )
     if weights_path is None and name == "inception":
         weights_path = inception_weights
     if num_real <= PRDC_NEIGHBORHOOD:
-        raise MetricsError(f"num_real must exceed density/coverage's k={PRDC_NEIGHBORHOOD}, got {num_real}")
+        raise ProtocolChoiceError(f"num_real must exceed density/coverage's k={PRDC_NEIGHBORHOOD}, got {num_real}")
     weights = resolve_backbone(name, dataset, weights_path=weights_path, progress=progress)
     return Protocol(
         dataset=dataset.identity_name,  # content, not spelling, for datasets named by a path
