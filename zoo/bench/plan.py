@@ -150,11 +150,13 @@ def render_plan(planned: Sequence[PlannedJob], width: int = 80) -> str:
         + (f", {unknown} unknown" if unknown else "")
         + "; nothing was trained"
     )
-    rows = [("model", "config", "seed", "budget", "in store")]
+    rows: list[tuple[Any, ...]] = [("model", "config", "seed", "budget", "in store")]
     for j in planned:
         label = j.config_label or "(defaults)"
         if j.kind != "train":
             label = f"{j.kind}: {label}" if j.config_label else j.kind
+        # what each of the job's rows samples with (each setting is a board line of its own)
+        settings = [printable(", ".join(f"{k}={v}" for k, v in o.items())) for o in j.sample_options if o]
         rows.append(
             (
                 printable(j.model),
@@ -162,12 +164,16 @@ def render_plan(planned: Sequence[PlannedJob], width: int = 80) -> str:
                 str(j.seed),
                 j.budget,
                 "?" if j.stored is None else "yes" if j.stored else "no",
+                settings,
             )
         )
     fixed = [max(len(r[i]) for r in rows) for i in (0, 2, 3, 4)]
     room = min(max(len(r[1]) for r in rows), max(10, width - sum(fixed) - 2 * 4 - 2))
     lines = [head]
-    for model, label, seed, budget, where in rows:
+    def fit(text: str) -> str:
+        return text if len(text) <= width else text[: width - 3] + "..."
+
+    for model, label, seed, budget, where, *settings in rows:
         if len(label) > room:
             label = label[: room - 3] + "..."
         lines.append(
@@ -182,6 +188,7 @@ def render_plan(planned: Sequence[PlannedJob], width: int = 80) -> str:
                 ]
             ).rstrip()
         )
+        lines += [fit(f"{' ' * (4 + fixed[0])}sampling: {setting}") for setting in (settings[0] if settings else [])]
     notes = sorted({j.note for j in planned if j.note})
     return "\n".join(lines + [f"note: {n}" for n in notes])
 
@@ -203,7 +210,8 @@ def dry_run(request: Any, reg: Any, plans: Sequence[Any], *, preset: Any, seeds:
         num_fake=min(request.num_fake or preset.num_fake, len(dataset.test)), backbone=request.backbone,
         inception_weights=request.inception_weights)
     if protocol is None:
-        return store, None, unplanned_jobs(plans, seeds, budget, why)
+        return store, None, unplanned_jobs(plans, seeds, budget, why) + external_jobs(request, reg, plans, dataset,
+                                                                                     None, store, why)
     runs_dir = Path(request.runs_dir) if request.runs_dir is not None else store_path.parent / "bench"
     runner = BenchRunner(dataset=dataset, protocol=protocol, store=store, preset=preset, budget=budget,
                          device=resolve_device(request.device), runs_dir=runs_dir, curve_points=request.curve_points)
@@ -212,8 +220,33 @@ def dry_run(request: Any, reg: Any, plans: Sequence[Any], *, preset: Any, seeds:
 
         ctx = context_for(request, reg, runner, store, BenchProgress(), tune_settings, preset=preset,
                           dataset=dataset, device=runner.device)
-        return store, protocol, planned_tuning(plans, tune_settings, ctx, seeds, runner)
-    return store, protocol, planned_jobs([runner.job(plan, seed) for plan in plans for seed in seeds], store)
+        jobs = planned_tuning(plans, tune_settings, ctx, seeds, runner)
+    else:
+        jobs = planned_jobs([runner.job(plan, seed) for plan in plans for seed in seeds], store)
+    return store, protocol, jobs + external_jobs(request, reg, plans, dataset, protocol, store, "")
+
+
+def external_jobs(request: Any, reg: Any, plans: Sequence[Any], dataset: Any, protocol: Any, store: Any,
+                  why: str) -> list[PlannedJob]:
+    """A `PlannedJob` (kind ``external``) per ``--samples`` source. With a protocol each source is
+    read and checked as the real run reads it (a bad one is the same one-line UsageError); without
+    one only its name is checked and ``stored`` is ``None``."""
+    from pathlib import Path
+
+    from zoo.bench.external import check_name, load_entries
+
+    samples = {name: [Path(p) for p in paths] for name, paths in (request.samples or {}).items()}
+    models = [*reg.models, *(p.name for p in plans)]
+    if protocol is None:
+        for name in samples:
+            check_name(name, models)
+        return [PlannedJob(name, str(path), seed, "-", None, kind="external", note=why)
+                for name, paths in samples.items() for seed, path in enumerate(paths)]
+    sources = load_entries(samples, dataset, protocol, models=models) if samples else []
+    done = {(r.model, r.seed) for r in store.rows(dataset=protocol.dataset, protocol_hash=protocol.hash, status="ok")
+            } if store is not None and sources else set()
+    return [PlannedJob(src.name, str(src.path), src.seed, "-", (src.name, src.seed) in done, kind="external")
+            for src in sources]
 
 
 def planned_tuning(
