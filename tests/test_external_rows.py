@@ -119,11 +119,14 @@ def test_eval_store_adds_one_source_and_refuses_a_protocol_mismatch(ds, tmp_path
     out = capsys.readouterr()
     assert code == 0, out.err
     assert json.loads(out.out)["source"]["stored_as"] == "mine"
+    # a new source under a name that has seeds becomes another seed, said on stderr (it may be a slip)
+    assert f"'mine' already has 1 seed(s) on this board (from {first}); {second} becomes its seed 1" in out.err
     rows = ResultsStore(store).rows(model="mine")
     assert sorted(r.seed for r in rows) == [0, 1] and {r.plugin for r in rows} == {"external"}
-    # the same source again replaces its own seed; --name without --store is a usage error
+    # the same source again replaces its own seed, without the warning; --name without --store is a usage error
     assert run(["eval", str(second), "--num-real", "200", "--num-fake", "100", "--store", "--name", "mine",
                 "--results", str(store), "--json"]) == 0
+    assert "already has" not in capsys.readouterr().err
     assert sorted(r.seed for r in ResultsStore(store).rows(model="mine")) == [0, 1]
     capsys.readouterr()
     assert run(["eval", str(second), "--name", "mine"]) == 2

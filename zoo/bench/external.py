@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,10 @@ __all__ = ["EXTERNAL", "ExternalSource", "check_name", "check_protocol", "extern
 #: ``ResultRow.plugin`` of an external row.
 EXTERNAL = "external"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class SeedAddedWarning(UserWarning):
+    """``zoo eval --store --name NAME`` added a new source as another seed of an existing entry."""
 
 
 @dataclass
@@ -215,6 +220,11 @@ def store_source(path: Path, *, name: str, dataset: ImageDataset, protocol: Prot
         raise UsageError(f"{name!r} names a trained model's rows in {store.path}; pick another --name")
     same = [r.seed for r in mine if r.external.get("source") == str(path)]
     seed = same[0] if same else max((r.seed + 1 for r in mine), default=0)
+    if mine and not same:  # by design an entry's seeds are its sources; say so, it may be a mistake
+        others = sorted({str(r.external.get("source")) for r in mine})
+        warnings.warn(f"{name!r} already has {len(mine)} seed(s) on this board (from {', '.join(others[:3])}"
+                      f"{', ...' if len(others) > 3 else ''}); {path} becomes its seed {seed}. Another model's "
+                      "samples need another --name", SeedAddedWarning, stacklevel=2)
     source = load_source(name, seed, path, dataset, protocol)
     return score_sources([source], dataset=dataset, protocol=protocol, store=store,
                          runs_dir=runs_dir or store.path.parent / "bench", progress=progress)[0]
