@@ -110,3 +110,18 @@ def test_a_protocol_the_dataset_cannot_support_is_a_usage_error_in_the_dry_run_t
     line = refused(capsys, "bench", "--models", "gan", "--preset", "smoke", "--dataset", f"folder:{folder}",
                    "--backbone", "simclr", "--results", str(tmp_path / "r.sqlite"))  # 4 held-out images: too few
     assert "num_fake must be between 10 and the 4 held-out images" in line
+
+
+def test_sample_force_replaces_an_earlier_sample_folder_whole_and_refuses_any_other(capsys, tmp_path):
+    run = tmp_path / "run"
+    code, _, err = zoo_in_process(capsys, "train", "gan", "--steps", "2", "--set", "g_hidden=32", "--set", "d_units=16",
+                                  "--set", "latent_dim=8", "--run-dir", str(run), "--no-progress")
+    assert code == 0, err
+    out = tmp_path / "samples"
+    assert zoo_in_process(capsys, "sample", str(run), "-n", "30", "-o", str(out))[0] == 0
+    assert zoo_in_process(capsys, "sample", str(run), "-n", "10", "-o", str(out), "--force")[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"{i:06d}.png" for i in range(10)]  # no stale 10..29
+    (out / "notes.txt").write_text("mine")
+    line = refused(capsys, "sample", str(run), "-n", "5", "-o", str(out), "--force")
+    assert "holds files zoo sample did not write (notes.txt)" in line
+    assert len(list(out.iterdir())) == 11  # nothing removed

@@ -7,6 +7,7 @@ refused, never written as a folder of that name.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -173,6 +174,22 @@ def _check_request(request: SampleRequest) -> tuple[str, int | None]:
     if kind != "folder" and out_path.is_dir():
         raise UsageError(f"{out_path} is a folder; a {kind} output needs a file name")
     check_output_folder(out_path)
+    if kind == "folder" and request.force and out_path.is_dir():
+        _clear_previous_samples(out_path)
     if kind == "npz":  # the temp file a killed `zoo sample -o` of this name left behind
         remove_dead_temp_files_of(out_path)
     return kind, batch_size
+
+
+def _clear_previous_samples(folder: Path) -> None:
+    """``--force`` into a folder: only one that `zoo sample` wrote (``000000.png`` onwards) is
+    replaced, and all its old images go, so the folder never mixes two runs' samples (a scorer
+    would read them as one model). Anything else in it is a UsageError, and nothing is removed."""
+    ours = re.compile(r"\.?\d{6}\.png(\.tmp)?")
+    others = sorted(p.name for p in folder.iterdir() if not (p.is_file() and ours.fullmatch(p.name)))
+    if others:
+        raise UsageError(f"{folder} holds files zoo sample did not write ({', '.join(others[:3])}"
+                         f"{', ...' if len(others) > 3 else ''}); --force replaces only an earlier zoo sample "
+                         "folder: choose an empty or new folder")
+    for path in folder.iterdir():
+        path.unlink()
