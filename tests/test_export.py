@@ -127,6 +127,23 @@ def test_the_reference_sampler_runs_without_genzoo(name, tmp_path) -> None:  # n
     assert images.dtype == np.uint8 and images.shape == (3, *SHAPE)
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--option", "steps"], "--option takes KEY=VALUE, got 'steps'"),
+    (["--option", "guidance=2"], "unknown sampling option 'guidance'"),
+    (["--option", "steps=100000"], "steps must be between 1 and T"),
+    (["--num", "0"], "--num must be at least 1"),
+    (["--out", "no-such-folder/x.npy"], "the folder of --out no-such-folder/x.npy does not exist"),
+])
+def test_the_reference_sampler_refuses_bad_arguments_in_one_line(args, message, tmp_path) -> None:  # noqa: ANN001
+    export_model(random_model("ddpm"), tmp_path / "e")
+    code = (f"import sys, runpy; sys.modules['zoo'] = None; sys.argv = ['sample.py', *{args!r}]; "
+            "runpy.run_path('sample.py', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "e", capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert message in proc.stderr.splitlines()[-1]
+    assert not (tmp_path / "e" / "samples.npy").exists()
+
+
 def test_int8_quantisation_shrinks_the_file_and_stays_close(tmp_path) -> None:
     model = tiny_model("gan", SHAPE, g_hidden=256).eval()  # enough weights for int8 to matter
     fp32 = export_model(model, tmp_path / "fp32")

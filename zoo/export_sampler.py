@@ -234,10 +234,24 @@ def main(argv: list[str] | None = None) -> None:
                         help="sampling option of a denoiser export: steps=N, sampler=euler|heun (flow, edm)")
     parser.add_argument("--out", default="samples.npy", help="output .npy file (uint8, n x C x H x W)")
     args = parser.parse_args(argv)
+    bad = [item for item in args.option if "=" not in item]
+    if bad:
+        parser.error(f"--option takes KEY=VALUE, got {bad[0]!r}")
+    if args.num < 1:
+        parser.error(f"--num must be at least 1, got {args.num}")
+    if not Path(args.out).resolve().parent.is_dir():  # before minutes of sampling, not after
+        parser.error(f"the folder of --out {args.out} does not exist")
     options = dict(item.split("=", 1) for item in args.option)
     run, meta = load(Path(__file__).resolve().parent)
+    try:
+        sampling_options(meta, options)  # unknown or bad options: one line, exit 2
+    except ValueError as exc:
+        parser.error(str(exc))
     noise = np.random.default_rng(args.seed).standard_normal(noise_shape(meta, args.num)).astype(np.float32)
-    images = to_uint8(sample(run, meta, noise, options))
+    try:
+        images = to_uint8(sample(run, meta, noise, options))
+    except ValueError as exc:  # a setting the sampler refuses (e.g. more DDIM steps than T)
+        parser.error(str(exc))
     np.save(args.out, images)
     print(f"{args.num} images {images.shape[1:]} -> {args.out}")
 
