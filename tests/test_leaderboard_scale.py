@@ -112,3 +112,14 @@ def test_a_board_needing_more_than_52_letters_skips_the_all_pairs_tests(monkeypa
     monkeypatch.setattr(ranking, "pairwise_welch", all_pairs)
     values = [[10.0 * i, 10.0 * i + 0.1, 10.0 * i - 0.1] for i in range(1, 2001)]
     assert rank_groups(list(range(1, 2001)), values) == [""] * 2000
+
+
+def test_the_terminal_shows_the_first_lines_of_a_large_board_and_says_so(store, monkeypatch):
+    from zoo.bench.render import terminal
+
+    monkeypatch.setattr(terminal, "TERMINAL_MAX_LINES", 15)
+    board = leaderboards(store)[0]
+    text = terminal.to_text([board], width=400)
+    assert "shows the first 15 of 100 lines" in text and "--format csv or json lists them all" in text
+    labels = board.table["label"].tolist()
+    assert labels[0] in text and labels[14] in text and labels[15] not in text

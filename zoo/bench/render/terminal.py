@@ -9,7 +9,11 @@ from zoo.bench.aggregate import Leaderboard
 from zoo.bench.cellfmt import clean as _clean
 from zoo.bench.columns import Column, floor_text, footnote, human_columns, is_top_ranked
 
-__all__ = ["print_leaderboards", "render_table", "to_text"]
+__all__ = ["TERMINAL_MAX_LINES", "print_leaderboards", "render_table", "to_text"]
+
+#: Lines of one board the terminal shows (the page shows as many): past it a table is scrolled
+#: past, not read, and rich lays out every cell; csv and json keep every line.
+TERMINAL_MAX_LINES = 200
 
 
 def _lines(lb: Leaderboard) -> list[dict[str, Any]]:
@@ -28,6 +32,8 @@ def render_table(lb: Leaderboard, width: int | None = None):  # noqa: ANN201 - r
 
     cols = human_columns(lb)
     lines = _lines(lb)
+    cut = len(lines) - TERMINAL_MAX_LINES
+    lines = lines[:TERMINAL_MAX_LINES]
     body = [[_clean(c.floor) for c in cols]]
     for line in lines:
         cells = [_clean(c.cell(line)) for c in cols]
@@ -59,6 +65,9 @@ def render_table(lb: Leaderboard, width: int | None = None):  # noqa: ANN201 - r
 
     floor_shown = floor_text(lb, lb.primary_metric)
     caption = "\n".join(_clean(note) for note in footnote(lb))  # warnings quote protocol values
+    if cut > 0:
+        caption += (f"\nshows the first {TERMINAL_MAX_LINES} of {len(lb.table):,} lines (by rank, or --sort); "
+                    "--format csv or json lists them all")
     if hidden:
         caption += f"\nnot shown (terminal too narrow): {', '.join(hidden)}; try --format markdown"
     table = Table(
