@@ -127,6 +127,12 @@ def test_eval_store_adds_one_source_and_refuses_a_protocol_mismatch(ds, tmp_path
     assert run(["eval", str(second), "--num-real", "200", "--num-fake", "100", "--store", "--name", "mine",
                 "--results", str(store), "--json"]) == 0
     assert "already has" not in capsys.readouterr().err
+    with pytest.MonkeyPatch.context() as mp:  # the same file typed another way is the same source
+        mp.chdir(tmp_path)
+        assert run(["eval", "./second.npz", "--num-real", "200", "--num-fake", "100", "--store", "--name", "mine",
+                    "--results", str(store), "--json"]) == 0
+    assert "already has" not in capsys.readouterr().err
+    assert sorted(r.seed for r in ResultsStore(store).rows(model="mine")) == [0, 1]
     assert sorted(r.seed for r in ResultsStore(store).rows(model="mine")) == [0, 1]
     capsys.readouterr()
     assert run(["eval", str(second), "--name", "mine"]) == 2

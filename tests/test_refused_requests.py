@@ -17,11 +17,20 @@ def refused(capsys, *args: str) -> str:  # noqa: ANN001
     return lines[0]
 
 
-def test_a_model_named_twice_is_refused(capsys, tmp_path):
-    line = refused(capsys, "bench", "--models", "gan,vae,gan", "--preset", "smoke", "--dry-run",
+@pytest.mark.parametrize("models", ["gan,vae,gan", "gan, gan", " gan,gan "])
+def test_a_model_named_twice_is_refused(capsys, tmp_path, models):
+    line = refused(capsys, "bench", "--models", models, "--preset", "smoke", "--dry-run",
                    "--results", str(tmp_path / "r.sqlite"))
     assert "'gan' is named twice" in line
     assert not (tmp_path / "r.sqlite").exists()
+
+
+def test_a_bench_refused_before_work_makes_no_results_store(capsys, tmp_path):
+    store = tmp_path / "r.sqlite"
+    line = refused(capsys, "bench", "--models", "gan", "--preset", "smoke", "--samples",
+                   f"mine={tmp_path / 'missing.npz'}", "--results", str(store))
+    assert "does not exist" in line
+    assert not store.exists()
 
 
 @pytest.mark.parametrize("trial", ["5steps", "100kimg"])  # the smoke budget is 4 steps of 32
@@ -125,3 +134,10 @@ def test_sample_force_replaces_an_earlier_sample_folder_whole_and_refuses_any_ot
     line = refused(capsys, "sample", str(run), "-n", "5", "-o", str(out), "--force")
     assert "holds files zoo sample did not write (notes.txt)" in line
     assert len(list(out.iterdir())) == 11  # nothing removed
+    mine = tmp_path / "mine"  # digit-named images of the user's own, not 000000.png onwards
+    mine.mkdir()
+    for name in ("000099.png", "123456.png"):
+        (mine / name).write_bytes(b"png")
+    line = refused(capsys, "sample", str(run), "-n", "3", "-o", str(mine), "--force")
+    assert "holds files zoo sample did not write (000099.png)" in line
+    assert sorted(p.name for p in mine.iterdir()) == ["000099.png", "123456.png"]

@@ -182,11 +182,14 @@ def _check_request(request: SampleRequest) -> tuple[str, int | None]:
 
 
 def _clear_previous_samples(folder: Path) -> None:
-    """``--force`` into a folder: only one that `zoo sample` wrote (``000000.png`` onwards) is
-    replaced, and all its old images go, so the folder never mixes two runs' samples (a scorer
+    """``--force`` into a folder: only one that `zoo sample` wrote (``000000.png`` onwards, no
+    gap) is replaced, and all its old images go, so the folder never mixes two runs' samples (a scorer
     would read them as one model). Anything else in it is a UsageError, and nothing is removed."""
     ours = re.compile(r"\.?\d{6}\.png(\.tmp)?")
     others = sorted(p.name for p in folder.iterdir() if not (p.is_file() and ours.fullmatch(p.name)))
+    images = sorted(p.name for p in folder.iterdir() if p.name.endswith(".png") and not p.name.startswith("."))
+    if not others and images != [f"{i:06d}.png" for i in range(len(images))]:  # ours run 000000.png on, unbroken
+        others = [name for i, name in enumerate(images) if name != f"{i:06d}.png"][:1]
     if others:
         raise UsageError(f"{folder} holds files zoo sample did not write ({', '.join(others[:3])}"
                          f"{', ...' if len(others) > 3 else ''}); --force replaces only an earlier zoo sample "

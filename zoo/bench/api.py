@@ -142,7 +142,8 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
     if request.precision != "auto":
         check_precision(request.precision, device)
     data = load_dataset(request.dataset, data_dir=request.data_dir, registry=reg)
-    twice = sorted({m for m in request.models if list(request.models).count(m) > 1})
+    names = [str(m).strip() for m in request.models]
+    twice = sorted({m for m in names if names.count(m) > 1})
     if twice:  # the same jobs twice would look like two lines' worth of evidence
         raise UsageError(f"model {twice[0]!r} is named twice in --models; name each model once")
     # Names, configs and options resolved once, before anything is created on disk.
@@ -164,8 +165,8 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
     if open_mode(store_path) != "rw":  # rows measured now could not be stored: refuse before training
         raise UsageError(f"results store {store_path} is read-only here (its file or folder); "
                          "pass --results with a writable path")
-    store = ResultsStore(store_path)  # a bad store fails before training
-    runs_dir = Path(request.runs_dir) if request.runs_dir is not None else store.path.parent / "bench"
+    if store_path.exists():
+        ResultsStore(store_path)  # a bad store fails before the protocol's work (and before training)
     with progress.tasks() as tasks:
         protocol = make_protocol(
             data, num_real=min(preset.num_real, len(data.train)),
@@ -178,6 +179,8 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
 
         external = load_entries({k: [Path(p) for p in v] for k, v in request.samples.items()}, data, protocol,
                                 models=[*reg.models, *(p.name for p in plans)])
+    store = ResultsStore(store_path)  # made only once the request is known to be good
+    runs_dir = Path(request.runs_dir) if request.runs_dir is not None else store.path.parent / "bench"
     progress.message(f"{len(plans)} model(s) x {len(seeds)} seed(s){f' + {len(external)} external' if external else ''}, preset {preset.name}, budget {budget}, "
                      f"{data.name}, protocol {protocol.hash} ({protocol.backbone}, {protocol.num_fake} generated "
                      f"vs {protocol.num_real} real)")

@@ -140,7 +140,7 @@ def load_source(name: str, seed: int, path: Path, dataset: ImageDataset, protoco
     total = len(images)
     if total < n:
         raise UsageError(f"{name}: {path} holds {total} images; the board's protocol {protocol.hash} scores {n}")
-    info: dict[str, Any] = {"source": str(path), "kind": kind, "images": total, "scored": n}
+    info: dict[str, Any] = {"source": str(Path(path).resolve()), "kind": kind, "images": total, "scored": n}
     if total > n:  # never the first files: a seeded draw over all of them, recorded in the row
         picked = torch.randperm(total, generator=torch.Generator().manual_seed(protocol.seed))[:n]
         images = images[picked]
@@ -218,12 +218,13 @@ def store_source(path: Path, *, name: str, dataset: ImageDataset, protocol: Prot
     mine = [r for r in store.rows(dataset=protocol.dataset, protocol_hash=protocol.hash, model=name)]
     if any(r.plugin != EXTERNAL for r in mine):
         raise UsageError(f"{name!r} names a trained model's rows in {store.path}; pick another --name")
-    same = [r.seed for r in mine if r.external.get("source") == str(path)]
+    where = str(Path(path).resolve())  # one file however its path is typed; two files of one name apart
+    same = [r.seed for r in mine if r.external.get("source") == where]
     seed = same[0] if same else max((r.seed + 1 for r in mine), default=0)
     if mine and not same:  # by design an entry's seeds are its sources; say so, it may be a mistake
         others = sorted({str(r.external.get("source")) for r in mine})
         warnings.warn(f"{name!r} already has {len(mine)} seed(s) on this board (from {', '.join(others[:3])}"
-                      f"{', ...' if len(others) > 3 else ''}); {path} becomes its seed {seed}. Another model's "
+                      f"{', ...' if len(others) > 3 else ''}); {where} becomes its seed {seed}. Another model's "
                       "samples need another --name", SeedAddedWarning, stacklevel=2)
     source = load_source(name, seed, path, dataset, protocol)
     return score_sources([source], dataset=dataset, protocol=protocol, store=store,

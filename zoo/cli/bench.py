@@ -111,7 +111,7 @@ def bench_command(models, dataset, data_dir, preset, seeds, budget, steps, time_
     slurm = {"slurm_partition": slurm_partition, "slurm_gpus_per_job": slurm_gpus_per_job,
              "slurm_timeout_min": slurm_timeout_min} if executor == "slurm" else {}
     request = BenchRequest(
-        models=models.split(",") if models else [], samples=external, preset=preset,
+        models=[m.strip() for m in models.split(",") if m.strip()] if models else [], samples=external, preset=preset,
         seeds=parse_seeds(seeds) if cap is None else [0], dataset=dataset, data_dir=data_dir,
         budget=budget_text(budget, steps, time_budget), batch_size=batch_size, precision=precision, device=device,
         overrides=collect_assignments(overrides), options=collect_assignments(options, "--option"), num_fake=num_fake,
