@@ -133,6 +133,9 @@ def test_the_reference_sampler_runs_without_genzoo(name, tmp_path) -> None:  # n
     (["--option", "steps=100000"], "steps must be between 1 and T"),
     (["--num", "0"], "--num must be at least 1"),
     (["--out", "no-such-folder/x.npy"], "the folder of --out no-such-folder/x.npy does not exist"),
+    (["--seed", "-1"], "--seed must be 0 or more"),
+    (["--out", "x.txt"], "--out must name an .npy file"),
+    (["--option", "steps=x"], "sampling option steps must be int, got 'x'"),
 ])
 def test_the_reference_sampler_refuses_bad_arguments_in_one_line(args, message, tmp_path) -> None:  # noqa: ANN001
     export_model(random_model("ddpm"), tmp_path / "e")

@@ -141,3 +141,34 @@ def test_sample_force_replaces_an_earlier_sample_folder_whole_and_refuses_any_ot
     line = refused(capsys, "sample", str(run), "-n", "3", "-o", str(mine), "--force")
     assert "holds files zoo sample did not write (000099.png)" in line
     assert sorted(p.name for p in mine.iterdir()) == ["000099.png", "123456.png"]
+
+
+@pytest.mark.parametrize("output", ["", "."])
+def test_a_leaderboard_output_that_is_a_folder_is_a_usage_error(capsys, tmp_path, monkeypatch, output):
+    monkeypatch.chdir(tmp_path)
+    line = refused(capsys, "leaderboard", "--results", str(tmp_path / "none.sqlite"), "--format", "csv", "-o", output)
+    assert "is a folder; give a file name" in line or "is a directory" in line
+
+
+def test_an_option_for_a_model_not_benchmarked_says_so(capsys, tmp_path):
+    line = refused(capsys, "bench", "--models", "vae", "--option", "ddpm.steps=3", "--preset", "smoke", "--dry-run",
+                   "--results", str(tmp_path / "r.sqlite"))
+    assert "--option ddpm.steps: 'ddpm' is not among the models benchmarked (vae)" in line
+
+
+@pytest.mark.parametrize(("budget", "trial"), [("4steps", "1h"), ("10s", "1000steps")])
+def test_a_trial_budget_in_a_kind_that_cannot_be_compared_is_refused(capsys, tmp_path, budget, trial):
+    pytest.importorskip("optuna")
+    line = refused(capsys, "bench", "--models", "gan", "--preset", "smoke", "--budget", budget, "--tune", "2",
+                   "--tune-budget", trial, "--dry-run", "--results", str(tmp_path / "r.sqlite"))
+    assert "cannot be compared" in line
+
+
+def test_an_npz_dataset_with_labels_under_another_name_is_refused(capsys, tmp_path):
+    import numpy as np
+
+    images = (np.random.default_rng(0).random((120, 28, 28)) * 255).astype(np.uint8)
+    np.savez(tmp_path / "iy.npz", images=images, y_train=np.zeros(120, dtype=np.int64))
+    line = refused(capsys, "train", "gan", "--dataset", f"npz:{tmp_path / 'iy.npz'}", "--steps", "1",
+                   "--run-dir", str(tmp_path / "a"), "--no-progress")
+    assert "holds 'y_train' besides 'images'" in line

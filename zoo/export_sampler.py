@@ -165,7 +165,10 @@ def sampling_options(meta: Mapping[str, Any], options: Mapping[str, Any] | None 
         if key not in declared:
             known = ", ".join(declared) or "none"
             raise ValueError(f"unknown sampling option {key!r} for this export (known: {known})")
-        out[key] = type(declared[key])(value)
+        try:
+            out[key] = type(declared[key])(value)
+        except ValueError:
+            raise ValueError(f"sampling option {key} must be {type(declared[key]).__name__}, got {value!r}") from None
     if "sampler" in out and out["sampler"] not in sampler.get("solvers", ()):
         raise ValueError(f"sampler must be one of {', '.join(sampler['solvers'])}, got {out['sampler']!r}")
     if "steps" in out and out["steps"] < 1:
@@ -239,6 +242,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--option takes KEY=VALUE, got {bad[0]!r}")
     if args.num < 1:
         parser.error(f"--num must be at least 1, got {args.num}")
+    if args.seed < 0:
+        parser.error(f"--seed must be 0 or more, got {args.seed}")
+    if not args.out.endswith(".npy"):  # numpy would append .npy and the message would name another file
+        parser.error(f"--out must name an .npy file, got {args.out}")
     if not Path(args.out).resolve().parent.is_dir():  # before minutes of sampling, not after
         parser.error(f"the folder of --out {args.out} does not exist")
     options = dict(item.split("=", 1) for item in args.option)

@@ -111,10 +111,12 @@ def _check_array_sizes(path: Path, label: str, budget: int) -> None:
                         f"{_bytes_text(budget)}; use a smaller array, or raise ZOO_MAX_DECODED_BYTES (bytes)")
 
 
-def read_image_array(path: str | os.PathLike[str], *, what: str | None = None) -> tuple[torch.Tensor, np.ndarray | None]:
+def read_image_array(path: str | os.PathLike[str], *, what: str | None = None, dataset: bool = False) -> tuple[torch.Tensor, np.ndarray | None]:
     """``(images, labels)`` from an ``.npz`` (key ``images``, else its only array besides
     ``labels``; optional ``labels``) or an ``.npy`` file, never unpickled. Raises
-    [`DataError`][zoo.errors.DataError], also for several arrays none of which is ``images``."""
+    [`DataError`][zoo.errors.DataError], also for several arrays none of which is ``images``,
+    and with ``dataset`` (a training set, whose labels matter) for any array besides ``images``
+    and ``labels``."""
     path = Path(path).expanduser()
     label = what or str(path)
     if not path.is_file():
@@ -127,6 +129,10 @@ def read_image_array(path: str | os.PathLike[str], *, what: str | None = None) -
                 keys = list(loaded.keys())
                 if not keys:
                     raise DataError(f"{label}: the archive holds no arrays")
+                extra = [k for k in keys if k not in ("images", "labels")]
+                if dataset and "images" in keys and extra:  # y_train beside images: labels would go unread
+                    raise DataError(f"{label}: holds {', '.join(repr(k) for k in extra[:6])} besides 'images'; "
+                                    "keep only 'images' (and the labels as 'labels')")
                 if "images" not in keys and len([k for k in keys if k != "labels"]) > 1:
                     # x_train, y_train, ...: the first array is a guess, and a wrong one trains on labels
                     raise DataError(f"{label}: holds arrays {', '.join(repr(k) for k in keys[:6])} and none named "

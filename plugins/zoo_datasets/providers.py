@@ -96,7 +96,7 @@ def load_folder(arg: str | None, _data_dir: Path, _download: bool) -> ImageDatas
 
 def load_npz(arg: str | None, _data_dir: Path, _download: bool) -> ImageDataset:
     path = Path(arg or "").expanduser()
-    images, labels = read_image_array(path, what=f"npz:{arg}")
+    images, labels = read_image_array(path, what=f"npz:{arg}", dataset=True)
     if len(images) < 2:
         raise DataError(f"npz:{arg}: need at least 2 images for a train/test split")
     y = labels_from_array(labels, f"npz:{arg}") if labels is not None else None

@@ -178,12 +178,9 @@ def plan_models(registry: Registry, names: list[str], *, preset: Preset, dataset
         if not sep:
             raise ConfigError(key, "--set needs MODEL.KEY=VALUE in zoo bench (e.g. --set ddpm.lr=1e-4)")
         if model not in per_model:
-            if model in registry.models:  # a real model, just not benchmarked here
-                raise UsageError(f"--set {key}: {model!r} is not among the models benchmarked ({', '.join(known)}); "
-                                 f"add it to --models or drop the setting")
-            raise UnknownNameError("model in --set", model, known)
+            raise _not_benchmarked("--set", key, model, registry, known)
         per_model[model][field_name] = value
-    _check_options_used(options, entries)
+    _check_options_used(options, entries, registry)
     plans = []
     for entry in entries:
         cls, variant = entry.cls, entry.overrides
@@ -261,12 +258,20 @@ def _sample_settings(cls: type[GenerativeModel], name: str, preset: Preset, opti
     return settings
 
 
-def _check_options_used(options: dict[str, str], entries: list[ModelEntry]) -> None:
+def _not_benchmarked(option: str, key: str, model: str, registry: Registry, known: list[str]) -> ZooError:
+    """The error for ``--set/--option MODEL.KEY`` naming a model not in ``known`` (the bench's)."""
+    if model in registry.models:  # a real model, just not benchmarked here
+        return UsageError(f"{option} {key}: {model!r} is not among the models benchmarked ({', '.join(known)}); "
+                          "add it to --models or drop the setting")
+    return UnknownNameError(f"model in {option}", model, known)
+
+
+def _check_options_used(options: dict[str, str], entries: list[ModelEntry], registry: Registry) -> None:
     for key in options:
         model, sep, opt = key.rpartition(".")
         if sep:
             if model not in {e.name for e in entries}:
-                raise UnknownNameError("model in --option", model, [e.name for e in entries])
+                raise _not_benchmarked("--option", key, model, registry, [e.name for e in entries])
             continue
         if not any(opt in {o.name for o in e.cls.sample_options} for e in entries):
             known = sorted({o.name for e in entries for o in e.cls.sample_options})

@@ -443,6 +443,9 @@ def _check_trial_budget(trial: Budget, full: Budget, batch_size: int, model: str
         return {"kimg": b.amount, "steps": b.amount * batch_size / 1000}.get(b.kind)
 
     same = trial.kind == full.kind
+    if not same and (kimg(trial) is None or kimg(full) is None):  # seconds against steps: no common measure
+        raise UsageError(f"--tune-budget {trial} and {model}'s budget {full} cannot be compared; give the trial "
+                         f"budget in {full.kind}" + (" (or steps/kimg)" if full.kind in ("steps", "kimg") else ""))
     more = trial.amount > full.amount if same else (kimg(trial) or 0) > (kimg(full) or math.inf)
     if more:
         raise UsageError(f"--tune-budget {trial} is more than {model}'s budget ({full}); a trial gets at "

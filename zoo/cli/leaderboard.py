@@ -50,6 +50,8 @@ def leaderboard(results: Path | None, dataset: str | None, protocol: str | None,
         raise UnknownNameError("output format", fmt, list(formats))
     spec = formats[fmt].spec
     if output is not None and output != Path("-"):
+        if output.is_dir():  # '' arrives as '.'; an atomic write cannot replace a folder
+            raise UsageError(f"--output {output} is a folder; give a file name")
         check_output_folder(output)  # before the store is read: a typo's folder is never made
     store_path = Path(results if results is not None else default_store_path())
     store_exists = store_path.exists()
