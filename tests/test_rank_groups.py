@@ -105,6 +105,11 @@ def test_letters_run_out_past_52_groups_and_the_footnote_says_so():
     lb = board({f"m{i:02d}": (10.0 * i, 10.0 * i + 0.1, 10.0 * i - 0.1) for i in range(1, 54)})
     assert (lb.table["rank_group"] == "").all() and lb.table["rank"].tolist() == list(range(1, 54))
     assert any("too many groups for letters" in n for n in footnote(lb))
+    from zoo.bench.columns import human_columns
+
+    group = next(c for c in human_columns(lb) if c.key == "group")
+    # tested lines whose letters were not drawn show nothing, not the "one seed" dash
+    assert {group.cell(line) for line in lb.table.to_dict("records")} == {""}
     assert ranking.letter_groups(list(range(52)), {(i, j) for i in range(52) for j in range(i)}) is not None
 
 

@@ -172,3 +172,6 @@ def test_an_npz_dataset_with_labels_under_another_name_is_refused(capsys, tmp_pa
     line = refused(capsys, "train", "gan", "--dataset", f"npz:{tmp_path / 'iy.npz'}", "--steps", "1",
                    "--run-dir", str(tmp_path / "a"), "--no-progress")
     assert "holds 'y_train' besides 'images'" in line
+    line = refused(capsys, "train", "gan", "--dataset", f"npz:{tmp_path}", "--steps", "1",
+                   "--run-dir", str(tmp_path / "b"), "--no-progress")
+    assert "is a folder, not an .npz/.npy file" in line

@@ -119,6 +119,8 @@ def read_image_array(path: str | os.PathLike[str], *, what: str | None = None, d
     and ``labels``."""
     path = Path(path).expanduser()
     label = what or str(path)
+    if path.is_dir():
+        raise DataError(f"{label}: is a folder, not an .npz/.npy file (a folder of images is folder:PATH)")
     if not path.is_file():
         raise DataError(f"{label}: no such file")
     _check_array_sizes(path, label, decode_budget())

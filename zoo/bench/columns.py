@@ -129,8 +129,12 @@ def _rank_cell(line: Mapping[str, Any]) -> str:
 
 
 def _group_cell(line: Mapping[str, Any]) -> str:
-    """The line's letters; ``–`` for a ranked line that was not tested (fewer than 2 seeds)."""
-    return str(line["rank_group"]) or ("" if pd.isna(line["rank"]) else "–")
+    """The line's letters; ``–`` for a ranked line that was not tested (fewer than 2 seeds);
+    empty for a tested line of a board that draws no letters (the footnote says why)."""
+    if str(line["rank_group"]) or pd.isna(line["rank"]):
+        return str(line["rank_group"])
+    seeds = line.get("n_primary", line.get("n_seeds", 0))
+    return "" if not pd.isna(seeds) and int(seeds) >= 2 else "–"
 
 
 def _status_cell(line: Mapping[str, Any]) -> str:
