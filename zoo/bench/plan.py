@@ -170,6 +170,7 @@ def render_plan(planned: Sequence[PlannedJob], width: int = 80) -> str:
     fixed = [max(len(r[i]) for r in rows) for i in (0, 2, 3, 4)]
     room = min(max(len(r[1]) for r in rows), max(10, width - sum(fixed) - 2 * 4 - 2))
     lines = [head]
+
     def fit(text: str) -> str:
         return text if len(text) <= width else text[: width - 3] + "..."
 
