@@ -70,7 +70,8 @@ def main() -> int:
         from zoo.device import capabilities
 
         args.tag = capabilities().machine_class
-    tagged = args.preset + (f"-tuned{args.tune}" if args.tune else "") + (f"-{args.tag}" if args.tag else "")
+    variant = "-".join(part for part in (f"tuned{args.tune}" if args.tune else "", args.tag or "") if part)
+    tagged = f"{args.preset}-{variant}" if variant else args.preset
     store_path = RESULTS / f"{tagged}.sqlite"
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not args.publish_only:
@@ -92,7 +93,7 @@ def main() -> int:
     name = f"tuned{args.tune}-{name}" if args.tune else name
     csv_path, md_path = publish_results(boards, RESULTS, args.preset, name, torch.__version__)
     html = write_html(boards, RESULTS / f"{tagged}.html", base_dir=store_path.parent)
-    grids = RESULTS / "grids" / tagged.removeprefix(f"{args.preset}-") if tagged != args.preset else RESULTS / "grids"
+    grids = RESULTS / "grids" / variant if variant else RESULTS / "grids"
     grids.mkdir(parents=True, exist_ok=True)
     for row in rows:
         if row.status == "ok" and row.grid_path and row.seed == 0:

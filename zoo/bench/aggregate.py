@@ -486,7 +486,7 @@ def rank_groups(ranks: Sequence[Any], values: Sequence[Sequence[float]]) -> list
     tested = [i for i, (rank, v) in enumerate(zip(ranks, values, strict=True))
               if not pd.isna(rank) and len(_finite(v)) >= 2]
     lines = [_finite(values[i]) for i in tested]
-    if len(lines) > ranking.MAX_LETTER_LINES or ranking.too_many_groups(lines):  # no letters either way
+    if len(lines) > ranking.MAX_LETTER_LINES:  # no letters (the footnote says why)
         return [""] * len(values)
     first, second, p = ranking.pairwise_welch(lines)
     different = (ranking.holm_array(p) < ALPHA) | (p < ranking.ALWAYS_APART)

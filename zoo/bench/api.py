@@ -165,8 +165,9 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
     if open_mode(store_path) != "rw":  # rows measured now could not be stored: refuse before training
         raise UsageError(f"results store {store_path} is read-only here (its file or folder); "
                          "pass --results with a writable path")
-    if store_path.exists():
-        ResultsStore(store_path)  # a bad store fails before the protocol's work (and before training)
+    # an existing store is opened now, so a bad one fails before the protocol's work; a new one
+    # is made only once the request is known to be good
+    store = ResultsStore(store_path) if store_path.exists() else None
     with progress.tasks() as tasks:
         protocol = make_protocol(
             data, num_real=min(preset.num_real, len(data.train)),
@@ -179,7 +180,7 @@ def run_benchmark(request: BenchRequest, *, registry: Registry | None = None,
 
         external = load_entries({k: [Path(p) for p in v] for k, v in request.samples.items()}, data, protocol,
                                 models=[*reg.models, *(p.name for p in plans)])
-    store = ResultsStore(store_path)  # made only once the request is known to be good
+    store = store if store is not None else ResultsStore(store_path)
     runs_dir = Path(request.runs_dir) if request.runs_dir is not None else store.path.parent / "bench"
     progress.message(f"{len(plans)} model(s) x {len(seeds)} seed(s){f' + {len(external)} external' if external else ''}, preset {preset.name}, budget {budget}, "
                      f"{data.name}, protocol {protocol.hash} ({protocol.backbone}, {protocol.num_fake} generated "

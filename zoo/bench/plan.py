@@ -150,7 +150,7 @@ def render_plan(planned: Sequence[PlannedJob], width: int = 80) -> str:
         + (f", {unknown} unknown" if unknown else "")
         + "; nothing was trained"
     )
-    rows: list[tuple[Any, ...]] = [("model", "config", "seed", "budget", "in store")]
+    rows: list[tuple[Any, ...]] = [("model", "config", "seed", "budget", "in store", [])]
     for j in planned:
         label = j.config_label or "(defaults)"
         if j.kind != "train":
@@ -174,7 +174,7 @@ def render_plan(planned: Sequence[PlannedJob], width: int = 80) -> str:
     def fit(text: str) -> str:
         return text if len(text) <= width else text[: width - 3] + "..."
 
-    for model, label, seed, budget, where, *settings in rows:
+    for model, label, seed, budget, where, settings in rows:
         if len(label) > room:
             label = label[: room - 3] + "..."
         lines.append(
@@ -189,7 +189,7 @@ def render_plan(planned: Sequence[PlannedJob], width: int = 80) -> str:
                 ]
             ).rstrip()
         )
-        lines += [fit(f"{' ' * (4 + fixed[0])}sampling: {setting}") for setting in (settings[0] if settings else [])]
+        lines += [fit(f"{' ' * (4 + fixed[0])}sampling: {setting}") for setting in settings]
     notes = sorted({j.note for j in planned if j.note})
     return "\n".join(lines + [f"note: {n}" for n in notes])
 

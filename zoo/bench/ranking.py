@@ -82,36 +82,6 @@ def pairwise_welch(values: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.nd
     return i, j, p
 
 
-def too_many_groups(values: Sequence[Sequence[float]], apart: float = ALWAYS_APART,
-                    limit: int = len(LETTERS)) -> bool:
-    """Whether a letter display of these lines (best first; each line's finite values, >= 2 a
-    line) surely needs more than ``limit`` letters: a greedy set of more than ``limit`` lines whose
-    every pair differs at raw Welch p < ``apart`` (never sharing a group, whatever Holm says)
-    needs one letter each. Tests at most ``len(values) * limit`` pairs, so a board of thousands
-    of lines ends in no letters without all-pairs tests (10^7 of them at 5,000 lines)."""
-    import statistics
-
-    from scipy import special
-
-    stats = [(statistics.fmean(v), statistics.variance(v) / len(v), len(v)) for v in values]
-
-    def differs(a: tuple[float, float, int], b: tuple[float, float, int]) -> bool:
-        se2 = a[1] + b[1]
-        if not se2 > 0:  # no spread in either: apart when the means differ (p 0 or 1)
-            return a[0] != b[0]
-        t = (a[0] - b[0]) / math.sqrt(se2)
-        df = se2 * se2 / (a[1] * a[1] / (a[2] - 1) + b[1] * b[1] / (b[2] - 1))
-        return float(2 * special.stdtr(df, -abs(t))) < apart
-
-    chosen: list[tuple[float, float, int]] = []
-    for line in stats:
-        if all(differs(line, other) for other in chosen):
-            chosen.append(line)
-            if len(chosen) > limit:
-                return True
-    return False
-
-
 def letter_groups(order: Sequence[int], different: set[tuple[int, int]]) -> list[str] | None:
     """Compact letter display of the items ``order`` (best first): one string of letters per item,
     in ``order``'s order; two items share a letter if and only if their pair is not in
