@@ -52,15 +52,6 @@ def holm_array(p_values: np.ndarray) -> np.ndarray:
     return adjusted
 
 
-def different_pairs(p_values: dict[tuple[int, int], float], alpha: float = ALPHA,
-                    apart: float = ALWAYS_APART) -> set[tuple[int, int]]:
-    """The pairs ``(i, j)`` called different: Holm-adjusted p < ``alpha`` or raw p < ``apart``."""
-    pairs = list(p_values)
-    raw = np.array([p_values[p] for p in pairs], dtype=float)
-    called = (holm_array(raw) < alpha) | (raw < apart)
-    return {p for p, yes in zip(pairs, called.tolist(), strict=True) if yes}
-
-
 def pairwise_welch(values: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Welch's two-sided p-value for every pair of lines ``i < j`` (each line's finite values,
     >= 2 a line), vectorised: arrays ``(i, j, p)`` of length ``L (L - 1) / 2``, row-major. Pairs
