@@ -14,7 +14,10 @@ def numeric(value: Any) -> float:
     """``value`` as a float; NaN for anything that is not an int or float (bools included)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return math.nan
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer past float's range (a tampered store): infinite
+        return math.inf if value > 0 else -math.inf
 
 
 _numeric = numeric

@@ -49,6 +49,7 @@ from zoo.bench.leaderboard import (
     human_columns,
     is_top_ranked,
     line_key_of,
+    machine_fields,
     to_csv,
     to_markdown,
 )
@@ -628,8 +629,14 @@ def _downloads(lb: Leaderboard) -> list[dict[str, str]]:
 
     slug = re.sub(r"[^a-z0-9]+", "-", f"{lb.dataset}-{lb.protocol_hash[:12]}".lower()).strip("-") or "board"
     out = []
-    for kind, mime, text in (("CSV", "text/csv", to_csv([lb])), ("JSON", "application/json", to_json([lb]))):
-        data = text.encode("utf-8")
+    fields = machine_fields(lb)
+    # Each line writes at least a separator per field (CSV) or each field's quoted name (JSON):
+    # a board surely past the limit is not rendered only to be left out (most of a large page).
+    least = {"CSV": len(fields), "JSON": sum(len(f) + 4 for f in fields)}
+    for kind, mime, render in (("CSV", "text/csv", to_csv), ("JSON", "application/json", to_json)):
+        if len(lb.table) * least[kind] > DOWNLOAD_MAX_BYTES:
+            continue
+        data = render([lb]).encode("utf-8")
         if len(data) <= DOWNLOAD_MAX_BYTES:
             out.append({"kind": kind, "name": f"leaderboard-{slug}.{kind.lower()}", "size": f"{len(data) / 1024:,.0f} kB",
                         "href": f"data:{mime};charset=utf-8;base64," + base64.b64encode(data).decode("ascii")})

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import pandas as pd
 
 from zoo.bench.aggregate import Leaderboard
@@ -23,11 +25,16 @@ def _lines(lb: Leaderboard) -> list[dict[str, Any]]:
 
 
 def _json_safe(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:  # the common cases first
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
-    if value is pd.NA or value is None:
+    if value is pd.NA:
         return None
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()
@@ -72,5 +79,25 @@ def _trials_json(lb: Leaderboard) -> dict[str, Any]:
 
 
 def to_json(leaderboards: Sequence[Leaderboard], indent: int | None = 2) -> str:
-    """A JSON list with one object per leaderboard (strict JSON: NaN is written as null)."""
-    return json.dumps([leaderboard_dict(lb) for lb in leaderboards], indent=indent, allow_nan=False)
+    """A JSON list with one object per leaderboard (strict JSON: NaN is written as null), ASCII
+    only (other characters as ``\\uXXXX`` escapes, as ``json.dumps`` writes them)."""
+    data = [leaderboard_dict(lb) for lb in leaderboards]
+    if indent in (2, None):  # orjson: a 100,000-row store's JSON in a fraction of the time
+        try:
+            text = orjson.dumps(data, option=orjson.OPT_INDENT_2 if indent else 0).decode("utf-8")
+        except orjson.JSONEncodeError:  # e.g. an integer past 64 bits in a plugin's config
+            pass
+        else:
+            return _NON_ASCII.sub(_escape, text)  # only inside strings: every JSON token is ASCII
+    return json.dumps(data, indent=indent, allow_nan=False)
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # a UTF-16 surrogate pair, as JSON writes characters past the BMP
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"

@@ -16,10 +16,6 @@ __all__ = ["TERMINAL_MAX_LINES", "print_leaderboards", "render_table", "to_text"
 TERMINAL_MAX_LINES = 200
 
 
-def _lines(lb: Leaderboard) -> list[dict[str, Any]]:
-    return lb.table.to_dict("records")
-
-
 def render_table(lb: Leaderboard, width: int | None = None):  # noqa: ANN201 - rich is imported lazily
     """A rich Table for the terminal; the floor is the first, highlighted line.
 
@@ -31,9 +27,8 @@ def render_table(lb: Leaderboard, width: int | None = None):  # noqa: ANN201 - r
     from rich.text import Text
 
     cols = human_columns(lb)
-    lines = _lines(lb)
-    cut = len(lines) - TERMINAL_MAX_LINES
-    lines = lines[:TERMINAL_MAX_LINES]
+    cut = len(lb.table) - TERMINAL_MAX_LINES
+    lines = lb.table.head(TERMINAL_MAX_LINES).to_dict("records")  # the shown lines only
     body = [[_clean(c.floor) for c in cols]]
     for line in lines:
         cells = [_clean(c.cell(line)) for c in cols]

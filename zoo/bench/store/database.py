@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from zoo.bench.store import schema
+from zoo.bench.store.bulk import gc_paused
 from zoo.bench.store.frame import rows_to_frame
 from zoo.bench.store.paths import _from_store, _store_relative
 from zoo.bench.store.row import (
     _COLUMNS,
+    _JSON_COLUMNS,
     _PATH_COLUMNS,
     _SHARED_COLUMNS,
     IDENTITY_COLUMNS,
@@ -29,6 +31,7 @@ from zoo.bench.store.row import (
     _float,
     _load_images,
     _load_json,
+    _parse_json,
     canonical_json,
     replaces,
 )
@@ -39,6 +42,10 @@ from zoo.fileio import STALE_TEMP_SECONDS, env_folder, remove_stale_temp_files
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 T = TypeVar("T")
+
+
+def _created_at(row: ResultRow) -> str:
+    return str(row.created_at)  # a tampered row may hold a number: it sorts, never raises
 
 
 def default_store_path() -> Path:
@@ -300,20 +307,27 @@ class ResultsStore:
 
     def _from_db(self, values: Sequence[Any], parsed: dict[tuple[str, str], Any] | None = None,
                  folder: str | None = None) -> ResultRow:
+        """A `ResultRow` from a database tuple (`_COLUMNS` order). Raises ValueError, TypeError
+        (and the like) for a malformed row, as `ResultRow.from_dict` would. ``parsed`` caches the
+        columns most rows share (`_SHARED_COLUMNS`: one protocol per board), decoded once per
+        distinct text; every row still gets its own dict."""
         data = dict(zip(_COLUMNS, values, strict=True))
         folder = folder or self.folder
-        if parsed is not None:  # columns most rows share (one protocol per board): decoded once
-            for column in _SHARED_COLUMNS:
-                text = data.get(column)
-                if isinstance(text, str) and text:
-                    key = (column, text)
-                    if key not in parsed:
-                        parsed[key] = _load_json(text, column)
-                    data[column] = parsed[key]  # from_dict copies it (dict(...)) for this row
+        for column in _JSON_COLUMNS:
+            text = data[column]
+            if parsed is not None and column in _SHARED_COLUMNS and isinstance(text, str) and text:
+                key = (column, text)
+                if key not in parsed:
+                    parsed[key] = _load_json(text, column)
+                data[column] = dict(parsed[key])
+            else:
+                data[column] = _load_json(text, column)
         for column in _PATH_COLUMNS:
             data[column] = _from_store(data[column], folder)
         data["images"] = {k: _from_store(v, folder) for k, v in _load_images(data["images"]).items()}
-        return ResultRow.from_dict(data)
+        curve = data["curve"]
+        data["curve"] = _parse_json(curve, "curve") if isinstance(curve, (str, bytes)) and curve else curve
+        return ResultRow(**data)  # validates (status, budget kind, seed, curve points...) as from_dict does
 
     def rows(
         self,
@@ -331,12 +345,16 @@ class ResultsStore:
         sql = f"SELECT {', '.join(_COLUMNS)} FROM results"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at, rowid"
+        sql += " ORDER BY rowid"  # by created_at below: SQLite's sort of a large store took longer
 
-        def read(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            return conn.execute(sql, {k: v for k, v in filters.items() if v is not None}).fetchall()
+        def read(conn: sqlite3.Connection) -> list[ResultRow]:
+            # Decoded while SQLite steps through the rows: one tuple at a time, never all at once.
+            return self._load_rows(conn.execute(sql, {k: v for k, v in filters.items() if v is not None}))
 
-        return self._load_rows(self._with_retry(read))
+        with gc_paused():
+            rows = self._with_retry(read)
+        rows.sort(key=_created_at)  # stable: rows created together keep their insertion order
+        return rows
 
     def _load_rows(self, found: Iterable[Sequence[Any]]) -> list[ResultRow]:
         """Rows from database tuples; a malformed one is skipped and recorded in `skipped`."""
@@ -347,7 +365,7 @@ class ResultsStore:
         for values in found:
             try:
                 rows.append(self._from_db(values, parsed, folder))
-            except (ValueError, TypeError, OverflowError, KeyError, AttributeError) as exc:
+            except (ValueError, TypeError, OverflowError, KeyError, AttributeError, RecursionError) as exc:
                 row_id = values[_COLUMNS.index("row_id")]
                 self.skipped.append((str(row_id), f"{type(exc).__name__}: {exc}"))
         return rows
