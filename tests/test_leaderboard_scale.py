@@ -123,3 +123,136 @@ def test_the_terminal_shows_the_first_lines_of_a_large_board_and_says_so(store, 
     assert "shows the first 15 of 100 lines" in text and "--format csv or json lists them all" in text
     labels = board.table["label"].tolist()
     assert labels[0] in text and labels[14] in text and labels[15] not in text
+
+
+# -- the fast path's parts give what the plain ones gave (issue 27: 100,000 rows in seconds) --
+
+
+def _plain_line(rows: list, primary: str) -> dict:
+    """One line's text columns computed the plain way, from its rows in store order."""
+    ok = [r for r in rows if r.status == "ok"]
+    scored = [(r.metrics[primary], r) for r in ok if isinstance(r.metrics.get(primary), float)]
+    best = min(scored, key=lambda pair: pair[0])[1] if scored else rows[-1]
+    failed = len(rows) - len(ok)
+    return {
+        "config_label": next((r.config_label for r in reversed(rows) if r.config_label), ""),
+        "preset": next((r.preset for r in reversed(rows) if r.preset), ""),
+        "seeds": ",".join(str(s) for s in sorted({r.seed for r in ok})),
+        "n_seeds": len({r.seed for r in ok}),
+        "failed": failed,
+        "status": "ok" if not failed else ("failed" if not ok else f"{len(ok)} ok, {failed} failed"),
+        "error": next((r.error.splitlines()[0] for r in reversed(rows) if r.status != "ok" and r.error), ""),
+        "best_seed": best.seed,
+        "grid_path": best.grid_path or "",
+    }
+
+
+def test_every_line_s_text_columns_match_the_plain_computation(store):
+    for board in leaderboards(store):
+        for line in board.table.to_dict("records"):
+            rows = board.rows_of(line)
+            want = _plain_line(rows, board.primary_metric)
+            assert {k: line[k] for k in want} == want
+
+
+def test_curves_average_each_line_s_seeds_per_budget_fraction_as_the_plain_way(store):
+    from zoo.bench.curves import compute_curves
+
+    board = leaderboards(store)[0]
+    for x_key in ("train_flops", "train_seconds"):
+        curves = compute_curves(board, x_key)
+        labels = [board.line_label(line) for line in board.table.to_dict("records")]
+        assert list(curves) == [label for label in labels if label in curves]  # table order
+        for line in board.table.to_dict("records"):
+            points: dict[float, list[tuple[float, float]]] = {}
+            for row in board.rows_of(line):
+                if row.status == "ok":
+                    for p in row.curve:
+                        points.setdefault(p["fraction"], []).append((p[x_key], p["metrics"][board.primary_metric]))
+            want = sorted((float(pd.Series([x for x, _ in v]).mean()), float(pd.Series([y for _, y in v]).mean()),
+                           float(pd.Series([y for _, y in v]).std()) if len(v) > 1 else 0.0)
+                          for v in points.values())
+            got = curves.get(board.line_label(line), [])
+            assert got == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("text", [
+    '{"fid": NaN, "kid": Infinity, "x": -Infinity}',  # canonical JSON keeps missing scores as NaN
+    '{"a": 1e400}', '{"a": 123456789012345678901234567890}', '{"a": 0.1, "b": -0.0, "c": 5e-324}',
+    '{"a": 1, "a": 2}', " {\"a\": [1, {\"b\": null}]} ", '"\\ud800"', '{"a": "\\u00e9"}',
+    "[" * 5000 + "]" * 5000, "[" * 400 + "]" * 400, '{"a": 18446744073709551615, "b": -9223372036854775809}',
+    "{not json", "", "[1,]", b'{"a": 1}', b"\xff\xfe{", 5, None,
+], ids=lambda text: repr(text)[:40])
+def test_json_columns_load_exactly_as_the_standard_parser_decides(text):
+    from zoo.bench.store.row import _parse_json
+    from zoo.fileio import parse_json
+
+    def outcome(parse):  # noqa: ANN001, ANN202
+        try:
+            value = parse(text)
+        except (ValueError, TypeError):
+            return "refused"
+        return "ok", repr(value), type(value)
+
+    assert outcome(lambda t: _parse_json(t, "metrics")) == outcome(parse_json)
+
+
+def test_every_float_reads_back_to_the_same_bits():
+    import random
+    import struct
+
+    from zoo.bench.store.row import _parse_json
+
+    rng = random.Random(0)
+    values = [struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0] for _ in range(5000)]
+    values = [v for v in values if math.isfinite(v)] + [1e-310, 2.2250738585072014e-308, 1.7976931348623157e308]
+    got = _parse_json("[" + ",".join(repr(v) for v in values) + "]", "curve")
+    assert [struct.pack("<d", v) for v in got] == [struct.pack("<d", v) for v in values]
+
+
+def test_json_output_is_ascii_and_says_what_the_standard_encoder_says(tmp_path):
+    import json
+
+    from zoo.bench.leaderboard import build_leaderboard, leaderboard_dict, to_json
+    from zoo.bench.store import ResultRow
+
+    rows = [ResultRow(model="modèle-😀\x1b[31m", dataset="d", seed=s, protocol_hash="p" * 12, config_label="λ=1\u2028",
+                      metrics={"fid_lenet": 10.0 + s, "kid_lenet": math.nan}, protocol={"primary_metric": "fid_lenet"})
+            for s in range(3)]
+    boards = build_leaderboard(rows)
+    plain = json.dumps([leaderboard_dict(b) for b in boards], allow_nan=False)
+    for indent in (2, None, 4):
+        text = to_json(boards, indent=indent)
+        assert text.isascii() and json.loads(text) == json.loads(plain)
+    assert "\\ud83d\\ude00" in to_json(boards) and "modèle" not in to_json(boards)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_reading_a_store_leaves_the_garbage_collector_as_it_was(store, enabled):
+    import gc
+
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        assert store.rows() and leaderboards(store)
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_the_page_never_renders_a_download_it_must_leave_out(store, monkeypatch):
+    from zoo.bench import report
+    from zoo.bench.render import csvfile, jsonfile
+
+    board = leaderboards(store)[0]
+    monkeypatch.setattr(report, "DOWNLOAD_MAX_BYTES", 3_000)  # 100 lines of dozens of fields: surely past it
+
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("rendered only to be left out")
+
+    monkeypatch.setattr(csvfile, "to_csv", refuse)
+    monkeypatch.setattr(jsonfile, "to_json", refuse)
+    assert report._downloads(board) == []
+    monkeypatch.undo()
+    small = report.top_lines(board, 3)
+    assert [d["kind"] for d in report._downloads(small)] == ["CSV", "JSON"]

@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -83,17 +84,27 @@ def config_hash(config: Mapping[str, Any] | None) -> str:
     return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()[:12]
 
 
+#: Text with more opening brackets than this goes to the standard parser (see `_parse_json`):
+#: nesting is at most this deep, far below where the standard parser gives up.
+FAST_MAX_BRACKETS = 500
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
 def _parse_json(value: str | bytes, column: str) -> Any:
     """A column's JSON, as `zoo.fileio.parse_json` reads it; its ValueError names the column.
 
-    orjson parses first: a store of 100,000 rows decodes several times faster (``zoo
-    leaderboard``, issue 27). What it refuses (NaN and Infinity, which genzoo's canonical JSON
-    keeps for missing scores; integers past 64 bits; nesting past 1,024; non-UTF-8 bytes) goes to
-    the standard parser, so a column loads, or is refused, exactly as the standard parser decides."""
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError:
-        pass
+    orjson parses the text genzoo writes: a store of 100,000 rows decodes several times faster
+    (``zoo leaderboard``, issue 27). The standard parser reads the rest, so a column loads, or is
+    refused, exactly as it decides: what orjson refuses (NaN and Infinity, which genzoo's
+    canonical JSON keeps for missing scores; bytes), and what orjson would read differently
+    (19 digits or more in a row: it turns integers past 64 bits into floats; more than
+    `FAST_MAX_BRACKETS` brackets: it accepts nesting the standard parser refuses as too deep)."""
+    if isinstance(value, str) and value.count("[") + value.count("{") <= FAST_MAX_BRACKETS \
+            and not _LONG_DIGITS.search(value):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return parse_json(value)
     except ValueError as exc:
