@@ -3,6 +3,7 @@
     python benchmarks/leaderboard_scale.py                     # 100,000 rows, every format
     python benchmarks/leaderboard_scale.py -n 20000 --seeds 1  # 20,000 lines of one seed each
     python benchmarks/leaderboard_scale.py --store /tmp/s.sqlite --keep --formats table,html
+    python benchmarks/leaderboard_scale.py --against ../genzoo-old --repeat 2   # ratio to a checkout
 
 Builds a synthetic store of ``-n`` rows with the store's own writer (``ResultsStore.add_many``,
 in batches): ``--boards`` protocols, lines (model x config x sampler setting) of ``--seeds``
@@ -108,13 +109,17 @@ def row_count(path: Path) -> int:
         return -1
 
 
-def time_format(store: Path, fmt: str, out: Path, timeout: float) -> tuple[str, float, float, int]:
-    """``zoo leaderboard --format fmt``: (outcome, seconds, the child's peak RSS in MiB, output bytes)."""
+def time_format(store: Path, fmt: str, out: Path, timeout: float,
+                checkout: Path | None = None) -> tuple[str, float, float, int]:
+    """``zoo leaderboard --format fmt``: (outcome, seconds, the child's peak RSS in MiB, output bytes).
+    ``checkout``: run the genzoo in that source folder (first on PYTHONPATH) instead of this one."""
     args = [sys.executable, "-m", "zoo", "leaderboard", "--results", str(store), "--format", fmt]
     if fmt != "table":  # the table goes to stdout (a file: the 80-column rendering)
         args += ["--output", str(out)]
     out.unlink(missing_ok=True)
     env = {**os.environ, "COLUMNS": "80"}
+    if checkout is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(checkout.resolve()), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         start = time.perf_counter()
         child = subprocess.Popen(args, stdout=stdout, stderr=stderr, env=env)
@@ -144,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", type=Path, help="store path (default: a temp folder); reused if it has -n rows")
     parser.add_argument("--keep", action="store_true", help="keep the temp store")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per format (default 600)")
+    parser.add_argument("--against", type=Path, metavar="CHECKOUT",
+                        help="also time the genzoo in this source folder (e.g. a `git worktree` of an older "
+                             "commit), interleaved with this one format by format, and print the ratio")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per format and checkout (default 1); the "
+                        "fastest counts")
     args = parser.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="zoo-lb-scale-")) if args.store is None else args.store.parent
@@ -155,11 +165,25 @@ def main(argv: list[str] | None = None) -> int:
               f"{store.stat().st_size / 2**20:.0f} MiB")
     else:
         print(f"reusing {store} ({args.rows} rows)")
-    print(f"{'format':<8}{'seconds':>9}{'peak MiB':>10}{'output':>12}  outcome")
+    if args.against is None:
+        print(f"{'format':<8}{'seconds':>9}{'peak MiB':>10}{'output':>12}  outcome")
+    else:
+        print(f"{'format':<8}{'seconds':>9}{'against':>9}{'ratio':>7}{'peak MiB':>10}{'against':>9}  outcome")
     for fmt in args.formats.split(","):
         out = folder / f"leaderboard.{fmt}"
-        outcome, seconds, rss, size = time_format(store, fmt, out, args.timeout)
-        print(f"{fmt:<8}{seconds:>9.1f}{rss:>10.0f}{size:>12,}  {outcome}", flush=True)
+        mine, theirs = [], []
+        for _ in range(max(1, args.repeat)):  # interleaved: both see the same machine load
+            mine.append(time_format(store, fmt, out, args.timeout))
+            if args.against is not None:
+                theirs.append(time_format(store, fmt, out, args.timeout, checkout=args.against))
+        outcome, seconds, rss, size = min(mine, key=lambda result: result[1])
+        if args.against is None:
+            print(f"{fmt:<8}{seconds:>9.1f}{rss:>10.0f}{size:>12,}  {outcome}", flush=True)
+            continue
+        other, other_seconds, other_rss, _ = min(theirs, key=lambda result: result[1])
+        outcome = outcome if other == "ok" else f"{outcome}; against: {other}"
+        print(f"{fmt:<8}{seconds:>9.1f}{other_seconds:>9.1f}{other_seconds / seconds:>7.1f}{rss:>10.0f}"
+              f"{other_rss:>9.0f}  {outcome}", flush=True)
     if args.store is None and not args.keep:
         import shutil
 
