@@ -113,16 +113,17 @@ def time_format(store: Path, fmt: str, out: Path, timeout: float,
                 checkout: Path | None = None) -> tuple[str, float, float, int]:
     """``zoo leaderboard --format fmt``: (outcome, seconds, the child's peak RSS in MiB, output bytes).
     ``checkout``: run the genzoo in that source folder (first on PYTHONPATH) instead of this one."""
-    args = [sys.executable, "-m", "zoo", "leaderboard", "--results", str(store), "--format", fmt]
+    args = [sys.executable, "-m", "zoo", "leaderboard", "--results", str(store.resolve()), "--format", fmt]
     if fmt != "table":  # the table goes to stdout (a file: the 80-column rendering)
-        args += ["--output", str(out)]
+        args += ["--output", str(out.resolve())]
     out.unlink(missing_ok=True)
     env = {**os.environ, "COLUMNS": "80"}
-    if checkout is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(checkout.resolve()), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    # `python -m` imports from its working folder first: run in the checkout whose genzoo is timed.
+    folder = (checkout or Path(__file__).resolve().parent.parent).resolve()
+    env["PYTHONPATH"] = os.pathsep.join([str(folder), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         start = time.perf_counter()
-        child = subprocess.Popen(args, stdout=stdout, stderr=stderr, env=env)
+        child = subprocess.Popen(args, stdout=stdout, stderr=stderr, env=env, cwd=folder)
         while True:  # wait4: this child's own rusage (RUSAGE_CHILDREN keeps the largest so far)
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             seconds = time.perf_counter() - start
