@@ -165,3 +165,36 @@ def test_the_output_bytes_floor_the_slope():
     out = 4 * math.prod(Allocating.image_shape)
     found = memory.fit_batch_memory(16, (0.0, 16.0 * out), out)
     assert found == BatchMemory(0, out, "measured")
+
+
+def test_zoo_eval_lowers_its_batch_for_sampling_and_for_backbone_features(tmp_path, capsys, monkeypatch, gan_run):
+    """``zoo eval --batch-size`` reaches the sampler and the backbone: both are held to the cap."""
+    import zoo.sampling
+    from zoo.metrics import engine
+
+    args = ["eval", str(gan_run), "--num-fake", "100", "--num-real", "200", "--json", "--batch-size"]
+    code, out, err = zoo_in_process(capsys, *args, "200")
+    assert code == 0, err
+    plain = json.loads(out)["metrics"]
+    seen: dict[str, set[int]] = {"sampling": set(), "features": set()}
+    real_generate, real_features = zoo.sampling.generate, engine.backbone_features
+
+    def generate(*a, batch_size=None, **k):
+        seen["sampling"].add(batch_size)
+        return real_generate(*a, batch_size=batch_size, **k)
+
+    def features(*a, batch_size=200, **k):
+        seen["features"].add(batch_size)
+        return real_features(*a, batch_size=batch_size, **k)
+
+    monkeypatch.setattr(zoo.sampling, "generate", generate)
+    monkeypatch.setattr(engine, "backbone_features", features)
+    monkeypatch.setattr(memory, "batch_cap", lambda found, device: 40)  # what fits: tested above
+    code, out, err = zoo_in_process(capsys, *args, "1000000")
+    assert code == 0, err
+    assert err.splitlines() == ["zoo: warning: --batch-size 1,000,000 lowered to 40, the most that fits in memory "
+                                f"({what})" for what in ("sampling; same images", "backbone features")]
+    assert seen == {"sampling": {40}, "features": {40}}
+    capped = json.loads(out)["metrics"]
+    assert capped.keys() == plain.keys()
+    assert capped["fid_lenet"] == pytest.approx(plain["fid_lenet"], rel=1e-3)  # BLAS rounding of other batches
