@@ -7,7 +7,9 @@ Three helpers, each opt-in or identity-neutral:
   and caching the answer as JSON under ``$ZOO_CACHE_DIR/accel`` (the metrics cache's parent). On a
   CPU, DDPM sampling at batch 256 ran at 0.57-0.72x the images/s of batch 64-128 (activations
   outgrow the caches): measure, do not assume bigger is faster. Images do not depend on the batch
-  (``tests/test_sampling_batch.py``), so the choice is not part of a result's identity.
+  (``tests/test_sampling_batch.py``), so the choice is not part of a result's identity. No
+  candidate above `sample_batch_cap` is tried: the most images that fit in memory now
+  (`zoo.memory`), from a memory probe cached beside the timing under the same key.
 * bf16 inference is a *sampling option* of the models that allow it (``--option precision=bf16``,
   DDPM's U-Net), so it is recorded with every result row that used it; `bf16_inference_ok`
   says whether a model allows it (``GenerativeModel.bf16_inference``, default off) and the device
