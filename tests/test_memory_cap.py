@@ -198,3 +198,18 @@ def test_zoo_eval_lowers_its_batch_for_sampling_and_for_backbone_features(tmp_pa
     capped = json.loads(out)["metrics"]
     assert capped.keys() == plain.keys()
     assert capped["fid_lenet"] == pytest.approx(plain["fid_lenet"], rel=1e-3)  # BLAS rounding of other batches
+
+
+def test_a_probe_inside_a_peak_measurement_keeps_the_earlier_peak():
+    """The bench reads a job's peak memory around training and sampling; the memory probe inside
+    it resets the counter, and the peak before the reset must still count."""
+    cpu = torch.device("cpu")
+    with memory.PeakMemory(cpu) as outer:
+        big = torch.ones(64 * MIB // 4)  # 64 MiB touched, then handed back
+        del big
+        with memory.PeakMemory(cpu) as inner:
+            small = torch.ones(MIB // 4)
+            del small
+    if outer.mb is None:
+        pytest.skip("no peak resident set on this platform")
+    assert outer.mb - inner.mb >= 48, (outer.mb, inner.mb)

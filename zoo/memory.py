@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -53,28 +53,57 @@ class PeakMemory:
     CUDA: peak allocated bytes (``kind="cuda_allocated"``). CPU on Linux: the process's peak
     resident set (``"process_peak_rss"``), reset on entry through ``/proc/self/clear_refs`` so
     each piece of work is measured on its own. Elsewhere: ``mb`` and ``kind`` stay ``None``.
+    Blocks nest: an inner block (a memory probe inside a bench job) resets the counter, so the
+    peak read before that reset, and the inner block's own, are carried to the blocks around it.
     """
 
-    def __init__(self, device: torch.device):
-        self.device = device
+    _open: ClassVar[list[PeakMemory]] = []  # the blocks entered and not yet left, outermost first
+
+    def __init__(self, device: torch.device | str):
+        self.device = torch.device(device)
         self.mb: float | None = None
         self.kind: str | None = None
+        self._carried: float | None = None  # the highest peak of work before a nested reset
 
     def __enter__(self) -> PeakMemory:
+        if PeakMemory._open:  # the peak so far belongs to the blocks already open
+            self._carry_out(self._peak()[0])
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         else:
             with contextlib.suppress(OSError):  # not Linux, or not permitted: peak covers the whole process
                 Path("/proc/self/clear_refs").write_text("5")
+        PeakMemory._open.append(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        with contextlib.suppress(ValueError):
+            PeakMemory._open.remove(self)
+        mb, kind = self._peak()
+        if mb is not None:
+            self.mb, self.kind = max(mb, self._carried or 0.0), kind
+            self._carry_out(self.mb)
+
+    def _peak(self) -> tuple[float | None, str | None]:
+        """The counter's peak (MiB) since its last reset, and its kind."""
         if self.device.type == "cuda":
-            self.mb, self.kind = torch.cuda.max_memory_allocated(self.device) / 2**20, "cuda_allocated"
-            return
+            return torch.cuda.max_memory_allocated(self.device) / 2**20, "cuda_allocated"
         kb = _status_kb("VmHWM")
-        if kb is not None:
-            self.mb, self.kind = kb / 1024, "process_peak_rss"
+        return (None, None) if kb is None else (kb / 1024, "process_peak_rss")
+
+    def _carry_out(self, mb: float | None) -> None:
+        if mb is None:
+            return
+        for block in PeakMemory._open:
+            if _counter(block.device) == _counter(self.device):
+                block._carried = max(block._carried or 0.0, mb)
+
+
+def _counter(device: torch.device) -> tuple[str, int]:
+    """Which peak counter a device reads: one per CUDA device, one for the process otherwise."""
+    if device.type == "cuda":
+        return "cuda", device.index if device.index is not None else torch.cuda.current_device()
+    return "process", 0
 
 
 def _status_kb(field: str) -> int | None:
