@@ -68,11 +68,7 @@ class PeakMemory:
     def __enter__(self) -> PeakMemory:
         if PeakMemory._open:  # the peak so far belongs to the blocks already open
             self._carry_out(self._peak()[0])
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            with contextlib.suppress(OSError):  # not Linux, or not permitted: peak covers the whole process
-                Path("/proc/self/clear_refs").write_text("5")
+        _reset_peak(self.device)
         PeakMemory._open.append(self)
         return self
 
@@ -97,6 +93,14 @@ class PeakMemory:
         for block in PeakMemory._open:
             if _counter(block.device) == _counter(self.device):
                 block._carried = max(block._carried or 0.0, mb)
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        with contextlib.suppress(OSError):  # not Linux, or not permitted: peak covers the whole process
+            Path("/proc/self/clear_refs").write_text("5")
 
 
 def _counter(device: torch.device) -> tuple[str, int]:
