@@ -142,7 +142,7 @@ def test_zoo_sample_lowers_batch_size_1000000_to_the_cap_with_one_warning(tmp_pa
                                     "--out", str(tmp_path / "capped.npz"), "--json")
     assert code == 0, err
     assert json.loads(out)["batch_size"] == 50
-    assert err == "zoo: warning: --batch-size 1,000,000 lowered to 50, the most that fits in memory (same images)\n"
+    assert err == "zoo: warning: --batch-size 1,000,000 lowered to 50 to fit memory (same images)\n"
     code, out, err = zoo_in_process(capsys, "sample", str(gan_run), "-n", "120", "--batch-size", "7",
                                     "--out", str(tmp_path / "small.npz"), "--json")
     assert code == 0 and err == "" and json.loads(out)["batch_size"] == 7
@@ -192,8 +192,8 @@ def test_zoo_eval_lowers_its_batch_for_sampling_and_for_backbone_features(tmp_pa
     monkeypatch.setattr(memory, "batch_cap", lambda found, device: 40)  # what fits: tested above
     code, out, err = zoo_in_process(capsys, *args, "1000000")
     assert code == 0, err
-    assert err.splitlines() == ["zoo: warning: --batch-size 1,000,000 lowered to 40, the most that fits in memory "
-                                f"({what})" for what in ("sampling; same images", "backbone features")]
+    assert err.splitlines() == [f"zoo: warning: --batch-size 1,000,000 lowered to 40 to fit memory ({what})"
+                                for what in ("sampling", "features")]
     assert seen == {"sampling": {40}, "features": {40}}
     capped = json.loads(out)["metrics"]
     assert capped.keys() == plain.keys()

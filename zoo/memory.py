@@ -253,6 +253,6 @@ def lower_to_cap(batch: int, cap: int, what: str = "--batch-size", note: str = "
     ``what`` was lowered and ending with ``note`` (why the result does not change)."""
     if batch <= cap:
         return batch
-    warnings.warn(f"{what} {batch:,} lowered to {cap:,}, the most that fits in memory ({note})",
+    warnings.warn(f"{what} {batch:,} lowered to {cap:,} to fit memory ({note})",  # 80 columns
                   BatchCapWarning, stacklevel=2)
     return cap

@@ -215,10 +215,10 @@ def _cap_batches(batch_size: int, model: Any, options: dict[str, Any], sampled: 
     per_sample = min(batch_size, protocol.num_fake)  # what a batch really holds
     cap = MAX_BATCH if model is None else accel.sample_batch_cap(model, options, per_sample)
     if sampled and per_sample > cap:
-        sampling = lower_to_cap(batch_size, cap, note="sampling; same images")
+        sampling = lower_to_cap(batch_size, cap, note="sampling")
     per_feature = min(batch_size, max(protocol.num_real, protocol.num_fake))
     if per_feature > (cap := feature_batch_cap(ds, protocol, per_feature, dev)):
-        features = lower_to_cap(batch_size, cap, note="backbone features")
+        features = lower_to_cap(batch_size, cap, note="features")
     return sampling, features
 
 
