@@ -135,13 +135,17 @@ def test_deeply_nested_json_in_stores_exports_and_caches_is_refused_in_one_line(
 
 
 def test_a_deeply_nested_sampling_batch_cache_is_remeasured(tmp_path, monkeypatch):
-    from zoo import accel
+    from zoo import accel, memory
 
     monkeypatch.setattr(accel, "accel_cache_dir", lambda: tmp_path)
     monkeypatch.setattr(accel, "_batch_key", lambda model, options: "k")
     monkeypatch.setattr(accel, "measure_sample_batch", lambda model, options, batches: {b: float(b) for b in batches})
+    monkeypatch.setattr(accel, "sample_batch_cap", lambda model, options, batch, measure=True: batch)  # a Linear
     (tmp_path / "sample-batch-k.json").write_text(DEEP_JSON)
+    (tmp_path / "sample-memory-k.json").write_text(DEEP_JSON)  # read by zoo.accel.sample_memory (below)
     assert accel.sample_batch_size(torch.nn.Linear(1, 1), 100) == 64
+    monkeypatch.setattr(memory, "measure_batch_memory", lambda *a, **k: memory.BatchMemory(0, 1, "measured"))
+    assert accel.sample_memory(torch.nn.Linear(1, 1)) == memory.BatchMemory(0, 1, "measured")
 
 
 # -- 3. .npz / .npy bombs -------------------------------------------------------------------------

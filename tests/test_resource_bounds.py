@@ -1,9 +1,8 @@
 """Bounded resources (issue 27 item 8): a closed stdout, config files, temp files of a killed
-`zoo sample`, sampling batch sizes."""
+`zoo sample` (sampling batch sizes: tests/test_memory_cap.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -70,13 +69,3 @@ def test_a_killed_sample_npz_temp_file_is_removed_on_the_next_start_but_a_live_o
     assert not dead.exists() and live.exists() and other.exists()
     assert np.load(tmp_path / "x.npz")["images"].shape[0] == 5
     assert sorted(os.listdir(tmp_path)) == sorted([".x.npz.live5678.tmp", ".y.npz.abcd1234.tmp", "x.npz"])
-
-
-def test_sampling_batch_size_is_capped(tmp_path, capsys, gan_run):
-    code, out, err = zoo_in_process(capsys, "sample", str(gan_run), "-n", "5", "--batch-size", "1000000",
-                                    "--out", str(tmp_path / "a.npz"))
-    assert code == 2 and out == "" and err.count("\n") == 1 and "--batch-size 1,000,000 is over the limit" in err
-    code, out, err = zoo_in_process(capsys, "sample", str(gan_run), "-n", "5", "--batch-size", "4096",
-                                    "--out", str(tmp_path / "b.npz"), "--json")
-    assert code == 0, err
-    assert json.loads(out)["batch_size"] == 5  # never more than the images asked for

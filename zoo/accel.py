@@ -7,7 +7,9 @@ Three helpers, each opt-in or identity-neutral:
   and caching the answer as JSON under ``$ZOO_CACHE_DIR/accel`` (the metrics cache's parent). On a
   CPU, DDPM sampling at batch 256 ran at 0.57-0.72x the images/s of batch 64-128 (activations
   outgrow the caches): measure, do not assume bigger is faster. Images do not depend on the batch
-  (``tests/test_sampling_batch.py``), so the choice is not part of a result's identity.
+  (``tests/test_sampling_batch.py``), so the choice is not part of a result's identity. No
+  candidate above `sample_batch_cap` is tried: the most images that fit in memory now
+  (`zoo.memory`), from a memory probe cached beside the timing under the same key.
 * bf16 inference is a *sampling option* of the models that allow it (``--option precision=bf16``,
   DDPM's U-Net), so it is recorded with every result row that used it; `bf16_inference_ok`
   says whether a model allows it (``GenerativeModel.bf16_inference``, default off) and the device
@@ -26,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 import warnings
@@ -40,6 +43,7 @@ from zoo.device import capabilities, native_precision, synchronize
 from zoo.fileio import parse_json
 
 if TYPE_CHECKING:
+    from zoo.memory import BatchMemory
     from zoo.model import GenerativeModel
 
 log = logging.getLogger(__name__)
@@ -122,48 +126,115 @@ def measure_sample_batch(
     return rates
 
 
+def _read_cache(path: Path) -> Any:
+    """The JSON in ``path``, or None: a missing, damaged (or crafted, deeply nested) cache file only
+    costs a new measurement."""
+    try:
+        return parse_json(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_cache(path: Path, data: Mapping[str, Any], what: str) -> None:
+    try:
+        from zoo.fileio import atomic_write_text
+
+        atomic_write_text(path, json.dumps({**data, "torch": torch.__version__}, indent=1))
+    except OSError as exc:  # a read-only cache only costs the measurement next time
+        from zoo.metrics.stats_cache import CacheWarning
+
+        # a warning, not logging: the CLI shows genzoo's warnings as one "zoo: warning:" line
+        warnings.warn(f"could not cache {what} in {path}: {exc.strerror or exc}", CacheWarning, stacklevel=3)
+
+
 def sample_batch_size(model: Any, n: int, options: Mapping[str, Any] | None = None, *, measure: bool = True) -> int:
     """The batch to sample ``n`` images of ``model`` in.
 
     ``n <= MEASURE_ABOVE`` images: ``n`` (one batch, nothing measured). Otherwise the candidate
-    (`CANDIDATE_BATCHES`, capped at ``n``) with the most images/s, measured once (per step: one
-    answer serves every step count) with
+    (`CANDIDATE_BATCHES`, capped at ``n`` and at `sample_batch_cap`, the most that fits in memory)
+    with the most images/s, measured once (per step: one answer serves every step count) with
     `measure_sample_batch` and cached on disk (JSON, atomic write) under
     `accel_cache_dir` keyed by model class, config, image shape, options, device, CPU/GPU name,
     thread count, torch and genzoo versions. ``measure=False`` (or ``ZOO_SAMPLE_BATCH=N``, a fixed
-    batch) skips the measurement; without a cached answer it then returns 128.
+    batch, lowered to the memory cap with a `zoo.memory.BatchCapWarning`) skips the speed
+    measurement; without a cached answer it then returns 128 (at most the cap).
     """
+    from zoo.memory import lower_to_cap
+
     options = dict(options or {})
     fixed = os.environ.get("ZOO_SAMPLE_BATCH", "").strip()
     if fixed.isdigit() and int(fixed) > 0:
-        return min(int(fixed), n)
+        batch = min(int(fixed), n)
+        return lower_to_cap(batch, sample_batch_cap(model, options, batch), "ZOO_SAMPLE_BATCH")
     if n <= MEASURE_ABOVE:
         return max(n, 1)
-    candidates = [b for b in CANDIDATE_BATCHES if b <= n] or [n]
+    cap = sample_batch_cap(model, options, min(n, max(CANDIDATE_BATCHES)), measure=measure)
+    candidates = [b for b in CANDIDATE_BATCHES if b <= min(n, cap)] or [min(n, cap)]
     path = accel_cache_dir() / f"sample-batch-{_batch_key(model, _probe_options(model, options))}.json"
     try:
-        cached = parse_json(path.read_text())
+        cached = _read_cache(path)
         rates = {int(k): float(v) for k, v in cached["images_per_s"].items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        rates = {}  # a damaged (or crafted, deeply nested) cache file only costs a new measurement
+    except (ValueError, KeyError, TypeError, AttributeError):
+        rates = {}
     missing = [b for b in candidates if b not in rates]
     if missing and measure:
         rates.update(measure_sample_batch(model, options, missing))
-        try:
-            from zoo.fileio import atomic_write_text
-
-            atomic_write_text(path, json.dumps({"images_per_s": {str(k): v for k, v in sorted(rates.items())},
-                                                "torch": torch.__version__}, indent=1))
-        except OSError as exc:  # a read-only cache only costs the measurement next time
-            from zoo.metrics.stats_cache import CacheWarning
-
-            # a warning, not logging: the CLI shows genzoo's warnings as one "zoo: warning:" line
-            warnings.warn(f"could not cache the sampling batch in {path}: {exc.strerror or exc}", CacheWarning,
-                          stacklevel=2)
+        _write_cache(path, {"images_per_s": {str(k): v for k, v in sorted(rates.items())}}, "the sampling batch")
     usable = {b: r for b, r in rates.items() if b in candidates}
     if not usable:
-        return min(128, n)
+        return min(128, n, cap)
     return max(usable, key=lambda b: usable[b])
+
+
+def sample_memory(model: Any, options: Mapping[str, Any] | None = None, *, measure: bool = True) -> BatchMemory | None:
+    """What sampling a batch of ``model`` takes in memory (`zoo.memory.BatchMemory`: fixed bytes
+    plus bytes per image), probed with `zoo.memory.measure_batch_memory` at the sampler's
+    fewest steps (as `measure_sample_batch`) and cached beside the sampling batch, under the same
+    key. ``measure=False``: the cached answer or None."""
+    from zoo.memory import BatchMemory, measure_batch_memory
+    from zoo.randomness import ImageGenerators
+
+    probe = _probe_options(model, dict(options or {}))
+    path = accel_cache_dir() / f"sample-memory-{_batch_key(model, probe)}.json"
+    try:
+        return BatchMemory.from_dict(_read_cache(path))
+    except (ValueError, KeyError, TypeError):
+        pass
+    if not measure:
+        return None
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    output_bytes = 4 * math.prod(int(s) for s in getattr(model, "image_shape", ()))  # float32 images
+
+    def run(b: int) -> None:
+        model.sample(b, generator=ImageGenerators.for_range(0, 0, b, device=device), **probe)
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            memory = measure_batch_memory(run, device, output_bytes)
+    finally:
+        model.train(was_training)
+    _write_cache(path, memory.to_dict(), "the sampling memory")
+    return memory
+
+
+def sample_batch_cap(model: Any, options: Mapping[str, Any] | None = None, batch: int | None = None, *,
+                     measure: bool = True) -> int:
+    """The most images per batch `zoo.memory.batch_cap` lets ``model`` sample with ``options``
+    now (1..`zoo.memory.MAX_BATCH`), from `sample_memory`. A ``batch`` no larger than the
+    bigger memory probe (``2 * PROBE_BATCH``) is returned as it is, with nothing measured: the
+    probe would take as much. Without a measurement (``measure=False``, nothing cached):
+    `zoo.memory.MAX_BATCH`."""
+    from zoo.memory import MAX_BATCH, PROBE_BATCH, batch_cap
+
+    if batch is not None and batch <= 2 * PROBE_BATCH:
+        return batch
+    memory = sample_memory(model, options, measure=measure)
+    if memory is None:
+        return MAX_BATCH
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    return batch_cap(memory, device)
 
 
 # -- bf16 inference -----------------------------------------------------------------------------

@@ -186,6 +186,9 @@ def evaluate(request: EvalRequest, *, reporter: BenchProgress | None = None) -> 
             return _store(request, source, ds, protocol, progress)
         if request.inception_weights is not None and protocol.backbone != "inception":
             _warn(f"--inception-weights ignored: the backbone is {protocol.backbone}")
+        # a batch too big for memory is lowered, never refused: neither the images nor the
+        # features depend on it (feature rounding aside)
+        batch_size, feature_batch = _cap_batches(batch_size, model, options, images is None, ds, protocol, dev)
         if kind == "export":
             from zoo.export import generate_from_export
 
@@ -194,9 +197,29 @@ def evaluate(request: EvalRequest, *, reporter: BenchProgress | None = None) -> 
         if model is not None:
             images = _generate(model, protocol.num_fake, seed, batch_size, options, progress)
         assert images is not None
-        evaluation = score(images, ds, protocol, batch_size=batch_size, device=dev, progress=progress)
-        floor = compute_floor(ds, protocol, batch_size=batch_size, device=dev, progress=progress)
+        evaluation = score(images, ds, protocol, batch_size=feature_batch, device=dev, progress=progress)
+        floor = compute_floor(ds, protocol, batch_size=feature_batch, device=dev, progress=progress)
     return _result(source, kind, meta, options, protocol, evaluation, floor, len(images), export_info, batch_size)
+
+
+def _cap_batches(batch_size: int, model: Any, options: dict[str, Any], sampled: bool, ds: ImageDataset,
+                 protocol: Any, dev: Any) -> tuple[int, int]:
+    """``(sampling batch, feature batch)``: ``batch_size`` lowered to what fits in memory, with
+    one `zoo.memory.BatchCapWarning` for each it lowers. ``sampled``: the images are drawn (a
+    run, checkpoint or export); an export's runtime is not probed, only held to `MAX_BATCH`."""
+    from zoo import accel
+    from zoo.memory import MAX_BATCH, lower_to_cap
+    from zoo.metrics.engine import feature_batch_cap
+
+    sampling, features = batch_size, batch_size
+    per_sample = min(batch_size, protocol.num_fake)  # what a batch really holds
+    cap = MAX_BATCH if model is None else accel.sample_batch_cap(model, options, per_sample)
+    if sampled and per_sample > cap:
+        sampling = lower_to_cap(batch_size, cap, note="sampling")
+    per_feature = min(batch_size, max(protocol.num_real, protocol.num_fake))
+    if per_feature > (cap := feature_batch_cap(ds, protocol, per_feature, dev)):
+        features = lower_to_cap(batch_size, cap, note="features")
+    return sampling, features
 
 
 def _store(request: EvalRequest, source: Path, ds: ImageDataset, protocol: Any, progress: Any) -> EvalResult:

@@ -26,7 +26,8 @@ __all__ = ["MAX_GRID_BYTES", "MAX_GRID_IMAGES", "MAX_SAMPLE_BATCH", "SampleReque
 #: A .png grid holds all its images in memory at once: at most this many, and this many bytes of pixels.
 MAX_GRID_IMAGES = 4096
 MAX_GRID_BYTES = 2**30
-#: The most images one sampling batch may hold (``--batch-size 1000000`` peaked at 5.2 GB).
+#: The most images one sampling batch may hold whatever memory allows (`zoo.memory.MAX_BATCH`,
+#: kept here so importing this module does not import torch); below it the cap is measured.
 MAX_SAMPLE_BATCH = 4096
 
 
@@ -35,9 +36,10 @@ class SampleRequest:
     """What to sample: ``num`` (>= 1) images of the run or checkpoint ``source`` into ``output``.
 
     ``options`` are the model's sampling options (``{"steps": 50}``, parsed by the model);
-    ``batch_size`` (1..4096, default: the fastest, measured once and cached) never changes the
-    images; ``nrow`` is images per grid row (default: square). An existing ``output`` is refused
-    unless ``force``.
+    ``batch_size`` (>= 1, default: the fastest, measured once and cached; lowered, with one
+    `zoo.memory.BatchCapWarning`, to the most that fits in memory) never changes the images;
+    ``nrow`` is images per grid row (default: square). An existing ``output`` is refused unless
+    ``force``.
     """
 
     source: str | Path
@@ -110,6 +112,7 @@ def sample(request: SampleRequest, *, reporter: BenchProgress | None = None) -> 
     from zoo import accel
     from zoo.checkpoint import load_model
     from zoo.device import resolve_device, warn_if_emulated
+    from zoo.memory import lower_to_cap
     from zoo.sampling import generate, generate_batches, stream_folder, stream_npz, write_grid
 
     n, out_path = request.num, Path(request.output)
@@ -125,6 +128,10 @@ def sample(request: SampleRequest, *, reporter: BenchProgress | None = None) -> 
                          "--output, which are streamed")
     if batch_size is None:
         batch_size = accel.sample_batch_size(model, n, parsed)
+    else:  # the images do not depend on the batch: lowering it is safe, refusing would only annoy
+        cap = accel.sample_batch_cap(model, parsed, batch_size)
+        if batch_size > cap:  # the warning names the number asked for, not its cut to -n
+            batch_size = lower_to_cap(int(request.batch_size or 0), cap)
     compile_seconds = None
     if request.compile:  # before the clock starts: the compile is reported apart
         compile_seconds = accel.compile_for_inference(model, {batch_size, n % batch_size or batch_size}, parsed)
@@ -156,13 +163,11 @@ def sample(request: SampleRequest, *, reporter: BenchProgress | None = None) -> 
 
 
 def _check_request(request: SampleRequest) -> tuple[str, int | None]:
-    """The output's kind and the batch size (capped at ``num``), or a UsageError naming the option."""
+    """The output's kind and the batch size (capped at ``num``; `sample` caps it by memory once the
+    model is loaded), or a UsageError naming the option."""
     from zoo.fileio import remove_dead_temp_files_of
 
     n, out_path, batch_size = request.num, Path(request.output), request.batch_size
-    if batch_size is not None and batch_size > MAX_SAMPLE_BATCH:
-        raise UsageError(f"--batch-size {batch_size:,} is over the limit of {MAX_SAMPLE_BATCH:,} images per batch "
-                         "(a batch's activations are held at once; the images do not depend on it)")
     if batch_size is not None:
         batch_size = min(batch_size, n)  # a larger batch only costs memory: noise depends on (seed, index)
     kind = output_kind(request.output)

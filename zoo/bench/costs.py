@@ -8,17 +8,16 @@ timing bug.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from zoo.data import to_float
 from zoo.device import Precision, synchronize
+from zoo.memory import PeakMemory  # noqa: F401 - where the bench runner imports it from
 from zoo.model import GenerativeModel, TrainStep
 
 
@@ -84,35 +83,3 @@ def sample_flops_per_image(model: GenerativeModel, options: dict[str, Any], n: i
     with torch.no_grad():
         flops = count_flops(lambda: model.sample(n, generator=generator, **options))
     return flops / n
-
-
-class PeakMemory:
-    """Peak memory of the work inside the ``with`` block.
-
-    CUDA: peak allocated bytes. CPU on Linux: the process's peak resident set, reset on entry through
-    ``/proc/self/clear_refs`` so each model is measured on its own. Elsewhere: ``None``.
-    """
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.mb: float | None = None
-        self.kind: str | None = None
-
-    def __enter__(self) -> PeakMemory:
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            with contextlib.suppress(OSError):  # not Linux, or not permitted: peak covers the whole process
-                Path("/proc/self/clear_refs").write_text("5")
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.device.type == "cuda":
-            self.mb, self.kind = torch.cuda.max_memory_allocated(self.device) / 2**20, "cuda_allocated"
-            return
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    self.mb, self.kind = int(line.split()[1]) / 1024, "process_peak_rss"
-        except OSError:
-            pass

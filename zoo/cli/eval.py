@@ -105,7 +105,7 @@ def _print_human(result: dict[str, Any]) -> None:
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
               help="Seed of the reference draw, KID subsets and sampling.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Sampling option (checkpoints and exports only).")
-@click.option("--batch-size", type=int, default=200, show_default=True, help="Batch size for sampling and features.")
+@click.option("--batch-size", type=int, default=200, show_default=True, help="Batch size for sampling and features; lowered, with a warning, to what fits in memory.")
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 @click.option("--store", "store", is_flag=True,

@@ -17,7 +17,9 @@ from zoo.cli.options import device_option, output_option
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Sampling option, e.g. steps=50 (see zoo list --json).")
 @click.option("--nrow", type=click.IntRange(min=1), help="Images per grid row (default: square).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Images per batch (default: the fastest of 32-256, measured once per model and device, cached).")
+              help="Images per batch (default: the fastest of 32-256, measured once per model and device, cached). "
+                   "A batch over what fits in half the free memory (measured, at most 4,096) is lowered to it, "
+                   "with one warning: the images do not depend on the batch.")
 @click.option("--compile", "compile_networks", is_flag=True,
               help="torch.compile the sampling networks first (inductor, frozen weights): minutes of compile on a "
                    "CPU that pay off for long jobs; the compile time is reported apart.")

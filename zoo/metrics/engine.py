@@ -185,6 +185,39 @@ def _extractor(name: str, path: str, sha256: str, layers: tuple[str, ...], devic
         return create_extractor(name, path, layers, torch.device(device))
 
 
+def feature_batch_cap(dataset: ImageDataset, protocol: Protocol, batch_size: int,
+                      device: torch.device | str | None = None) -> int:
+    """The most images per batch the protocol's backbone can take on ``device`` now
+    (`zoo.memory.batch_cap`, 1..`zoo.memory.MAX_BATCH`), measured once per backbone, layers,
+    image shape and device in this process by `zoo.memory.measure_batch_memory` on blank images.
+    A ``batch_size`` no larger than the bigger probe (``2 * PROBE_BATCH``) is returned as it is,
+    with nothing measured. Callers lower their batch to it (`zoo.memory.lower_to_cap`)."""
+    from zoo.memory import PROBE_BATCH, batch_cap
+
+    if batch_size <= 2 * PROBE_BATCH:
+        return batch_size
+    dev = resolve_device(device)
+    layers = tuple(sorted({layer for _, layer in protocol.feature_layers}))
+    found = _feature_memory(protocol.feature_extractor, _weights_path(protocol, dataset), protocol.weights_sha256,
+                            layers, str(dev), tuple(int(s) for s in dataset.image_shape))
+    return batch_cap(found, dev)
+
+
+@lru_cache(maxsize=4)
+def _feature_memory(name: str, path: str, sha256: str, layers: tuple[str, ...], device: str,
+                    shape: tuple[int, ...]) -> Any:
+    from zoo.memory import measure_batch_memory
+
+    extractor = _extractor(name, path, sha256, layers, device)
+
+    def run(b: int) -> None:
+        with torch.no_grad():
+            extractor(to_rgb(torch.zeros((b, *shape), dtype=torch.uint8)).to(device))
+
+    # the floor per image: the float32 RGB image the backbone starts from
+    return measure_batch_memory(run, torch.device(device), output_bytes=4 * 3 * shape[1] * shape[2])
+
+
 @torch.no_grad()
 def backbone_features(
     images: torch.Tensor,
