@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+import zoo
 from tests.helpers import ROOT, zoo_in_process
 from zoo.config import ModelConfig, field_docs
 
@@ -74,6 +75,8 @@ def test_new_plugin_writes_a_package_whose_model_passes_the_contract(capsys, tmp
     root = tmp_path / "zoo-tiny-blob"
     meta = tomllib.loads((root / "pyproject.toml").read_text())
     assert meta["project"]["name"] == "zoo-tiny-blob" and meta["project"]["version"]
+    minor = ".".join(zoo.__version__.split(".")[:2])  # the docs' promise: within one minor release
+    assert meta["project"]["dependencies"] == [f"genzoo>={minor},<0.{int(minor.split('.')[1]) + 1}"]
     assert meta["project"]["entry-points"]["zoo"] == {"tiny-blob": "zoo_tiny_blob"}
     assert (root / ".github" / "workflows" / "test.yml").is_file()
     assert "check_model(\"tiny-blob\")" in (root / "tests" / "test_contract.py").read_text()
@@ -88,6 +91,16 @@ def test_new_plugin_writes_a_package_whose_model_passes_the_contract(capsys, tmp
     assert code == 2 and "not empty" in err
     code, _, err = zoo_in_process(capsys, "new-plugin", "Bad_Name", "--dir", str(tmp_path))
     assert code == 2 and "lowercase letters" in err
+
+
+@pytest.mark.parametrize(("version", "requirement"), [
+    ("0.3.0", "genzoo>=0.3,<0.4"), ("0.3.1.dev4+g12ab", "genzoo>=0.3,<0.4"), ("0.10.2", "genzoo>=0.10,<0.11"),
+    ("1.2.0", "genzoo>=1.2,<2"), ("2.0", "genzoo>=2.0,<3"),
+])
+def test_a_generated_plugin_depends_on_genzoo_within_the_promised_range(version, requirement):
+    from zoo.templates import compatible_requirement
+
+    assert compatible_requirement(version) == requirement
 
 
 @pytest.mark.slow

@@ -44,7 +44,20 @@ def plugin_names(name: str) -> dict[str, str]:
         "module": "zoo_" + name.replace("-", "_"),
         "class_name": "".join(part.capitalize() for part in name.split("-")),
         "zoo_version": __version__,
+        "zoo_requirement": compatible_requirement(__version__),
     }
+
+
+def compatible_requirement(version: str) -> str:
+    """The genzoo requirement a plugin written against ``version`` declares: the same minor
+    release while genzoo is 0.x (``0.3.0`` -> ``genzoo>=0.3,<0.4``), the same major after
+    (``1.2.0`` -> ``genzoo>=1.2,<2``), as docs/plugins.md section 8 promises compatibility."""
+    found = re.match(r"(\d+)\.(\d+)", version)
+    if found is None:  # a version genzoo never writes: no upper bound rather than a wrong one
+        return f"genzoo>={version}"
+    major, minor = int(found.group(1)), int(found.group(2))
+    upper = f"0.{minor + 1}" if major == 0 else str(major + 1)
+    return f"genzoo>={major}.{minor},<{upper}"
 
 
 def write_plugin(name: str, directory: str | Path = ".", *, force: bool = False) -> Path:
