@@ -371,11 +371,11 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
     numbers: dict[str, np.ndarray] = {"ok_seed": np.where(ok, _numbers(r.seed for r in rows), np.nan),
                                       "failed": (~ok).astype(np.int64)}
     # Metrics and costs of failed rows do not enter the means.
-    for m, values in _number_columns([r.metrics for r in rows], metric_names, ok).items():
-        numbers[f"{m}_mean"] = values
+    for m, column in _number_columns([r.metrics for r in rows], metric_names, ok).items():
+        numbers[f"{m}_mean"] = column
     numeric_costs = [c for c in cost_names if c not in TEXT_COSTS]
-    for c, values in _number_columns([r.costs for r in rows], numeric_costs, ok).items():
-        numbers[f"c:{c}"] = values
+    for c, column in _number_columns([r.costs for r in rows], numeric_costs, ok).items():
+        numbers[f"c:{c}"] = column
     grouped = pd.DataFrame(numbers).groupby(codes, sort=True)  # codes are first-appearance order
     means = grouped.mean()
     metric_columns = [f"{m}_mean" for m in metric_names]
@@ -413,11 +413,11 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
     scores = numbers[f"{primary}_mean"]
     best: list[ResultRow | None] = [None] * n_lines
     best_score = [math.nan] * n_lines
-    values: list[list[float]] = [[] for _ in range(n_lines)]
+    primary_values: list[list[float]] = [[] for _ in range(n_lines)]  # each line's ok seeds
     for code, r, score in zip(codes.tolist(), rows, scores.tolist(), strict=True):
         if math.isnan(score):
             continue
-        values[code].append(score)
+        primary_values[code].append(score)
         if best[code] is None or (score < best_score[code] if lower else score > best_score[code]):
             best[code], best_score[code] = r, score
     chosen = [b if b is not None else groups[key][-1] for b, key in zip(best, keys, strict=True)]
@@ -432,7 +432,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
     table["rank"] = score.rank(method="min", ascending=lower).astype("Int64")
     table["_line"] = np.arange(n_lines)
     table = table.sort_values(["rank", "model", "label", "options"], na_position="last", kind="stable").reset_index(drop=True)
-    table["rank_group"] = rank_groups(table["rank"].tolist(), [values[i] for i in table["_line"]])
+    table["rank_group"] = rank_groups(table["rank"].tolist(), [primary_values[i] for i in table["_line"]])
     power = board_power(table, primary)
     for col in ("n_seeds", "failed", "best_seed"):
         table[col] = table[col].astype("int64")
