@@ -106,9 +106,34 @@ def test_the_measured_batch_and_zoo_sample_batch_never_exceed_the_cap(monkeypatc
     monkeypatch.setattr(accel, "measure_sample_batch", lambda m, o, c, repeats=1: {b: float(b) for b in c})
     assert accel.sample_batch_size(model, 1000, {}) == 64  # 128 and 256 would be faster but do not fit
     monkeypatch.setenv("ZOO_SAMPLE_BATCH", "1000")
-    with pytest.warns(BatchCapWarning, match="ZOO_SAMPLE_BATCH 1,000 lowered to 100") as caught:
+    with pytest.warns(BatchCapWarning, match="ZOO_SAMPLE_BATCH lowered to 100, to fit memory") as caught:
         assert accel.sample_batch_size(model, 5000, {}) == 100
     assert len(caught) == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "1e3", " 12x"])
+def test_a_bad_zoo_sample_batch_is_a_usage_error_not_ignored(monkeypatch, value):
+    """They ran silently with the measured batch, while the same --batch-size exits 2."""
+    from zoo.errors import UsageError
+
+    monkeypatch.setenv("ZOO_SAMPLE_BATCH", value)
+    with pytest.raises(UsageError, match="ZOO_SAMPLE_BATCH=.*whole number of images >= 1, or unset it"):
+        accel.sample_batch_size(Allocating(fixed=0, per_image=MIB), 5000, {})
+    monkeypatch.setenv("ZOO_SAMPLE_BATCH", "")  # empty: unset
+    assert accel.sample_batch_size(Allocating(fixed=0, per_image=MIB), 5, {}) == 5
+
+
+@pytest.mark.parametrize("asked", [10**6, 10**12, 10**23])
+@pytest.mark.parametrize("what", ["--batch-size", "ZOO_SAMPLE_BATCH"])
+@pytest.mark.parametrize("cap", [50, memory.MAX_BATCH])
+def test_the_lowering_warning_fits_80_columns_and_says_why(asked, what, cap):
+    """It ran to 81-102 columns, named a value already trimmed to -n, and said "to fit memory" where
+    the 4,096 ceiling applied."""
+    with pytest.warns(BatchCapWarning) as caught:
+        assert memory.lower_to_cap(asked, cap, what, note="features") == cap
+    line = f"zoo: warning: {caught[0].message}"
+    assert len(line) <= 80, line
+    assert ("the most per batch" in line) == (cap == memory.MAX_BATCH) and f"{asked:,}" not in line
 
 
 def test_the_ceiling_is_one_number():
@@ -142,7 +167,7 @@ def test_zoo_sample_lowers_batch_size_1000000_to_the_cap_with_one_warning(tmp_pa
                                     "--out", str(tmp_path / "capped.npz"), "--json")
     assert code == 0, err
     assert json.loads(out)["batch_size"] == 50
-    assert err == "zoo: warning: --batch-size 1,000,000 lowered to 50 to fit memory (same images)\n"
+    assert err == "zoo: warning: --batch-size lowered to 50, to fit memory (same images)\n"
     code, out, err = zoo_in_process(capsys, "sample", str(gan_run), "-n", "120", "--batch-size", "7",
                                     "--out", str(tmp_path / "small.npz"), "--json")
     assert code == 0 and err == "" and json.loads(out)["batch_size"] == 7
@@ -192,7 +217,7 @@ def test_zoo_eval_lowers_its_batch_for_sampling_and_for_backbone_features(tmp_pa
     monkeypatch.setattr(memory, "batch_cap", lambda found, device: 40)  # what fits: tested above
     code, out, err = zoo_in_process(capsys, *args, "1000000")
     assert code == 0, err
-    assert err.splitlines() == [f"zoo: warning: --batch-size 1,000,000 lowered to 40 to fit memory ({what})"
+    assert err.splitlines() == [f"zoo: warning: --batch-size lowered to 40, to fit memory ({what})"
                                 for what in ("sampling", "features")]
     assert seen == {"sampling": {40}, "features": {40}}
     capped = json.loads(out)["metrics"]

@@ -163,7 +163,11 @@ def sample_batch_size(model: Any, n: int, options: Mapping[str, Any] | None = No
 
     options = dict(options or {})
     fixed = os.environ.get("ZOO_SAMPLE_BATCH", "").strip()
-    if fixed.isdigit() and int(fixed) > 0:
+    if fixed:  # empty: unset
+        if not (fixed.isdigit() and int(fixed) > 0):
+            from zoo.errors import UsageError
+
+            raise UsageError(f"ZOO_SAMPLE_BATCH={fixed[:20]!r}: give a whole number of images >= 1, or unset it")
         batch = min(int(fixed), n)
         return lower_to_cap(batch, sample_batch_cap(model, options, batch), "ZOO_SAMPLE_BATCH")
     if n <= MEASURE_ABOVE:

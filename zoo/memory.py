@@ -250,9 +250,10 @@ def batch_cap(memory: BatchMemory, device: torch.device | str, fraction: float =
 
 def lower_to_cap(batch: int, cap: int, what: str = "--batch-size", note: str = "same images") -> int:
     """``min(batch, cap)``; when that lowers ``batch``, one `BatchCapWarning` says so, naming
-    ``what`` was lowered and ending with ``note`` (why the result does not change)."""
+    ``what`` was lowered, why (`MAX_BATCH` or the memory) and ending with ``note`` (why the
+    result does not change). The asked value is not repeated: any size of it fits 80 columns."""
     if batch <= cap:
         return batch
-    warnings.warn(f"{what} {batch:,} lowered to {cap:,} to fit memory ({note})",  # 80 columns
-                  BatchCapWarning, stacklevel=2)
+    why = "the most per batch" if cap >= MAX_BATCH else "to fit memory"
+    warnings.warn(f"{what} lowered to {cap:,}, {why} ({note})", BatchCapWarning, stacklevel=2)
     return cap
