@@ -188,6 +188,21 @@ def test_csv_rank_is_a_number_and_its_group_needs_no_formula_guard():
     assert not any(r["rank"].startswith(("'", "=")) or r["rank_group"].startswith("'") for r in lines)
 
 
+def test_csv_carries_no_terminal_control_characters_or_bidi_overrides():
+    """A model named with an OSC escape retitled the terminal a CSV was printed to; NUL and
+    U+202E passed too (table, markdown, latex and JSON escape them)."""
+    name = "gan\x1b]0;PWNED\x07 \x00nul \u202eevil\x9b"
+    hostile = [ResultRow(model=name, dataset="d", seed=s, protocol_hash="p" * 12, protocol=P,
+                         config_label="a\r\nb\tc", metrics={"fid_lenet": 10.0 + s, "kid_\x1b[2J": 0.1})
+               for s in range(2)]
+    text = to_csv(build_leaderboard(hostile))
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", text)
+    (line,) = [r for r in csv.DictReader(io.StringIO(text)) if r["kind"] == "model"]
+    assert line["model"] == "gan\ufffd]0;PWNED\ufffd \ufffdnul \ufffdevil\ufffd"
+    assert "kid_\ufffd[2J_mean" in text.splitlines()[0]  # headers too
+    assert line["config_label"] == "a\nb\tc"  # newlines and tabs are data, quoted
+
+
 def test_json_has_the_quality_vs_compute_curves_the_page_plots(tmp_path):
     (board,) = json.loads(to_json(build_leaderboard(rows())))
     curves = board["curves"]

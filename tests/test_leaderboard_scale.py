@@ -180,7 +180,7 @@ def test_curves_average_each_line_s_seeds_per_budget_fraction_as_the_plain_way(s
 @pytest.mark.parametrize("text", [
     '{"fid": NaN, "kid": Infinity, "x": -Infinity}',  # canonical JSON keeps missing scores as NaN
     '{"a": 1e400}', '{"a": 123456789012345678901234567890}', '{"a": 0.1, "b": -0.0, "c": 5e-324}',
-    '{"a": 1, "a": 2}', " {\"a\": [1, {\"b\": null}]} ", '"\\ud800"', '{"a": "\\u00e9"}',
+    '{"a": 1, "a": 2}', " {\"a\": [1, {\"b\": null}]} ", '"\\ud83d\\ude00"', '{"a": "\\u00e9"}',
     "[" * 5000 + "]" * 5000, "[" * 400 + "]" * 400, '{"a": 18446744073709551615, "b": -9223372036854775809}',
     "{not json", "", "[1,]", b'{"a": 1}', b"\xff\xfe{", 5, None,
 ], ids=lambda text: repr(text)[:40])
@@ -196,6 +196,15 @@ def test_json_columns_load_exactly_as_the_standard_parser_decides(text):
         return "ok", repr(value), type(value)
 
     assert outcome(lambda t: _parse_json(t, "metrics")) == outcome(parse_json)
+
+
+@pytest.mark.parametrize("text", ['{"steps": "\\ud800x"}', '{"fid_\\uDC00": 1.0}', '{"a": NaN, "b": "\\ud800"}'])
+def test_a_lone_surrogate_escape_is_refused_as_text_no_output_can_encode(text):
+    """The standard parser reads it, and then every format failed on it with a traceback."""
+    from zoo.bench.store.row import _parse_json
+
+    with pytest.raises(ValueError, match="result column 'metrics'.*surrogates not allowed"):
+        _parse_json(text, "metrics")
 
 
 def test_every_float_reads_back_to_the_same_bits():

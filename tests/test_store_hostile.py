@@ -210,6 +210,29 @@ def test_malformed_rows_are_skipped_and_reported(tmp_path, capsys):
     assert code == 0 and "good" in out
 
 
+def test_text_that_is_not_utf8_or_a_lone_surrogate_skips_its_row_not_the_store(tmp_path, capsys):
+    """Invalid UTF-8 in one row's text made the whole store "not usable" (exit 2), and a lone
+    surrogate escape in a JSON column reached the formats, which failed with a traceback."""
+    path = tmp_path / "results.sqlite"
+    ResultsStore(path).add_many([make_row("good", seed=0), make_row("good", seed=1)])
+    conn = sqlite3.connect(path)
+    _plant(path, "bad-bytes", 100, {})
+    conn.execute("UPDATE results SET model = CAST(x'67616eff' AS TEXT) WHERE row_id = 'bad-bytes'")
+    conn.commit()
+    conn.close()
+    _plant(path, "lone-surrogate", 101, {"sample_options": '{"steps": "\\ud800x"}'})
+    _plant(path, "surrogate-key", 102, {"metrics": '{"fid_\\udc00": 1.0}'})
+
+    store = ResultsStore(path, create=False)
+    assert sorted(r.seed for r in store.rows()) == [0, 1]
+    assert sorted(row_id for row_id, _ in store.skipped) == ["bad-bytes", "lone-surrogate", "surrogate-key"]
+    for fmt in ("table", "csv", "json", "markdown", "latex"):
+        code, out, err = zoo_in_process(capsys, "leaderboard", "--results", str(path), "--format", fmt)
+        assert code == 0 and "Traceback" not in err, (fmt, err)
+        assert [line for line in err.splitlines() if line] == [line for line in err.splitlines() if "skipped 3" in line]
+        assert "good" in out
+
+
 # -- (d) a failed write keeps the finished rows in a side file ---------------------------------
 
 

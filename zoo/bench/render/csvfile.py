@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,7 +44,8 @@ def _blank_external_budget(table: pd.DataFrame) -> None:
 
 
 def _csv_safe(value: Any) -> Any:
-    """OWASP CSV injection: a text cell starting with = + - @ tab or CR is prefixed with '.
+    """OWASP CSV injection: a text cell starting with = + - @ tab or CR is prefixed with ';
+    terminal control characters and bidi overrides become U+FFFD (see `_CSV_CONTROL`).
 
     Only text: numbers (a negative mean included) stay numbers. A CR inside the text becomes a
     newline, since the CSV writer quotes fields holding ``\n`` but not a lone ``\r``, which a
@@ -52,7 +54,13 @@ def _csv_safe(value: Any) -> Any:
         return value
     if value.startswith(_CSV_FORMULA):
         value = "'" + value
-    return value.replace("\r\n", "\n").replace("\r", "\n")
+    return _CSV_CONTROL.sub("\ufffd", value.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+# Control characters a terminal acts on (ESC sequences retitle it, BEL rings) and the bidi
+# overrides that reorder what is shown: a CSV printed to a terminal shows U+FFFD instead, as the
+# table does (`zoo.bench.cellfmt.clean`). Newlines and tabs are data the CSV writer quotes.
+_CSV_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def to_csv(leaderboards: Sequence[Leaderboard]) -> str:

@@ -44,6 +44,10 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 T = TypeVar("T")
 
 
+def _lenient_text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
 def _created_at(row: ResultRow) -> str:
     return str(row.created_at)  # a tampered row may hold a number: it sorts, never raises
 
@@ -182,6 +186,9 @@ class ResultsStore:
         else:
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        # Text that is not UTF-8 (a tampered row) reads as lone surrogates, so that row is skipped
+        # as malformed (`_from_db`) instead of the read stopping at it for the whole store.
+        conn.text_factory = _lenient_text
         return conn
 
     def _inspect(self, _conn: sqlite3.Connection) -> None:
@@ -311,6 +318,9 @@ class ResultsStore:
         (and the like) for a malformed row, as `ResultRow.from_dict` would. ``parsed`` caches the
         columns most rows share (`_SHARED_COLUMNS`: one protocol per board), decoded once per
         distinct text; every row still gets its own dict."""
+        for value in values:
+            if isinstance(value, str) and not value.isascii():
+                value.encode("utf-8")  # UnicodeEncodeError (a ValueError): not UTF-8 in the file
         data = dict(zip(_COLUMNS, values, strict=True))
         folder = folder or self.folder
         for column in _JSON_COLUMNS:

@@ -95,7 +95,8 @@ def _parse_json(value: str | bytes, column: str) -> Any:
 
     orjson parses the text genzoo writes: a store of 100,000 rows decodes several times faster
     (``zoo leaderboard``, issue 27). The standard parser reads the rest, so a column loads, or is
-    refused, exactly as it decides: what orjson refuses (NaN and Infinity, which genzoo's
+    refused, exactly as it decides (but for a lone surrogate escape, text no output can encode:
+    refused too): what orjson refuses (NaN and Infinity, which genzoo's
     canonical JSON keeps for missing scores; bytes), and what orjson would read differently
     (19 digits or more in a row: it turns integers past 64 bits into floats; more than
     `FAST_MAX_BRACKETS` brackets: it accepts nesting the standard parser refuses as too deep)."""
@@ -106,7 +107,10 @@ def _parse_json(value: str | bytes, column: str) -> Any:
         except orjson.JSONDecodeError:
             pass
     try:
-        return parse_json(value)
+        loaded = parse_json(value)
+        if isinstance(value, str) and "\\ud" in value.lower():  # an escaped surrogate: paired?
+            json.dumps(loaded, ensure_ascii=False).encode("utf-8")  # a lone one: UnicodeEncodeError
+        return loaded
     except ValueError as exc:
         raise ValueError(f"result column {column!r}: {exc}") from None
 
