@@ -266,3 +266,20 @@ def test_the_page_never_renders_a_download_it_must_leave_out(store, monkeypatch)
     monkeypatch.undo()
     small = report.top_lines(board, 3)
     assert [d["kind"] for d in report._downloads(small)] == ["CSV", "JSON"]
+
+
+def test_the_page_cuts_a_huge_error_and_says_so():
+    """A 5 MB error text (a runaway traceback) made the page 10 MB larger: it was copied in full
+    twice."""
+    from zoo.bench.leaderboard import build_leaderboard
+    from zoo.bench.report import HTML_MAX_ERROR, render_html
+    from zoo.bench.store import ResultRow
+
+    huge = "RuntimeError: boom\n" + "x" * 5_000_000
+    rows = [ResultRow(model="ok", dataset="d", seed=s, protocol_hash="p" * 12, metrics={"fid_lenet": 10.0 + s},
+                      protocol={"primary_metric": "fid_lenet"}) for s in range(2)]
+    rows += [ResultRow(model="ok", dataset="d", seed=2, protocol_hash="p" * 12, status="failed", error=huge,
+                       protocol={"primary_metric": "fid_lenet"})]
+    page = render_html(build_leaderboard(rows))
+    assert len(page) < 100_000  # the details of the status cell and the failures list, each cut
+    assert page.count(f"{len(huge) - HTML_MAX_ERROR:,} more characters; the full text is in the store") == 2

@@ -71,6 +71,15 @@ __all__ = [
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _MAX_GRID_BYTES = 16 * 1024 * 1024  # a sample grid bigger than this is not embedded
 _ERROR_SUMMARY = 48  # characters of an error shown before "details"
+#: Characters of one error (a traceback) the page shows in full; a longer one is cut, saying so.
+#: A 5 MB error text made the page 10 MB bigger (it is shown twice).
+HTML_MAX_ERROR = 4000
+
+
+def _clip_error(text: str) -> str:
+    if len(text) <= HTML_MAX_ERROR:
+        return text
+    return f"{text[:HTML_MAX_ERROR]}\n… ({len(text) - HTML_MAX_ERROR:,} more characters; the full text is in the store)"
 #: Lines of one board the page shows (table and cards), best-ranked first; the plots draw fewer
 #: (a legend of hundreds of lines is unreadable, and drawing it took minutes). Machine formats
 #: (csv, json) always list every line.
@@ -390,7 +399,7 @@ def _cell(col: Column, line: Mapping[str, Any], rows: list[ResultRow], primary: 
     if col.key == "status" and line["failed"]:
         cell["classes"].append("status-failed")
         errors = list(dict.fromkeys(r.error.strip() for r in rows if r.status == "failed" and r.error and r.error.strip()))
-        full = "\n\n".join(errors) or text
+        full = _clip_error("\n\n".join(errors) or text)
         if len(text) > _ERROR_SUMMARY or "\n" in full:
             cell["summary"] = text if len(text) <= _ERROR_SUMMARY else text[: _ERROR_SUMMARY - 1] + "…"
             cell["details"] = full
@@ -538,7 +547,7 @@ def _failures(lb: Leaderboard) -> list[dict[str, str]]:
     failed = [r for r in lb.rows if r.status == "failed"][-HTML_MAX_FAILURES:]  # the latest ones
     return [{"model": r.model, "seed": str(r.seed),
              "options": canonical_json(r.sample_options) if r.sample_options else "default options",
-             "error": r.error or "no error recorded"} for r in failed]
+             "error": _clip_error(r.error or "no error recorded")} for r in failed]
 
 
 def top_lines(lb: Leaderboard, limit: int) -> Leaderboard:
