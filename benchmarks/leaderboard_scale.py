@@ -141,11 +141,18 @@ def time_format(store: Path, fmt: str, out: Path, timeout: float,
     return outcome, seconds, usage.ru_maxrss / 1024, size
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", "--rows", type=int, default=100_000, help="rows in the store (default 100000)")
-    parser.add_argument("--seeds", type=int, default=5, help="rows (seeds) per leaderboard line (default 5)")
-    parser.add_argument("--boards", type=int, default=4, help="protocols, i.e. leaderboards (default 4)")
+    parser.add_argument("-n", "--rows", type=_positive, default=100_000, help="rows in the store (default 100000)")
+    parser.add_argument("--seeds", type=_positive, default=5, help="rows (seeds) per leaderboard line (default 5)")
+    parser.add_argument("--boards", type=_positive, default=4, help="protocols, i.e. leaderboards (default 4)")
     parser.add_argument("--formats", default="table,csv,json,html", help="comma-separated (default: all four)")
     parser.add_argument("--store", type=Path, help="store path (default: a temp folder); reused if it has -n rows")
     parser.add_argument("--keep", action="store_true", help="keep the temp store")
@@ -153,9 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against", type=Path, metavar="CHECKOUT",
                         help="also time the genzoo in this source folder (e.g. a `git worktree` of an older "
                              "commit), interleaved with this one format by format, and print the ratio")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per format and checkout (default 1); the "
+    parser.add_argument("--repeat", type=_positive, default=1, help="runs per format and checkout (default 1); the "
                         "fastest counts")
     args = parser.parse_args(argv)
+    known = {"table", "csv", "json", "markdown", "latex", "html"}
+    unknown = [f for f in args.formats.split(",") if f not in known]
+    if unknown:
+        parser.error(f"--formats: unknown {', '.join(unknown)} (known: {', '.join(sorted(known))})")
 
     folder = Path(tempfile.mkdtemp(prefix="zoo-lb-scale-")) if args.store is None else args.store.parent
     store = args.store or folder / "results.sqlite"
@@ -170,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'format':<8}{'seconds':>9}{'peak MiB':>10}{'output':>12}  outcome")
     else:
         print(f"{'format':<8}{'seconds':>9}{'against':>9}{'ratio':>7}{'peak MiB':>10}{'against':>9}  outcome")
+    failed = False
     for fmt in args.formats.split(","):
         out = folder / f"leaderboard.{fmt}"
         mine, theirs = [], []
@@ -178,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.against is not None:
                 theirs.append(time_format(store, fmt, out, args.timeout, checkout=args.against))
         outcome, seconds, rss, size = min(mine, key=lambda result: result[1])
+        failed = failed or any(result[0] != "ok" for result in mine)
         if args.against is None:
             print(f"{fmt:<8}{seconds:>9.1f}{rss:>10.0f}{size:>12,}  {outcome}", flush=True)
             continue
@@ -191,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(folder, ignore_errors=True)
     else:
         print(f"store kept at {store}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
