@@ -143,3 +143,28 @@ def test_large_requests_never_take_the_in_memory_path(run_dir, tmp_path, capsys,
         code, _, err = zoo_in_process(capsys, "sample", str(run_dir), "-n", "5", "--batch-size", "2",
                                       "--out", str(tmp_path / out))
         assert code == 0, err
+
+
+def test_sigterm_during_a_streamed_write_removes_the_temp_file_and_exits_143(run_dir, tmp_path):
+    """SIGTERM ended `zoo sample` at once (exit 143, no word), leaving a hidden temp file of up to
+    gigabytes beside the output; it now unwinds like Ctrl-C."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out" / "x.npz"
+    out.parent.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "zoo", "sample", str(run_dir), "-n", "20000000", "--out", str(out),
+                              "--batch-size", "256"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not any(out.parent.iterdir()) and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.1)  # the temp file exists: images are being written
+    assert child.poll() is None, child.communicate()
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "zoo: terminated" and "Traceback" not in err
+    assert list(out.parent.iterdir()) == []

@@ -91,3 +91,10 @@ class SampleError(ZooError):
 class UserInterrupt(KeyboardInterrupt):
     """Ctrl-C pressed by the user (raised by genzoo's SIGINT handlers), as opposed to a
     ``KeyboardInterrupt`` that plugin code raised itself (a failure of that plugin)."""
+
+
+class Terminated(UserInterrupt):
+    """SIGTERM received (``kill``, a scheduler's cancel): stopped like Ctrl-C, so what is half
+    written is cleaned up, but the command exits 143 (128 + 15) and says "terminated"."""
+
+    signum = 15

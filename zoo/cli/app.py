@@ -188,7 +188,10 @@ def _stdout_open() -> bool:
 
 
 def _run(args: list[str], argv: list[str] | None) -> int:
-    from zoo.guard import fault_message
+    import signal
+
+    from zoo.errors import Terminated
+    from zoo.guard import fault_message, signal_raises
 
     try:
         from zoo.cpuprofile import cpu_profile
@@ -197,7 +200,10 @@ def _run(args: list[str], argv: list[str] | None) -> int:
         with contextlib.redirect_stdout(sys.stderr):  # what a plugin prints at import is not data
             _add_plugin_commands()
         # Without standalone mode click returns (not raises) the code of a ctx.exit / Exit.
-        code = cli.main(args=argv, prog_name="zoo", standalone_mode=False)
+        # SIGTERM unwinds like Ctrl-C (a half-written output is removed), not a silent death; a
+        # command that handles it itself (training: a checkpoint first) installs its own meanwhile.
+        with signal_raises(signal.SIGTERM, Terminated):
+            code = cli.main(args=argv, prog_name="zoo", standalone_mode=False)
         return code if isinstance(code, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
@@ -205,9 +211,10 @@ def _run(args: list[str], argv: list[str] | None) -> int:
         # click turns a KeyboardInterrupt inside a command into Abort: look at what caused it.
         cause = exc.__cause__ if isinstance(exc, click.Abort) else exc
         fault = fault_message(cause) if cause is not None else None
-        if fault is None:  # Ctrl-C (zoo.errors.UserInterrupt)
-            stderr.print("zoo: interrupted", highlight=False)
-            return 130
+        if fault is None:  # Ctrl-C or SIGTERM (zoo.errors.UserInterrupt, Terminated)
+            signum = int(getattr(cause, "signum", signal.SIGINT))
+            stderr.print("zoo: terminated" if signum == signal.SIGTERM else "zoo: interrupted", highlight=False)
+            return 128 + signum
         stderr.print(f"zoo: error: {fault}", highlight=False, markup=False)
         return 1
     except click.ClickException as exc:
