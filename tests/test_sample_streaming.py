@@ -159,12 +159,17 @@ def test_sigterm_during_a_streamed_write_removes_the_temp_file_and_exits_143(run
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     child = subprocess.Popen([sys.executable, "-m", "zoo", "sample", str(run_dir), "-n", "20000000", "--out", str(out),
                               "--batch-size", "256"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 120
-    while not any(out.parent.iterdir()) and time.monotonic() < deadline and child.poll() is None:
-        time.sleep(0.1)  # the temp file exists: images are being written
-    assert child.poll() is None, child.communicate()
-    child.send_signal(signal.SIGTERM)
-    _, err = child.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(out.parent.iterdir()) and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.1)  # the temp file exists: images are being written
+        assert child.poll() is None, child.communicate()
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=60)
+    finally:  # never left writing 15 GB when the test fails
+        if child.poll() is None:
+            child.kill()
+            child.wait()
     assert child.returncode == 143, err
     assert err.strip().splitlines()[-1] == "zoo: terminated" and "Traceback" not in err
     assert list(out.parent.iterdir()) == []
