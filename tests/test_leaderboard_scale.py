@@ -283,3 +283,24 @@ def test_the_page_cuts_a_huge_error_and_says_so():
     page = render_html(build_leaderboard(rows))
     assert len(page) < 100_000  # the details of the status cell and the failures list, each cut
     assert page.count(f"{len(huge) - HTML_MAX_ERROR:,} more characters; the full text is in the store") == 2
+
+
+def test_an_infinite_score_ranks_last_without_an_unnamed_numpy_warning():
+    """A metric stored as 1e400 reads as inf: numpy's "invalid value encountered in subtract"
+    reached the user as a warning naming no row or metric."""
+    import warnings
+
+    from zoo.bench.leaderboard import build_leaderboard, to_csv, to_json
+    from zoo.bench.report import render_html
+    from zoo.bench.store import ResultRow
+
+    def rows(model: str, scores: list[float]) -> list[ResultRow]:
+        return [ResultRow(model=model, dataset="d", seed=s, protocol_hash="p" * 12, metrics={"fid_lenet": v},
+                          protocol={"primary_metric": "fid_lenet"}) for s, v in enumerate(scores)]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        boards = build_leaderboard(rows("inf", [math.inf, 11.0, 12.0]) + rows("fine", [20.0, 21.0, 22.0]))
+        to_csv(boards), to_json(boards), render_html(boards)
+    table = boards[0].table
+    assert table["label"].tolist() == ["fine", "inf"] and table["rank_group"].tolist() == ["a", "b"]

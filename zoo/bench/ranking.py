@@ -61,11 +61,13 @@ def pairwise_welch(values: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.nd
     from scipy import special
 
     n = np.array([len(v) for v in values], dtype=float)
-    mean = np.array([np.mean(v) for v in values], dtype=float)
-    var = np.array([np.var(v, ddof=1) for v in values], dtype=float) / n  # squared standard errors
+    with np.errstate(invalid="ignore"):  # an infinite score (read from a store): NaN spread, no warning
+        mean = np.array([np.mean(v) for v in values], dtype=float)
+        var = np.array([np.var(v, ddof=1) for v in values], dtype=float) / n  # squared standard errors
     i, j = np.triu_indices(len(values), k=1)
     se2 = var[i] + var[j]
-    spread = se2 > 0
+    with np.errstate(invalid="ignore"):
+        spread = se2 > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (mean[i] - mean[j]) / np.sqrt(se2)
         df = se2 * se2 / (var[i] ** 2 / (n[i] - 1) + var[j] ** 2 / (n[j] - 1))
