@@ -273,21 +273,6 @@ def _metric_sort_key(metric: str, primary: str) -> tuple[int, int, str]:
     return (1, family, metric)
 
 
-
-def _seed_list(seeds: Iterable[float]) -> str:
-    return ",".join(str(int(s)) for s in sorted({s for s in seeds if not pd.isna(s)}))
-
-
-def _last_text(values: Iterable[Any]) -> str:
-    kept = [v for v in values if isinstance(v, str) and v]
-    return kept[-1] if kept else ""
-
-
-def _text_values(values: Iterable[Any]) -> str:
-    """The distinct non-empty texts of a line's seeds, in order, joined by ``/``."""
-    return "/".join(dict.fromkeys(v for v in values if isinstance(v, str) and v))
-
-
 def _numbers(values: Iterable[Any]) -> np.ndarray:
     """`cellfmt.numeric` of each value, as a float array (plain floats pass straight through)."""
     return np.fromiter((v if type(v) is float else _numeric(v) for v in values), dtype=float)
@@ -353,17 +338,18 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
         groups.setdefault(key, []).append(r)
     keys = list(line_of)
     n_lines = len(keys)
+    line_codes = codes.tolist()  # once: each pass below walks the rows with their line
 
-    def last_text(values: Iterable[Any]) -> list[str]:  # _last_text of each line's values
+    def last_text(values: Iterable[Any]) -> list[str]:  # each line's latest non-empty text
         out = [""] * n_lines
-        for code, value in zip(codes.tolist(), values, strict=True):
+        for code, value in zip(line_codes, values, strict=True):
             if isinstance(value, str) and value:
                 out[code] = value
         return out
 
-    def joined_texts(values: Iterable[Any]) -> list[str]:  # _text_values of each line's values
+    def joined_texts(values: Iterable[Any]) -> list[str]:  # each line's distinct texts, "/"-joined
         seen: list[dict[str, None]] = [{} for _ in range(n_lines)]
-        for code, value in zip(codes.tolist(), values, strict=True):
+        for code, value in zip(line_codes, values, strict=True):
             if isinstance(value, str) and value:
                 seen[code][value] = None
         return ["/".join(texts) for texts in seen]
@@ -390,7 +376,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
     table["family"] = last_text(r.family for r in rows)
     table["external_source"] = joined_texts(external_text(r.external) for r in rows)
     seeds: list[set[int]] = [set() for _ in range(n_lines)]
-    for code, r, good in zip(codes.tolist(), rows, ok.tolist(), strict=True):
+    for code, r, good in zip(line_codes, rows, ok.tolist(), strict=True):
         if good:
             seeds[code].add(int(r.seed))
     table["n_seeds"] = [len(s) for s in seeds]
@@ -414,7 +400,7 @@ def _build_one(dataset: str, protocol_hash: str, rows: list[ResultRow]) -> Leade
     best: list[ResultRow | None] = [None] * n_lines
     best_score = [math.nan] * n_lines
     primary_values: list[list[float]] = [[] for _ in range(n_lines)]  # each line's ok seeds
-    for code, r, score in zip(codes.tolist(), rows, scores.tolist(), strict=True):
+    for code, r, score in zip(line_codes, rows, scores.tolist(), strict=True):
         if math.isnan(score):
             continue
         primary_values[code].append(score)
@@ -603,14 +589,6 @@ def _group(rows: list[ResultRow]) -> dict[tuple[str, ...], list[ResultRow]]:
     for r in rows:
         groups.setdefault(line_key(r), []).append(r)
     return groups
-
-
-def _best_row(rows: list[ResultRow], metric: str, lower: bool) -> ResultRow | None:
-    scored = [(v, r) for r in rows if not math.isnan(v := _numeric(r.metrics.get(metric)))]
-    if not scored:
-        return None
-    pick = min if lower else max
-    return pick(scored, key=lambda pair: pair[0])[1]
 
 
 def _status(ok: int, failed: int) -> str:
