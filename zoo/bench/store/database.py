@@ -186,9 +186,6 @@ class ResultsStore:
         else:
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        # Text that is not UTF-8 (a tampered row) reads as lone surrogates, so that row is skipped
-        # as malformed (`_from_db`) instead of the read stopping at it for the whole store.
-        conn.text_factory = _lenient_text
         return conn
 
     def _inspect(self, _conn: sqlite3.Connection) -> None:
@@ -318,9 +315,6 @@ class ResultsStore:
         (and the like) for a malformed row, as `ResultRow.from_dict` would. ``parsed`` caches the
         columns most rows share (`_SHARED_COLUMNS`: one protocol per board), decoded once per
         distinct text; every row still gets its own dict."""
-        for value in values:
-            if isinstance(value, str) and not value.isascii():
-                value.encode("utf-8")  # UnicodeEncodeError (a ValueError): not UTF-8 in the file
         data = dict(zip(_COLUMNS, values, strict=True))
         folder = folder or self.folder
         for column in _JSON_COLUMNS:
@@ -357,23 +351,38 @@ class ResultsStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY rowid"  # by created_at below: SQLite's sort of a large store took longer
 
+        params = {k: v for k, v in filters.items() if v is not None}
+
         def read(conn: sqlite3.Connection) -> list[ResultRow]:
             # Decoded while SQLite steps through the rows: one tuple at a time, never all at once.
-            return self._load_rows(conn.execute(sql, {k: v for k, v in filters.items() if v is not None}))
+            try:
+                return self._load_rows(conn.execute(sql, params))
+            except sqlite3.OperationalError as exc:
+                if "decode" not in str(exc):
+                    raise
+            # A row's text is not UTF-8 (tampered): read again, not UTF-8 text as lone surrogates,
+            # so that row alone is skipped as malformed. Only then: a Python text_factory is slower.
+            conn.text_factory = _lenient_text
+            return self._load_rows(conn.execute(sql, params), check_text=True)
 
         with gc_paused():
             rows = self._with_retry(read)
         rows.sort(key=_created_at)  # stable: rows created together keep their insertion order
         return rows
 
-    def _load_rows(self, found: Iterable[Sequence[Any]]) -> list[ResultRow]:
-        """Rows from database tuples; a malformed one is skipped and recorded in `skipped`."""
+    def _load_rows(self, found: Iterable[Sequence[Any]], check_text: bool = False) -> list[ResultRow]:
+        """Rows from database tuples; a malformed one is skipped and recorded in `skipped`.
+        ``check_text``: text read with `_lenient_text` that is not UTF-8 makes its row malformed."""
         self.skipped = []
         rows = []
         parsed: dict[tuple[str, str], Any] = {}
         folder = self.folder  # once: abspath per row is a tenth of the read
         for values in found:
             try:
+                if check_text:
+                    for value in values:
+                        if isinstance(value, str) and not value.isascii():
+                            value.encode("utf-8")  # UnicodeEncodeError, a ValueError: not UTF-8 in the file
                 rows.append(self._from_db(values, parsed, folder))
             except (ValueError, TypeError, OverflowError, KeyError, AttributeError, RecursionError) as exc:
                 row_id = values[_COLUMNS.index("row_id")]
