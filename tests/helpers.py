@@ -62,3 +62,19 @@ def recipe_train_args(model: str) -> list[str]:
         text = "[" + ",".join(map(str, value)) + "]" if isinstance(value, (list, tuple)) else str(value)
         args += ["--set", f"{key}={text}"]
     return args
+
+
+def train_tiny_gan(folder: Path) -> Path:
+    """A 2-step GAN run in ``folder / "run"`` (its cache in ``folder / "cache"``), for tests that
+    sample or evaluate a real checkpoint. Module-scoped fixtures call it before the autouse
+    isolation, so it sets ``ZOO_CACHE_DIR`` itself for the training only."""
+    import pytest
+
+    from zoo.cli.app import run
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ZOO_CACHE_DIR", str(folder / "cache"))
+        code = run(["train", "gan", "--steps", "2", "--batch-size", "16", "--set", "g_hidden=32", "--run-dir",
+                    str(folder / "run"), "--no-progress"])
+    assert code == 0
+    return folder / "run"

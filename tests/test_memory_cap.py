@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.helpers import zoo_in_process
+from tests.helpers import train_tiny_gan, zoo_in_process
 from zoo import accel, memory
 from zoo.memory import BatchCapWarning, BatchMemory
 
@@ -144,15 +144,7 @@ def test_the_ceiling_is_one_number():
 
 @pytest.fixture(scope="module")
 def gan_run(tmp_path_factory) -> Path:
-    from zoo.cli.app import run
-
-    base = tmp_path_factory.mktemp("gan-run")
-    with pytest.MonkeyPatch.context() as mp:  # module scope: the autouse isolation has not run yet
-        mp.setenv("ZOO_CACHE_DIR", str(base / "cache"))
-        code = run(["train", "gan", "--steps", "2", "--batch-size", "16", "--set", "g_hidden=32", "--run-dir",
-                    str(base / "run"), "--no-progress"])
-    assert code == 0
-    return base / "run"
+    return train_tiny_gan(tmp_path_factory.mktemp("gan-run"))
 
 
 def test_zoo_sample_lowers_batch_size_1000000_to_the_cap_with_one_warning(tmp_path, capsys, monkeypatch, gan_run):

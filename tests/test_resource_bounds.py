@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import zoo_in_process
+from tests.helpers import train_tiny_gan, zoo_in_process
 
 # -- bounded resources ------------------------------------------------------------------------------
 
@@ -40,15 +40,7 @@ def test_config_files_must_be_regular_and_small(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def gan_run(tmp_path_factory) -> Path:
-    from zoo.cli.app import run
-
-    base = tmp_path_factory.mktemp("gan-run")
-    with pytest.MonkeyPatch.context() as mp:  # module scope: the autouse isolation has not run yet
-        mp.setenv("ZOO_CACHE_DIR", str(base / "cache"))
-        code = run(["train", "gan", "--steps", "2", "--batch-size", "16", "--set", "g_hidden=32", "--run-dir",
-                    str(base / "run"), "--no-progress"])
-    assert code == 0
-    return base / "run"
+    return train_tiny_gan(tmp_path_factory.mktemp("gan-run"))
 
 
 def test_a_killed_sample_npz_temp_file_is_removed_on_the_next_start_but_a_live_one_is_kept(tmp_path, capsys,

@@ -12,21 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.helpers import zoo_in_process
+from tests.helpers import train_tiny_gan, zoo_in_process
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    from zoo.cli.app import run
-
-    base = tmp_path_factory.mktemp("sampling")
-    run_path = base / "run"
-    with pytest.MonkeyPatch.context() as mp:  # module scope: the autouse isolation has not run yet
-        mp.setenv("ZOO_CACHE_DIR", str(base / "cache"))
-        code = run(["train", "gan", "--steps", "2", "--batch-size", "16", "--set", "g_hidden=32", "--run-dir",
-                    str(run_path), "--no-progress"])
-    assert code == 0
-    return run_path
+    return train_tiny_gan(tmp_path_factory.mktemp("sampling"))
 
 
 def _model(run_dir):
