@@ -12,6 +12,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import pandas as pd
+
 from zoo.bench.aggregate import LINE_KEY, Leaderboard, line_key, line_key_of, options_label
 from zoo.bench.store import ResultRow
 
@@ -82,8 +84,6 @@ def _compute_curves(lb: Leaderboard, x_keys: tuple[str, ...]) -> dict[str, dict[
     curves: dict[str, dict[str, list[tuple[float, float, float]]]] = {x_key: {} for x_key in x_keys}
     if not ys:
         return curves
-    import pandas as pd
-
     frame = pd.DataFrame({"line": lines, "fraction": fractions, "y": ys, **{f"x:{k}": v for k, v in xs.items()}})
     for x_key in x_keys:
         kept = frame[frame[f"x:{x_key}"] > 0]  # NaN is not
